@@ -1,0 +1,168 @@
+import * as crypto from 'node:crypto';
+import { asBuffer, bigIntToBytes, bytesToBigInt, concat } from '../../wire/bytes.js';
+import { IntegrityCheckError, InvalidLengthError } from '../errors.js';
+import { MODP_PRIMES, type ModpGroupName, randomExponent } from '../modp.js';
+import type { AeadCipher, CryptoProvider, RawCipher, RawKeyPair } from '../provider.js';
+import type { DhAlgorithm, DhGroupName } from '../registry.js';
+
+/** OpenSSL through node:crypto: the default provider. */
+export function createNodeProvider(): CryptoProvider {
+  return {
+    name: 'node',
+    randomBytes: (length) => crypto.randomBytes(length),
+    hash(alg, ...data) {
+      const h = crypto.createHash(alg);
+      for (const part of data) h.update(part);
+      return h.digest();
+    },
+    hmac(alg, key, ...data) {
+      const h = crypto.createHmac(alg, key);
+      for (const part of data) h.update(part);
+      return h.digest();
+    },
+    cipher(alg, direction, key, iv, data) {
+      const name = rawCipherName(alg, key.length);
+      const c =
+        direction === 'encrypt'
+          ? crypto.createCipheriv(name, key, iv)
+          : crypto.createDecipheriv(name, key, iv);
+      c.setAutoPadding(false);
+      return concat(c.update(data), c.final());
+    },
+    aeadSeal(alg, key, nonce, aad, plaintext, tagLength) {
+      const c = crypto.createCipheriv(aeadName(alg, key.length), key, nonce, {
+        authTagLength: tagLength,
+      }) as crypto.CipherGCM;
+      c.setAAD(aad);
+      return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+    },
+    aeadOpen(alg, key, nonce, aad, sealed, tagLength) {
+      if (sealed.length < tagLength)
+        throw new InvalidLengthError(`${alg} sealed data`, `>= ${tagLength}`, sealed.length);
+      const split = sealed.length - tagLength;
+      const d = crypto.createDecipheriv(aeadName(alg, key.length), key, nonce, {
+        authTagLength: tagLength,
+      }) as crypto.DecipherGCM;
+      d.setAAD(aad);
+      d.setAuthTag(sealed.subarray(split));
+      const plaintext = d.update(sealed.subarray(0, split));
+      try {
+        return Buffer.concat([plaintext, d.final()]);
+      } catch {
+        throw new IntegrityCheckError(alg);
+      }
+    },
+    keyPair(group, privateKey) {
+      switch (group.family) {
+        case 'modp':
+          return modpKeyPair(group, privateKey);
+        case 'ecp':
+          return ecpKeyPair(group, privateKey);
+        case 'curve25519':
+          return x25519KeyPair(privateKey);
+      }
+    },
+    supports: () => true,
+  };
+}
+
+function rawCipherName(alg: RawCipher, keyLength: number): string {
+  if (alg === '3des-cbc') {
+    if (keyLength !== 24) throw new InvalidLengthError('3des-cbc key', '24', keyLength);
+    return 'des-ede3-cbc';
+  }
+  return `aes-${aesBits(keyLength)}-${alg === 'aes-cbc' ? 'cbc' : 'ctr'}`;
+}
+
+function aeadName(alg: AeadCipher, keyLength: number): crypto.CipherGCMTypes {
+  if (alg === 'chacha20-poly1305') {
+    if (keyLength !== 32) throw new InvalidLengthError('chacha20-poly1305 key', '32', keyLength);
+    return 'chacha20-poly1305' as crypto.CipherGCMTypes;
+  }
+  return `aes-${aesBits(keyLength)}-gcm` as crypto.CipherGCMTypes;
+}
+
+function aesBits(keyLength: number): number {
+  if (keyLength !== 16 && keyLength !== 24 && keyLength !== 32) {
+    throw new InvalidLengthError('AES key', '16, 24 or 32', keyLength);
+  }
+  return keyLength * 8;
+}
+
+/**
+ * One DiffieHellman object per MODP group for the whole process: constructing one makes OpenSSL
+ * verify the prime, which costs ~37 ms for the RFC 2409 primes it does not know by name. Each
+ * exchange then only loads its own private key into it (the calls are synchronous, so sharing
+ * the object cannot interleave).
+ */
+const modpEngines = new Map<DhGroupName, crypto.DiffieHellman>();
+
+function modpEngine(group: DhAlgorithm): crypto.DiffieHellman {
+  let engine = modpEngines.get(group.name);
+  if (!engine) {
+    engine = crypto.createDiffieHellman(Buffer.from(MODP_PRIMES[group.name as ModpGroupName], 'hex'), 2);
+    modpEngines.set(group.name, engine);
+  }
+  return engine;
+}
+
+function modpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
+  const engine = modpEngine(group);
+  const privateKey = asBuffer(given ?? randomExponent(group.exponentBits!, crypto.randomBytes));
+  engine.setPrivateKey(privateKey);
+  engine.generateKeys();
+  const publicKey = pad(engine.getPublicKey(), group.publicLength);
+  return {
+    publicKey,
+    sharedSecret(peerPublic) {
+      engine.setPrivateKey(privateKey);
+      return pad(engine.computeSecret(asBuffer(peerPublic)), group.sharedLength);
+    },
+  };
+}
+
+/** OpenSSL drops leading zero bytes; IKE wants values at their full length. */
+function pad(bytes: Uint8Array, length: number): Uint8Array {
+  return bytes.length === length ? bytes : bigIntToBytes(bytesToBigInt(bytes), length);
+}
+
+const ECP_CURVES: Partial<Record<DhGroupName, string>> = { ecp256: 'prime256v1', ecp384: 'secp384r1' };
+
+function ecpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
+  const ecdh = crypto.createECDH(ECP_CURVES[group.name]!);
+  if (given) ecdh.setPrivateKey(asBuffer(given));
+  else ecdh.generateKeys();
+  // Uncompressed points are 0x04 ‖ x ‖ y; IKE carries x ‖ y (RFC 5903 section 7).
+  const publicKey = ecdh.getPublicKey().subarray(1);
+  return {
+    publicKey,
+    sharedSecret: (peerPublic) =>
+      pad(ecdh.computeSecret(Buffer.concat([Buffer.of(4), peerPublic])), group.sharedLength),
+  };
+}
+
+// DER prefixes of an X25519 PKCS#8 private key and SPKI public key (RFC 8410 section 7 and 10.3).
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+function x25519KeyPair(given?: Uint8Array): RawKeyPair {
+  const privateKey = given
+    ? crypto.createPrivateKey({
+        key: Buffer.concat([X25519_PKCS8_PREFIX, given]),
+        format: 'der',
+        type: 'pkcs8',
+      })
+    : crypto.generateKeyPairSync('x25519').privateKey;
+  const spki = crypto.createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return {
+    publicKey: spki.subarray(X25519_SPKI_PREFIX.length),
+    sharedSecret(peerPublic) {
+      const publicKey = crypto.createPublicKey({
+        key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]),
+        format: 'der',
+        type: 'spki',
+      });
+      return crypto.diffieHellman({ privateKey, publicKey });
+    },
+  };
+}

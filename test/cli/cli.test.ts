@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { runCli } from '../../src/cli/cli.js';
+
+function run(...argv: string[]): { status: number; stdout: string; stderr: string } {
+  let stdout = '';
+  let stderr = '';
+  const status = runCli(argv, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { status, stdout, stderr };
+}
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+
+t.test('--version prints the package version', async (t) => {
+  t.same(run('--version'), { status: 0, stdout: `ike-node ${version}\n`, stderr: '' });
+});
+
+t.test('--help lists the commands; no arguments prints usage and fails', async (t) => {
+  const help = run('--help');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /ike-node algorithms/);
+  t.equal(run().status, 1);
+  t.match(run('algorithms', '--help').stdout, /Usage: ike-node algorithms/);
+});
+
+t.test('unknown commands and options fail with a pointer to --help', async (t) => {
+  const unknown = run('frobnicate');
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const badOption = run('--frob');
+  t.equal(badOption.status, 2);
+  t.match(badOption.stderr, /Unknown option '--frob'.*\nTry 'ike-node --help'/s);
+});
+
+t.test('algorithms prints the registry with provider support', async (t) => {
+  const { status, stdout } = run('algorithms');
+  t.equal(status, 0);
+  t.match(stdout, /^encr\s+3des\s+3des-cbc\s+p1:5 esp:3\s+3\s+yes\s+no$/m, '3DES: node yes, noble no');
+  t.match(stdout, /^dh\s+modp1024\s+group2\s+2\s+2\s+yes\s+yes$/m);
+  t.match(stdout, /^encr\s+aes256gcm16\s.*esp:20\s+20\/256/m);
+});
+
+t.test('the built bin runs (npm ci builds it through prepare)', async (t) => {
+  const out = execFileSync(process.execPath, [new URL('../../dist/cli/main.js', import.meta.url).pathname, '--version']);
+  t.equal(out.toString(), `ike-node ${version}\n`);
+});

@@ -1,0 +1,81 @@
+import { inspect } from 'node:util';
+import t, { type Test } from 'tap';
+import {
+  createCryptoProvider,
+  deriveIkeSaKeys,
+  derivePhase1PskKeys,
+  KeyExchange,
+  Prf,
+  skeyseed,
+} from '../../src/crypto/index.js';
+import { toHex } from '../../src/wire/bytes.js';
+
+const provider = createCryptoProvider('node');
+const prf = new Prf(provider, 'prfsha256');
+
+/** Every rendering a log line or a JSON dump could use. */
+function renderings(value: object): string[] {
+  return [
+    String(value),
+    `${value}`,
+    JSON.stringify(value),
+    JSON.stringify({ nested: { value } }),
+    inspect(value),
+    inspect(value, { showHidden: true, depth: Number.POSITIVE_INFINITY }),
+    inspect({ nested: [value] }, { showHidden: true, depth: Number.POSITIVE_INFINITY }),
+  ];
+}
+
+/** Neither the hex nor the decimal byte list of any secret may appear. */
+function assertHidden(t: Test, value: object, secrets: Uint8Array[]): void {
+  for (const text of renderings(value)) {
+    for (const secret of secrets) {
+      t.notOk(text.includes(toHex(secret)), 'no hex');
+      t.notOk(text.includes([...secret.subarray(0, 6)].join(', ')), 'no byte list');
+    }
+    t.notOk(text.includes('Uint8Array'), `no raw bytes in: ${text.slice(0, 80)}`);
+  }
+}
+
+t.test('IKEv1 phase 1 keys never render', async (t) => {
+  const keys = derivePhase1PskKeys(prf, {
+    psk: Buffer.from('correct horse battery staple'),
+    Ni_b: provider.randomBytes(16),
+    Nr_b: provider.randomBytes(16),
+    gxy: provider.randomBytes(128),
+    CKY_I: provider.randomBytes(8),
+    CKY_R: provider.randomBytes(8),
+    encryptionKeyLength: 32,
+  });
+  assertHidden(t, keys, [keys.SKEYID, keys.SKEYID_d, keys.SKEYID_a, keys.SKEYID_e, keys.encryptionKey]);
+  t.match(String(keys), /SKEYID_d: <secret 32 bytes>/, 'names and lengths are shown');
+  t.ok(Object.isFrozen(keys));
+});
+
+t.test('IKEv2 SA keys never render', async (t) => {
+  const seed = skeyseed(prf, provider.randomBytes(32), provider.randomBytes(32), provider.randomBytes(256));
+  const keys = deriveIkeSaKeys(prf, seed, {
+    Ni: provider.randomBytes(32),
+    Nr: provider.randomBytes(32),
+    SPIi: provider.randomBytes(8),
+    SPIr: provider.randomBytes(8),
+    encryptionKeyLength: 32,
+    integrityKeyLength: 32,
+  });
+  assertHidden(t, keys, Object.values(keys));
+  t.match(inspect(keys), /SK_ei: <secret 32 bytes>/);
+});
+
+t.test('a key exchange shows its group, never its private key', async (t) => {
+  for (const name of ['node', 'noble'] as const) {
+    const p = createCryptoProvider(name);
+    for (const group of ['modp1024', 'ecp256', 'curve25519'] as const) {
+      const privateKey = group === 'modp1024' ? p.randomBytes(20) : undefined;
+      const kex = new KeyExchange(p, group, privateKey);
+      const peer = new KeyExchange(p, group);
+      const shared = kex.computeSharedSecret(peer.publicKey);
+      assertHidden(t, kex, privateKey ? [privateKey, shared] : [shared]);
+      t.equal(String(kex), `KeyExchange(${group})`);
+    }
+  }
+});
