@@ -27,8 +27,8 @@ aliases, their IKEv1 and IKEv2 identifiers, and whether each crypto provider
 
 /** Where a command writes; the real process streams, or buffers in tests. */
 export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
+  stdout(text: string): unknown;
+  stderr(text: string): unknown;
 }
 
 export const processIo: CliIo = {

@@ -4,10 +4,10 @@ import t from 'tap';
 import { runCli } from '../../src/cli/cli.js';
 
 function run(...argv: string[]): { status: number; stdout: string; stderr: string } {
-  let stdout = '';
-  let stderr = '';
-  const status = runCli(argv, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
-  return { status, stdout, stderr };
+  const out: string[] = [];
+  const err: string[] = [];
+  const status = runCli(argv, { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
+  return { status, stdout: out.join(''), stderr: err.join('') };
 }
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
@@ -42,6 +42,9 @@ t.test('algorithms prints the registry with provider support', async (t) => {
 });
 
 t.test('the built bin runs (npm ci builds it through prepare)', async (t) => {
-  const out = execFileSync(process.execPath, [new URL('../../dist/cli/main.js', import.meta.url).pathname, '--version']);
+  const out = execFileSync(process.execPath, [
+    new URL('../../dist/cli/main.js', import.meta.url).pathname,
+    '--version',
+  ]);
   t.equal(out.toString(), `ike-node ${version}\n`);
 });
