@@ -3,10 +3,7 @@
 export class CryptoError extends Error {
   constructor(
     readonly code:
-      | 'UNSUPPORTED_ALGORITHM'
-      | 'INVALID_PUBLIC_VALUE'
-      | 'INTEGRITY_CHECK_FAILED'
-      | 'INVALID_LENGTH',
+      'UNSUPPORTED_ALGORITHM' | 'INVALID_PUBLIC_VALUE' | 'INTEGRITY_CHECK_FAILED' | 'INVALID_LENGTH',
     message: string,
   ) {
     super(message);
