@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { encodeMessage, numberAttribute, type Payload } from '../src/ikev1/codec.js';
+import { encodeMessage, type Payload } from '../src/ikev1/codec.js';
 import { ExchangeType, NotifyType } from '../src/ikev1/constants.js';
 import { fromHex } from '../src/wire/bytes.js';
+import { mainModeSa } from '../test/helpers/isakmp-fixtures.js';
 import { pcapFile, type UdpDatagram } from '../test/helpers/pcap.js';
 
 /**
@@ -17,43 +18,7 @@ import { pcapFile, type UdpDatagram } from '../test/helpers/pcap.js';
 const CKY_I = fromHex('1122334455667788');
 const CKY_R = fromHex('99aabbccddeeff00');
 
-const sa: Payload = {
-  kind: 'sa',
-  doi: 1,
-  situation: 1,
-  proposals: [
-    {
-      number: 1,
-      protocolId: 1,
-      spi: new Uint8Array(0),
-      transforms: [
-        {
-          number: 1,
-          transformId: 1,
-          attributes: [
-            { type: 1, value: 7 },
-            { type: 14, value: 256 },
-            { type: 2, value: 4 },
-            { type: 3, value: 1 },
-            { type: 4, value: 14 },
-            { type: 11, value: 1 },
-            numberAttribute(12, 86400),
-          ],
-        },
-        {
-          number: 2,
-          transformId: 1,
-          attributes: [
-            { type: 1, value: 5 },
-            { type: 2, value: 2 },
-            { type: 3, value: 1 },
-            { type: 4, value: 2 },
-          ],
-        },
-      ],
-    },
-  ],
-};
+const sa = mainModeSa;
 
 const messages: Payload[][] = [
   [sa, { kind: 'vendor', data: fromHex('4a131c81070358455c5728f20e95452f') }],

@@ -22,36 +22,11 @@
 # Usage: tools/gen-ikev1-vectors.sh > vectors/kdf-ikev1.json
 set -euo pipefail
 
-command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
-command -v xxd >/dev/null || { echo "xxd not found" >&2; exit 1; }
+# shellcheck source=openssl-steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/openssl-steps.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-rand_hex() { openssl rand -hex "$1"; }
-
-# prf HASH KEYHEX DATAHEX -> HMAC-HASH(key, data) in lowercase hex.
-prf() {
-  local out
-  out=$(printf '%s' "$3" | xxd -r -p | openssl dgst "-$1" -mac HMAC -macopt "hexkey:$2")
-  printf '%s' "${out##*= }" | tr 'A-F' 'a-f'
-}
-
-# digest HASH DATAHEX -> HASH(data) in lowercase hex.
-digest() {
-  local out
-  out=$(printf '%s' "$2" | xxd -r -p | openssl dgst "-$1")
-  printf '%s' "${out##*= }" | tr 'A-F' 'a-f'
-}
-
-# first_bytes HEX N -> the first N bytes of HEX (fails if HEX is shorter).
-first_bytes() {
-  if ((${#1} < $2 * 2)); then
-    echo "first_bytes: only $((${#1} / 2)) bytes, $2 wanted" >&2
-    exit 1
-  fi
-  printf '%s' "${1:0:$(($2 * 2))}"
-}
 
 # enc_key HASH SKEYID_E LENGTH -> the phase 1 encryption key (RFC 2409 appendix B).
 enc_key() {

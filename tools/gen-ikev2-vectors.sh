@@ -28,32 +28,14 @@
 set -euo pipefail
 shopt -s inherit_errexit # a failing step inside $(...) fails the whole script
 
-command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
-command -v xxd >/dev/null || { echo "xxd not found" >&2; exit 1; }
+# shellcheck source=openssl-steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/openssl-steps.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 published="$here/../vectors/kdf-ikev2.json"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-rand_hex() { openssl rand -hex "$1"; }
-
-# prf HASH KEYHEX DATAHEX -> HMAC-HASH(key, data) in lowercase hex.
-prf() {
-  local out
-  out=$(printf '%s' "$3" | xxd -r -p | openssl dgst "-$1" -mac HMAC -macopt "hexkey:$2")
-  printf '%s' "${out##*= }" | tr 'A-F' 'a-f'
-}
-
-# first_bytes HEX N -> the first N bytes of HEX (fails if HEX is shorter).
-first_bytes() {
-  if ((${#1} < $2 * 2)); then
-    echo "first_bytes: only $((${#1} / 2)) bytes, $2 wanted" >&2
-    exit 1
-  fi
-  printf '%s' "${1:0:$(($2 * 2))}"
-}
 
 # prf_plus HASH KEYHEX SEEDHEX LENGTH -> the first LENGTH bytes of prf+(K, S) (RFC 7296 2.13).
 prf_plus() {

@@ -6,11 +6,11 @@ import {
   decodePayloads,
   encodeMessage,
   encodePayloads,
-  numberAttribute,
   type Payload,
 } from '../../src/ikev1/codec.js';
 import { ExchangeType, NotifyType, PayloadType } from '../../src/ikev1/constants.js';
 import { DecodeError } from '../../src/wire/errors.js';
+import { mainModeSa } from '../helpers/isakmp-fixtures.js';
 import { fromHex, toHex } from '../../src/wire/bytes.js';
 
 /** Asserts that `call` throws a DecodeError answering with `notify`. */
@@ -28,46 +28,7 @@ const CKY_I = fromHex('0102030405060708');
 const CKY_R = new Uint8Array(8);
 const fields = { CKY_I, CKY_R, exchangeType: ExchangeType.IDENTITY_PROTECTION, flags: 0, messageId: 0 };
 
-/** A main mode message 1 like a macOS client's: one proposal, several transforms, TV and TLV attributes. */
-const sa: Payload = {
-  kind: 'sa',
-  doi: 1,
-  situation: 1,
-  proposals: [
-    {
-      number: 1,
-      protocolId: 1,
-      spi: new Uint8Array(0),
-      transforms: [
-        {
-          number: 1,
-          transformId: 1,
-          attributes: [
-            { type: 1, value: 7 },
-            { type: 14, value: 256 },
-            { type: 2, value: 4 },
-            { type: 3, value: 1 },
-            { type: 4, value: 14 },
-            { type: 11, value: 1 },
-            numberAttribute(12, 28800),
-          ],
-        },
-        {
-          number: 2,
-          transformId: 1,
-          attributes: [
-            { type: 1, value: 5 },
-            { type: 2, value: 2 },
-            { type: 3, value: 1 },
-            { type: 4, value: 2 },
-            { type: 11, value: 1 },
-            numberAttribute(12, 86400),
-          ],
-        },
-      ],
-    },
-  ],
-};
+const sa = mainModeSa;
 const message1: Payload[] = [
   sa,
   { kind: 'vendor', data: fromHex('4a131c81070358455c5728f20e95452f') },
