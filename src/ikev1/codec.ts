@@ -1,4 +1,3 @@
-import { DecodeError } from '../wire/errors.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { GENERIC_HEADER_LENGTH, ISAKMP_HEADER_LENGTH, NotifyType, PayloadType } from './constants.js';
@@ -226,45 +225,26 @@ export function decodePayloads(
   first: number,
   options: PayloadChainOptions = {},
 ): Payload[] {
-  const base = options.offset ?? 0;
+  const r = new Reader(body, 0, body.length, NotifyType.PAYLOAD_MALFORMED, options.offset ?? 0);
   const payloads: Payload[] = [];
   let next = first;
-  let position = 0;
   while (next !== PayloadType.NONE) {
-    const r = new Reader(body, position, body.length, NotifyType.PAYLOAD_MALFORMED);
-    if (r.remaining < GENERIC_HEADER_LENGTH) {
-      throw new DecodeError(
-        `payload ${next}: generic header truncated`,
-        base + position,
-        NotifyType.PAYLOAD_MALFORMED,
-      );
-    }
+    if (r.remaining < GENERIC_HEADER_LENGTH) r.fail(`payload ${next}: generic header truncated`);
     const type = next;
     next = r.u8();
     r.skip(1); // RESERVED: must be zero, ignored on receipt as strongSwan and isakmpd do
     const length = r.u16();
-    if (length < GENERIC_HEADER_LENGTH || length > body.length - position) {
-      throw new DecodeError(
-        `payload ${type}: length ${length} with ${body.length - position} bytes left`,
-        base + position + 2,
-        NotifyType.PAYLOAD_MALFORMED,
+    if (length < GENERIC_HEADER_LENGTH || length - GENERIC_HEADER_LENGTH > r.remaining) {
+      r.fail(
+        `payload ${type}: length ${length} with ${r.remaining + 4} bytes left`,
+        undefined,
+        r.absolute - 2,
       );
     }
-    const content = new Reader(
-      body,
-      position + GENERIC_HEADER_LENGTH,
-      position + length,
-      NotifyType.PAYLOAD_MALFORMED,
-    );
-    payloads.push(decodePayloadBody(type, content, base));
-    position += length;
+    payloads.push(decodePayloadBody(type, r.sub(length - GENERIC_HEADER_LENGTH)));
   }
-  if (position !== body.length && !options.allowTrailing) {
-    throw new DecodeError(
-      `${body.length - position} bytes after the last payload`,
-      base + position,
-      NotifyType.UNEQUAL_PAYLOAD_LENGTHS,
-    );
+  if (r.remaining > 0 && !options.allowTrailing) {
+    r.fail(`${r.remaining} bytes after the last payload`, NotifyType.UNEQUAL_PAYLOAD_LENGTHS);
   }
   return payloads;
 }
@@ -291,11 +271,10 @@ function writeGeneric(w: Writer, nextPayload: number, body: () => void): void {
 // ---------------------------------------------------------------------------------------------
 // Payload bodies
 
-function decodePayloadBody(type: number, r: Reader, base: number): Payload {
-  const at = (): number => base + r.offset;
+function decodePayloadBody(type: number, r: Reader): Payload {
   switch (type) {
     case PayloadType.SA:
-      return decodeSa(r, base);
+      return decodeSa(r);
     case PayloadType.KE:
       return { kind: 'ke', data: r.rest() };
     case PayloadType.ID: {
@@ -327,7 +306,6 @@ function decodePayloadBody(type: number, r: Reader, base: number): Payload {
         r.fail(
           `delete: ${count} SPIs of ${spiSize} bytes in ${r.remaining} bytes`,
           NotifyType.PAYLOAD_MALFORMED,
-          at(),
         );
       }
       const spis = Array.from({ length: count }, () => r.take(spiSize, 'delete SPI'));
@@ -342,7 +320,7 @@ function decodePayloadBody(type: number, r: Reader, base: number): Payload {
       r.skip(3, 'NAT-OA reserved');
       const address = r.rest();
       if (address.length !== 4 && address.length !== 16) {
-        r.fail(`NAT-OA address of ${address.length} bytes`, NotifyType.PAYLOAD_MALFORMED, at());
+        r.fail(`NAT-OA address of ${address.length} bytes`, NotifyType.PAYLOAD_MALFORMED);
       }
       return { kind: 'nat-oa', draft: type === PayloadType.NAT_OA_DRAFT, idType, address };
     }
@@ -386,23 +364,23 @@ function encodePayloadBody(w: Writer, p: Payload): void {
 // SA payload: DOI, situation, then proposal payloads each carrying transform payloads
 // (RFC 2408 sections 3.4-3.6). Both nested chains use the generic header.
 
-function decodeSa(r: Reader, base: number): Payload {
+function decodeSa(r: Reader): Payload {
   const doi = r.u32('SA DOI');
   const situation = r.u32('SA situation');
   const proposals: Proposal[] = [];
   let next: number = PayloadType.P;
   while (r.remaining > 0 || next !== PayloadType.NONE) {
     if (next !== PayloadType.P) {
-      r.fail(`SA: payload type ${next} inside an SA`, NotifyType.BAD_PROPOSAL_SYNTAX, base + r.offset);
+      r.fail(`SA: payload type ${next} inside an SA`, NotifyType.BAD_PROPOSAL_SYNTAX);
     }
-    const header = genericHeader(r, 'proposal', base);
+    const header = genericHeader(r, 'proposal');
     next = header.next;
-    proposals.push(decodeProposal(header.body, base));
+    proposals.push(decodeProposal(header.body));
   }
   return { kind: 'sa', doi, situation, proposals };
 }
 
-function decodeProposal(r: Reader, base: number): Proposal {
+function decodeProposal(r: Reader): Proposal {
   const number = r.u8('proposal number');
   const protocolId = r.u8('proposal protocol');
   const spiSize = r.u8('proposal SPI size');
@@ -412,13 +390,9 @@ function decodeProposal(r: Reader, base: number): Proposal {
   let next: number = PayloadType.T;
   while (r.remaining > 0 || next !== PayloadType.NONE) {
     if (next !== PayloadType.T) {
-      r.fail(
-        `proposal ${number}: payload type ${next} inside a proposal`,
-        NotifyType.BAD_PROPOSAL_SYNTAX,
-        base + r.offset,
-      );
+      r.fail(`proposal ${number}: payload type ${next} inside a proposal`, NotifyType.BAD_PROPOSAL_SYNTAX);
     }
-    const header = genericHeader(r, 'transform', base);
+    const header = genericHeader(r, 'transform');
     next = header.next;
     transforms.push(decodeTransform(header.body));
   }
@@ -426,7 +400,6 @@ function decodeProposal(r: Reader, base: number): Proposal {
     r.fail(
       `proposal ${number}: announces ${count} transforms, carries ${transforms.length}`,
       NotifyType.BAD_PROPOSAL_SYNTAX,
-      base + r.offset,
     );
   }
   return { number, protocolId, spi, transforms };
@@ -446,8 +419,8 @@ function decodeTransform(r: Reader): Transform {
   return { number, transformId, attributes };
 }
 
-function genericHeader(r: Reader, what: string, base: number): { next: number; body: Reader } {
-  const start = base + r.offset;
+function genericHeader(r: Reader, what: string): { next: number; body: Reader } {
+  const start = r.absolute;
   const next = r.u8(`${what} next payload`);
   r.skip(1, `${what} reserved`);
   const length = r.u16(`${what} length`);

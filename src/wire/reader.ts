@@ -13,6 +13,8 @@ export class Reader {
     readonly end = bytes.length,
     /** The notify to answer with when the data runs out (PAYLOAD-MALFORMED, INVALID_SYNTAX...). */
     readonly truncatedNotify = 0,
+    /** Where `bytes` starts in the datagram, so errors report datagram offsets. */
+    readonly origin = 0,
   ) {
     if (start < 0 || end > bytes.length || start > end)
       throw new RangeError('reader range outside the buffer');
@@ -23,11 +25,16 @@ export class Reader {
     return this.position;
   }
 
+  /** The position as an offset into the datagram. */
+  get absolute(): number {
+    return this.origin + this.position;
+  }
+
   get remaining(): number {
     return this.end - this.position;
   }
 
-  fail(message: string, notify = this.truncatedNotify, offset = this.position): never {
+  fail(message: string, notify = this.truncatedNotify, offset = this.absolute): never {
     throw new DecodeError(message, offset, notify);
   }
 
@@ -75,7 +82,13 @@ export class Reader {
   /** A reader over the next `length` bytes; this one moves past them. */
   sub(length: number, what = 'sub-structure'): Reader {
     this.need(length, what);
-    const sub = new Reader(this.bytes, this.position, this.position + length, this.truncatedNotify);
+    const sub = new Reader(
+      this.bytes,
+      this.position,
+      this.position + length,
+      this.truncatedNotify,
+      this.origin,
+    );
     this.position += length;
     return sub;
   }

@@ -208,3 +208,24 @@ t.test('random corruption only ever produces DecodeErrors (deterministic fuzz)',
   t.equal(decodeErrors + accepted, 5000);
   t.ok(decodeErrors > 1000, `most corruptions are caught (${decodeErrors} errors, ${accepted} accepted)`);
 });
+
+t.test('error offsets point into the datagram, also inside nested payloads', async (t) => {
+  const bytes = encodeMessage(fields, message1);
+  // Header 28, SA header and DOI/situation 12, proposal 8, transform 1 (8 + six TVs + one 8-byte
+  // TLV) 40: transform 2 starts at byte 88, its first attribute at 96. Make that TV a TLV whose
+  // length runs past the transform.
+  const firstAttribute = 28 + 12 + 8 + 40 + 8;
+  const copy = Uint8Array.from(bytes);
+  t.equal(copy[firstAttribute], 0x80, 'a TV attribute is where the layout says');
+  copy[firstAttribute] = 0x00; // AF bit cleared: TLV
+  copy[firstAttribute + 2] = 0x7f; // its length becomes 0x7fxx
+  try {
+    decodeMessage(copy);
+    t.fail('a lying attribute length is accepted');
+  } catch (error) {
+    t.ok(error instanceof DecodeError);
+    const { offset, notify } = error as DecodeError;
+    t.equal(notify, NotifyType.PAYLOAD_MALFORMED);
+    t.equal(offset, firstAttribute + 4, 'the offset of the attribute value in the datagram');
+  }
+});
