@@ -410,12 +410,7 @@ function decodeTransform(r: Reader): Transform {
   const transformId = r.u8('transform id');
   r.skip(2, 'transform reserved');
   const attributes: Attribute[] = [];
-  while (r.remaining > 0) {
-    const word = r.u16('attribute type');
-    const type = word & 0x7fff;
-    if (word & 0x8000) attributes.push({ type, value: r.u16('attribute value') });
-    else attributes.push({ type, bytes: r.take(r.u16('attribute length'), 'attribute value') });
-  }
+  readAttributes(r, attributes);
   return { number, transformId, attributes };
 }
 
@@ -470,4 +465,47 @@ export function numberAttribute(type: number, value: number): Attribute {
   const bytes = new Uint8Array(4);
   new DataView(bytes.buffer).setUint32(0, value);
   return { type, bytes };
+}
+
+/** One payload's body without its generic header (SAi_b and IDii_b of RFC 2409 section 5). */
+export function payloadBody(payload: Payload): Uint8Array {
+  const w = new Writer();
+  encodePayloadBody(w, payload);
+  return w.finish();
+}
+
+/**
+ * The length of an already-decoded payload chain at the start of `body`, without the padding
+ * that may follow it: what HASH(1)/HASH(2) cover in quick mode and informational exchanges.
+ */
+export function payloadChainLength(body: Uint8Array): number {
+  let offset = 0;
+  for (;;) {
+    const next = body[offset]!;
+    offset += (body[offset + 2]! << 8) | body[offset + 3]!;
+    if (next === PayloadType.NONE || offset >= body.length) return Math.min(offset, body.length);
+  }
+}
+
+/** A bare attribute list, as a RESPONDER-LIFETIME notify carries it (RFC 2407 section 4.6.3.1). */
+export function encodeAttributes(attributes: readonly Attribute[]): Uint8Array {
+  const w = new Writer();
+  for (const attribute of attributes) encodeAttribute(w, attribute);
+  return w.finish();
+}
+
+export function decodeAttributes(data: Uint8Array): Attribute[] {
+  const r = new Reader(data, 0, data.length, NotifyType.PAYLOAD_MALFORMED);
+  const attributes: Attribute[] = [];
+  readAttributes(r, attributes);
+  return attributes;
+}
+
+function readAttributes(r: Reader, into: Attribute[]): void {
+  while (r.remaining > 0) {
+    const word = r.u16('attribute type');
+    const type = word & 0x7fff;
+    if (word & 0x8000) into.push({ type, value: r.u16('attribute value') });
+    else into.push({ type, bytes: r.take(r.u16('attribute length'), 'attribute value') });
+  }
 }

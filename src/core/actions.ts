@@ -1,0 +1,38 @@
+import type { Endpoint } from './endpoint.js';
+import type { ChildSa, IkeSaInfo } from './sa.js';
+
+/**
+ * What an engine asks the runtime to do. Engines return these from every input and never perform
+ * I/O themselves (ARCHITECTURE.md, property 1).
+ */
+export type Action =
+  /** An IKE message. `nonEspMarker`: prefix the four zero bytes (RFC 3948 section 2.2, port 4500). */
+  | {
+      readonly type: 'send';
+      readonly from: Endpoint;
+      readonly to: Endpoint;
+      readonly data: Uint8Array;
+      readonly nonEspMarker: boolean;
+    }
+  /** A NAT-T keepalive: the single byte 0xff (RFC 3948 section 2.3). */
+  | { readonly type: 'keepalive'; readonly from: Endpoint; readonly to: Endpoint }
+  | { readonly type: 'install-child'; readonly child: ChildSa }
+  | { readonly type: 'delete-child'; readonly child: ChildSa }
+  | { readonly type: 'event'; readonly event: EngineEvent };
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export type EngineEvent =
+  | { readonly type: 'ike-up'; readonly ikeSa: IkeSaInfo }
+  | { readonly type: 'ike-down'; readonly ikeSa: IkeSaInfo; readonly reason: string }
+  | { readonly type: 'child-up'; readonly child: ChildSa; readonly rekeyed?: number }
+  | { readonly type: 'child-down'; readonly child: ChildSa; readonly reason: string }
+  /** A negotiation that failed for good; `connection` when we know which one it was for. */
+  | { readonly type: 'failed'; readonly connection?: string; readonly reason: string }
+  | {
+      readonly type: 'log';
+      readonly level: LogLevel;
+      readonly message: string;
+      readonly connection?: string;
+      readonly ikeSa?: number;
+    };

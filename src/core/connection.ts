@@ -1,0 +1,96 @@
+import { formatAddress } from './address.js';
+import type { TrafficSelector } from './traffic-selector.js';
+import type { Suite } from './proposal.js';
+import type { DhAlgorithm } from '../crypto/registry.js';
+
+/**
+ * A connection as the engines see it: validated and normalised once, from peers.json or an
+ * importer (src/config), then trusted. Immutable.
+ */
+
+/** An IKE identity (RFC 2407 4.6.2.1 / RFC 7296 3.5), in the form the ID payloads carry. */
+export type Identity =
+  | { readonly type: 'ipv4' | 'ipv6'; readonly address: Uint8Array }
+  | { readonly type: 'fqdn' | 'user-fqdn' | 'key-id'; readonly value: string };
+
+export type DpdAction = 'clear' | 'restart' | 'hold';
+
+export interface Dpd {
+  /** Seconds of silence from the peer before we send R-U-THERE / an empty INFORMATIONAL. */
+  readonly delay: number;
+  /** Seconds without an answer before the peer is declared dead. */
+  readonly timeout: number;
+  readonly action: DpdAction;
+}
+
+export interface Lifetime {
+  /** Hard lifetime in seconds. */
+  readonly seconds: number;
+  /** Hard lifetime in kilobytes (child SAs only), if limited. */
+  readonly kilobytes?: number;
+  /** Rekey this long before the hard lifetime... */
+  readonly rekeyMargin: number;
+  /** ...minus a random part of up to this many seconds, so both ends do not rekey at once. */
+  readonly rekeyFuzz: number;
+}
+
+export interface IkePolicy {
+  readonly name: string;
+  readonly version: 1 | 2;
+  readonly mode: 'main';
+  /** In preference order. */
+  readonly proposals: readonly Suite[];
+  readonly lifetime: Lifetime;
+  readonly dpd?: Dpd;
+}
+
+export interface IpsecPolicy {
+  readonly name: string;
+  readonly protocol: 'esp';
+  readonly mode: 'tunnel' | 'transport';
+  /** In preference order; without DH groups (PFS is `pfs`). */
+  readonly proposals: readonly Suite[];
+  /** The quick mode / CREATE_CHILD_SA DH group, or undefined for no PFS. */
+  readonly pfs?: DhAlgorithm;
+  readonly lifetime: Lifetime;
+}
+
+export interface LocalEnd {
+  /** Our address; undefined means any local address (the runtime's listen addresses). */
+  readonly address?: string;
+  readonly id?: Identity;
+  readonly trafficSelectors: readonly TrafficSelector[];
+}
+
+export interface PeerEnd {
+  /** The peer's address, or 'any' for a responder that serves any client. */
+  readonly address: string | 'any';
+  readonly port: number;
+  /** The peer's NAT-T port, where IKE floats to when a NAT is detected (RFC 3947): 4500. */
+  readonly natPort?: number;
+  /** The identity the peer must present; undefined accepts any (its address by default). */
+  readonly id?: Identity;
+  /** Empty for 'any' peers in transport mode: the peer's own address is the selector. */
+  readonly trafficSelectors: readonly TrafficSelector[];
+}
+
+export interface Connection {
+  readonly name: string;
+  readonly ike: IkePolicy;
+  readonly ipsec: IpsecPolicy;
+  readonly local: LocalEnd;
+  readonly peer: PeerEnd;
+  /** The pre-shared key. Never logged: see connectionSummary. */
+  readonly psk: Uint8Array;
+  readonly start: 'initiate' | 'respond';
+}
+
+export function formatIdentity(id: Identity): string {
+  switch (id.type) {
+    case 'ipv4':
+    case 'ipv6':
+      return formatAddress(id.address);
+    default:
+      return id.value;
+  }
+}

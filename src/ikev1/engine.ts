@@ -1,0 +1,775 @@
+import type { Action, LogLevel } from '../core/actions.js';
+import { parseAddress } from '../core/address.js';
+import type { Connection } from '../core/connection.js';
+import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js';
+import { schedule } from '../core/lifetime.js';
+import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from '../core/retransmit.js';
+import type { ChildSa } from '../core/sa.js';
+import { SaTable } from '../core/sa-table.js';
+import { childSaStatus, type ConnectionStatus, ikeSaStatus } from '../core/status.js';
+import type { TrafficSelector } from '../core/traffic-selector.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { equalBytes, toHex, u32be } from '../wire/bytes.js';
+import { DecodeError } from '../wire/errors.js';
+import { type DecodedMessage, decodeMessage } from './codec.js';
+import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
+import { ExchangeError } from './errors.js';
+import {
+  clearNotify,
+  deletePayload,
+  dpdNotify,
+  isakmpSpi,
+  notifyName,
+  receiveInformational,
+  sendInformational,
+} from './informational.js';
+import { type Host, IsakmpSa } from './isakmp-sa.js';
+import { continueMainMode, respondToMessage1, startMainMode } from './main-mode.js';
+import {
+  continueQuickMode,
+  type QuickModeExchange,
+  respondToQuickMode,
+  startQuickMode,
+} from './quick-mode.js';
+
+/**
+ * The IKEv1 engine: sans-I/O. Inputs are datagrams, timer ticks and commands, each with `now` in
+ * seconds; outputs are actions for the runtime. Nothing here reads a clock or touches a socket.
+ */
+
+export interface Ikev1EngineOptions {
+  readonly crypto: CryptoProvider;
+  readonly connections: readonly Connection[];
+  /** Our IKE ports (500 and 4500 in production; anything in tests). */
+  readonly port?: number;
+  readonly natPort?: number;
+  /** Source address for connections that name no local address. */
+  readonly defaultLocalAddress?: string;
+  readonly retransmit?: RetransmitPolicy;
+  /** Uniform in [0, 1): rekey jitter. */
+  readonly random?: () => number;
+  /** Responder SAs not yet authenticated, at most (cookie-less flood protection). */
+  readonly maxHalfOpen?: number;
+  readonly halfOpenTimeout?: number;
+  /** RFC 3948 section 4: keepalives every 20 s from behind a NAT. */
+  readonly keepaliveInterval?: number;
+}
+
+interface ChildEntry {
+  child: ChildSa;
+  sa: IsakmpSa;
+  rekeying: boolean;
+}
+
+/** Quick mode exchanges are forgotten this long after they finish (answers to repeats until then). */
+const DONE_EXCHANGE_LINGER = 30;
+
+export class Ikev1Engine {
+  #connections: readonly Connection[];
+  readonly #options: Required<Omit<Ikev1EngineOptions, 'defaultLocalAddress'>> & {
+    defaultLocalAddress?: string;
+  };
+  readonly #sas = new SaTable<IsakmpSa>();
+  readonly #children = new Map<number, ChildEntry>();
+  readonly #errors = new Map<string, string>();
+  #out: Action[] = [];
+  #now = 0;
+  #nextId = 1;
+  readonly #host: Host;
+
+  constructor(options: Ikev1EngineOptions) {
+    this.#connections = options.connections;
+    this.#options = {
+      port: 500,
+      natPort: 4500,
+      retransmit: DEFAULT_RETRANSMIT,
+      random: Math.random,
+      maxHalfOpen: 1024,
+      halfOpenTimeout: 30,
+      keepaliveInterval: 20,
+      ...options,
+    };
+    this.#host = this.#makeHost();
+  }
+
+  get connections(): readonly Connection[] {
+    return this.#connections;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+
+  receive(datagram: Uint8Array, local: Endpoint, remote: Endpoint, now: number): Action[] {
+    return this.#run(now, () => this.#receive(datagram, local, remote));
+  }
+
+  initiate(name: string, now: number): Action[] {
+    return this.#run(now, () => {
+      const connection = this.#connections.find((c) => c.name === name);
+      if (!connection) throw new RangeError(`no connection named '${name}'`);
+      this.#initiate(connection);
+    });
+  }
+
+  terminate(name: string, now: number): Action[] {
+    return this.#run(now, () => {
+      for (const sa of [...this.#sas.values()]) {
+        if (sa.connection?.name === name) this.#deleteIsakmpSa(sa, 'terminated', true);
+      }
+      for (const entry of [...this.#children.values()]) {
+        if (entry.child.connection === name) this.#removeChild(entry, 'terminated', true);
+      }
+      this.#errors.delete(name);
+    });
+  }
+
+  /** Deletes everything, telling the peers: for shutdown. */
+  shutdown(now: number): Action[] {
+    return this.#run(now, () => {
+      for (const sa of [...this.#sas.values()]) this.#deleteIsakmpSa(sa, 'shutting down', true);
+      for (const entry of [...this.#children.values()]) this.#removeChild(entry, 'shutting down', false);
+    });
+  }
+
+  tick(now: number): Action[] {
+    return this.#run(now, () => {
+      for (const sa of [...this.#sas.values()]) this.#tickSa(sa);
+      for (const entry of [...this.#children.values()]) this.#tickChild(entry);
+    });
+  }
+
+  /** When the engine next needs a tick, or undefined when nothing is pending. */
+  nextTimeout(): number | undefined {
+    const times: (number | undefined)[] = [];
+    for (const sa of this.#sas.values()) {
+      times.push(sa.mainMode.dueAt, sa.keepaliveAt, sa.dpd.dueAt, sa.expiresAt);
+      if (!sa.rekeying && this.#mayRekey(sa.connection)) times.push(sa.rekeyAt);
+      if (sa.role === 'responder' && sa.state !== 'ESTABLISHED')
+        times.push(sa.createdAt + this.#options.halfOpenTimeout);
+      for (const exchange of sa.exchanges.values()) {
+        times.push(
+          exchange.flight.dueAt,
+          exchange.doneAt === undefined ? undefined : exchange.doneAt + DONE_EXCHANGE_LINGER,
+        );
+      }
+    }
+    for (const entry of this.#children.values()) {
+      times.push(entry.child.expiresAt);
+      if (!entry.rekeying && this.#mayRekey(entry.sa.connection)) times.push(entry.child.rekeyAt);
+    }
+    const defined = times.filter((t): t is number => t !== undefined);
+    return defined.length ? Math.min(...defined) : undefined;
+  }
+
+  status(): ConnectionStatus[] {
+    return this.#connections.map((connection) => {
+      const sas = [...this.#sas.values()].filter((sa) => sa.connection === connection);
+      const children = [...this.#children.values()].filter((e) => e.child.connection === connection.name);
+      const negotiating =
+        sas.some((sa) => sa.state !== 'ESTABLISHED') ||
+        sas.some((sa) =>
+          [...sa.exchanges.values()].some((x) => x.state !== 'DONE' && x.connection === connection),
+        );
+      const error = this.#errors.get(connection.name);
+      const status = children.length ? 'Active' : negotiating ? 'Pending' : error ? 'Error' : 'Down';
+      return {
+        name: connection.name,
+        status,
+        ...(error && { error }),
+        ikeSas: sas.map((sa) => ikeSaStatus(sa.info())),
+        childSas: children.map((e) => childSaStatus(e.child)),
+      };
+    });
+  }
+
+  /** Installed child SAs, keys included: for the kernel backend and for tests. */
+  children(): ChildSa[] {
+    return [...this.#children.values()].map((e) => e.child);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Dispatch
+
+  #run(now: number, body: () => void): Action[] {
+    this.#now = now;
+    try {
+      body();
+    } catch (error) {
+      if (error instanceof RangeError && /^no connection named/.test(error.message)) throw error;
+      this.#log('error', `internal error: ${(error as Error).stack ?? String(error)}`);
+    }
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #receive(datagram: Uint8Array, local: Endpoint, remote: Endpoint): void {
+    if (datagram.length === 1 && datagram[0] === 0xff) return; // NAT-T keepalive
+    let message: DecodedMessage;
+    try {
+      message = decodeMessage(datagram);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.#log(
+        'debug',
+        `dropped ${datagram.length} bytes from ${formatEndpoint(remote)}: ${error.message} at offset ${error.offset}`,
+      );
+      return;
+    }
+    const { header } = message;
+    const cookies = `${toHex(header.CKY_I)}_${toHex(header.CKY_R)}`;
+    const firstMessage = header.CKY_R.every((byte) => byte === 0);
+    const nonEspMarker = local.port === this.#options.natPort;
+
+    if (header.exchangeType === ExchangeType.IDENTITY_PROTECTION && firstMessage) {
+      const known = this.#sas.get(`h:${cookies.slice(0, 16)}@${remote.address}:${remote.port}`);
+      if (known) {
+        const answer = known.mainMode.isRepeat(datagram) ? known.mainMode.answerToRepeat() : undefined;
+        if (answer) known.transmit(this.#host, answer);
+        return;
+      }
+      const halfOpen = [...this.#sas.values()].filter(
+        (sa) => sa.role === 'responder' && sa.state !== 'ESTABLISHED',
+      ).length;
+      if (halfOpen >= this.#options.maxHalfOpen) {
+        this.#log(
+          'warn',
+          `dropped main mode from ${formatEndpoint(remote)}: ${halfOpen} half-open SAs already`,
+        );
+        return;
+      }
+      try {
+        const sa = respondToMessage1(this.#host, message, local, remote);
+        sa.floated = nonEspMarker;
+        sa.mainMode.received(datagram, { alreadyAnswered: true });
+        this.#sas.add(sa);
+      } catch (error) {
+        const reason = errorText(error);
+        this.#log('warn', `main mode from ${formatEndpoint(remote)} refused: ${reason}`);
+        this.#emitEvent({ type: 'failed', reason });
+        const notify =
+          error instanceof ExchangeError || error instanceof DecodeError
+            ? error.notify
+            : NotifyType.PAYLOAD_MALFORMED;
+        this.#out.push(
+          clearNotify(header.CKY_I, this.#host.crypto.randomBytes(8), notify, local, remote, nonEspMarker),
+        );
+      }
+      return;
+    }
+
+    const sa =
+      this.#sas.get(`p:${cookies}`) ?? (this.#initiatorAwaitingCookie(header.CKY_I) as IsakmpSa | undefined);
+    if (!sa) {
+      this.#log(
+        'debug',
+        `dropped ${exchangeName(header.exchangeType)} from ${formatEndpoint(remote)}: unknown cookies ${cookies}`,
+      );
+      return;
+    }
+    if (sa.state === 'MM_SA_I' && header.exchangeType === ExchangeType.IDENTITY_PROTECTION) {
+      sa.CKY_R = header.CKY_R;
+      this.#sas.index(sa, `p:${sa.cookies}`);
+    }
+    try {
+      this.#dispatch(sa, message, datagram, local, remote);
+    } catch (error) {
+      this.#onExchangeError(sa, message, error);
+    }
+  }
+
+  #initiatorAwaitingCookie(CKY_I: Uint8Array): IsakmpSa | undefined {
+    const sa = this.#sas.get(`i:${toHex(CKY_I)}`);
+    return sa?.state === 'MM_SA_I' ? sa : undefined;
+  }
+
+  #dispatch(
+    sa: IsakmpSa,
+    message: DecodedMessage,
+    datagram: Uint8Array,
+    local: Endpoint,
+    remote: Endpoint,
+  ): void {
+    const { header } = message;
+    switch (header.exchangeType) {
+      case ExchangeType.IDENTITY_PROTECTION: {
+        if (sa.mainMode.isRepeat(datagram)) {
+          const answer = sa.mainMode.answerToRepeat();
+          if (answer) sa.transmit(this.#host, answer);
+          return;
+        }
+        if (sa.state === 'ESTABLISHED' || sa.state === 'DELETED') return;
+        // The initiator floats to the NAT-T port with message 5 (RFC 3947 section 4).
+        if (sa.role === 'responder' && sa.state === 'MM_KE_R' && local.port === this.#options.natPort) {
+          sa.floated = true;
+          sa.local = local;
+          sa.remote = remote;
+        }
+        sa.mainMode.received(datagram);
+        continueMainMode(this.#host, sa, message);
+        sa.lastHeard = this.#now;
+        return;
+      }
+      case ExchangeType.QUICK_MODE: {
+        if (sa.state !== 'ESTABLISHED')
+          throw new ExchangeError('quick mode before main mode completed', NotifyType.INVALID_EXCHANGE_TYPE);
+        const exchange = sa.exchanges.get(header.messageId);
+        if (exchange?.flight.isRepeat(datagram)) {
+          const answer = exchange.flight.answerToRepeat();
+          if (answer) sa.transmit(this.#host, answer);
+          return;
+        }
+        this.#followPeer(sa, local, remote);
+        if (exchange) {
+          exchange.flight.received(datagram);
+          continueQuickMode(this.#host, sa, exchange, message);
+        } else {
+          respondToQuickMode(this.#host, sa, message);
+          sa.exchanges.get(header.messageId)?.flight.received(datagram, { alreadyAnswered: true });
+        }
+        sa.lastHeard = this.#now;
+        return;
+      }
+      case ExchangeType.INFORMATIONAL:
+        receiveInformational(this.#host, sa, message);
+        return;
+      default:
+        throw new ExchangeError(
+          `${exchangeName(header.exchangeType)} exchanges are not supported`,
+          NotifyType.UNSUPPORTED_EXCHANGE_TYPE,
+        );
+    }
+  }
+
+  /** A NAT mapping may change under an established SA: follow the peer's new address. */
+  #followPeer(sa: IsakmpSa, local: Endpoint, remote: Endpoint): void {
+    if (sa.floated && !sameEndpoint(sa.remote, remote)) {
+      this.#log('info', `peer moved from ${formatEndpoint(sa.remote)} to ${formatEndpoint(remote)}`, sa);
+      sa.remote = remote;
+      sa.local = local;
+    }
+  }
+
+  #onExchangeError(sa: IsakmpSa, message: DecodedMessage, error: unknown): void {
+    const reason = errorText(error);
+    const { exchangeType, messageId } = message.header;
+    if (exchangeType === ExchangeType.QUICK_MODE && sa.state === 'ESTABLISHED') {
+      const exchange = sa.exchanges.get(messageId);
+      this.#log(
+        'warn',
+        `quick mode ${messageId.toString(16).padStart(8, '0')}: ${reason}`,
+        sa,
+        exchange?.connection.name,
+      );
+      this.#setError(exchange?.connection.name ?? sa.connection?.name, reason);
+      sa.exchanges.delete(messageId);
+      sa.protection?.forget(messageId);
+      const notify = error instanceof ExchangeError || error instanceof DecodeError ? error.notify : 0;
+      if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION) {
+        sendInformational(this.#host, sa, {
+          kind: 'notify',
+          doi: 1,
+          protocolId: ProtocolId.ISAKMP,
+          notifyType: notify,
+          spi: isakmpSpi(sa),
+          data: new Uint8Array(0),
+        });
+      }
+      return;
+    }
+    if (sa.state === 'ESTABLISHED') {
+      // A garbled or forged informational: log and keep the SA.
+      this.#log('warn', `${exchangeName(exchangeType)} ignored: ${reason}`, sa);
+      return;
+    }
+    const notify = error instanceof ExchangeError || error instanceof DecodeError ? error.notify : 0;
+    if (notify === NotifyType.AUTHENTICATION_FAILED || notify === NotifyType.PAYLOAD_MALFORMED) {
+      this.#out.push(
+        clearNotify(sa.CKY_I, sa.CKY_R, NotifyType.AUTHENTICATION_FAILED, sa.local, sa.remote, sa.floated),
+      );
+    }
+    this.#fail(sa, reason);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Timers
+
+  #tickSa(sa: IsakmpSa): void {
+    const now = this.#now;
+    if (sa.state !== 'ESTABLISHED') {
+      if (sa.role === 'responder' && now >= sa.createdAt + this.#options.halfOpenTimeout) {
+        this.#log('info', 'half-open SA timed out', sa);
+        this.#remove(sa);
+        return;
+      }
+      const verdict = sa.mainMode.poll(now);
+      if (verdict === 'resend' && sa.mainMode.lastSent) {
+        this.#log('debug', `retransmitting main mode message (${sa.mainMode.resends})`, sa);
+        sa.transmit(this.#host, sa.mainMode.lastSent);
+      } else if (verdict === 'give-up') {
+        this.#fail(sa, `no answer from ${formatEndpoint(sa.remote)} in main mode (state ${sa.state})`);
+      }
+      return;
+    }
+    for (const exchange of [...sa.exchanges.values()]) this.#tickExchange(sa, exchange);
+    if (sa.expiresAt !== undefined && now >= sa.expiresAt) {
+      this.#deleteIsakmpSa(sa, 'lifetime expired', true);
+      return;
+    }
+    if (sa.rekeyAt !== undefined && now >= sa.rekeyAt && !sa.rekeying && this.#mayRekey(sa.connection)) {
+      sa.rekeying = true;
+      this.#log('info', 'rekeying the ISAKMP SA', sa);
+      const replacement = startMainMode(this.#host, sa.connection!, this.#initiatorEndpoint(sa.connection!), {
+        address: sa.remote.address,
+        port: sa.connection!.peer.port,
+      });
+      replacement.replaces = sa.id;
+      this.#sas.add(replacement);
+    }
+    this.#tickDpd(sa);
+    if (sa.keepaliveAt !== undefined && now >= sa.keepaliveAt) {
+      this.#out.push({ type: 'keepalive', from: sa.local, to: sa.remote });
+      sa.keepaliveAt = now + this.#options.keepaliveInterval;
+    }
+  }
+
+  #tickExchange(sa: IsakmpSa, exchange: QuickModeExchange): void {
+    if (exchange.doneAt !== undefined) {
+      if (this.#now >= exchange.doneAt + DONE_EXCHANGE_LINGER) {
+        sa.exchanges.delete(exchange.messageId);
+        sa.protection?.forget(exchange.messageId);
+      }
+      return;
+    }
+    const verdict = exchange.flight.poll(this.#now);
+    if (verdict === 'resend' && exchange.flight.lastSent) {
+      this.#log(
+        'debug',
+        `retransmitting quick mode message (${exchange.flight.resends})`,
+        sa,
+        exchange.connection.name,
+      );
+      sa.transmit(this.#host, exchange.flight.lastSent);
+    } else if (verdict === 'give-up') {
+      const reason = `no answer from ${formatEndpoint(sa.remote)} in quick mode`;
+      this.#log('warn', reason, sa, exchange.connection.name);
+      this.#setError(exchange.connection.name, reason);
+      sa.exchanges.delete(exchange.messageId);
+      sa.protection?.forget(exchange.messageId);
+      if (exchange.rekeyOf !== undefined) {
+        const old = this.#children.get(exchange.rekeyOf);
+        if (old) old.rekeying = false;
+      }
+    }
+  }
+
+  #tickDpd(sa: IsakmpSa): void {
+    const dpd = sa.connection?.ike.dpd;
+    if (!dpd || !sa.peerVendorIds?.dpd || sa.dpd.dueAt === undefined || this.#now < sa.dpd.dueAt) return;
+    const silent = this.#now - sa.lastHeard;
+    if (sa.dpd.outstanding !== undefined && silent >= dpd.timeout) {
+      this.#log('warn', `dead peer: no answer for ${Math.round(silent)} s, action ${dpd.action}`, sa);
+      const connection = sa.connection!;
+      this.#deleteIsakmpSa(sa, 'dead peer', false);
+      for (const entry of [...this.#children.values()]) {
+        if (entry.sa === sa) this.#removeChild(entry, 'dead peer', false);
+      }
+      this.#setError(connection.name, 'dead peer detected');
+      if (dpd.action === 'restart' && connection.peer.address !== 'any') this.#initiate(connection);
+      return;
+    }
+    if (silent >= dpd.delay) {
+      sa.dpd.seq = (sa.dpd.seq + 1) >>> 0;
+      sa.dpd.outstanding = sa.dpd.seq;
+      sendInformational(this.#host, sa, dpdNotify(sa, NotifyType.R_U_THERE, sa.dpd.seq));
+      sa.dpd.dueAt = this.#now + Math.min(dpd.delay, Math.max(1, dpd.timeout - silent));
+    } else {
+      sa.dpd.dueAt = sa.lastHeard + dpd.delay;
+    }
+  }
+
+  #tickChild(entry: ChildEntry): void {
+    const { child } = entry;
+    if (this.#now >= child.expiresAt) {
+      this.#removeChild(entry, 'lifetime expired', true);
+      return;
+    }
+    if (this.#now < child.rekeyAt || entry.rekeying || !this.#mayRekey(entry.sa.connection)) return;
+    const connection = this.#connections.find((c) => c.name === child.connection);
+    if (!connection) return;
+    entry.rekeying = true;
+    const sa = this.#liveSaFor(connection);
+    if (!sa) {
+      this.#initiate(connection);
+      return;
+    }
+    this.#log('info', `rekeying child SA ${child.id}`, sa, connection.name);
+    startQuickMode(this.#host, sa, connection, child.localTs[0]!, child.remoteTs[0]!, child.id);
+  }
+
+  /** Peers at 'any' address are clients: they rekey, we cannot reach them reliably. */
+  #mayRekey(connection: Connection | undefined): boolean {
+    return connection !== undefined && connection.peer.address !== 'any';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // SA lifecycle
+
+  #initiate(connection: Connection): void {
+    if (connection.peer.address === 'any')
+      throw new RangeError(`'${connection.name}' has no peer address to initiate to`);
+    if (connection.ike.version !== 1) {
+      this.#log(
+        'error',
+        `'${connection.name}' is IKEv${connection.ike.version}: not supported yet`,
+        undefined,
+        connection.name,
+      );
+      return;
+    }
+    const sa = this.#liveSaFor(connection);
+    if (sa) {
+      this.#startQuickModes(sa, connection);
+      return;
+    }
+    if ([...this.#sas.values()].some((s) => s.connection === connection && s.state !== 'ESTABLISHED')) return;
+    this.#errors.delete(connection.name);
+    const started = startMainMode(this.#host, connection, this.#initiatorEndpoint(connection), {
+      address: connection.peer.address,
+      port: connection.peer.port,
+    });
+    this.#sas.add(started);
+  }
+
+  #initiatorEndpoint(connection: Connection): Endpoint {
+    const address = connection.local.address ?? this.#options.defaultLocalAddress;
+    if (!address) throw new RangeError(`'${connection.name}' needs local.address to initiate`);
+    return { address, port: this.#options.port };
+  }
+
+  #liveSaFor(connection: Connection): IsakmpSa | undefined {
+    let best: IsakmpSa | undefined;
+    for (const sa of this.#sas.values()) {
+      if (sa.connection === connection && sa.state === 'ESTABLISHED' && (!best || sa.id > best.id)) best = sa;
+    }
+    return best;
+  }
+
+  /** Starts a quick mode for every selector pair that has no child SA yet. */
+  #startQuickModes(sa: IsakmpSa, connection: Connection): void {
+    const host = (address: string): TrafficSelector => {
+      const bytes = parseAddress(address);
+      return { start: bytes, end: bytes, protocol: 0, startPort: 0, endPort: 65535 };
+    };
+    const locals = connection.local.trafficSelectors.length
+      ? connection.local.trafficSelectors
+      : [host(sa.local.address)];
+    const peers = connection.peer.trafficSelectors.length
+      ? connection.peer.trafficSelectors
+      : [host(sa.remote.address)];
+    for (const localTs of locals) {
+      for (const remoteTs of peers) {
+        const covered = [...this.#children.values()].some(
+          (e) =>
+            e.child.connection === connection.name &&
+            sameTs(e.child.localTs[0]!, localTs) &&
+            sameTs(e.child.remoteTs[0]!, remoteTs),
+        );
+        const pending = [...sa.exchanges.values()].some(
+          (x) =>
+            x.state !== 'DONE' &&
+            x.connection === connection &&
+            sameTs(x.localTs, localTs) &&
+            sameTs(x.remoteTs, remoteTs),
+        );
+        if (!covered && !pending) startQuickMode(this.#host, sa, connection, localTs, remoteTs);
+      }
+    }
+  }
+
+  #established(sa: IsakmpSa): void {
+    const connection = sa.connection!;
+    sa.state = 'ESTABLISHED';
+    sa.establishedAt = this.#now;
+    const { rekeyAt, expiresAt } = schedule(
+      this.#now,
+      connection.ike.lifetime,
+      this.#options.random,
+      sa.lifetimeSeconds,
+    );
+    sa.rekeyAt = rekeyAt;
+    sa.expiresAt = expiresAt;
+    if (sa.nat.local) sa.keepaliveAt = this.#now + this.#options.keepaliveInterval;
+    if (connection.ike.dpd && sa.peerVendorIds?.dpd) sa.dpd.dueAt = this.#now + connection.ike.dpd.delay;
+    this.#errors.delete(connection.name);
+    this.#log('info', `ISAKMP SA established: ${sa.describe()}, ${sa.localId} <-> ${sa.remoteId}`, sa);
+    this.#emitEvent({ type: 'ike-up', ikeSa: sa.info() });
+    if (sa.replaces !== undefined) {
+      const old = this.#sas.byId(sa.replaces);
+      for (const entry of this.#children.values()) if (entry.sa === old) entry.sa = sa;
+      if (old) this.#deleteIsakmpSa(old, 'replaced by a rekeyed ISAKMP SA', true);
+      return;
+    }
+    if (sa.role === 'initiator') this.#startQuickModes(sa, connection);
+  }
+
+  #fail(sa: IsakmpSa, reason: string): void {
+    this.#log('error', `negotiation failed: ${reason}`, sa);
+    this.#setError(sa.connection?.name, reason);
+    this.#emitEvent({ type: 'failed', ...(sa.connection && { connection: sa.connection.name }), reason });
+    this.#remove(sa);
+  }
+
+  #remove(sa: IsakmpSa): void {
+    sa.state = 'DELETED';
+    this.#sas.remove(sa);
+  }
+
+  #deleteIsakmpSa(sa: IsakmpSa, reason: string, notifyPeer: boolean): void {
+    if (sa.state === 'DELETED') return;
+    const established = sa.state === 'ESTABLISHED';
+    for (const entry of [...this.#children.values()]) {
+      if (entry.sa === sa) this.#removeChild(entry, reason, notifyPeer);
+    }
+    if (established && notifyPeer)
+      sendInformational(this.#host, sa, deletePayload(ProtocolId.ISAKMP, [isakmpSpi(sa)]));
+    if (established) {
+      this.#log('info', `ISAKMP SA deleted: ${reason}`, sa);
+      this.#emitEvent({ type: 'ike-down', ikeSa: sa.info(), reason });
+    }
+    this.#remove(sa);
+  }
+
+  #installChild(child: ChildSa, exchange: QuickModeExchange): void {
+    const sa = this.#sas.byId(child.ikeSaId)!;
+    this.#children.set(child.id, { child, sa, rekeying: false });
+    this.#errors.delete(child.connection);
+    this.#out.push({ type: 'install-child', child });
+    this.#log(
+      'info',
+      `child SA installed: ${child.mode}${child.encapsulation ? ' (UDP-encapsulated)' : ''}, SPIs ${child.spiIn.toString(16)}/${child.spiOut.toString(16)}`,
+      sa,
+      child.connection,
+    );
+    this.#emitEvent({
+      type: 'child-up',
+      child,
+      ...(exchange.rekeyOf !== undefined && { rekeyed: exchange.rekeyOf }),
+    });
+    if (exchange.rekeyOf !== undefined) {
+      const old = this.#children.get(exchange.rekeyOf);
+      if (old) this.#removeChild(old, 'rekeyed', true);
+    }
+  }
+
+  #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean): void {
+    if (!this.#children.delete(entry.child.id)) return;
+    if (notifyPeer && entry.sa.state === 'ESTABLISHED')
+      sendInformational(
+        this.#host,
+        entry.sa,
+        deletePayload(ProtocolId.IPSEC_ESP, [u32be(entry.child.spiIn)]),
+      );
+    this.#out.push({ type: 'delete-child', child: entry.child });
+    this.#log(
+      'info',
+      `child SA ${entry.child.spiIn.toString(16)}/${entry.child.spiOut.toString(16)} deleted: ${reason}`,
+      entry.sa,
+      entry.child.connection,
+    );
+    this.#emitEvent({ type: 'child-down', child: entry.child, reason });
+  }
+
+  /** A Delete from the peer names its inbound SPIs: our outbound ones. */
+  #deleteChildren(sa: IsakmpSa, spis: readonly Uint8Array[]): void {
+    for (const entry of [...this.#children.values()]) {
+      if (entry.sa.remote.address !== sa.remote.address) continue;
+      if (spis.some((spi) => spi.length === 4 && equalBytes(spi, u32be(entry.child.spiOut))))
+        this.#removeChild(entry, 'deleted by the peer', false);
+    }
+  }
+
+  /** INITIAL-CONTACT: the peer rebooted, so older SAs with it are stale (RFC 2407 4.6.3.3). */
+  #initialContact(sa: IsakmpSa): void {
+    for (const other of [...this.#sas.values()]) {
+      if (other === sa || other.connection !== sa.connection || other.remote.address !== sa.remote.address)
+        continue;
+      if (other.remoteId !== undefined && other.remoteId !== sa.remoteId) continue;
+      this.#log('info', 'INITIAL-CONTACT: removing stale SAs', other);
+      this.#deleteIsakmpSa(other, 'peer sent INITIAL-CONTACT', false);
+    }
+  }
+
+  #setError(connection: string | undefined, reason: string): void {
+    if (connection) this.#errors.set(connection, reason);
+  }
+
+  #log(level: LogLevel, message: string, sa?: IsakmpSa, connection?: string): void {
+    const name = connection ?? sa?.connection?.name;
+    this.#emitEvent({
+      type: 'log',
+      level,
+      message,
+      ...(name && { connection: name }),
+      ...(sa && { ikeSa: sa.id }),
+    });
+  }
+
+  #emitEvent(event: Extract<Action, { type: 'event' }>['event']): void {
+    this.#out.push({ type: 'event', event });
+  }
+
+  #makeHost(): Host {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    return {
+      crypto: this.#options.crypto,
+      get now() {
+        return engine.#now;
+      },
+      retransmit: this.#options.retransmit,
+      natPort: this.#options.natPort,
+      get connections() {
+        return engine.#connections;
+      },
+      emit: (action) => this.#out.push(action),
+      log: (level, message, sa, connection) => this.#log(level, message, sa, connection),
+      nextId: () => this.#nextId++,
+      random: () => this.#options.random(),
+      index: (sa, key) => this.#sas.index(sa, key),
+      established: (sa) => this.#established(sa),
+      fail: (sa, reason) => this.#fail(sa, reason),
+      installChild: (child, exchange) => this.#installChild(child, exchange),
+      deleteChildren: (sa, spis) => this.#deleteChildren(sa, spis),
+      deleteIsakmpSa: (sa, reason, notifyPeer) => this.#deleteIsakmpSa(sa, reason, notifyPeer),
+      initialContact: (sa) => this.#initialContact(sa),
+      hasOtherSaWith: (sa) =>
+        [...this.#sas.values()].some(
+          (other) =>
+            other !== sa && other.state === 'ESTABLISHED' && other.remote.address === sa.remote.address,
+        ),
+    };
+  }
+}
+
+function sameTs(a: TrafficSelector, b: TrafficSelector): boolean {
+  return (
+    equalBytes(a.start, b.start) &&
+    equalBytes(a.end, b.end) &&
+    a.protocol === b.protocol &&
+    a.startPort === b.startPort &&
+    a.endPort === b.endPort
+  );
+}
+
+function exchangeName(type: number): string {
+  const name = Object.entries(ExchangeType).find(([, value]) => value === type)?.[0];
+  return name ?? `exchange type ${type}`;
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof ExchangeError) return `${error.message} (${notifyName(error.notify)})`;
+  if (error instanceof DecodeError)
+    return `${error.message} at offset ${error.offset} (${notifyName(error.notify)})`;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,144 @@
+import { equalBytes, u32be } from '../wire/bytes.js';
+import { type DecodedMessage, encodePayloads, encodeMessage, type Payload } from './codec.js';
+import { DOI_IPSEC, ExchangeType, NotifyType, ProtocolId } from './constants.js';
+import { ExchangeError } from './errors.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { findAll, type Host, type IsakmpSa } from './isakmp-sa.js';
+import { newMessageId } from './quick-mode.js';
+
+/**
+ * Informational exchanges (RFC 2408 section 4.8, RFC 2409 section 5.7): notifies and deletes,
+ * protected by the phase 1 SA with HASH(1) = prf(SKEYID_a, M-ID | N/D) once it exists, and the
+ * DPD messages of RFC 3706 that travel in them.
+ */
+
+export const NOTIFY_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(NotifyType).map(([name, value]) => [value, name]),
+);
+
+export function notifyName(type: number): string {
+  return NOTIFY_NAMES[type] ?? `notify ${type}`;
+}
+
+/** Sends one notify or delete in a new, protected informational exchange. */
+export function sendInformational(host: Host, sa: IsakmpSa, payload: Payload): void {
+  const messageId = newMessageId(host, sa);
+  const hash = sa.prf!.compute(sa.keys!.SKEYID_a, u32be(messageId), encodePayloads([payload]));
+  sa.send(host, ExchangeType.INFORMATIONAL, messageId, [{ kind: 'hash', data: hash }, payload], {
+    encrypt: true,
+  });
+  sa.protection!.forget(messageId);
+}
+
+export function isakmpSpi(sa: IsakmpSa): Uint8Array {
+  const spi = new Uint8Array(16);
+  spi.set(sa.CKY_I);
+  spi.set(sa.CKY_R, 8);
+  return spi;
+}
+
+export function deletePayload(protocolId: number, spis: readonly Uint8Array[]): Payload {
+  return { kind: 'delete', doi: DOI_IPSEC, protocolId, spiSize: spis[0]!.length, spis };
+}
+
+export function dpdNotify(sa: IsakmpSa, type: number, seq: number): Payload {
+  return {
+    kind: 'notify',
+    doi: DOI_IPSEC,
+    protocolId: ProtocolId.ISAKMP,
+    notifyType: type,
+    spi: isakmpSpi(sa),
+    data: u32be(seq),
+  };
+}
+
+/**
+ * An error notify outside any SA, in the clear: the answer to a first message we refuse
+ * (RFC 2408 section 5.1), e.g. NO_PROPOSAL_CHOSEN.
+ */
+export function clearNotify(
+  CKY_I: Uint8Array,
+  CKY_R: Uint8Array,
+  notifyType: number,
+  from: Endpoint,
+  to: Endpoint,
+  nonEspMarker: boolean,
+): { type: 'send'; from: Endpoint; to: Endpoint; data: Uint8Array; nonEspMarker: boolean } {
+  const data = encodeMessage(
+    { CKY_I, CKY_R, exchangeType: ExchangeType.INFORMATIONAL, flags: 0, messageId: 0 },
+    [
+      {
+        kind: 'notify',
+        doi: DOI_IPSEC,
+        protocolId: ProtocolId.ISAKMP,
+        notifyType,
+        spi: new Uint8Array(0),
+        data: new Uint8Array(0),
+      },
+    ],
+  );
+  return { type: 'send', from, to, data, nonEspMarker };
+}
+
+/** Processes a received informational exchange for `sa`. */
+export function receiveInformational(host: Host, sa: IsakmpSa, message: DecodedMessage): void {
+  if (!message.payloads && sa.state !== 'ESTABLISHED' && !sa.protection) return;
+  if (message.payloads) {
+    // In the clear: only believable before the keys exist; it may end a negotiation.
+    for (const notify of findAll(message.payloads, 'notify')) {
+      host.log('warn', `peer sent ${notifyName(notify.notifyType)} (unprotected)`, sa);
+      if (notify.notifyType < 16384 && sa.state !== 'ESTABLISHED')
+        host.fail(sa, `peer sent ${notifyName(notify.notifyType)}`);
+    }
+    return;
+  }
+  const messageId = message.header.messageId;
+  let opened;
+  try {
+    opened = sa.open(message);
+  } finally {
+    sa.protection?.forget(messageId);
+  }
+  const { payloads, chain } = opened;
+  const hash = payloads[0];
+  if (hash?.kind !== 'hash')
+    throw new ExchangeError('informational without HASH(1)', NotifyType.INVALID_HASH_INFORMATION);
+  const expected = sa.prf!.compute(sa.keys!.SKEYID_a, u32be(messageId), chain.subarray(4 + hash.data.length));
+  if (!equalBytes(expected, hash.data))
+    throw new ExchangeError('informational HASH(1) mismatch', NotifyType.INVALID_HASH_INFORMATION);
+  sa.lastHeard = host.now;
+  for (const payload of payloads.slice(1)) {
+    if (payload.kind === 'delete') onDelete(host, sa, payload);
+    else if (payload.kind === 'notify') onNotify(host, sa, payload);
+  }
+}
+
+function onDelete(host: Host, sa: IsakmpSa, payload: Extract<Payload, { kind: 'delete' }>): void {
+  if (payload.protocolId === ProtocolId.ISAKMP) {
+    if (payload.spis.some((spi) => equalBytes(spi, isakmpSpi(sa))))
+      host.deleteIsakmpSa(sa, 'deleted by the peer', false);
+    return;
+  }
+  if (payload.protocolId === ProtocolId.IPSEC_ESP) host.deleteChildren(sa, payload.spis);
+}
+
+function onNotify(host: Host, sa: IsakmpSa, notify: Extract<Payload, { kind: 'notify' }>): void {
+  switch (notify.notifyType) {
+    case NotifyType.R_U_THERE:
+      sendInformational(host, sa, dpdNotify(sa, NotifyType.R_U_THERE_ACK, readSeq(notify.data)));
+      return;
+    case NotifyType.R_U_THERE_ACK:
+      if (sa.dpd.outstanding !== undefined && readSeq(notify.data) === sa.dpd.outstanding)
+        sa.dpd.outstanding = undefined;
+      return;
+    case NotifyType.INITIAL_CONTACT:
+      host.initialContact(sa);
+      return;
+    default:
+      host.log(notify.notifyType < 16384 ? 'warn' : 'info', `peer sent ${notifyName(notify.notifyType)}`, sa);
+  }
+}
+
+function readSeq(data: Uint8Array): number {
+  return data.length === 4 ? new DataView(data.buffer, data.byteOffset).getUint32(0) : -1;
+}

@@ -1,0 +1,65 @@
+import type { Encryption, Prf } from '../crypto/transforms.js';
+import { concat, u32be } from '../wire/bytes.js';
+import { phase1Iv, phase2Iv } from '../crypto/kdf-ikev1.js';
+
+/**
+ * Encryption of ISAKMP message bodies under the phase 1 SA (RFC 2409 section 5 and appendix B):
+ * CBC with IVs chained across messages. Main mode (message ID 0) starts from hash(g^xi | g^xr);
+ * every later exchange starts from hash(last phase 1 block | M-ID) and chains within itself.
+ * An IV moves forward only when the caller accepts a decrypted message, so a forged or garbled
+ * packet cannot desynchronise the chain.
+ */
+export class Phase1Protection {
+  readonly #encryption: Encryption;
+  readonly #key: Uint8Array;
+  readonly #prf: Prf;
+  readonly #ivs = new Map<number, Uint8Array>();
+  /** The last CBC block of main mode, once it is over. */
+  #phase1LastBlock: Uint8Array | undefined;
+
+  constructor(encryption: Encryption, key: Uint8Array, prf: Prf, gxi: Uint8Array, gxr: Uint8Array) {
+    this.#encryption = encryption;
+    this.#key = key;
+    this.#prf = prf;
+    this.#ivs.set(0, phase1Iv(prf, gxi, gxr, encryption.blockSize));
+  }
+
+  /** Main mode is complete: later exchanges derive their IVs from its last block. */
+  finishPhase1(): void {
+    this.#phase1LastBlock = this.#ivs.get(0);
+    this.#ivs.delete(0);
+  }
+
+  /** Pads (RFC 2409 section 5.3: zeros, the last byte counting the others) and encrypts. */
+  encrypt(messageId: number, payloads: Uint8Array): Uint8Array {
+    const block = this.#encryption.blockSize;
+    const padLength = block - (payloads.length % block);
+    const padding = new Uint8Array(padLength);
+    padding[padLength - 1] = padLength - 1;
+    const ciphertext = this.#encryption.encrypt(this.#key, this.#iv(messageId), concat(payloads, padding));
+    this.#ivs.set(messageId, ciphertext.slice(-block));
+    return ciphertext;
+  }
+
+  /** Decrypts; the IV chain advances only when `accept` is called. */
+  decrypt(messageId: number, ciphertext: Uint8Array): { plaintext: Uint8Array; accept(): void } {
+    const block = this.#encryption.blockSize;
+    if (ciphertext.length === 0 || ciphertext.length % block !== 0)
+      throw new RangeError(`encrypted body of ${ciphertext.length} bytes is not a whole number of blocks`);
+    const plaintext = this.#encryption.decrypt(this.#key, this.#iv(messageId), ciphertext);
+    const next = ciphertext.slice(-block);
+    return { plaintext, accept: () => this.#ivs.set(messageId, next) };
+  }
+
+  /** Drops the IV state of a finished exchange. */
+  forget(messageId: number): void {
+    if (messageId !== 0) this.#ivs.delete(messageId);
+  }
+
+  #iv(messageId: number): Uint8Array {
+    const known = this.#ivs.get(messageId);
+    if (known) return known;
+    if (!this.#phase1LastBlock) throw new RangeError(`exchange ${messageId} before main mode completed`);
+    return phase2Iv(this.#prf, this.#phase1LastBlock, u32be(messageId), this.#encryption.blockSize);
+  }
+}

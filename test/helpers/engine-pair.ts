@@ -1,0 +1,217 @@
+import type { Action, EngineEvent } from '../../src/core/actions.js';
+import type { Connection, Identity } from '../../src/core/connection.js';
+import { type Endpoint, formatEndpoint } from '../../src/core/endpoint.js';
+import { expandSuites, parseProposal } from '../../src/core/proposal.js';
+import type { ChildSa } from '../../src/core/sa.js';
+import { parseTrafficSelector, type TrafficSelector } from '../../src/core/traffic-selector.js';
+import { createCryptoProvider } from '../../src/crypto/providers/index.js';
+import type { CryptoProvider } from '../../src/crypto/provider.js';
+import { algorithm } from '../../src/crypto/registry.js';
+import { Ikev1Engine, type Ikev1EngineOptions } from '../../src/ikev1/engine.js';
+
+/**
+ * Two IKEv1 engines wired back to back with a fake clock: what one sends, the other receives,
+ * through a network the test can make lossy, duplicating or address-rewriting (a NAT).
+ */
+
+export interface ConnectionSpec {
+  name?: string;
+  ike?: string[];
+  esp?: string[];
+  pfs?: string;
+  mode?: 'tunnel' | 'transport';
+  localAddress?: string;
+  peerAddress: string | 'any';
+  peerPort?: number;
+  peerNatPort?: number;
+  localSubnets?: TrafficSelector[] | string[];
+  peerSubnets?: TrafficSelector[] | string[];
+  localId?: Identity;
+  peerId?: Identity;
+  psk?: string;
+  start?: 'initiate' | 'respond';
+  ikeLifetime?: number;
+  childLifetime?: number;
+  dpd?: Connection['ike']['dpd'];
+}
+
+export function ipv4(address: string): Identity {
+  return { type: 'ipv4', address: Uint8Array.from(address.split('.').map(Number)) };
+}
+
+const selectors = (list: TrafficSelector[] | string[] | undefined): TrafficSelector[] =>
+  (list ?? []).map((item) => (typeof item === 'string' ? parseTrafficSelector(item) : item));
+
+export function connection(spec: ConnectionSpec): Connection {
+  const lifetime = (seconds: number) => ({ seconds, rekeyMargin: Math.min(540, seconds / 10), rekeyFuzz: 0 });
+  return {
+    name: spec.name ?? 'test',
+    ike: {
+      name: 'ike',
+      version: 1,
+      mode: 'main',
+      proposals: (spec.ike ?? ['aes128-sha1-modp1024']).flatMap((p) =>
+        expandSuites(parseProposal(p, 'ike'), 'ike'),
+      ),
+      lifetime: lifetime(spec.ikeLifetime ?? 10800),
+      ...(spec.dpd && { dpd: spec.dpd }),
+    },
+    ipsec: {
+      name: 'esp',
+      protocol: 'esp',
+      mode: spec.mode ?? 'tunnel',
+      proposals: (spec.esp ?? ['aes128-sha1']).flatMap((p) => expandSuites(parseProposal(p, 'esp'), 'esp')),
+      ...(spec.pfs && { pfs: algorithm('dh', spec.pfs) }),
+      lifetime: lifetime(spec.childLifetime ?? 3600),
+    },
+    local: {
+      ...(spec.localAddress && { address: spec.localAddress }),
+      ...(spec.localId && { id: spec.localId }),
+      trafficSelectors: selectors(spec.localSubnets),
+    },
+    peer: {
+      address: spec.peerAddress,
+      port: spec.peerPort ?? 500,
+      ...(spec.peerNatPort && { natPort: spec.peerNatPort }),
+      ...(spec.peerId && { id: spec.peerId }),
+      trafficSelectors: selectors(spec.peerSubnets),
+    },
+    psk: new TextEncoder().encode(spec.psk ?? 'correct horse battery staple'),
+    start: spec.start ?? 'respond',
+  };
+}
+
+export interface Side {
+  readonly name: string;
+  readonly engine: Ikev1Engine;
+  readonly address: string;
+  readonly port: number;
+  readonly natPort: number;
+  readonly installed: Map<number, ChildSa>;
+  readonly events: EngineEvent[];
+  readonly logs: string[];
+}
+
+/** Rewrites or drops a datagram in flight; return undefined to drop it. */
+export type Wire = (packet: Packet) => Packet | Packet[] | undefined;
+
+export interface Packet {
+  from: Endpoint;
+  to: Endpoint;
+  data: Uint8Array;
+  nonEspMarker: boolean;
+  keepalive?: boolean;
+}
+
+export class EnginePair {
+  now = 1000;
+  readonly sent: Packet[] = [];
+  wire: Wire = (p) => p;
+  readonly sides: Side[] = [];
+  readonly crypto: CryptoProvider;
+
+  constructor(crypto: CryptoProvider = createCryptoProvider('node')) {
+    this.crypto = crypto;
+  }
+
+  add(
+    name: string,
+    address: string,
+    connections: Connection[],
+    options: Partial<Ikev1EngineOptions> = {},
+  ): Side {
+    const port = options.port ?? 500;
+    const natPort = options.natPort ?? 4500;
+    const side: Side = {
+      name,
+      address,
+      port,
+      natPort,
+      engine: new Ikev1Engine({
+        crypto: this.crypto,
+        connections,
+        port,
+        natPort,
+        defaultLocalAddress: address,
+        ...options,
+      }),
+      installed: new Map(),
+      events: [],
+      logs: [],
+    };
+    this.sides.push(side);
+    return side;
+  }
+
+  /** Applies actions of `side`, delivering datagrams until the network is quiet. */
+  run(side: Side, actions: Action[]): void {
+    const queue: { to: Side; packet: Packet }[] = [];
+    const apply = (from: Side, list: Action[]) => {
+      for (const action of list) {
+        switch (action.type) {
+          case 'send':
+          case 'keepalive': {
+            const packet: Packet = {
+              from: action.from,
+              to: action.to,
+              data: action.type === 'send' ? action.data : Uint8Array.of(0xff),
+              nonEspMarker: action.type === 'send' && action.nonEspMarker,
+              ...(action.type === 'keepalive' && { keepalive: true }),
+            };
+            if (packet.from.address !== from.address && !this.natted(from))
+              throw new Error(`${from.name} sent from ${formatEndpoint(packet.from)}, not its own address`);
+            const result = this.wire(packet);
+            for (const p of result === undefined ? [] : Array.isArray(result) ? result : [result]) {
+              this.sent.push(p);
+              const to = this.sides.find((s) => s.address === p.to.address);
+              if (to) queue.push({ to, packet: p });
+            }
+            break;
+          }
+          case 'install-child':
+            from.installed.set(action.child.id, action.child);
+            break;
+          case 'delete-child':
+            from.installed.delete(action.child.id);
+            break;
+          case 'event':
+            from.events.push(action.event);
+            if (action.event.type === 'log') from.logs.push(`${action.event.level}: ${action.event.message}`);
+            break;
+        }
+      }
+    };
+    apply(side, actions);
+    let guard = 0;
+    while (queue.length) {
+      if (++guard > 1000) throw new Error('message loop');
+      const { to, packet } = queue.shift()!;
+      if (packet.keepalive) continue;
+      const local = { address: to.address, port: packet.to.port };
+      apply(to, to.engine.receive(packet.data, local, packet.from, this.now));
+    }
+  }
+
+  natted(side: Side): boolean {
+    return side.address !== side.address;
+  }
+
+  initiate(side: Side, name = 'test'): void {
+    this.run(side, side.engine.initiate(name, this.now));
+  }
+
+  /** Advances the clock to `until`, ticking each engine at its own deadlines. */
+  advance(seconds: number): void {
+    const until = this.now + seconds;
+    for (let guard = 0; ; guard++) {
+      if (guard > 10000) throw new Error(`timers do not advance at ${this.now}`);
+      const next = Math.min(...this.sides.map((s) => s.engine.nextTimeout() ?? Infinity));
+      if (next > until) break;
+      this.now = Math.max(this.now, next);
+      for (const side of this.sides) {
+        if ((side.engine.nextTimeout() ?? Infinity) <= this.now) this.run(side, side.engine.tick(this.now));
+      }
+    }
+    this.now = until;
+  }
+}

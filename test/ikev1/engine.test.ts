@@ -1,0 +1,404 @@
+import t, { type Test } from 'tap';
+import type { ChildSa } from '../../src/core/sa.js';
+import { equalBytes } from '../../src/wire/bytes.js';
+import { decodeHeader } from '../../src/ikev1/codec.js';
+import { ExchangeType } from '../../src/ikev1/constants.js';
+import { connection, type ConnectionSpec, EnginePair, ipv4, type Side } from '../helpers/engine-pair.js';
+
+/**
+ * Two engines back to back with a fake clock: main mode + quick mode in both roles and the
+ * failure paths. Every assertion reads what the engines installed, reported or sent.
+ */
+
+const A = '192.0.2.1';
+const B = '192.0.2.2';
+
+function tunnelPair(spec: Partial<ConnectionSpec> = {}, responder: Partial<ConnectionSpec> = {}) {
+  const pair = new EnginePair();
+  const a = pair.add('a', A, [
+    connection({
+      localAddress: A,
+      peerAddress: B,
+      localSubnets: ['198.51.100.0/24'],
+      peerSubnets: ['203.0.113.0/24'],
+      start: 'initiate',
+      ...spec,
+    }),
+  ]);
+  const b = pair.add('b', B, [
+    connection({
+      localAddress: B,
+      peerAddress: A,
+      localSubnets: ['203.0.113.0/24'],
+      peerSubnets: ['198.51.100.0/24'],
+      ...spec,
+      ...responder,
+    }),
+  ]);
+  return { pair, a, b };
+}
+
+function only(side: Side): ChildSa {
+  const children = [...side.installed.values()];
+  if (children.length !== 1) throw new Error(`${side.name} has ${children.length} child SAs`);
+  return children[0]!;
+}
+
+/** Both ends installed one matching child SA: SPIs and keys cross over. */
+function assertMatchingChildren(t: Test, a: Side, b: Side): void {
+  const ca = only(a);
+  const cb = only(b);
+  t.equal(ca.spiIn, cb.spiOut, 'initiator inbound SPI is responder outbound');
+  t.equal(ca.spiOut, cb.spiIn, 'initiator outbound SPI is responder inbound');
+  t.ok(equalBytes(ca.keys.encrIn, cb.keys.encrOut), 'encryption keys cross over');
+  t.ok(equalBytes(ca.keys.encrOut, cb.keys.encrIn), 'encryption keys cross over (other direction)');
+  t.ok(equalBytes(ca.keys.integIn, cb.keys.integOut), 'integrity keys cross over');
+  t.notOk(equalBytes(ca.keys.encrIn, ca.keys.encrOut), 'directions have different keys');
+}
+
+const IKE_SUITES = [
+  'aes128-sha1-modp1024',
+  'aes192-sha256-modp1536',
+  'aes256-sha256-modp2048',
+  'aes256-sha384-modp3072',
+  'aes128-sha512-ecp256',
+  'aes256-sha1-ecp384',
+  '3des-sha1-modp1024',
+  '3des-md5-modp1024',
+  'aes128-md5-modp768',
+];
+const ESP_SUITES = [
+  'aes128-sha1',
+  'aes256-sha256',
+  '3des-md5',
+  'aes128gcm16',
+  'aes256gcm16',
+  'aes192ctr-sha384',
+  'aes256-sha512',
+];
+
+t.test('main mode + quick mode with every IKEv1 phase 1 suite', async (t) => {
+  for (const ike of IKE_SUITES) {
+    const { pair, a, b } = tunnelPair({ ike: [ike] });
+    pair.initiate(a);
+    t.equal(a.engine.status()[0]!.ikeSas[0]?.algorithms, ike, `${ike}: initiator reports the suite`);
+    assertMatchingChildren(t, a, b);
+  }
+});
+
+t.test('quick mode with every ESP suite, with and without PFS', async (t) => {
+  for (const esp of ESP_SUITES) {
+    for (const pfs of [undefined, 'modp2048']) {
+      const { pair, a, b } = tunnelPair({ esp: [esp], ...(pfs && { pfs }) });
+      pair.initiate(a);
+      const child = only(b);
+      t.equal(child.suite.dh?.name, pfs, `${esp} pfs=${pfs}: group`);
+      t.equal(child.suite.encr.name, esp.split('-')[0], `${esp}: cipher`);
+      assertMatchingChildren(t, a, b);
+    }
+  }
+});
+
+t.test('the responder chooses by its own preference from a multi-transform offer', async (t) => {
+  // The macOS/iOS L2TP client's order: strongest first, 3DES/MD5 last.
+  const offer = [
+    'aes256-sha256-modp2048',
+    'aes128-sha256-modp2048',
+    'aes256-sha1-modp2048',
+    'aes256-sha256-modp1536',
+    'aes256-sha1-modp1024',
+    'aes128-sha1-modp1024',
+    '3des-sha1-modp1024',
+    '3des-md5-modp1024',
+  ];
+  const { pair, a, b } = tunnelPair({ ike: offer }, { ike: ['3des-sha1-modp1024', 'aes128-sha1-modp1024'] });
+  pair.initiate(a);
+  t.equal(b.engine.status()[0]!.ikeSas[0]?.algorithms, '3des-sha1-modp1024', 'our first preference wins');
+  t.equal(a.engine.status()[0]!.ikeSas[0]?.algorithms, '3des-sha1-modp1024');
+  assertMatchingChildren(t, a, b);
+});
+
+t.test('transport mode with protocol/port selectors (L2TP)', async (t) => {
+  const l2tp = (address: string) => [{ ...hostTs(address), protocol: 17, startPort: 1701, endPort: 1701 }];
+  const { pair, a, b } = tunnelPair(
+    { mode: 'transport', localSubnets: l2tp(A), peerSubnets: l2tp(B) },
+    { localSubnets: l2tp(B), peerSubnets: [] },
+  );
+  pair.initiate(a);
+  const child = only(b);
+  t.equal(child.mode, 'transport');
+  t.same(b.engine.status()[0]!.childSas[0]?.localTs, ['192.0.2.2/32[udp/1701]']);
+  t.same(b.engine.status()[0]!.childSas[0]?.remoteTs, ['192.0.2.1/32[udp/1701]']);
+  assertMatchingChildren(t, a, b);
+});
+
+t.test('a responder with peer address "any" serves any client', async (t) => {
+  const pair = new EnginePair();
+  const gateway = pair.add('gw', B, [
+    connection({
+      name: 'l2tp',
+      localAddress: B,
+      peerAddress: 'any',
+      mode: 'transport',
+      ike: ['aes256-sha1-modp1024', '3des-sha1-modp1024'],
+      esp: ['aes256-sha1', '3des-sha1'],
+    }),
+  ]);
+  for (const address of ['192.0.2.10', '192.0.2.11']) {
+    const client = pair.add(address, address, [
+      connection({
+        localAddress: address,
+        peerAddress: B,
+        mode: 'transport',
+        start: 'initiate',
+        ike: ['3des-sha1-modp1024'],
+        esp: ['3des-sha1'],
+      }),
+    ]);
+    pair.initiate(client);
+    t.equal(client.installed.size, 1, `${address} got a child SA`);
+  }
+  const status = gateway.engine.status()[0]!;
+  t.equal(status.status, 'Active');
+  t.equal(status.childSas.length, 2, 'one child SA per client');
+  t.same(status.ikeSas.map((sa) => sa.remote).sort(), ['192.0.2.10:500', '192.0.2.11:500']);
+});
+
+t.test('NAT traversal: the initiator behind a NAT floats to 4500 and keeps the mapping alive', async (t) => {
+  const pair = new EnginePair();
+  const inside = '192.0.2.130';
+  const nat = '192.0.2.129';
+  const a = pair.add('a', inside, [
+    connection({
+      localAddress: inside,
+      peerAddress: B,
+      localSubnets: ['198.51.100.0/24'],
+      peerSubnets: ['203.0.113.0/24'],
+      start: 'initiate',
+    }),
+  ]);
+  const b = pair.add('b', B, [
+    connection({
+      localAddress: B,
+      peerAddress: nat,
+      peerId: ipv4(inside),
+      localSubnets: ['203.0.113.0/24'],
+      peerSubnets: ['198.51.100.0/24'],
+    }),
+  ]);
+  // A masquerading NAT: the inside address and port are rewritten both ways.
+  const natPorts = new Map<number, number>([
+    [500, 1024],
+    [4500, 1025],
+  ]);
+  pair.wire = (p) => {
+    if (p.from.address === inside) return { ...p, from: { address: nat, port: natPorts.get(p.from.port)! } };
+    if (p.to.address === nat) {
+      const port = [...natPorts].find(([, outside]) => outside === p.to.port)![0];
+      return { ...p, to: { address: inside, port } };
+    }
+    return p;
+  };
+  pair.sides.find((s) => s === a)!;
+  pair.initiate(a);
+  assertMatchingChildren(t, a, b);
+  t.ok(only(a).encapsulation && only(b).encapsulation, 'both sides use UDP encapsulation');
+  const ikeA = a.engine.status()[0]!.ikeSas[0]!;
+  const ikeB = b.engine.status()[0]!.ikeSas[0]!;
+  t.same(ikeA.nat, { local: true, remote: false }, 'the initiator knows it is behind the NAT');
+  t.same(ikeB.nat, { local: false, remote: true }, 'the responder sees the peer behind a NAT');
+  t.equal(ikeA.local, `${inside}:4500`, 'initiator floated to 4500');
+  t.equal(ikeB.remote, `${nat}:1025`, 'responder follows the NAT mapping of port 4500');
+  const floated = pair.sent.filter((p) => p.to.port === 4500 || p.from.port === 4500);
+  t.ok(
+    floated.length >= 4 && floated.every((p) => p.nonEspMarker || p.keepalive),
+    'IKE on 4500 carries the non-ESP marker',
+  );
+  const before = pair.sent.filter((p) => p.keepalive).length;
+  pair.advance(61);
+  t.equal(
+    pair.sent.filter((p) => p.keepalive).length - before,
+    3,
+    'a keepalive every 20 s from behind the NAT',
+  );
+});
+
+t.test('lost and duplicated packets are retransmitted and answered from cache', async (t) => {
+  const { pair, a, b } = tunnelPair();
+  let count = 0;
+  pair.wire = (p) => {
+    count++;
+    if (count === 2 || count === 5 || count === 9) return undefined; // drop message 2, 5 and QM2
+    return count % 3 === 0 ? [p, p] : p; // and duplicate every third
+  };
+  pair.initiate(a);
+  pair.advance(30);
+  assertMatchingChildren(t, a, b);
+  t.equal(a.engine.status()[0]!.childSas.length, 1, 'duplicates did not create extra child SAs');
+});
+
+t.test('an unreachable peer fails cleanly after bounded retransmissions', async (t) => {
+  const { pair, a } = tunnelPair();
+  pair.wire = () => undefined;
+  pair.initiate(a);
+  pair.advance(120);
+  t.equal(pair.sent.length, 0);
+  const status = a.engine.status()[0]!;
+  t.equal(status.status, 'Error');
+  t.match(status.error, /no answer/);
+  t.equal(a.engine.nextTimeout(), undefined, 'no state left behind');
+});
+
+t.test('a wrong pre-shared key fails cleanly on both sides, nothing installed', async (t) => {
+  const { pair, a, b } = tunnelPair({}, { psk: 'a different key' });
+  pair.initiate(a);
+  pair.advance(60);
+  t.equal(a.installed.size + b.installed.size, 0);
+  t.equal(a.engine.status()[0]!.status, 'Error');
+  t.equal(b.engine.status()[0]!.status, 'Error');
+  t.match(b.logs.join('\n'), /wrong pre-shared key/);
+  t.equal(a.engine.status()[0]!.ikeSas.length + b.engine.status()[0]!.ikeSas.length, 0);
+});
+
+t.test('no proposal chosen: the log names both sides offers', async (t) => {
+  const { pair, a, b } = tunnelPair({ ike: ['3des-md5-modp1024'] }, { ike: ['aes256-sha256-modp2048'] });
+  pair.initiate(a);
+  const log = b.logs.join('\n');
+  t.match(log, /peer offers 3des-md5-modp1024/);
+  t.match(log, /we accept aes256-sha256-modp2048/);
+  t.match(a.engine.status()[0]!.error, /NO_PROPOSAL_CHOSEN/, 'the initiator learns it from the notify');
+  const esp = tunnelPair({ esp: ['aes128-sha1'] }, { esp: ['aes256-sha256'] });
+  esp.pair.initiate(esp.a);
+  t.match(
+    esp.b.logs.join('\n'),
+    /peer offers aes128-sha1 \(tunnel\).*'test' accepts aes256-sha256 in tunnel mode/,
+  );
+  t.equal(esp.a.installed.size, 0);
+  t.match(esp.a.engine.status()[0]!.error ?? esp.a.logs.join('\n'), /NO_PROPOSAL_CHOSEN/);
+});
+
+t.test('PFS mismatch and selector mismatch are refused', async (t) => {
+  const pfs = tunnelPair({ pfs: 'modp1024' }, { pfs: undefined });
+  pfs.pair.initiate(pfs.a);
+  t.equal(pfs.b.installed.size, 0, 'no PFS on the responder, PFS offered: refused');
+  const ts = tunnelPair({}, { peerSubnets: ['198.51.100.0/25'] });
+  ts.pair.initiate(ts.a);
+  t.equal(ts.b.installed.size, 0, 'wider selectors than configured: refused');
+  t.match(ts.b.logs.join('\n'), /does not cover/);
+});
+
+t.test('delete: terminate on one side removes the SAs on both', async (t) => {
+  for (const who of ['initiator', 'responder'] as const) {
+    const { pair, a, b } = tunnelPair();
+    pair.initiate(a);
+    const side = who === 'initiator' ? a : b;
+    pair.run(side, side.engine.terminate('test', pair.now));
+    t.equal(a.installed.size + b.installed.size, 0, `${who} terminates: no child SA left`);
+    t.equal(
+      a.engine.status()[0]!.ikeSas.length + b.engine.status()[0]!.ikeSas.length,
+      0,
+      'no ISAKMP SA left',
+    );
+    t.equal(b.engine.status()[0]!.status, 'Down');
+  }
+});
+
+t.test('quick mode SAs are rekeyed before they expire and the old ones deleted', async (t) => {
+  const { pair, a, b } = tunnelPair({ childLifetime: 120 });
+  pair.initiate(a);
+  const first = only(a);
+  pair.advance(115);
+  const second = only(a);
+  t.not(second.spiIn, first.spiIn, 'a new child SA replaced the first');
+  t.ok(second.installedAt < first.expiresAt, 'before the old one expired');
+  assertMatchingChildren(t, a, b);
+  t.ok(
+    a.events.some((e) => e.type === 'child-up' && e.rekeyed === first.id),
+    'reported as a rekey',
+  );
+  pair.advance(400);
+  assertMatchingChildren(t, a, b);
+});
+
+t.test('the ISAKMP SA is rekeyed and child SAs survive it', async (t) => {
+  const { pair, a, b } = tunnelPair({ ikeLifetime: 300, childLifetime: 3600 });
+  pair.initiate(a);
+  const child = only(a);
+  const firstIke = a.engine.status()[0]!.ikeSas[0]!.id;
+  pair.advance(290);
+  const ikeSas = a.engine.status()[0]!.ikeSas;
+  t.equal(ikeSas.length, 1, 'one ISAKMP SA after the rekey');
+  t.not(ikeSas[0]!.id, firstIke, 'it is a new one');
+  t.equal(b.engine.status()[0]!.ikeSas.length, 1, 'the responder deleted the old one too');
+  t.equal(only(a).spiIn, child.spiIn, 'the child SA was not touched');
+});
+
+t.test('dead peer detection clears the SAs of a silent peer', async (t) => {
+  const { pair, a, b } = tunnelPair({ dpd: { delay: 10, timeout: 30, action: 'clear' } });
+  pair.initiate(a);
+  pair.advance(25);
+  t.equal(a.installed.size, 1, 'a live peer answers R-U-THERE');
+  t.ok(b.logs.length > 0);
+  pair.wire = () => undefined; // the peer dies
+  pair.advance(60);
+  t.equal(a.installed.size, 0, 'SAs cleared');
+  t.match(a.engine.status()[0]!.error, /dead peer/);
+});
+
+t.test('dead peer detection with action restart re-initiates', async (t) => {
+  const { pair, a, b } = tunnelPair({ dpd: { delay: 10, timeout: 30, action: 'restart' } });
+  pair.initiate(a);
+  let down = true;
+  pair.wire = (p) => (down ? undefined : p);
+  pair.advance(45);
+  t.equal(a.installed.size, 0);
+  down = false;
+  // The peer lost its state too (it rebooted): a fresh exchange must succeed.
+  pair.run(b, b.engine.shutdown(pair.now));
+  pair.advance(60);
+  t.equal(a.installed.size, 1, 're-established');
+  t.equal(a.engine.status()[0]!.status, 'Active');
+});
+
+t.test('garbage and hostile input never throws and leaves no state', async (t) => {
+  const { pair, a, b } = tunnelPair();
+  const from = { address: A, port: 500 };
+  const to = { address: B, port: 500 };
+  const inputs = [
+    new Uint8Array(0),
+    new Uint8Array(27),
+    new Uint8Array(28),
+    Uint8Array.from({ length: 300 }, (_, i) => (i * 37) & 0xff),
+  ];
+  for (const input of inputs)
+    t.same(
+      b.engine.receive(input, to, from, pair.now).filter((x) => x.type === 'send'),
+      [],
+    );
+  pair.initiate(a);
+  const established = pair.sent.find((p) => decodeHeader(p.data).exchangeType === ExchangeType.QUICK_MODE)!;
+  for (let i = 0; i < 200; i++) {
+    const mutated = established.data.slice();
+    mutated[28 + ((i * 7) % (mutated.length - 28))] ^= 1 << (i % 8);
+    b.engine.receive(mutated, to, from, pair.now);
+  }
+  t.equal(b.installed.size, 1, 'tampered quick mode copies created nothing');
+  // A flood of first messages is bounded.
+  const flood = pair.sent[0]!.data;
+  const limited = new EnginePair().add('x', B, [connection({ localAddress: B, peerAddress: 'any' })], {
+    maxHalfOpen: 5,
+  });
+  for (let i = 0; i < 50; i++) {
+    const copy = flood.slice();
+    copy[0] = i;
+    limited.engine.receive(copy, to, { address: A, port: 1000 + i }, 0);
+  }
+  t.equal(limited.engine.status()[0]!.ikeSas.length, 5, 'half-open SAs are bounded');
+  limited.engine.tick(100);
+  t.equal(limited.engine.status()[0]!.ikeSas.length, 0, 'and time out');
+});
+
+function hostTs(address: string) {
+  const bytes = Uint8Array.from(address.split('.').map(Number));
+  return { start: bytes, end: bytes, protocol: 0, startPort: 0, endPort: 65535 };
+}
