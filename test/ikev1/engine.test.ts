@@ -379,7 +379,8 @@ t.test('garbage and hostile input never throws and leaves no state', async (t) =
   const established = pair.sent.find((p) => decodeHeader(p.data).exchangeType === ExchangeType.QUICK_MODE)!;
   for (let i = 0; i < 200; i++) {
     const mutated = established.data.slice();
-    mutated[28 + ((i * 7) % (mutated.length - 28))] ^= 1 << (i % 8);
+    const at = 28 + ((i * 7) % (mutated.length - 28));
+    mutated[at] = mutated[at]! ^ (1 << (i % 8));
     b.engine.receive(mutated, to, from, pair.now);
   }
   t.equal(b.installed.size, 1, 'tampered quick mode copies created nothing');
