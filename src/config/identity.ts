@@ -1,0 +1,28 @@
+import { isIP } from 'node:net';
+import { parseAddress } from '../core/address.js';
+import type { Identity } from '../core/connection.js';
+
+/**
+ * An identity as written in peers.json: an IP address, "user@example.net" (user-fqdn),
+ * "@vpn.example.net" or "vpn.example.net" (fqdn), or "keyid:..." (key-id). Returns undefined for
+ * text that names nothing ("", "@", "keyid:").
+ */
+export function parseIdentity(text: string): Identity | undefined {
+  const family = isIP(text);
+  if (family) return addressIdentity(text);
+  if (text.startsWith('keyid:')) {
+    const value = text.slice('keyid:'.length);
+    return value ? { type: 'key-id', value } : undefined;
+  }
+  if (text.startsWith('@')) {
+    const value = text.slice(1);
+    return value ? { type: 'fqdn', value } : undefined;
+  }
+  if (text.includes('@')) return { type: 'user-fqdn', value: text };
+  return text ? { type: 'fqdn', value: text } : undefined;
+}
+
+/** The identity of an address (which must be a valid IPv4 or IPv6 address). */
+export function addressIdentity(address: string): Identity {
+  return { type: isIP(address) === 6 ? 'ipv6' : 'ipv4', address: parseAddress(address) };
+}

@@ -1,0 +1,97 @@
+import { dirname, resolve } from 'node:path';
+import { inspect } from 'node:util';
+import { describeSecret } from '../crypto/secret.js';
+import type { Cursor } from './cursor.js';
+
+/** Reads a file's bytes, like fs.readFileSync(path). Tests pass a fake. */
+export type ReadFile = (path: string) => Uint8Array | string;
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface PskSources {
+  /** The configuration file, against whose directory relative key files resolve. */
+  readonly file: string;
+  readonly env: Environment;
+  readonly readFile: ReadFile;
+}
+
+/**
+ * A pre-shared key from `"psk": "text"`, `{ "file": path }` or `{ "env": NAME }`. Text starting
+ * with 0x is hex (as in strongSwan's ipsec.secrets), from any of the three sources. A key file
+ * loses one trailing newline. Messages never quote the key, only its source and length.
+ */
+export function readPsk(at: Cursor, sources: PskSources): Uint8Array | undefined {
+  const expected = 'a pre-shared key: a string, { "file": path } or { "env": "VARIABLE" }';
+  if (typeof at.value === 'string') return decodePsk(at, at.value, 'the string');
+  const fields = at.object(['file', 'env'], expected);
+  if (!fields) return undefined;
+  if (fields.has('file') === fields.has('env')) {
+    return at.fail('exactly one of "file" or "env"', fields.has('file') ? 'both' : 'neither');
+  }
+  if (fields.has('file')) {
+    const fileAt = at.key('file');
+    const name = fileAt.string('the path of a file holding the key');
+    if (name === undefined) return undefined;
+    const path = resolve(dirname(sources.file), name);
+    let content: Uint8Array;
+    try {
+      const read = sources.readFile(path);
+      content = typeof read === 'string' ? new TextEncoder().encode(read) : read;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
+      return fileAt.fail('a readable file holding the key', `${code} reading ${path}`);
+    }
+    let end = content.length;
+    if (content[end - 1] === 0x0a) end -= content[end - 2] === 0x0d ? 2 : 1;
+    const bytes = Uint8Array.from(content.subarray(0, end));
+    const text = Buffer.from(bytes).toString('latin1');
+    return /^0x/i.test(text) ? decodePsk(fileAt, text, `the file ${path}`) : checkLength(fileAt, bytes);
+  }
+  const envAt = at.key('env');
+  const variable = envAt.string('the name of an environment variable holding the key');
+  if (variable === undefined) return undefined;
+  const value = sources.env[variable];
+  if (value === undefined) {
+    return envAt.fail(
+      'the name of a set environment variable',
+      `${JSON.stringify(variable)}, which is not set`,
+    );
+  }
+  return decodePsk(envAt, value, `the variable ${variable}`);
+}
+
+function decodePsk(at: Cursor, text: string, source: string): Uint8Array | undefined {
+  if (/^0x/i.test(text)) {
+    const hex = text.slice(2);
+    if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex)) {
+      return at.fail(
+        'a key as text, or 0x followed by an even number of hex digits',
+        /^[0-9a-fA-F]+$/.test(hex)
+          ? `${source}, which starts with 0x but has an odd number of hex digits`
+          : `${source}, which starts with 0x but is not hex digits`,
+      );
+    }
+    return checkLength(at, Uint8Array.from(Buffer.from(hex, 'hex')));
+  }
+  return checkLength(at, new TextEncoder().encode(text));
+}
+
+function checkLength(at: Cursor, bytes: Uint8Array): Uint8Array | undefined {
+  if (bytes.length === 0) return at.fail('a pre-shared key of at least 1 byte', 'an empty key');
+  return sealPsk(bytes);
+}
+
+/**
+ * Makes a key render as `<secret N bytes>` in String(), JSON.stringify and util.inspect, even when
+ * it is copied out of its connection. The bytes themselves are untouched.
+ */
+export function sealPsk(bytes: Uint8Array): Uint8Array {
+  if (Object.hasOwn(bytes, 'toJSON')) return bytes;
+  const text = (): string => describeSecret(bytes);
+  Object.defineProperties(bytes, {
+    toString: { value: text },
+    toLocaleString: { value: text },
+    toJSON: { value: text },
+    [inspect.custom]: { value: text },
+  });
+  return bytes;
+}

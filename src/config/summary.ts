@@ -1,0 +1,107 @@
+import { inspect } from 'node:util';
+import { type Connection, formatIdentity, type Identity, type Lifetime } from '../core/connection.js';
+import { formatSuite } from '../core/proposal.js';
+import { formatTrafficSelector } from '../core/traffic-selector.js';
+import { describeSecret } from '../crypto/secret.js';
+import { sealPsk } from './psk.js';
+
+/**
+ * A connection in words, as `ike-node check`, status and logs show it: algorithms as proposal
+ * keywords, selectors as CIDRs, and the pre-shared key as `<secret N bytes>`.
+ */
+export interface ConnectionSummary {
+  readonly name: string;
+  readonly start: Connection['start'];
+  readonly ike: {
+    readonly name: string;
+    readonly version: 1 | 2;
+    readonly mode: 'main';
+    readonly proposals: string[];
+    readonly lifetime: Lifetime;
+    readonly dpd: Connection['ike']['dpd'] | false;
+  };
+  readonly ipsec: {
+    readonly name: string;
+    readonly protocol: 'esp';
+    readonly mode: 'tunnel' | 'transport';
+    readonly proposals: string[];
+    readonly pfs: string;
+    readonly lifetime: Lifetime;
+  };
+  readonly local: { readonly address: string; readonly id?: string; readonly trafficSelectors: string[] };
+  readonly peer: {
+    readonly address: string;
+    readonly port: number;
+    readonly id?: string;
+    readonly trafficSelectors: string[];
+  };
+  readonly psk: string;
+}
+
+export function connectionSummary(connection: Connection): ConnectionSummary {
+  const { ike, ipsec, local, peer } = connection;
+  const id = (identity: Identity | undefined) =>
+    identity && { id: `${identity.type}:${formatIdentity(identity)}` };
+  return {
+    name: connection.name,
+    start: connection.start,
+    ike: {
+      name: ike.name,
+      version: ike.version,
+      mode: ike.mode,
+      proposals: ike.proposals.map(formatSuite),
+      lifetime: ike.lifetime,
+      dpd: ike.dpd ?? false,
+    },
+    ipsec: {
+      name: ipsec.name,
+      protocol: ipsec.protocol,
+      mode: ipsec.mode,
+      proposals: ipsec.proposals.map(formatSuite),
+      pfs: ipsec.pfs?.name ?? 'none',
+      lifetime: ipsec.lifetime,
+    },
+    local: {
+      address: local.address ?? 'any',
+      ...id(local.id),
+      trafficSelectors: local.trafficSelectors.map(formatTrafficSelector),
+    },
+    peer: {
+      address: peer.address,
+      port: peer.port,
+      ...id(peer.id),
+      trafficSelectors: peer.trafficSelectors.map(formatTrafficSelector),
+    },
+    psk: describeSecret(connection.psk),
+  };
+}
+
+/**
+ * Freezes a connection (its byte arrays aside: typed arrays cannot be frozen) and makes String(),
+ * JSON.stringify and util.inspect show its summary, never the key.
+ */
+export function sealConnection(connection: Connection): Connection {
+  sealPsk(connection.psk);
+  Object.defineProperties(connection, {
+    toString: { value: () => `Connection ${connection.name}` },
+    toJSON: { value: () => connectionSummary(connection) },
+    [inspect.custom]: {
+      value: (_depth: number, options: object, show: typeof inspect) =>
+        `Connection ${show({ ...connectionSummary(connection), psk: connection.psk }, options)}`,
+    },
+  });
+  return deepFreeze(connection);
+}
+
+/** Freezes plain objects and arrays reachable from `value`; typed arrays and shared registry rows stay as they are. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || Object.isFrozen(value)) {
+    return value;
+  }
+  for (const [key, child] of Object.entries(value)) {
+    // Suites point into the transform registry, which is shared and not ours to freeze.
+    if (!(key === 'encr' || key === 'integ' || key === 'prf' || key === 'dh' || key === 'pfs'))
+      deepFreeze(child);
+  }
+  return Object.freeze(value);
+}
