@@ -2,20 +2,45 @@ import { parseArgs } from 'node:util';
 import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
+import { checkCommand, controlCommand, runDaemon, statusCommand } from './daemon-commands.js';
 
 const USAGE = `ike-node ${VERSION}: an IKEv1/IKEv2 daemon and library for Node.js
 
 Usage:
+  ike-node --config FILE       run the daemon in the foreground (also: ike-node run --config FILE)
+  ike-node check --config FILE validate a configuration and print it normalised
+  ike-node status [--json]     show connections and SAs of the running daemon
+  ike-node initiate NAME       start a connection
+  ike-node terminate NAME      delete a connection's SAs
   ike-node algorithms          list the supported transforms, their IKEv1/IKEv2 ids
                                and which crypto provider implements them
   ike-node --version           print the version
   ike-node --help              print this help
 
+status, initiate and terminate find the daemon through --socket PATH, or the control
+socket named in --config FILE (default /run/ike-node/ike-node.sock).
 Each command also accepts --help.
-The daemon (ike-node --config peers.json) arrives with IKEv1; see the README's status table.
 `;
 
 const COMMAND_HELP: Record<string, string> = {
+  run: `Usage: ike-node [run] --config FILE [--log-level error|warn|info|debug]
+
+Runs the daemon in the foreground: binds the configured UDP ports, initiates the
+connections whose start is "initiate", answers the others, logs one line per event
+to stderr and serves the control socket. SIGTERM or SIGINT sends Deletes and exits.
+`,
+  check: `Usage: ike-node check --config FILE
+
+Validates FILE. Prints the normalised configuration (keys never shown) and exits 0,
+or prints every problem with its JSON path and exits 1.
+`,
+  status: `Usage: ike-node status [--json] [--config FILE | --socket PATH]
+
+Per connection: its status (Active, Pending, Down or Error), its ISAKMP/IKE SAs and
+its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
+`,
+  initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]\n`,
+  terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]\n`,
   algorithms: `Usage: ike-node algorithms
 
 Prints the transform registry: encryption, integrity, PRF and Diffie-Hellman
@@ -36,24 +61,31 @@ export const processIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
-/** Runs one command line and returns the exit status. */
-export function runCli(argv: readonly string[], io: CliIo = processIo): number {
+/** Runs one command line and resolves with the exit status. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   try {
-    return dispatch(argv, io);
+    return await dispatch(argv, io);
   } catch (error) {
     io.stderr(`ike-node: ${(error as Error).message}\nTry 'ike-node --help'.\n`);
     return 2;
   }
 }
 
-function dispatch(argv: readonly string[], io: CliIo): number {
+async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
-    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'V' },
+      config: { type: 'string', short: 'c' },
+      socket: { type: 'string' },
+      json: { type: 'boolean' },
+      'log-level': { type: 'string' },
+    },
     allowPositionals: true,
     strict: true,
   });
-  const [command] = positionals;
+  const command = positionals[0] ?? (values.config !== undefined && !values.help ? 'run' : undefined);
   if (values.version) {
     io.stdout(`ike-node ${VERSION}\n`);
     return 0;
@@ -73,6 +105,15 @@ function dispatch(argv: readonly string[], io: CliIo): number {
     case 'algorithms':
       io.stdout(`${algorithmTable(PROVIDER_NAMES.map((name) => createCryptoProvider(name)))}\n`);
       return 0;
+    case 'run':
+      return runDaemon(values, io);
+    case 'check':
+      return checkCommand(values, io);
+    case 'status':
+      return statusCommand(values, io);
+    case 'initiate':
+    case 'terminate':
+      return controlCommand(command, positionals[1], values, io);
     default:
       io.stderr(`ike-node: unknown command '${command}'\n\n${USAGE}`);
       return 2;

@@ -3,38 +3,38 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { runCli } from '../../src/cli/cli.js';
 
-function run(...argv: string[]): { status: number; stdout: string; stderr: string } {
+async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const status = runCli(argv, { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
+  const status = await runCli(argv, { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
   return { status, stdout: out.join(''), stderr: err.join('') };
 }
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
 
 t.test('--version prints the package version', async (t) => {
-  t.same(run('--version'), { status: 0, stdout: `ike-node ${version}\n`, stderr: '' });
+  t.same(await run('--version'), { status: 0, stdout: `ike-node ${version}\n`, stderr: '' });
 });
 
 t.test('--help lists the commands; no arguments prints usage and fails', async (t) => {
-  const help = run('--help');
+  const help = await run('--help');
   t.equal(help.status, 0);
   t.match(help.stdout, /ike-node algorithms/);
-  t.equal(run().status, 1);
-  t.match(run('algorithms', '--help').stdout, /Usage: ike-node algorithms/);
+  t.equal((await run()).status, 1);
+  t.match((await run('algorithms', '--help')).stdout, /Usage: ike-node algorithms/);
 });
 
 t.test('unknown commands and options fail with a pointer to --help', async (t) => {
-  const unknown = run('frobnicate');
+  const unknown = await run('frobnicate');
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /unknown command 'frobnicate'/);
-  const badOption = run('--frob');
+  const badOption = await run('--frob');
   t.equal(badOption.status, 2);
   t.match(badOption.stderr, /Unknown option '--frob'.*\nTry 'ike-node --help'/s);
 });
 
 t.test('algorithms prints the registry with provider support', async (t) => {
-  const { status, stdout } = run('algorithms');
+  const { status, stdout } = await run('algorithms');
   t.equal(status, 0);
   t.match(stdout, /^encr\s+3des\s+3des-cbc\s+p1:5 esp:3\s+3\s+yes\s+no$/m, '3DES: node yes, noble no');
   t.match(stdout, /^dh\s+modp1024\s+group2\s+2\s+2\s+yes\s+yes$/m);

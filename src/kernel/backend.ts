@@ -1,0 +1,15 @@
+import type { ChildSa } from '../core/sa.js';
+
+/**
+ * Where negotiated SAs go. The `memory` backend records them; the kernel issue adds xfrm, pfkey
+ * and userspace ESP behind the same interface.
+ */
+export interface KernelBackend {
+  readonly name: string;
+  /** Installs both directions of a child SA and its policies. */
+  install(child: ChildSa): Promise<void>;
+  remove(child: ChildSa): Promise<void>;
+  /** What is installed now. */
+  installed(): readonly ChildSa[];
+  close(): Promise<void>;
+}

@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { runCli } from '../../src/cli/cli.js';
+import { parseConfig } from '../../src/config/index.js';
+import type { ConnectionStatus } from '../../src/core/status.js';
+import { controlRequest } from '../../src/daemon/control.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { Logger } from '../../src/daemon/logger.js';
+
+/**
+ * Two daemons on loopback (unprivileged ports, memory kernel backend): real UDP sockets, real
+ * timers, the control socket and `ike-node status --json`.
+ */
+
+const PSK = 'daemon-test-psk-7f3a9c';
+
+function config(dir: string, self: string, peer: string, start: 'initiate' | 'respond') {
+  const subnet = (address: string) => (address === '127.0.0.1' ? '198.51.100.0/24' : '203.0.113.0/24');
+  return parseConfig(
+    JSON.stringify({
+      listen: { addresses: [self], port: 15500, natPort: 15501 },
+      control: { socket: join(dir, `${self}.sock`) },
+      log: { level: 'debug' },
+      ikePolicies: { ike: { proposals: ['aes256-sha256-modp2048'] } },
+      ipsecPolicies: { esp: { proposals: ['aes256-sha256'], pfs: 'modp2048' } },
+      connections: {
+        site: {
+          ikePolicy: 'ike',
+          ipsecPolicy: 'esp',
+          local: { address: self, subnets: [subnet(self)] },
+          peer: { address: peer, port: 15500, subnets: [subnet(peer)] },
+          psk: PSK,
+          start,
+        },
+      },
+    }),
+    join(dir, `${self}.json`),
+  );
+}
+
+async function until(predicate: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+t.test('two daemons negotiate over UDP and report through the control socket', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
+  const logs: string[] = [];
+  const logger = (name: string) => new Logger('debug', (line) => logs.push(`${name} ${line}`));
+  const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond'), { logger: logger('R') });
+  const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate'), { logger: logger('I') });
+  t.teardown(async () => {
+    await initiator.stop();
+    await responder.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await responder.start();
+  await initiator.start();
+  const socket = join(dir, '127.0.0.2.sock');
+  t.equal(statSync(socket).mode & 0o777, 0o600, 'control socket is private');
+  const statusOf = async (path: string) =>
+    (await controlRequest(path, { command: 'status' })) as ConnectionStatus[];
+  await until(async () => (await statusOf(socket))[0]!.status === 'Active');
+  const [site] = await statusOf(socket);
+  t.equal(site!.ikeSas[0]!.algorithms, 'aes256-sha256-modp2048');
+  t.equal(site!.childSas[0]!.algorithms, 'aes256-sha256-modp2048');
+  t.same(site!.childSas[0]!.localTs, ['203.0.113.0/24']);
+  t.equal(initiator.kernel.installed().length, 1, 'the memory backend holds the child SA');
+
+  const out: string[] = [];
+  const code = await runCli(['status', '--json', '--socket', socket], {
+    stdout: (s) => out.push(s),
+    stderr: () => {},
+  });
+  t.equal(code, 0);
+  const printed = JSON.parse(out.join('')) as ConnectionStatus[];
+  t.equal(printed[0]!.status, 'Active', 'ike-node status --json reads the daemon');
+  t.equal(printed[0]!.ikeSas[0]!.role, 'responder');
+
+  // Stopping the initiator sends Deletes: the responder's SAs go too.
+  await initiator.stop();
+  await until(async () => (await statusOf(socket))[0]!.status === 'Down');
+  t.equal(responder.kernel.installed().length, 0, 'the peer removed its child SA on Delete');
+  const all = logs.join('');
+  t.notOk(all.includes(PSK), 'the PSK never reaches the log, even at debug level');
+  t.match(all, /ISAKMP SA established/);
+});
+
+t.test('a bad request on the control socket gets an error, not a crash', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
+  const daemon = new Daemon(config(dir, '127.0.0.3', '127.0.0.4', 'respond'), {
+    logger: new Logger('error', () => {}),
+  });
+  t.teardown(async () => {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await daemon.start();
+  const socket = join(dir, '127.0.0.3.sock');
+  await t.rejects(controlRequest(socket, { command: 'frobnicate' }), /unknown command 'frobnicate'/);
+  await t.rejects(
+    controlRequest(socket, { command: 'initiate', name: 'nope' }),
+    /no connection named 'nope'/,
+  );
+  t.equal(((await controlRequest(socket, { command: 'status' })) as ConnectionStatus[])[0]!.status, 'Down');
+});
