@@ -1,0 +1,232 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { startCapture, tsharkProblems, type Capture } from './lib/capture.js';
+import { startIkeNode, type IkeNode } from './lib/ike-node.js';
+import { createTopology, type Topology, type TopologyKind } from './lib/netns.js';
+import { startCharon, swanctlConnection, type Charon } from './lib/strongswan.js';
+
+/**
+ * ike-node against strongSwan 5.9.8 in network namespaces, IKEv1 main mode + quick mode with
+ * PSK, tunnel mode, each suite with ike-node as initiator and as responder, directly and through
+ * a masquerading NAT. strongSwan runs kernel-libipsec, which always fakes a NAT (LAB.md), so IKE
+ * floats to 4500 in every scenario. Assertions read `swanctl --list-sas` and `ike-node status
+ * --json`; tshark dissects every captured exchange.
+ */
+
+const PSK = 'conformance-ikev1-psk-5b1e';
+const SUITES = [
+  {
+    ike: 'aes128-sha1-modp1024',
+    esp: 'aes128-sha1-modp1024',
+    swan: { encrAlg: 'AES_CBC', encrKeysize: 128, integAlg: 'HMAC_SHA1_96', dhGroup: 'MODP_1024' },
+  },
+  {
+    ike: 'aes256-sha256-modp2048',
+    esp: 'aes256-sha256-modp2048',
+    swan: { encrAlg: 'AES_CBC', encrKeysize: 256, integAlg: 'HMAC_SHA2_256_128', dhGroup: 'MODP_2048' },
+  },
+  {
+    ike: '3des-sha1-modp1024',
+    esp: '3des-sha1-modp1024',
+    swan: { encrAlg: '3DES_CBC', integAlg: 'HMAC_SHA1_96', dhGroup: 'MODP_1024' },
+  },
+];
+
+interface Scenario {
+  kind: TopologyKind;
+  role: 'initiator' | 'responder';
+  suite: (typeof SUITES)[number];
+}
+
+interface End {
+  ns: Topology['left'];
+  address: string;
+  subnet: string;
+  iface: string;
+  /** How the other end addresses this one (the NAT's address for left in the nat topology). */
+  seenAs: string;
+}
+
+function ends(topology: Topology, ikeNodeSide: 'left' | 'right'): { ours: End; theirs: End } {
+  const left: End = {
+    ns: topology.left,
+    address: topology.leftAddress,
+    subnet: topology.leftSubnet,
+    iface: topology.leftIface,
+    seenAs: topology.leftSeenAs,
+  };
+  const right: End = {
+    ns: topology.right,
+    address: topology.rightAddress,
+    subnet: topology.rightSubnet,
+    iface: topology.rightIface,
+    seenAs: topology.rightAddress,
+  };
+  return ikeNodeSide === 'left' ? { ours: left, theirs: right } : { ours: right, theirs: left };
+}
+
+function ikeNodeConfig(dir: string, ours: End, theirs: End, scenario: Scenario) {
+  const [encrypt, integ, group] = scenario.suite.esp.split('-');
+  return {
+    listen: { addresses: [ours.address] },
+    control: { socket: join(dir, 'ike-node.sock') },
+    log: { level: 'debug' },
+    ikePolicies: {
+      ike: { proposals: [scenario.suite.ike], dpd: { delay: 5, timeout: 20, action: 'clear' } },
+    },
+    ipsecPolicies: { esp: { proposals: [`${encrypt}-${integ}`], pfs: group } },
+    connections: {
+      net: {
+        ikePolicy: 'ike',
+        ipsecPolicy: 'esp',
+        local: { address: ours.address, id: ours.address, subnets: [ours.subnet] },
+        peer: { address: theirs.seenAs, id: theirs.address, subnets: [theirs.subnet] },
+        psk: PSK,
+        start: scenario.role === 'initiator' ? 'initiate' : 'respond',
+      },
+    },
+  };
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+type Status = {
+  name: string;
+  status: string;
+  ikeSas: { algorithms?: string; natDetected: boolean; remote: string }[];
+  childSas: { spiIn: string; spiOut: string; algorithms: string; encapsulation: boolean }[];
+}[];
+
+async function scenario(t: Test, s: Scenario): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `ike-node-v1-${s.kind}-${s.role}-`));
+  const topology = await createTopology(s.kind);
+  const handles: { charon?: Charon } = {};
+  let ikeNode: IkeNode | undefined;
+  const captures: Capture[] = [];
+  t.teardown(async () => {
+    if (!t.passing()) {
+      if (ikeNode) t.comment(`--- ike-node log\n${ikeNode.log().split('\n').slice(-40).join('\n')}`);
+      if (handles.charon)
+        t.comment(`--- charon log\n${handles.charon.log().split('\n').slice(-40).join('\n')}`);
+    }
+    await ikeNode?.stop().catch(() => {});
+    await topology.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Behind the NAT, only the inside end can initiate: ike-node goes inside when it initiates.
+  const { ours, theirs } = ends(topology, s.kind === 'nat' && s.role === 'responder' ? 'right' : 'left');
+  const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
+  handles.charon = charon;
+  captures.push(await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap')));
+  await charon.load(
+    swanctlConnection({
+      name: 'net',
+      version: 1,
+      local_addrs: theirs.address,
+      remote_addrs: ours.seenAs,
+      proposals: s.suite.ike,
+      local_id: theirs.address,
+      remote_id: ours.address,
+      psk: PSK,
+      children: [
+        {
+          name: 'net',
+          mode: 'tunnel',
+          local_ts: theirs.subnet,
+          remote_ts: ours.subnet,
+          esp_proposals: s.suite.esp,
+        },
+      ],
+    }),
+  );
+  ikeNode = await startIkeNode(ours.ns, ikeNodeConfig(dir, ours, theirs, s), { dir });
+  if (s.role === 'responder') {
+    const initiated = await charon.initiate('net', 'net');
+    t.ok(initiated.ok, `strongSwan initiated (${initiated.stdout.split('\n').slice(-2).join(' ')})`);
+  }
+  const sa = await until(
+    async () =>
+      (await charon.listSas()).find(
+        (x) => x.name === 'net' && x.state === 'ESTABLISHED' && x.children[0]?.state === 'INSTALLED',
+      ),
+    10000,
+    'strongSwan to install the child SA',
+  );
+  t.match(
+    sa,
+    { version: 1, ...s.suite.swan, initiator: s.role === 'responder' },
+    'strongSwan: IKE SA with the configured algorithms',
+  );
+  t.match(
+    sa.children[0],
+    {
+      mode: 'TUNNEL',
+      protocol: 'ESP',
+      localTs: [theirs.subnet],
+      remoteTs: [ours.subnet],
+      dhGroup: s.suite.swan.dhGroup,
+    },
+    'strongSwan: child SA',
+  );
+  const status = await until(
+    async () => {
+      const st = (await ikeNode!.status()) as Status;
+      return st[0]?.status === 'Active' ? st : undefined;
+    },
+    5000,
+    'ike-node to report Active',
+  );
+  const [net] = status;
+  t.equal(net!.ikeSas[0]!.algorithms, s.suite.ike, 'ike-node: IKE algorithms');
+  t.equal(net!.childSas[0]!.algorithms, s.suite.esp, 'ike-node: child algorithms');
+  t.equal(net!.childSas[0]!.spiIn, sa.children[0]!.spiOut, 'SPIs agree (ike-node in = strongSwan out)');
+  t.equal(net!.childSas[0]!.spiOut, sa.children[0]!.spiIn, 'SPIs agree (ike-node out = strongSwan in)');
+  t.ok(
+    net!.ikeSas[0]!.natDetected,
+    'NAT detected (kernel-libipsec fakes one; the nat topology has a real one)',
+  );
+  t.ok(net!.childSas[0]!.encapsulation, 'ESP in UDP negotiated');
+
+  // Delete: ike-node initiates the teardown when it was the initiator, strongSwan otherwise.
+  if (s.role === 'initiator') {
+    const code = await ikeNode.stop();
+    ikeNode = undefined;
+    t.equal(code, 0, 'ike-node exits 0 on SIGTERM');
+    await until(
+      async () => ((await charon.listSas()).length === 0 ? true : undefined),
+      5000,
+      'strongSwan to act on the Delete',
+    );
+    t.pass('strongSwan removed its SAs after our Delete');
+  } else {
+    await charon.terminate('net');
+    await until(
+      async () => (((await ikeNode!.status()) as Status)[0]?.status === 'Down' ? true : undefined),
+      5000,
+      'ike-node to act on the Delete',
+    );
+    t.pass("ike-node removed its SAs after strongSwan's Delete");
+  }
+  for (const capture of captures) await capture.stop();
+  const problems = await tsharkProblems(join(dir, 'ike-node.pcap'));
+  t.same(problems, [], 'tshark: no malformed packets, no expert warnings');
+}
+
+for (const kind of ['direct', 'nat'] as TopologyKind[]) {
+  for (const role of ['initiator', 'responder'] as const) {
+    for (const suite of kind === 'direct' ? SUITES : SUITES.slice(1, 2)) {
+      t.test(`${kind}: ike-node ${role}, ${suite.ike}`, (t) => scenario(t, { kind, role, suite }));
+    }
+  }
+}

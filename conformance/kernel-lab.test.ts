@@ -1,0 +1,32 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { checkKernelLab, runInKernelLab, KernelLabUnavailable } from './lib/kernel-lab.js';
+
+/**
+ * The kernel lab boots and its kernel has what the host's lacks: an ESP state can be added over
+ * XFRM netlink. One boot, a few seconds; skipped (with the reason) where the lab is not installed.
+ */
+
+const script = join(dirname(fileURLToPath(import.meta.url)), 'kernel-lab', 'xfrm-esp.sh');
+
+let unavailable: string | false = false;
+try {
+  checkKernelLab();
+} catch (error) {
+  if (!(error instanceof KernelLabUnavailable)) throw error;
+  unavailable = error.message;
+}
+
+t.test(
+  'ip xfrm state add ... proto esp works in the kernel lab',
+  { skip: unavailable, timeout: 120_000 },
+  async (t) => {
+    const result = await runInKernelLab(script, { timeoutSec: 60, modules: ['esp4', 'xfrm_user'] });
+    t.equal(result.code, 0, `script exit status (${result.stderr.trim().split('\n').join('; ')})`);
+    t.match(result.output, /XFRM_ESP_STATE_OK/, 'ESP state added and listed');
+    t.comment(
+      `kernel lab run: ${result.ms.toFixed(0)} ms; ${result.output.match(/guest kernel: .*/)?.[0] ?? ''}`,
+    );
+  },
+);

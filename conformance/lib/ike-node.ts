@@ -1,0 +1,126 @@
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { delay, signal, type Ns } from './netns.js';
+
+/**
+ * ike-node itself as a peer inside a namespace: the built CLI (`dist/cli/main.js`, so run
+ * `npm run build` first) with a JSON configuration written by the test.
+ */
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+
+export interface IkeNodeOptions {
+  /** Directory for peers.json and ike-node.log; created if missing. */
+  dir: string;
+  /** Milliseconds to wait for the control socket (default 10000). */
+  readyTimeoutMs?: number;
+  /** Log level passed as --log-level (default debug). */
+  logLevel?: string;
+}
+
+export interface IkeNode {
+  readonly pid: number;
+  readonly dir: string;
+  readonly configPath: string;
+  /** `ike-node status --json` run inside the namespace, parsed. */
+  status(): Promise<unknown>;
+  /** stdout and stderr of the daemon so far. */
+  log(): string;
+  /** SIGTERM, waits up to 5 s (then SIGKILL); resolves with the exit code (128 + signal if killed). */
+  stop(): Promise<number>;
+}
+
+interface ConfigWithControl {
+  control?: { socket?: unknown };
+}
+
+function controlSocketOf(config: object): string {
+  const socket = (config as ConfigWithControl).control?.socket;
+  if (typeof socket !== 'string' || socket === '') {
+    throw new Error('startIkeNode: config.control.socket must be set (a path inside dir)');
+  }
+  return socket;
+}
+
+export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptions): Promise<IkeNode> {
+  const { dir } = options;
+  mkdirSync(dir, { recursive: true });
+  const socket = controlSocketOf(config);
+  const configPath = join(dir, 'peers.json');
+  const logPath = join(dir, 'ike-node.log');
+  writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n');
+  if (!existsSync(CLI)) throw new Error(`startIkeNode: ${CLI} is missing; run npm run build`);
+
+  const out = openSync(logPath, 'w');
+  let child;
+  try {
+    child = ns.spawn(
+      process.execPath,
+      [CLI, '--config', configPath, '--log-level', options.logLevel ?? 'debug'],
+      { stdio: ['ignore', out, out], cwd: dir },
+    );
+  } finally {
+    closeSync(out);
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('startIkeNode: spawn failed');
+  let exitCode: number | null = null;
+  const exit = new Promise<number>((resolve) => {
+    child.once('exit', (code, sig) => resolve((exitCode = code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
+    child.once('error', () => resolve((exitCode = 255)));
+  });
+  const log = () => {
+    try {
+      return readFileSync(logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const tail = () => log().split('\n').slice(-40).join('\n');
+
+  let stopping: Promise<number> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (exitCode !== null) return exitCode;
+      signal(pid, 'SIGTERM');
+      const timer = setTimeout(() => signal(pid, 'SIGKILL'), 5000);
+      const code = await exit;
+      clearTimeout(timer);
+      return code;
+    })();
+    return stopping;
+  };
+  ns.onDestroy(async () => {
+    await stop();
+  });
+
+  const timeout = options.readyTimeoutMs ?? 10_000;
+  const deadline = Date.now() + timeout;
+  while (!existsSync(socket)) {
+    if (exitCode !== null)
+      throw new Error(`ike-node exited with ${exitCode} before its control socket appeared:\n${tail()}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`ike-node: no control socket ${socket} after ${timeout} ms:\n${tail()}`);
+    }
+    await delay(25);
+  }
+
+  return {
+    pid,
+    dir,
+    configPath,
+    async status() {
+      const result = await ns.exec(process.execPath, [CLI, 'status', '--json', '--config', configPath], {
+        allowFail: true,
+        timeoutMs: 10_000,
+      });
+      if (result.code !== 0) throw new Error(`ike-node status failed (${result.code}): ${result.stderr}`);
+      return JSON.parse(result.stdout) as unknown;
+    },
+    log,
+    stop,
+  };
+}

@@ -1,0 +1,372 @@
+import {
+  spawn as spawnChild,
+  execFile,
+  execFileSync,
+  type ChildProcess,
+  type SpawnOptions,
+} from 'node:child_process';
+
+/**
+ * Network namespaces for interop tests: two IPsec peers, optionally behind a NAT router, with
+ * addresses only from the documentation ranges (RFC 5737). Everything a topology creates (the
+ * namespaces and every process started through it) is removed by `destroy()`, and by a synchronous
+ * safety net when the process exits or is killed by SIGINT/SIGTERM/SIGHUP.
+ *
+ * Interfaces: left and right each have `eth0`; the NAT router has `eth0` (towards left) and `eth1`
+ * (towards right, where it masquerades).
+ *
+ * Namespace names carry the process id and a counter (`ikn<pid>x<n>-left`), so test files that tap
+ * runs in parallel never collide. Interfaces are created directly inside their namespaces, so their
+ * names never touch the host's namespace.
+ */
+
+export type TopologyKind = 'direct' | 'nat';
+export type Role = 'left' | 'right' | 'router';
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  /** Resolve with the non-zero status instead of rejecting. */
+  allowFail?: boolean;
+  timeoutMs?: number;
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** A network namespace of a topology. */
+export interface Ns {
+  readonly name: string;
+  readonly role: Role;
+  /** Runs a command inside the namespace (`ip netns exec`); rejects on failure unless `allowFail`. */
+  exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a long-running command inside the namespace; it is killed by `destroy()`. */
+  spawn(cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess;
+  /** Runs before the topology kills remaining processes and deletes its namespaces. */
+  onDestroy(fn: () => Promise<void> | void): void;
+}
+
+export interface Topology {
+  readonly kind: TopologyKind;
+  /** Prefix of every namespace name of this topology. */
+  readonly prefix: string;
+  readonly left: Ns;
+  readonly right: Ns;
+  readonly router?: Ns;
+  /** Left's outer (IKE) address. */
+  readonly leftAddress: string;
+  /** Right's outer (IKE) address. */
+  readonly rightAddress: string;
+  /** The address right sees for left: left itself when direct, the NAT's address otherwise. */
+  readonly leftSeenAs: string;
+  /** The interface of each side that carries IKE/ESP. */
+  readonly leftIface: string;
+  readonly rightIface: string;
+  /** Protected subnets (tunnel-mode traffic selectors) and the address each side has in its own. */
+  readonly leftSubnet: string;
+  readonly rightSubnet: string;
+  readonly leftInner: string;
+  readonly rightInner: string;
+  exec(ns: Ns, cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  spawn(ns: Ns, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess;
+  destroy(): Promise<void>;
+}
+
+export const LEFT_SUBNET = '198.51.100.0/24';
+export const RIGHT_SUBNET = '203.0.113.0/24';
+export const LEFT_INNER = '198.51.100.1';
+export const RIGHT_INNER = '203.0.113.1';
+
+/** Prefix shared by every namespace this process creates. */
+export const runPrefix = `ikn${process.pid}x`;
+
+let counter = 0;
+const live = new Set<TopologyImpl>();
+
+export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      args,
+      {
+        encoding: 'utf8',
+        timeout: opts.timeoutMs ?? 20_000,
+        env: opts.env ?? process.env,
+        maxBuffer: 64 << 20,
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 255) : 0;
+        if (code !== 0 && !opts.allowFail) {
+          reject(new Error(`${cmd} ${args.join(' ')} failed (${error?.message.split('\n')[0]}): ${stderr}`));
+        } else {
+          resolve({ code, stdout, stderr });
+        }
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Lists the names of all network namespaces (`ip netns list`). */
+export async function listNamespaces(): Promise<string[]> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  return stdout
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((name) => name !== '');
+}
+
+class NsImpl implements Ns {
+  readonly hooks: (() => Promise<void> | void)[] = [];
+  constructor(
+    readonly name: string,
+    readonly role: Role,
+    private readonly topology: TopologyImpl,
+  ) {}
+
+  exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.name, cmd, ...args], opts);
+  }
+
+  spawn(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+    if (this.topology.destroyed) throw new Error(`topology ${this.topology.prefix} is destroyed`);
+    // `ip netns exec` execs the command, so the child's PID is the command's own.
+    const child = spawnChild('ip', ['netns', 'exec', this.name, cmd, ...args], opts);
+    this.topology.track(child);
+    return child;
+  }
+
+  onDestroy(fn: () => Promise<void> | void): void {
+    this.hooks.push(fn);
+  }
+}
+
+class TopologyImpl implements Topology {
+  readonly prefix: string;
+  readonly left: NsImpl;
+  readonly right: NsImpl;
+  readonly router?: NsImpl;
+  readonly leftAddress: string;
+  readonly rightAddress: string;
+  readonly leftSeenAs: string;
+  readonly leftIface = 'eth0';
+  readonly rightIface = 'eth0';
+  readonly leftSubnet = LEFT_SUBNET;
+  readonly rightSubnet = RIGHT_SUBNET;
+  readonly leftInner = LEFT_INNER;
+  readonly rightInner = RIGHT_INNER;
+  destroyed = false;
+  readonly created: string[] = [];
+  private readonly children = new Set<ChildProcess>();
+  private destroying?: Promise<void>;
+
+  constructor(readonly kind: TopologyKind) {
+    this.prefix = `${runPrefix}${++counter}-`;
+    this.left = new NsImpl(`${this.prefix}left`, 'left', this);
+    this.right = new NsImpl(`${this.prefix}right`, 'right', this);
+    if (kind === 'nat') {
+      this.router = new NsImpl(`${this.prefix}router`, 'router', this);
+      this.leftAddress = '192.0.2.130';
+      this.rightAddress = '192.0.2.2';
+      this.leftSeenAs = '192.0.2.1';
+    } else {
+      this.leftAddress = '192.0.2.1';
+      this.rightAddress = '192.0.2.2';
+      this.leftSeenAs = '192.0.2.1';
+    }
+  }
+
+  get namespaces(): NsImpl[] {
+    return this.router ? [this.left, this.router, this.right] : [this.left, this.right];
+  }
+
+  track(child: ChildProcess): void {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    // A failed spawn emits 'error' (and maybe no 'exit'); never let it crash the test process.
+    child.once('error', () => this.children.delete(child));
+  }
+
+  exec(ns: Ns, cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return ns.exec(cmd, args, opts);
+  }
+
+  spawn(ns: Ns, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
+    return ns.spawn(cmd, args, opts);
+  }
+
+  async build(): Promise<void> {
+    const ip = (...args: string[]) => run('ip', args);
+    for (const ns of this.namespaces) {
+      await ip('netns', 'add', ns.name);
+      this.created.push(ns.name);
+      await ip('-n', ns.name, 'link', 'set', 'lo', 'up');
+    }
+    const L = this.left.name;
+    const R = this.right.name;
+    if (this.kind === 'direct') {
+      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
+      await ip('-n', L, 'addr', 'add', '192.0.2.1/24', 'dev', 'eth0');
+      await ip('-n', R, 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0');
+      await ip('-n', L, 'link', 'set', 'eth0', 'up');
+      await ip('-n', R, 'link', 'set', 'eth0', 'up');
+    } else {
+      const N = this.router!.name;
+      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', N);
+      await ip('link', 'add', 'name', 'eth1', 'netns', N, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
+      await ip('-n', L, 'addr', 'add', '192.0.2.130/25', 'dev', 'eth0');
+      await ip('-n', N, 'addr', 'add', '192.0.2.129/25', 'dev', 'eth0');
+      await ip('-n', N, 'addr', 'add', '192.0.2.1/25', 'dev', 'eth1');
+      await ip('-n', R, 'addr', 'add', '192.0.2.2/25', 'dev', 'eth0');
+      for (const [ns, dev] of [
+        [L, 'eth0'],
+        [N, 'eth0'],
+        [N, 'eth1'],
+        [R, 'eth0'],
+      ] as const) {
+        await ip('-n', ns, 'link', 'set', dev, 'up');
+      }
+      await ip('-n', L, 'route', 'add', 'default', 'via', '192.0.2.129');
+      await this.router!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      const ruleset = [
+        'table ip nat {',
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        '    oifname "eth1" masquerade random',
+        '  }',
+        '}',
+        '',
+      ].join('\n');
+      await this.router!.exec('nft', ['-f', '-'], { input: ruleset });
+    }
+    // Protected subnets: one address per side on lo, and a route to the other side's subnet via
+    // the peer, so that policies and (with kernel-libipsec) the routes in table 220 have a source.
+    const leftGateway = this.kind === 'direct' ? '192.0.2.2' : '192.0.2.129';
+    const rightGateway = '192.0.2.1';
+    await ip('-n', L, 'addr', 'add', `${LEFT_INNER}/32`, 'dev', 'lo');
+    await ip('-n', R, 'addr', 'add', `${RIGHT_INNER}/32`, 'dev', 'lo');
+    await ip('-n', L, 'route', 'add', RIGHT_SUBNET, 'via', leftGateway, 'src', LEFT_INNER);
+    await ip('-n', R, 'route', 'add', LEFT_SUBNET, 'via', rightGateway, 'src', RIGHT_INNER);
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= this.doDestroy();
+    return this.destroying;
+  }
+
+  private async doDestroy(): Promise<void> {
+    this.destroyed = true;
+    try {
+      for (const ns of this.namespaces) {
+        for (const hook of ns.hooks.splice(0).reverse()) {
+          try {
+            await hook();
+          } catch {
+            // cleanup continues regardless
+          }
+        }
+      }
+      // Whatever is still running: SIGTERM, then SIGKILL after a grace period.
+      const pending = [...this.children].filter((c) => c.exitCode === null && c.signalCode === null);
+      for (const child of pending) signal(child.pid, 'SIGTERM');
+      await Promise.race([Promise.all(pending.map(exited)), delay(2000)]);
+      for (const child of pending)
+        if (child.exitCode === null && child.signalCode === null) signal(child.pid, 'SIGKILL');
+      await Promise.race([Promise.all(pending.map(exited)), delay(1000)]);
+      // Processes started inside our namespaces by what we spawned (none expected).
+      for (const name of this.created) {
+        const { stdout } = await run('ip', ['netns', 'pids', name], { allowFail: true });
+        for (const pid of stdout.split('\n').filter(Boolean)) signal(Number(pid), 'SIGKILL');
+      }
+      for (const name of this.created.splice(0).reverse()) {
+        await run('ip', ['netns', 'del', name], { allowFail: true });
+      }
+    } finally {
+      live.delete(this);
+    }
+  }
+
+  /** The exit safety net: synchronous, best effort. */
+  destroySync(): void {
+    this.destroyed = true;
+    for (const child of this.children) signal(child.pid, 'SIGKILL');
+    for (const name of this.created.splice(0).reverse()) {
+      try {
+        const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8', stdio: 'pipe' });
+        for (const pid of pids.split('\n').filter(Boolean)) signal(Number(pid), 'SIGKILL');
+      } catch {
+        // namespace already gone
+      }
+      try {
+        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      } catch {
+        // best effort
+      }
+    }
+    live.delete(this);
+  }
+}
+
+/** Sends a signal to one process by PID; a process that is already gone is not an error. */
+export function signal(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined || pid <= 0) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let safetyNetInstalled = false;
+function installSafetyNet(): void {
+  if (safetyNetInstalled) return;
+  safetyNetInstalled = true;
+  const cleanupAll = () => {
+    for (const topology of [...live]) topology.destroySync();
+  };
+  process.on('exit', cleanupAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      cleanupAll();
+      process.removeListener(sig, onSignal);
+      // Re-raise, so that the default action (or another handler) still ends the process.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+/**
+ * Builds a topology.
+ * - direct: left 192.0.2.1/24 ↔ right 192.0.2.2/24 over one veth pair.
+ * - nat: left 192.0.2.130/25 → router 192.0.2.129/25 | 192.0.2.1/25 (nft masquerade) → right
+ *   192.0.2.2/25; right sees left as 192.0.2.1.
+ * Both: left has 198.51.100.1/32 on lo (subnet 198.51.100.0/24), right 203.0.113.1/32 (subnet
+ * 203.0.113.0/24), each with a route to the other's subnet via its next hop.
+ */
+export async function createTopology(kind: TopologyKind): Promise<Topology> {
+  installSafetyNet();
+  const topology = new TopologyImpl(kind);
+  live.add(topology);
+  try {
+    await topology.build();
+  } catch (error) {
+    await topology.destroy();
+    throw error;
+  }
+  return topology;
+}
