@@ -18,7 +18,9 @@ export function schedule(
   random: () => number,
   seconds = lifetime.seconds,
 ): Schedule {
-  const margin = Math.min(lifetime.rekeyMargin, seconds / 2);
-  const fuzz = Math.min(lifetime.rekeyFuzz, seconds / 2 - margin / 2);
+  // The configured margin is honoured up to 90% of the lifetime: a peer may impose a lifetime
+  // shorter than our margin (RESPONDER-LIFETIME), and the SA must still live a while.
+  const margin = Math.min(lifetime.rekeyMargin, seconds * 0.9);
+  const fuzz = Math.max(0, Math.min(lifetime.rekeyFuzz, seconds - margin - 1));
   return { rekeyAt: now + seconds - margin - random() * Math.max(0, fuzz), expiresAt: now + seconds };
 }
