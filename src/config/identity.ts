@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
-import { parseAddress } from '../core/address.js';
-import type { Identity } from '../core/connection.js';
+import { addressIdentity, type Identity } from '../core/connection.js';
+
+export { addressIdentity };
 
 /**
  * An identity as written in peers.json: an IP address, "user@example.net" (user-fqdn),
@@ -20,9 +21,4 @@ export function parseIdentity(text: string): Identity | undefined {
   }
   if (text.includes('@')) return { type: 'user-fqdn', value: text };
   return text ? { type: 'fqdn', value: text } : undefined;
-}
-
-/** The identity of an address (which must be a valid IPv4 or IPv6 address). */
-export function addressIdentity(address: string): Identity {
-  return { type: isIP(address) === 6 ? 'ipv6' : 'ipv4', address: parseAddress(address) };
 }

@@ -1,4 +1,4 @@
-import { formatAddress } from './address.js';
+import { formatAddress, parseAddress } from './address.js';
 import type { TrafficSelector } from './traffic-selector.js';
 import type { Suite } from './proposal.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
@@ -83,6 +83,12 @@ export interface Connection {
   /** The pre-shared key. Never logged: see connectionSummary. */
   readonly psk: Uint8Array;
   readonly start: 'initiate' | 'respond';
+}
+
+/** The identity of an IPv4 or IPv6 address: what an end presents when no id is configured. */
+export function addressIdentity(address: string): Identity {
+  const bytes = parseAddress(address);
+  return { type: bytes.length === 4 ? 'ipv4' : 'ipv6', address: bytes };
 }
 
 export function formatIdentity(id: Identity): string {

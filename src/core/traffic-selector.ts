@@ -82,6 +82,16 @@ export function intersect(a: TrafficSelector, b: TrafficSelector): TrafficSelect
   return { start, end, protocol: a.protocol || b.protocol, startPort, endPort };
 }
 
+export function sameTrafficSelector(a: TrafficSelector, b: TrafficSelector): boolean {
+  return (
+    compareAddresses(a.start, b.start) === 0 &&
+    compareAddresses(a.end, b.end) === 0 &&
+    a.protocol === b.protocol &&
+    a.startPort === b.startPort &&
+    a.endPort === b.endPort
+  );
+}
+
 /** Whether `inner` lies entirely within `outer`. */
 export function contains(outer: TrafficSelector, inner: TrafficSelector): boolean {
   const overlap = intersect(outer, inner);

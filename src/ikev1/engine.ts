@@ -1,5 +1,4 @@
 import type { Action, LogLevel } from '../core/actions.js';
-import { parseAddress } from '../core/address.js';
 import type { Connection } from '../core/connection.js';
 import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import { schedule } from '../core/lifetime.js';
@@ -7,23 +6,23 @@ import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from '../core/retransmit.js
 import type { ChildSa } from '../core/sa.js';
 import { SaTable } from '../core/sa-table.js';
 import { childSaStatus, type ConnectionStatus, ikeSaStatus } from '../core/status.js';
-import type { TrafficSelector } from '../core/traffic-selector.js';
+import { parseTrafficSelector, sameTrafficSelector } from '../core/traffic-selector.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { equalBytes, toHex, u32be } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, decodeMessage } from './codec.js';
 import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
-import { ExchangeError } from './errors.js';
+import { ExchangeError, notifyOf, UnknownConnectionError } from './errors.js';
 import {
   clearNotify,
   deletePayload,
   dpdNotify,
-  isakmpSpi,
+  isakmpNotify,
   notifyName,
   receiveInformational,
   sendInformational,
 } from './informational.js';
-import { type Host, IsakmpSa } from './isakmp-sa.js';
+import { type Host, IsakmpSa, isakmpSpi } from './isakmp-sa.js';
 import { continueMainMode, respondToMessage1, startMainMode } from './main-mode.js';
 import {
   continueQuickMode,
@@ -106,7 +105,7 @@ export class Ikev1Engine {
   initiate(name: string, now: number): Action[] {
     return this.#run(now, () => {
       const connection = this.#connections.find((c) => c.name === name);
-      if (!connection) throw new RangeError(`no connection named '${name}'`);
+      if (!connection) throw new UnknownConnectionError(name);
       this.#initiate(connection);
     });
   }
@@ -195,7 +194,7 @@ export class Ikev1Engine {
     try {
       body();
     } catch (error) {
-      if (error instanceof RangeError && /^no connection named/.test(error.message)) throw error;
+      if (error instanceof UnknownConnectionError) throw error;
       this.#log('error', `internal error: ${(error as Error).stack ?? String(error)}`);
     }
     const out = this.#out;
@@ -247,10 +246,7 @@ export class Ikev1Engine {
         const reason = errorText(error);
         this.#log('warn', `main mode from ${formatEndpoint(remote)} refused: ${reason}`);
         this.#emitEvent({ type: 'failed', reason });
-        const notify =
-          error instanceof ExchangeError || error instanceof DecodeError
-            ? error.notify
-            : NotifyType.PAYLOAD_MALFORMED;
+        const notify = notifyOf(error) ?? NotifyType.PAYLOAD_MALFORMED;
         this.#out.push(
           clearNotify(header.CKY_I, this.#host.crypto.randomBytes(8), notify, local, remote, nonEspMarker),
         );
@@ -364,17 +360,9 @@ export class Ikev1Engine {
       this.#setError(exchange?.connection.name ?? sa.connection?.name, reason);
       sa.exchanges.delete(messageId);
       sa.protection?.forget(messageId);
-      const notify = error instanceof ExchangeError || error instanceof DecodeError ? error.notify : 0;
-      if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION) {
-        sendInformational(this.#host, sa, {
-          kind: 'notify',
-          doi: 1,
-          protocolId: ProtocolId.ISAKMP,
-          notifyType: notify,
-          spi: isakmpSpi(sa),
-          data: new Uint8Array(0),
-        });
-      }
+      const notify = notifyOf(error);
+      if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION)
+        sendInformational(this.#host, sa, isakmpNotify(sa, notify));
       return;
     }
     if (sa.state === 'ESTABLISHED') {
@@ -382,7 +370,7 @@ export class Ikev1Engine {
       this.#log('warn', `${exchangeName(exchangeType)} ignored: ${reason}`, sa);
       return;
     }
-    const notify = error instanceof ExchangeError || error instanceof DecodeError ? error.notify : 0;
+    const notify = notifyOf(error);
     if (notify === NotifyType.AUTHENTICATION_FAILED || notify === NotifyType.PAYLOAD_MALFORMED) {
       this.#out.push(
         clearNotify(sa.CKY_I, sa.CKY_R, NotifyType.AUTHENTICATION_FAILED, sa.local, sa.remote, sa.floated),
@@ -557,30 +545,26 @@ export class Ikev1Engine {
 
   /** Starts a quick mode for every selector pair that has no child SA yet. */
   #startQuickModes(sa: IsakmpSa, connection: Connection): void {
-    const host = (address: string): TrafficSelector => {
-      const bytes = parseAddress(address);
-      return { start: bytes, end: bytes, protocol: 0, startPort: 0, endPort: 65535 };
-    };
     const locals = connection.local.trafficSelectors.length
       ? connection.local.trafficSelectors
-      : [host(sa.local.address)];
+      : [parseTrafficSelector(sa.local.address)];
     const peers = connection.peer.trafficSelectors.length
       ? connection.peer.trafficSelectors
-      : [host(sa.remote.address)];
+      : [parseTrafficSelector(sa.remote.address)];
     for (const localTs of locals) {
       for (const remoteTs of peers) {
         const covered = [...this.#children.values()].some(
           (e) =>
             e.child.connection === connection.name &&
-            sameTs(e.child.localTs[0]!, localTs) &&
-            sameTs(e.child.remoteTs[0]!, remoteTs),
+            sameTrafficSelector(e.child.localTs[0]!, localTs) &&
+            sameTrafficSelector(e.child.remoteTs[0]!, remoteTs),
         );
         const pending = [...sa.exchanges.values()].some(
           (x) =>
             x.state !== 'DONE' &&
             x.connection === connection &&
-            sameTs(x.localTs, localTs) &&
-            sameTs(x.remoteTs, remoteTs),
+            sameTrafficSelector(x.localTs, localTs) &&
+            sameTrafficSelector(x.remoteTs, remoteTs),
         );
         if (!covered && !pending) startQuickMode(this.#host, sa, connection, localTs, remoteTs);
       }
@@ -750,16 +734,6 @@ export class Ikev1Engine {
         ),
     };
   }
-}
-
-function sameTs(a: TrafficSelector, b: TrafficSelector): boolean {
-  return (
-    equalBytes(a.start, b.start) &&
-    equalBytes(a.end, b.end) &&
-    a.protocol === b.protocol &&
-    a.startPort === b.startPort &&
-    a.endPort === b.endPort
-  );
 }
 
 function exchangeName(type: number): string {

@@ -3,7 +3,7 @@ import { type DecodedMessage, encodePayloads, encodeMessage, type Payload } from
 import { DOI_IPSEC, ExchangeType, NotifyType, ProtocolId } from './constants.js';
 import { ExchangeError } from './errors.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { findAll, type Host, type IsakmpSa } from './isakmp-sa.js';
+import { findAll, type Host, type IsakmpSa, isakmpSpi } from './isakmp-sa.js';
 import { newMessageId } from './quick-mode.js';
 
 /**
@@ -30,26 +30,28 @@ export function sendInformational(host: Host, sa: IsakmpSa, payload: Payload): v
   sa.protection!.forget(messageId);
 }
 
-export function isakmpSpi(sa: IsakmpSa): Uint8Array {
-  const spi = new Uint8Array(16);
-  spi.set(sa.CKY_I);
-  spi.set(sa.CKY_R, 8);
-  return spi;
-}
-
 export function deletePayload(protocolId: number, spis: readonly Uint8Array[]): Payload {
   return { kind: 'delete', doi: DOI_IPSEC, protocolId, spiSize: spis[0]!.length, spis };
 }
 
-export function dpdNotify(sa: IsakmpSa, type: number, seq: number): Payload {
+/** A notify about the ISAKMP SA itself (errors, DPD), its SPI the cookie pair. */
+export function isakmpNotify(
+  sa: IsakmpSa,
+  notifyType: number,
+  data: Uint8Array = new Uint8Array(0),
+): Payload {
   return {
     kind: 'notify',
     doi: DOI_IPSEC,
     protocolId: ProtocolId.ISAKMP,
-    notifyType: type,
+    notifyType,
     spi: isakmpSpi(sa),
-    data: u32be(seq),
+    data,
   };
+}
+
+export function dpdNotify(sa: IsakmpSa, type: number, seq: number): Payload {
+  return isakmpNotify(sa, type, u32be(seq));
 }
 
 /**

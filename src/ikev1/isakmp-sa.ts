@@ -8,7 +8,7 @@ import type { KeyExchange } from '../crypto/dh.js';
 import type { Phase1Keys } from '../crypto/kdf-ikev1.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import type { Prf } from '../crypto/transforms.js';
-import { toHex } from '../wire/bytes.js';
+import { concat, toHex } from '../wire/bytes.js';
 import {
   type DecodedMessage,
   decodePayloads,
@@ -188,6 +188,11 @@ export class IsakmpSa {
     const chain = plaintext.subarray(0, payloads.length ? payloadChainLength(plaintext) : 0);
     return { payloads, chain, accept };
   }
+}
+
+/** The ISAKMP SA's SPI in notifies and deletes: CKY-I | CKY-R (RFC 2408 section 3.14). */
+export function isakmpSpi(sa: IsakmpSa): Uint8Array {
+  return concat(sa.CKY_I, sa.CKY_R);
 }
 
 /** The first payload of a kind, or undefined. */

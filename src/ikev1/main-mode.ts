@@ -1,18 +1,17 @@
-import { parseAddress } from '../core/address.js';
-import { type Connection, formatIdentity, type Identity } from '../core/connection.js';
+import { addressIdentity, type Connection, formatIdentity } from '../core/connection.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { formatSuite, selectSuite, type Suite } from '../core/proposal.js';
 import { KeyExchange } from '../crypto/dh.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
 import { Encryption, Prf } from '../crypto/transforms.js';
-import { concat, equalBytes } from '../wire/bytes.js';
+import { equalBytes } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, type Payload, payloadBody } from './codec.js';
 import { ExchangeType, NotifyType } from './constants.js';
 import { ExchangeError } from './errors.js';
 import { identityFromIdPayload, idPayloadFromIdentity, sameIdentity } from './identification.js';
-import { find, findAll, type Host, IsakmpSa } from './isakmp-sa.js';
+import { find, findAll, type Host, IsakmpSa, isakmpSpi } from './isakmp-sa.js';
 import { detectNat, natDetectionHash } from './nat-t.js';
 import { parsePhase1Sa, phase1Sa } from './proposals.js';
 import { Phase1Protection } from './protection.js';
@@ -113,9 +112,7 @@ function onMessage4(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): voi
     sa.local = { address: sa.local.address, port: host.natPort };
     sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
   }
-  const connection = sa.connection!;
-  const idPayload = idPayloadFromIdentity(connection.local.id ?? addressIdentity(sa.local.address));
-  sa.localId = formatIdentity(identityFromIdPayload(idPayload)!);
+  const idPayload = ownIdPayload(sa);
   const HASH_I = authHash(sa, 'initiator', payloadBody(idPayload));
   const message5: Payload[] = [idPayload, { kind: 'hash', data: HASH_I }];
   if (!host.hasOtherSaWith(sa)) {
@@ -124,7 +121,7 @@ function onMessage4(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): voi
       doi: 1,
       protocolId: 1,
       notifyType: NotifyType.INITIAL_CONTACT,
-      spi: concat(sa.CKY_I, sa.CKY_R),
+      spi: isakmpSpi(sa),
       data: new Uint8Array(0),
     });
   }
@@ -248,9 +245,7 @@ function onMessage3(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): voi
 
 function onMessage5(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
   verifyPeer(sa, payloads, 'initiator');
-  const connection = sa.connection!;
-  const idPayload = idPayloadFromIdentity(connection.local.id ?? addressIdentity(sa.local.address));
-  sa.localId = formatIdentity(identityFromIdPayload(idPayload)!);
+  const idPayload = ownIdPayload(sa);
   const HASH_R = authHash(sa, 'responder', payloadBody(idPayload));
   if (findAll(payloads, 'notify').some((n) => n.notifyType === NotifyType.INITIAL_CONTACT))
     host.initialContact(sa);
@@ -311,9 +306,11 @@ function cookie(host: Host): Uint8Array {
   }
 }
 
-function addressIdentity(address: string): Identity {
-  const bytes = parseAddress(address);
-  return { type: bytes.length === 4 ? 'ipv4' : 'ipv6', address: bytes };
+/** IDii/IDir: the configured identity, else our address; remembered for status. */
+function ownIdPayload(sa: IsakmpSa): Extract<Payload, { kind: 'id' }> {
+  const identity = sa.connection!.local.id ?? addressIdentity(sa.local.address);
+  sa.localId = formatIdentity(identity);
+  return idPayloadFromIdentity(identity);
 }
 
 function learnVendorIds(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {

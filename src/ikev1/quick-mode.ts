@@ -3,7 +3,12 @@ import type { Connection } from '../core/connection.js';
 import { schedule } from '../core/lifetime.js';
 import { formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
 import type { ChildSa, Role } from '../core/sa.js';
-import { contains, formatTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
+import {
+  contains,
+  formatTrafficSelector,
+  parseTrafficSelector,
+  type TrafficSelector,
+} from '../core/traffic-selector.js';
 import { KeyExchange } from '../crypto/dh.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { quickModeKeymat } from '../crypto/kdf-ikev1.js';
@@ -203,12 +208,9 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
   const ids = findAll(payloads, 'id');
   if (ids.length !== 0 && ids.length !== 2)
     throw new ExchangeError(`quick mode with ${ids.length} ID payloads`, NotifyType.INVALID_ID_INFORMATION);
-  const hostTs = (address: string): TrafficSelector => {
-    const bytes = parseAddress(address);
-    return { start: bytes, end: bytes, protocol: 0, startPort: 0, endPort: 65535 };
-  };
-  const offeredRemote = ids.length ? trafficSelectorFromId(ids[0]!) : hostTs(sa.remote.address);
-  const offeredLocal = ids.length ? trafficSelectorFromId(ids[1]!) : hostTs(sa.local.address);
+  // Without client IDs the selectors are the phase 1 addresses (RFC 2409 section 5.5).
+  const offeredRemote = ids.length ? trafficSelectorFromId(ids[0]!) : parseTrafficSelector(sa.remote.address);
+  const offeredLocal = ids.length ? trafficSelectorFromId(ids[1]!) : parseTrafficSelector(sa.local.address);
 
   const reasons: string[] = [];
   for (const connection of quickModeCandidates(host, sa)) {

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import type { ChildSa } from '../../src/core/sa.js';
+import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { equalBytes } from '../../src/wire/bytes.js';
 import { decodeHeader } from '../../src/ikev1/codec.js';
 import { ExchangeType } from '../../src/ikev1/constants.js';
@@ -119,7 +120,7 @@ t.test('the responder chooses by its own preference from a multi-transform offer
 });
 
 t.test('transport mode with protocol/port selectors (L2TP)', async (t) => {
-  const l2tp = (address: string) => [{ ...hostTs(address), protocol: 17, startPort: 1701, endPort: 1701 }];
+  const l2tp = (address: string) => [parseTrafficSelector(address, 17, 1701)];
   const { pair, a, b } = tunnelPair(
     { mode: 'transport', localSubnets: l2tp(A), peerSubnets: l2tp(B) },
     { localSubnets: l2tp(B), peerSubnets: [] },
@@ -398,8 +399,3 @@ t.test('garbage and hostile input never throws and leaves no state', async (t) =
   limited.engine.tick(100);
   t.equal(limited.engine.status()[0]!.ikeSas.length, 0, 'and time out');
 });
-
-function hostTs(address: string) {
-  const bytes = Uint8Array.from(address.split('.').map(Number));
-  return { start: bytes, end: bytes, protocol: 0, startPort: 0, endPort: 65535 };
-}
