@@ -122,43 +122,35 @@ function phase1Transform(transform: Transform): Phase1Offer | string {
   let prf: PrfAlgorithm | undefined;
   let integ: IntegrityAlgorithm | undefined;
   let dh: DhAlgorithm | undefined;
-  const lifetime = new LifetimeReader();
-  for (const attribute of transform.attributes) {
-    const value = attributeNumber(attribute);
-    if (value === undefined) return `attribute ${attribute.type} is too long`;
-    switch (attribute.type) {
+  const read = readAttributes(transform, PHASE1_LIFE, (type, value) => {
+    switch (type) {
       case Phase1Attribute.ENCRYPTION_ALGORITHM:
         encrId = value;
-        break;
+        return undefined;
       case Phase1Attribute.KEY_LENGTH:
         keyBits = value;
-        break;
+        return undefined;
       case Phase1Attribute.HASH_ALGORITHM:
         prf = algorithmsOf('prf').find((row) => row.ikev1?.hash === value);
         if (!prf) return `hash algorithm ${value} is not supported`;
         integ = algorithmsOf('integ').find((row) => row.hash === prf!.hash);
-        break;
+        return undefined;
       case Phase1Attribute.AUTHENTICATION_METHOD:
-        if (value !== AuthMethod.PRE_SHARED_KEY) return `authentication method ${authMethodName(value)}`;
-        break;
+        return value === AuthMethod.PRE_SHARED_KEY
+          ? undefined
+          : `authentication method ${authMethodName(value)}`;
       case Phase1Attribute.GROUP_DESCRIPTION:
-        dh = algorithmsOf('dh').find((row) => row.ikev1 === value);
-        if (!dh) return `DH group ${value} is not supported`;
-        break;
-      case Phase1Attribute.LIFE_TYPE:
-      case Phase1Attribute.LIFE_DURATION: {
-        const problem = lifetime.add(attribute.type === Phase1Attribute.LIFE_TYPE, value);
-        if (problem) return problem;
-        break;
-      }
+        dh = dhGroupNumbered(value);
+        return dh ? undefined : `DH group ${value} is not supported`;
       default:
-        return `attribute ${attribute.type} is not supported`;
+        return `attribute ${type} is not supported`;
     }
-  }
+  });
+  if (typeof read === 'string') return read;
   if (encrId === undefined || !prf || !dh) return 'encryption, hash or group missing';
   const encr = findEncryption(encrId, keyBits, 'phase1');
   if (!encr) return `encryption ${encrId}${keyBits ? `/${keyBits} bits` : ''} is not supported`;
-  return { suite: { encr, ...(integ && { integ }), prf, dh }, lifetime: lifetime.result(), transform };
+  return { suite: { encr, ...(integ && { integ }), prf, dh }, lifetime: read.lifetime, transform };
 }
 
 function authMethodName(value: number): string {
@@ -259,35 +251,25 @@ function espTransform(
   let integ: IntegrityAlgorithm | undefined;
   let dh: DhAlgorithm | undefined;
   let encapsulation: number | undefined;
-  const lifetime = new LifetimeReader();
-  for (const attribute of transform.attributes) {
-    const value = attributeNumber(attribute);
-    if (value === undefined) return `attribute ${attribute.type} is too long`;
-    switch (attribute.type) {
-      case Phase2Attribute.SA_LIFE_TYPE:
-      case Phase2Attribute.SA_LIFE_DURATION: {
-        const problem = lifetime.add(attribute.type === Phase2Attribute.SA_LIFE_TYPE, value);
-        if (problem) return problem;
-        break;
-      }
+  const read = readAttributes(transform, PHASE2_LIFE, (type, value) => {
+    switch (type) {
       case Phase2Attribute.GROUP_DESCRIPTION:
-        dh = algorithmsOf('dh').find((row) => row.ikev1 === value);
-        if (!dh) return `DH group ${value} is not supported`;
-        break;
+        dh = dhGroupNumbered(value);
+        return dh ? undefined : `DH group ${value} is not supported`;
       case Phase2Attribute.ENCAPSULATION_MODE:
         encapsulation = value;
-        break;
+        return undefined;
       case Phase2Attribute.AUTHENTICATION_ALGORITHM:
         integ = algorithmsOf('integ').find((row) => row.ikev1?.esp === value);
-        if (!integ) return `authentication algorithm ${value} is not supported`;
-        break;
+        return integ ? undefined : `authentication algorithm ${value} is not supported`;
       case Phase2Attribute.KEY_LENGTH:
         keyBits = value;
-        break;
+        return undefined;
       default:
-        return `attribute ${attribute.type} is not supported`;
+        return `attribute ${type} is not supported`;
     }
-  }
+  });
+  if (typeof read === 'string') return read;
   const encr = findEncryption(transform.transformId, keyBits, 'esp');
   if (!encr)
     return `ESP transform ${transform.transformId}${keyBits ? `/${keyBits} bits` : ''} is not supported`;
@@ -296,7 +278,7 @@ function espTransform(
   return {
     suite: { encr, ...(integ && { integ }), ...(dh && { dh }) },
     encapsulation: encapsulation ?? 0,
-    lifetime: lifetime.result(),
+    lifetime: read.lifetime,
   };
 }
 
@@ -322,6 +304,33 @@ function findEncryption(
     if (rowId !== id) return false;
     return !row.ikev1!.keyLengthAttribute || row.keyLength * 8 === (keyBits ?? 128);
   });
+}
+
+const PHASE1_LIFE = { type: Phase1Attribute.LIFE_TYPE, duration: Phase1Attribute.LIFE_DURATION };
+const PHASE2_LIFE = { type: Phase2Attribute.SA_LIFE_TYPE, duration: Phase2Attribute.SA_LIFE_DURATION };
+
+/**
+ * Walks a transform's attributes: each must be a number; life type/duration pairs are collected,
+ * the rest go to `each`, which returns why the transform is unusable, or undefined.
+ */
+function readAttributes(
+  transform: Transform,
+  life: { readonly type: number; readonly duration: number },
+  each: (type: number, value: number) => string | undefined,
+): { lifetime: Lifetimes } | string {
+  const lifetime = new LifetimeReader();
+  for (const attribute of transform.attributes) {
+    const value = attributeNumber(attribute);
+    if (value === undefined) return `attribute ${attribute.type} is too long`;
+    const isLife = attribute.type === life.type || attribute.type === life.duration;
+    const problem = isLife ? lifetime.add(attribute.type === life.type, value) : each(attribute.type, value);
+    if (problem) return problem;
+  }
+  return { lifetime: lifetime.result() };
+}
+
+function dhGroupNumbered(value: number): DhAlgorithm | undefined {
+  return algorithmsOf('dh').find((row) => row.ikev1 === value);
 }
 
 /** The lifetimes in a bare attribute list (RESPONDER-LIFETIME); unknown attributes are ignored. */
