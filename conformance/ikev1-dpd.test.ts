@@ -1,11 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { isakmpSummary, startCapture, tsharkProblems } from './lib/capture.js';
-import { startIkeNode, type IkeNode } from './lib/ike-node.js';
-import { createTopology, delay, listNamespaces, signal } from './lib/netns.js';
-import { startCharon, swanctlConnection, type Charon } from './lib/strongswan.js';
+import { startIkeNode } from './lib/ike-node.js';
+import { delay, listNamespaces, signal } from './lib/netns.js';
+import { type IkeNodeStatus, openLab, until } from './lib/scenario.js';
+import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
  * IKEv1 dead peer detection (RFC 3706) against strongSwan 5.9.8 (direct topology, tunnel mode,
@@ -18,42 +17,12 @@ const PSK = 'conformance-ikev1-dpd-psk-41af';
 const SUITE = 'aes128-sha1-modp1024';
 const DPD = { delay: 2, timeout: 6, action: 'clear' } as const;
 
-type Status = {
-  name: string;
-  status: string;
-  error?: string;
-  ikeSas: unknown[];
-  childSas: { spiIn: string; spiOut: string }[];
-}[];
-
-async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ike-node-v1-dpd-'));
-  const topology = await createTopology('direct');
-  const handles: { charon?: Charon } = {};
-  let ikeNode: IkeNode | undefined;
-  t.teardown(async () => {
-    if (!t.passing()) {
-      if (ikeNode) t.comment(`--- ike-node log\n${ikeNode.log().split('\n').slice(-60).join('\n')}`);
-      if (handles.charon)
-        t.comment(`--- charon log\n${handles.charon.log().split('\n').slice(-60).join('\n')}`);
-    }
-    await ikeNode?.stop().catch(() => {});
-    await topology.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const lab = await openLab(t, 'direct', 'v1-dpd');
+  const { dir, topology } = lab;
 
   const charon = await startCharon(topology.right, { name: 'strongswan', dir: join(dir, 'strongswan') });
-  handles.charon = charon;
+  lab.charon = charon;
 
   const pcap = join(dir, 'ike-node.pcap');
   const capture = await startCapture(topology.left, topology.leftIface, pcap);
@@ -80,7 +49,7 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
       ],
     }),
   );
-  ikeNode = await startIkeNode(
+  const ikeNode = await startIkeNode(
     topology.left,
     {
       listen: { addresses: [topology.leftAddress] },
@@ -105,11 +74,11 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
     },
     { dir },
   );
-  const node = ikeNode;
+  lab.ikeNode = ikeNode;
 
   const established = await until(
     async () => {
-      const [net] = (await node.status()) as Status;
+      const [net] = (await ikeNode.status()) as IkeNodeStatus;
       return net?.status === 'Active' && net.childSas.length === 1 ? net : undefined;
     },
     10_000,
@@ -128,7 +97,7 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
 
   // Idle past 2 × delay: R-U-THERE goes out at least twice, and strongSwan answers each one.
   await delay(DPD.delay * 2 * 1000 + 1500);
-  const [alive] = (await node.status()) as Status;
+  const [alive] = (await ikeNode.status()) as IkeNodeStatus;
   t.equal(alive!.status, 'Active', `still Active after ${DPD.delay * 2 + 1.5} s of DPD`);
   t.same(
     alive!.childSas.map((c) => c.spiIn),
@@ -154,7 +123,7 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
   t.equal(await charon.stop(), 137, 'charon died of SIGKILL');
   const dead = await until(
     async () => {
-      const [net] = (await node.status()) as Status;
+      const [net] = (await ikeNode.status()) as IkeNodeStatus;
       return net?.status === 'Error' ? net : undefined;
     },
     12_000,
@@ -166,10 +135,10 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
   t.same(dead.childSas, [], 'no child SA left');
   t.same(dead.ikeSas, [], 'no IKE SA left');
   t.ok(detectedIn >= DPD.timeout - DPD.delay - 0.5, 'not declared dead before the timeout could run');
-  t.match(node.log(), /dead peer: no answer for \d+ s, action clear/, 'ike-node logged the dead peer');
+  t.match(ikeNode.log(), /dead peer: no answer for \d+ s, action clear/, 'ike-node logged the dead peer');
 
   await ikeNode.stop();
-  ikeNode = undefined;
+  lab.ikeNode = undefined;
   await capture.stop();
   t.same(await tsharkProblems(pcap), [], 'tshark: no malformed packets, no expert warnings');
   await topology.destroy();

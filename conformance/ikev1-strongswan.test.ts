@@ -1,11 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startCapture, tsharkProblems, type Capture } from './lib/capture.js';
-import { startIkeNode, type IkeNode } from './lib/ike-node.js';
-import { createTopology, type Topology, type TopologyKind } from './lib/netns.js';
-import { startCharon, swanctlConnection, type Charon } from './lib/strongswan.js';
+import { startIkeNode } from './lib/ike-node.js';
+import type { Topology, TopologyKind } from './lib/netns.js';
+import { type IkeNodeStatus, openLab, until } from './lib/scenario.js';
+import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
  * ike-node against strongSwan 5.9.8 in network namespaces, IKEv1 main mode + quick mode with
@@ -90,44 +89,15 @@ function ikeNodeConfig(dir: string, ours: End, theirs: End, scenario: Scenario) 
   };
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-type Status = {
-  name: string;
-  status: string;
-  ikeSas: { algorithms?: string; natDetected: boolean; remote: string }[];
-  childSas: { spiIn: string; spiOut: string; algorithms: string; encapsulation: boolean }[];
-}[];
-
 async function scenario(t: Test, s: Scenario): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), `ike-node-v1-${s.kind}-${s.role}-`));
-  const topology = await createTopology(s.kind);
-  const handles: { charon?: Charon } = {};
-  let ikeNode: IkeNode | undefined;
+  const lab = await openLab(t, s.kind, `v1-${s.kind}-${s.role}`, 40);
+  const { dir, topology } = lab;
   const captures: Capture[] = [];
-  t.teardown(async () => {
-    if (!t.passing()) {
-      if (ikeNode) t.comment(`--- ike-node log\n${ikeNode.log().split('\n').slice(-40).join('\n')}`);
-      if (handles.charon)
-        t.comment(`--- charon log\n${handles.charon.log().split('\n').slice(-40).join('\n')}`);
-    }
-    await ikeNode?.stop().catch(() => {});
-    await topology.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   // Behind the NAT, only the inside end can initiate: ike-node goes inside when it initiates.
   const { ours, theirs } = ends(topology, s.kind === 'nat' && s.role === 'responder' ? 'right' : 'left');
   const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
-  handles.charon = charon;
+  lab.charon = charon;
   captures.push(await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap')));
   await charon.load(
     swanctlConnection({
@@ -150,7 +120,8 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
       ],
     }),
   );
-  ikeNode = await startIkeNode(ours.ns, ikeNodeConfig(dir, ours, theirs, s), { dir });
+  const ikeNode = await startIkeNode(ours.ns, ikeNodeConfig(dir, ours, theirs, s), { dir });
+  lab.ikeNode = ikeNode;
   if (s.role === 'responder') {
     const initiated = await charon.initiate('net', 'net');
     t.ok(initiated.ok, `strongSwan initiated (${initiated.stdout.split('\n').slice(-2).join(' ')})`);
@@ -181,7 +152,7 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
   );
   const status = await until(
     async () => {
-      const st = (await ikeNode!.status()) as Status;
+      const st = (await ikeNode.status()) as IkeNodeStatus;
       return st[0]?.status === 'Active' ? st : undefined;
     },
     5000,
@@ -201,7 +172,7 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
   // Delete: ike-node initiates the teardown when it was the initiator, strongSwan otherwise.
   if (s.role === 'initiator') {
     const code = await ikeNode.stop();
-    ikeNode = undefined;
+    lab.ikeNode = undefined;
     t.equal(code, 0, 'ike-node exits 0 on SIGTERM');
     await until(
       async () => ((await charon.listSas()).length === 0 ? true : undefined),
@@ -212,7 +183,7 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
   } else {
     await charon.terminate('net');
     await until(
-      async () => (((await ikeNode!.status()) as Status)[0]?.status === 'Down' ? true : undefined),
+      async () => (((await ikeNode.status()) as IkeNodeStatus)[0]?.status === 'Down' ? true : undefined),
       5000,
       'ike-node to act on the Delete',
     );
