@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { delay, signal, type Ns } from './netns.js';
+import { delay, processEnd, type Ns } from './netns.js';
 
 /**
  * ike-node itself as a peer inside a namespace: the built CLI (`dist/cli/main.js`, so run
@@ -66,11 +66,7 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error('startIkeNode: spawn failed');
-  let exitCode: number | null = null;
-  const exit = new Promise<number>((resolve) => {
-    child.once('exit', (code, sig) => resolve((exitCode = code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
-    child.once('error', () => resolve((exitCode = 255)));
-  });
+  const { exitCode, stop } = processEnd(child, 5000);
   const log = () => {
     try {
       return readFileSync(logPath, 'utf8');
@@ -80,18 +76,6 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   };
   const tail = () => log().split('\n').slice(-40).join('\n');
 
-  let stopping: Promise<number> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      if (exitCode !== null) return exitCode;
-      signal(pid, 'SIGTERM');
-      const timer = setTimeout(() => signal(pid, 'SIGKILL'), 5000);
-      const code = await exit;
-      clearTimeout(timer);
-      return code;
-    })();
-    return stopping;
-  };
   ns.onDestroy(async () => {
     await stop();
   });
@@ -99,8 +83,8 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   const timeout = options.readyTimeoutMs ?? 10_000;
   const deadline = Date.now() + timeout;
   while (!existsSync(socket)) {
-    if (exitCode !== null)
-      throw new Error(`ike-node exited with ${exitCode} before its control socket appeared:\n${tail()}`);
+    if (exitCode() !== null)
+      throw new Error(`ike-node exited with ${exitCode()} before its control socket appeared:\n${tail()}`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`ike-node: no control socket ${socket} after ${timeout} ms:\n${tail()}`);

@@ -313,6 +313,38 @@ class TopologyImpl implements Topology {
 }
 
 /** Sends a signal to one process by PID; a process that is already gone is not an error. */
+/**
+ * The end of a process we spawned: its exit code (128 + signal when killed, 255 when it could not
+ * start) and a stop that sends SIGTERM, then SIGKILL after `graceMs`; stop is idempotent.
+ */
+export function processEnd(
+  child: ChildProcess,
+  graceMs: number,
+): { exit: Promise<number>; exitCode(): number | null; stop(): Promise<number> } {
+  let exitCode: number | null = null;
+  const exit = new Promise<number>((resolve) => {
+    child.once('exit', (code, sig) => resolve((exitCode = code ?? 128 + signalNumber(sig))));
+    child.once('error', () => resolve((exitCode = 255)));
+  });
+  let stopping: Promise<number> | undefined;
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      if (exitCode !== null) return exitCode;
+      signal(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => signal(child.pid, 'SIGKILL'), graceMs);
+      const code = await exit;
+      clearTimeout(timer);
+      return code;
+    })();
+    return stopping;
+  };
+  return { exit, exitCode: () => exitCode, stop };
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number {
+  return sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : sig === 'SIGINT' ? 2 : 0;
+}
+
 export function signal(pid: number | undefined, sig: NodeJS.Signals): void {
   if (pid === undefined || pid <= 0) return;
   try {

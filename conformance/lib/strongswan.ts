@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { delay, run, signal, type ExecResult, type Ns } from './netns.js';
+import { delay, processEnd, run, type ExecResult, type Ns } from './netns.js';
 
 /**
  * strongSwan (charon + swanctl, Debian's 5.9.x packages) as an interop peer inside a network
@@ -227,14 +227,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error(`charon ${options.name}: spawn failed`);
-  let exitCode: number | null = null;
-  const exit = new Promise<number>((resolve) => {
-    child.once('exit', (code, sig) => {
-      exitCode = code ?? 128 + signalNumber(sig);
-      resolve(exitCode);
-    });
-    child.once('error', () => resolve((exitCode = 255)));
-  });
+  const { exitCode, stop } = processEnd(child, 3000);
   const uri = `unix://${dir}/run/charon.vici`;
   const tail = () =>
     [readOr(join(dir, 'charon.out')), readOr(join(dir, 'charon.log'))]
@@ -250,18 +243,6 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
       timeoutMs: (timeoutSec + 3) * 1000,
     });
 
-  let stopping: Promise<number> | undefined;
-  const stop = (): Promise<number> => {
-    stopping ??= (async () => {
-      if (exitCode !== null) return exitCode;
-      signal(pid, 'SIGTERM');
-      const timer = setTimeout(() => signal(pid, 'SIGKILL'), 3000);
-      const code = await exit;
-      clearTimeout(timer);
-      return code;
-    })();
-    return stopping;
-  };
   ns.onDestroy(async () => {
     await stop();
     if (ownDir && !process.env.IKE_NODE_KEEP_DIRS) rmSync(dir, { recursive: true, force: true });
@@ -269,7 +250,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 5000);
   for (;;) {
-    if (exitCode !== null) throw new Error(`charon ${options.name} exited with ${exitCode}:\n${tail()}`);
+    if (exitCode() !== null) throw new Error(`charon ${options.name} exited with ${exitCode()}:\n${tail()}`);
     const probe = await swanctl(['--stats'], 2);
     if (probe.code === 0) break;
     if (Date.now() > deadline) {
@@ -321,10 +302,6 @@ function readOr(file: string): string {
   } catch {
     return '';
   }
-}
-
-function signalNumber(sig: NodeJS.Signals | null): number {
-  return sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : sig === 'SIGINT' ? 2 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
