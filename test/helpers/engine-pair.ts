@@ -158,7 +158,7 @@ export class EnginePair {
               nonEspMarker: action.type === 'send' && action.nonEspMarker,
               ...(action.type === 'keepalive' && { keepalive: true }),
             };
-            if (packet.from.address !== from.address && !this.natted(from))
+            if (packet.from.address !== from.address)
               throw new Error(`${from.name} sent from ${formatEndpoint(packet.from)}, not its own address`);
             const result = this.wire(packet);
             for (const p of result === undefined ? [] : Array.isArray(result) ? result : [result]) {
@@ -190,10 +190,6 @@ export class EnginePair {
       const local = { address: to.address, port: packet.to.port };
       apply(to, to.engine.receive(packet.data, local, packet.from, this.now));
     }
-  }
-
-  natted(side: Side): boolean {
-    return side.address !== side.address;
   }
 
   initiate(side: Side, name = 'test'): void {

@@ -200,7 +200,6 @@ t.test('NAT traversal: the initiator behind a NAT floats to 4500 and keeps the m
     }
     return p;
   };
-  pair.sides.find((s) => s === a)!;
   pair.initiate(a);
   assertMatchingChildren(t, a, b);
   t.ok(only(a).encapsulation && only(b).encapsulation, 'both sides use UDP encapsulation');
