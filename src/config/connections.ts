@@ -13,7 +13,7 @@ import { type PskSources, readPsk } from './psk.js';
 
 export const CONNECTION_KEYS = ['ikePolicy', 'ipsecPolicy', 'local', 'peer', 'psk', 'start'] as const;
 export const LOCAL_KEYS = ['address', 'id', 'subnets', 'selectors'] as const;
-export const PEER_KEYS = ['address', 'port', 'id', 'subnets', 'selectors'] as const;
+export const PEER_KEYS = ['address', 'port', 'natPort', 'id', 'subnets', 'selectors'] as const;
 export const SELECTOR_KEYS = ['subnet', 'protocol', 'port'] as const;
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const NAME_EXPECTED = "a name of up to 64 letters, digits, '.', '_' and '-'";
@@ -45,6 +45,7 @@ interface EndSpec {
   readonly address?: string;
   readonly id?: Identity;
   readonly port?: number;
+  readonly natPort?: number;
   /** Undefined when neither subnets nor selectors were written. */
   readonly selectors?: readonly SelectorSpec[];
   /** Where to report a missing or mismatched selector list. */
@@ -120,6 +121,7 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
     peer: {
       address: peer.address ?? 'any',
       port: peer.port ?? 500,
+      ...(peer.natPort !== undefined && { natPort: peer.natPort }),
       ...(peerId && { id: peerId }),
       trafficSelectors: peerSelectors,
     },
@@ -174,6 +176,8 @@ function readEnd(at: Cursor, end: 'local' | 'peer'): EndSpec | undefined {
   }
   const portAt = at.key('port');
   const port = portAt.present ? portAt.integer(1, 65535) : undefined;
+  const natPortAt = at.key('natPort');
+  const natPort = natPortAt.present ? natPortAt.integer(1, 65535) : undefined;
   const selectors = readSelectors(at);
   if (at.problems.count > before) return undefined;
   const subnetsAt = at.key('subnets');
@@ -182,6 +186,7 @@ function readEnd(at: Cursor, end: 'local' | 'peer'): EndSpec | undefined {
     ...(address !== undefined && { address }),
     ...(id && { id }),
     ...(port !== undefined && { port }),
+    ...(natPort !== undefined && { natPort }),
     selectors,
     selectorsAt,
   };

@@ -137,6 +137,7 @@ t.test('the L2TP/IPsec gateway normalises to transport-mode udp/1701 with modp10
 
   t.equal(c.peer.address, 'any');
   t.equal(c.peer.port, 500);
+  t.equal(c.peer.natPort, undefined, 'the NAT-T port defaults in the engine (4500)');
   t.equal(c.peer.id, undefined, 'any identity from an "any" peer');
   t.same(
     c.peer.trafficSelectors.map(formatTrafficSelector),
@@ -283,7 +284,13 @@ t.test('inline policies, ranges, selectors and ports', async (t) => {
             { subnet: '10.0.2.0/24', protocol: 47 },
           ],
         },
-        peer: { address: '198.51.100.7', port: 4500, id: 'keyid:branch-7', subnets: ['10.1.0.0/16'] },
+        peer: {
+          address: '198.51.100.7',
+          port: 1500,
+          natPort: 14500,
+          id: 'keyid:branch-7',
+          subnets: ['10.1.0.0/16'],
+        },
         psk: 'k',
       },
     },
@@ -299,7 +306,8 @@ t.test('inline policies, ranges, selectors and ports', async (t) => {
     '10.0.1.0/24[tcp/443]',
     '10.0.2.0/24[47]',
   ]);
-  t.equal(c.peer.port, 4500);
+  t.equal(c.peer.port, 1500);
+  t.equal(c.peer.natPort, 14500, 'where IKE floats to once a NAT is detected');
   t.same(c.peer.id, { type: 'key-id', value: 'branch-7' });
   t.equal(c.local.id, undefined, 'no local address, no default identity');
 });

@@ -39,7 +39,7 @@ t.test('unknown keys anywhere name the key and the allowed ones', async (t) => {
     t,
     errorsOf(t, withValue(baseConfig(), `${C}.peer.adress`, '198.51.100.8')),
     `${C}.peer.adress`,
-    'one of the keys address, port, id, subnets, selectors',
+    'one of the keys address, port, natPort, id, subnets, selectors',
   );
   t.match(nested?.message, 'unknown key "adress"');
   hasError(
@@ -294,6 +294,7 @@ t.test('connections', async (t) => {
   hasError(t, conn('peer', undefined), `${C}.peer`, 'an object');
   hasError(t, conn('local.address', '192.0.2.300'), `${C}.local.address`, 'an IPv4 or IPv6 address');
   hasError(t, conn('peer.port', 70000), `${C}.peer.port`, 'from 1 to 65535');
+  hasError(t, conn('peer.natPort', 0), `${C}.peer.natPort`, 'from 1 to 65535');
   hasError(t, conn('peer.id', '@'), `${C}.peer.id`, 'an identity');
   hasError(t, conn('start', 'auto'), `${C}.start`, '"initiate" or "respond"');
   hasError(t, conn('psk', undefined), `${C}.psk`, 'a pre-shared key');
