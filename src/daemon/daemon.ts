@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
+import { CommandError } from '../core/command-error.js';
 import type { ConnectionStatus } from '../core/status.js';
 import type { DaemonConfig } from '../config/index.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
@@ -72,9 +73,18 @@ export class Daemon {
       message: `control socket ${this.#config.control.socket}`,
     });
     for (const connection of this.#config.connections) {
-      if (connection.start === 'initiate') this.#apply(this.engine.initiate(connection.name, this.#clock()));
+      if (connection.start === 'initiate') this.#initiateAtStart(connection.name);
     }
     this.#arm();
+  }
+
+  #initiateAtStart(name: string): void {
+    try {
+      this.#apply(this.engine.initiate(name, this.#clock()));
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      this.logger.log({ level: 'error', subsystem: 'cfg', connection: name, message: error.message });
+    }
   }
 
   status(): ConnectionStatus[] {

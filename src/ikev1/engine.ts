@@ -1,4 +1,5 @@
 import type { Action, LogLevel } from '../core/actions.js';
+import { CommandError } from '../core/command-error.js';
 import type { Connection } from '../core/connection.js';
 import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import { schedule } from '../core/lifetime.js';
@@ -12,7 +13,7 @@ import { equalBytes, toHex, u32be } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, decodeMessage } from './codec.js';
 import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
-import { ExchangeError, notifyOf, UnknownConnectionError } from './errors.js';
+import { ExchangeError, notifyOf } from './errors.js';
 import {
   clearNotify,
   deletePayload,
@@ -102,12 +103,13 @@ export class Ikev1Engine {
     return this.#run(now, () => this.#receive(datagram, local, remote));
   }
 
+  /** Throws CommandError for an unknown name or a connection that cannot initiate. */
   initiate(name: string, now: number): Action[] {
-    return this.#run(now, () => {
-      const connection = this.#connections.find((c) => c.name === name);
-      if (!connection) throw new UnknownConnectionError(name);
-      this.#initiate(connection);
-    });
+    const connection = this.#connections.find((c) => c.name === name);
+    if (!connection) throw new CommandError(`no connection named '${name}'`);
+    const problem = this.#cannotInitiate(connection);
+    if (problem) throw new CommandError(problem);
+    return this.#run(now, () => this.#initiate(connection));
   }
 
   terminate(name: string, now: number): Action[] {
@@ -194,7 +196,6 @@ export class Ikev1Engine {
     try {
       body();
     } catch (error) {
-      if (error instanceof UnknownConnectionError) throw error;
       this.#log('error', `internal error: ${(error as Error).stack ?? String(error)}`);
     }
     const out = this.#out;
@@ -251,6 +252,28 @@ export class Ikev1Engine {
           clearNotify(header.CKY_I, this.#host.crypto.randomBytes(8), notify, local, remote, nonEspMarker),
         );
       }
+      return;
+    }
+
+    if (firstMessage && refusedPhase1(message)) {
+      // Aggressive mode (and base/auth-only) would otherwise time out silently at the client; RFC 2408
+      // section 5.2 asks for a notify instead. Stateless, and only for a real offer (an SA payload
+      // first), so a bare header cannot make us reflect anything bigger than itself.
+      this.#log(
+        'info',
+        `refused ${exchangeName(header.exchangeType)} from ${formatEndpoint(remote)}: only main mode is supported`,
+      );
+      this.#emitEvent({ type: 'failed', reason: `${exchangeName(header.exchangeType)} is not supported` });
+      this.#out.push(
+        clearNotify(
+          header.CKY_I,
+          this.#host.crypto.randomBytes(8),
+          NotifyType.UNSUPPORTED_EXCHANGE_TYPE,
+          local,
+          remote,
+          nonEspMarker,
+        ),
+      );
       return;
     }
 
@@ -504,15 +527,11 @@ export class Ikev1Engine {
   // SA lifecycle
 
   #initiate(connection: Connection): void {
-    if (connection.peer.address === 'any')
-      throw new RangeError(`'${connection.name}' has no peer address to initiate to`);
-    if (connection.ike.version !== 1) {
-      this.#log(
-        'error',
-        `'${connection.name}' is IKEv${connection.ike.version}: not supported yet`,
-        undefined,
-        connection.name,
-      );
+    // Reached from timers too (rekey, DPD restart): a connection that cannot initiate is an Error status.
+    const problem = this.#cannotInitiate(connection);
+    if (problem) {
+      this.#errors.set(connection.name, problem);
+      this.#log('error', problem, undefined, connection.name);
       return;
     }
     const sa = this.#liveSaFor(connection);
@@ -529,10 +548,22 @@ export class Ikev1Engine {
     this.#sas.add(started);
   }
 
+  #cannotInitiate(connection: Connection): string | undefined {
+    if (connection.peer.address === 'any')
+      return `'${connection.name}' has peer address "any": it can only respond`;
+    if (connection.ike.version !== 1)
+      return `'${connection.name}' is IKEv${connection.ike.version}: not supported yet`;
+    if (!(connection.local.address ?? this.#options.defaultLocalAddress))
+      return `'${connection.name}' needs local.address to initiate (there is no single listen address to use)`;
+    return undefined;
+  }
+
+  /** Call only after #cannotInitiate said yes. */
   #initiatorEndpoint(connection: Connection): Endpoint {
-    const address = connection.local.address ?? this.#options.defaultLocalAddress;
-    if (!address) throw new RangeError(`'${connection.name}' needs local.address to initiate`);
-    return { address, port: this.#options.port };
+    return {
+      address: (connection.local.address ?? this.#options.defaultLocalAddress)!,
+      port: this.#options.port,
+    };
   }
 
   #liveSaFor(connection: Connection): IsakmpSa | undefined {
@@ -734,6 +765,12 @@ export class Ikev1Engine {
         ),
     };
   }
+}
+
+/** Phase 1 exchanges other than main mode, opened with an SA payload: answered UNSUPPORTED_EXCHANGE_TYPE. */
+function refusedPhase1({ header, payloads }: DecodedMessage): boolean {
+  const phase1 = [ExchangeType.BASE, ExchangeType.AUTHENTICATION_ONLY, ExchangeType.AGGRESSIVE] as number[];
+  return phase1.includes(header.exchangeType) && payloads?.[0]?.kind === 'sa';
 }
 
 function exchangeName(type: number): string {

@@ -1,14 +1,5 @@
 import { DecodeError } from '../wire/errors.js';
 
-/** A command named a connection the engine does not have: the caller's mistake, not ours. */
-export class UnknownConnectionError extends RangeError {
-  override readonly name = 'UnknownConnectionError';
-
-  constructor(name: string) {
-    super(`no connection named '${name}'`);
-  }
-}
-
 /** The notify an error answers with: PAYLOAD_MALFORMED and friends for the typed ones, else none. */
 export function notifyOf(error: unknown): number | undefined {
   return error instanceof ExchangeError || error instanceof DecodeError ? error.notify : undefined;

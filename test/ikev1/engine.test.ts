@@ -2,8 +2,9 @@ import t, { type Test } from 'tap';
 import type { ChildSa } from '../../src/core/sa.js';
 import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { equalBytes } from '../../src/wire/bytes.js';
-import { decodeHeader } from '../../src/ikev1/codec.js';
-import { ExchangeType } from '../../src/ikev1/constants.js';
+import { decodeHeader, decodeMessage } from '../../src/ikev1/codec.js';
+import { ExchangeType, NotifyType } from '../../src/ikev1/constants.js';
+import { CommandError } from '../../src/core/command-error.js';
 import { connection, type ConnectionSpec, EnginePair, ipv4, type Side } from '../helpers/engine-pair.js';
 
 /**
@@ -397,4 +398,60 @@ t.test('garbage and hostile input never throws and leaves no state', async (t) =
   t.equal(limited.engine.status()[0]!.ikeSas.length, 5, 'half-open SAs are bounded');
   limited.engine.tick(100);
   t.equal(limited.engine.status()[0]!.ikeSas.length, 0, 'and time out');
+});
+
+t.test('an aggressive mode offer is refused with UNSUPPORTED-EXCHANGE-TYPE, statelessly', async (t) => {
+  const { pair, a, b } = tunnelPair();
+  pair.initiate(a);
+  const mainMode1 = pair.sent[0]!.data;
+  const from = { address: A, port: 500 };
+  const to = { address: B, port: 500 };
+  const fresh = new EnginePair().add('gw', B, [connection({ localAddress: B, peerAddress: 'any' })]);
+  const aggressive = mainMode1.slice();
+  aggressive[18] = ExchangeType.AGGRESSIVE; // the header's exchange type octet
+  const actions = fresh.engine.receive(aggressive, to, from, 0);
+  const answers = actions.filter((x) => x.type === 'send');
+  t.equal(answers.length, 1, 'one answer');
+  const answer = decodeMessage(answers[0]!.data);
+  t.equal(answer.header.exchangeType, ExchangeType.INFORMATIONAL, 'an informational exchange');
+  t.same(answer.header.CKY_I, aggressive.subarray(0, 8), "it names the client's cookie");
+  t.same(
+    answer.payloads?.map((p) => (p.kind === 'notify' ? p.notifyType : p.kind)),
+    [NotifyType.UNSUPPORTED_EXCHANGE_TYPE],
+    'carrying UNSUPPORTED-EXCHANGE-TYPE',
+  );
+  const logs = actions.flatMap((x) =>
+    x.type === 'event' && x.event.type === 'log' ? [`${x.event.level}: ${x.event.message}`] : [],
+  );
+  t.match(logs.join('\n'), /info: refused AGGRESSIVE from 192\.0\.2\.1:500: only main mode/, 'logged');
+  t.equal(fresh.engine.status()[0]!.ikeSas.length, 0, 'no state kept');
+  const bare = aggressive.slice(0, 28);
+  bare[16] = 0; // no payloads: nothing to answer
+  new DataView(bare.buffer).setUint32(24, 28);
+  t.same(
+    fresh.engine.receive(bare, to, from, 0).filter((x) => x.type === 'send'),
+    [],
+    'a bare header gets no answer',
+  );
+  t.equal(b.installed.size, 1, 'the real exchange was not disturbed');
+});
+
+t.test('initiate refuses what cannot initiate, to the caller, without an internal error', async (t) => {
+  const pair = new EnginePair();
+  const gateway = pair.add('gw', B, [connection({ name: 'gw', localAddress: B, peerAddress: 'any' })]);
+  t.throws(() => gateway.engine.initiate('nope', pair.now), new CommandError("no connection named 'nope'"));
+  t.throws(
+    () => gateway.engine.initiate('gw', pair.now),
+    { name: 'CommandError', message: /'gw' has peer address "any": it can only respond/ },
+    'an "any" peer can only respond',
+  );
+  const unbound = new EnginePair().add('x', A, [connection({ name: 'site', peerAddress: B })], {
+    defaultLocalAddress: undefined,
+  });
+  t.throws(
+    () => unbound.engine.initiate('site', pair.now),
+    { name: 'CommandError', message: /'site' needs local\.address to initiate/ },
+    'no local address to initiate from',
+  );
+  t.same(gateway.logs.concat(unbound.logs), [], 'nothing logged as our own failure');
 });
