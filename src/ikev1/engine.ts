@@ -424,10 +424,17 @@ export class Ikev1Engine {
     }
     for (const exchange of [...sa.exchanges.values()]) this.#tickExchange(sa, exchange);
     if (sa.expiresAt !== undefined && now >= sa.expiresAt) {
-      this.#deleteIsakmpSa(sa, 'lifetime expired', true);
+      // A client we never rekey towards (peer "any") may keep its IPsec SAs past its ISAKMP SA.
+      this.#deleteIsakmpSa(sa, 'lifetime expired', true, 'keep');
       return;
     }
-    if (sa.rekeyAt !== undefined && now >= sa.rekeyAt && !sa.rekeying && this.#mayRekey(sa.connection)) {
+    if (
+      sa.rekeyAt !== undefined &&
+      now >= sa.rekeyAt &&
+      !sa.rekeying &&
+      this.#mayRekey(sa.connection) &&
+      !this.#superseded(sa)
+    ) {
       sa.rekeying = true;
       this.#log('info', 'rekeying the ISAKMP SA', sa);
       const replacement = startMainMode(this.#host, sa.connection!, this.#initiatorEndpoint(sa.connection!), {
@@ -482,9 +489,6 @@ export class Ikev1Engine {
       this.#log('warn', `dead peer: no answer for ${Math.round(silent)} s, action ${dpd.action}`, sa);
       const connection = sa.connection!;
       this.#deleteIsakmpSa(sa, 'dead peer', false);
-      for (const entry of [...this.#children.values()]) {
-        if (entry.sa === sa) this.#removeChild(entry, 'dead peer', false);
-      }
       this.#setError(connection.name, 'dead peer detected');
       if (dpd.action === 'restart' && connection.peer.address !== 'any') this.#initiate(connection);
       return;
@@ -619,13 +623,46 @@ export class Ikev1Engine {
     this.#errors.delete(connection.name);
     this.#log('info', `ISAKMP SA established: ${sa.describe()}, ${sa.localId} <-> ${sa.remoteId}`, sa);
     this.#emitEvent({ type: 'ike-up', ikeSa: sa.info() });
+    this.#adoptChildren(sa);
     if (sa.replaces !== undefined) {
       const old = this.#sas.byId(sa.replaces);
-      for (const entry of this.#children.values()) if (entry.sa === old) entry.sa = sa;
       if (old) this.#deleteIsakmpSa(old, 'replaced by a rekeyed ISAKMP SA', true);
       return;
     }
     if (sa.role === 'initiator') this.#startQuickModes(sa, connection);
+  }
+
+  /**
+   * IPsec SAs outlive the ISAKMP SA that made them (RFC 2409): the newest ISAKMP SA with the same
+   * peer takes over those of older ones, live or deleted, whoever rekeyed. strongSwan, for one,
+   * deletes its old ISAKMP SA before the new main mode completes.
+   */
+  #adoptChildren(sa: IsakmpSa): void {
+    for (const entry of this.#children.values()) {
+      if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
+      this.#log('debug', `child SA ${entry.child.id} moves over from ISAKMP SA ${entry.sa.id}`, sa);
+      entry.sa = sa;
+      entry.child = { ...entry.child, ikeSaId: sa.id };
+      // A rekey that was waiting for (or lost with) the old SA starts again on this one.
+      entry.rekeying = false;
+    }
+  }
+
+  /** The peer rekeyed it already: a newer ISAKMP SA with the same peer exists. */
+  #superseded(sa: IsakmpSa): boolean {
+    return [...this.#sas.values()].some(
+      (other) => other.state === 'ESTABLISHED' && other.id > sa.id && this.#samePeer(other, sa),
+    );
+  }
+
+  /** Another SA of the same connection with the same peer (address and, when known, identity). */
+  #samePeer(other: IsakmpSa, sa: IsakmpSa): boolean {
+    return (
+      other !== sa &&
+      other.connection === sa.connection &&
+      other.remote.address === sa.remote.address &&
+      (other.remoteId === undefined || other.remoteId === sa.remoteId)
+    );
   }
 
   #fail(sa: IsakmpSa, reason: string): void {
@@ -640,11 +677,17 @@ export class Ikev1Engine {
     this.#sas.remove(sa);
   }
 
-  #deleteIsakmpSa(sa: IsakmpSa, reason: string, notifyPeer: boolean): void {
+  /** `children`: delete its IPsec SAs too (teardown), or leave them to their own lifetimes. */
+  #deleteIsakmpSa(
+    sa: IsakmpSa,
+    reason: string,
+    notifyPeer: boolean,
+    children: 'delete' | 'keep' = 'delete',
+  ): void {
     if (sa.state === 'DELETED') return;
     const established = sa.state === 'ESTABLISHED';
     for (const entry of [...this.#children.values()]) {
-      if (entry.sa === sa) this.#removeChild(entry, reason, notifyPeer);
+      if (entry.sa === sa && children === 'delete') this.#removeChild(entry, reason, notifyPeer);
     }
     if (established && notifyPeer)
       sendInformational(this.#host, sa, deletePayload(ProtocolId.ISAKMP, [isakmpSpi(sa)]));
@@ -679,6 +722,7 @@ export class Ikev1Engine {
 
   #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean): void {
     if (!this.#children.delete(entry.child.id)) return;
+    // Its own ISAKMP SA may be gone (the child outlived it): no SA, no Delete; the peer's expires too.
     if (notifyPeer && entry.sa.state === 'ESTABLISHED')
       sendInformational(
         this.#host,
@@ -704,12 +748,14 @@ export class Ikev1Engine {
     }
   }
 
-  /** INITIAL-CONTACT: the peer rebooted, so older SAs with it are stale (RFC 2407 4.6.3.3). */
+  /**
+   * INITIAL-CONTACT: the peer rebooted, so its live older SAs are stale (RFC 2407 4.6.3.3). Child SAs
+   * whose ISAKMP SA is already gone stay for adoption: strongSwan sends INITIAL-CONTACT when it
+   * reauthenticates after deleting its old ISAKMP SA, and keeps those IPsec SAs.
+   */
   #initialContact(sa: IsakmpSa): void {
     for (const other of [...this.#sas.values()]) {
-      if (other === sa || other.connection !== sa.connection || other.remote.address !== sa.remote.address)
-        continue;
-      if (other.remoteId !== undefined && other.remoteId !== sa.remoteId) continue;
+      if (!this.#samePeer(other, sa)) continue;
       this.#log('info', 'INITIAL-CONTACT: removing stale SAs', other);
       this.#deleteIsakmpSa(other, 'peer sent INITIAL-CONTACT', false);
     }
@@ -756,7 +802,7 @@ export class Ikev1Engine {
       fail: (sa, reason) => this.#fail(sa, reason),
       installChild: (child, exchange) => this.#installChild(child, exchange),
       deleteChildren: (sa, spis) => this.#deleteChildren(sa, spis),
-      deleteIsakmpSa: (sa, reason, notifyPeer) => this.#deleteIsakmpSa(sa, reason, notifyPeer),
+      isakmpSaDeletedByPeer: (sa) => this.#deleteIsakmpSa(sa, 'deleted by the peer', false, 'keep'),
       initialContact: (sa) => this.#initialContact(sa),
       hasOtherSaWith: (sa) =>
         [...this.#sas.values()].some(

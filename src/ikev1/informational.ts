@@ -117,8 +117,7 @@ export function receiveInformational(host: Host, sa: IsakmpSa, message: DecodedM
 
 function onDelete(host: Host, sa: IsakmpSa, payload: Extract<Payload, { kind: 'delete' }>): void {
   if (payload.protocolId === ProtocolId.ISAKMP) {
-    if (payload.spis.some((spi) => equalBytes(spi, isakmpSpi(sa))))
-      host.deleteIsakmpSa(sa, 'deleted by the peer', false);
+    if (payload.spis.some((spi) => equalBytes(spi, isakmpSpi(sa)))) host.isakmpSaDeletedByPeer(sa);
     return;
   }
   if (payload.protocolId === ProtocolId.IPSEC_ESP) host.deleteChildren(sa, payload.spis);

@@ -41,7 +41,8 @@ export interface Host {
   fail(sa: IsakmpSa, reason: string): void;
   installChild(child: ChildSa, exchange: QuickModeExchange): void;
   deleteChildren(sa: IsakmpSa, spis: readonly Uint8Array[]): void;
-  deleteIsakmpSa(sa: IsakmpSa, reason: string, notifyPeer: boolean): void;
+  /** The peer deleted this ISAKMP SA; its IPsec SAs live on (RFC 2409 keeps the phases apart). */
+  isakmpSaDeletedByPeer(sa: IsakmpSa): void;
   initialContact(sa: IsakmpSa): void;
   /** Whether another established ISAKMP SA with this SA's peer exists (else INITIAL-CONTACT). */
   hasOtherSaWith(sa: IsakmpSa): boolean;

@@ -332,7 +332,38 @@ t.test('the ISAKMP SA is rekeyed and child SAs survive it', async (t) => {
   t.not(ikeSas[0]!.id, firstIke, 'it is a new one');
   t.equal(b.engine.status()[0]!.ikeSas.length, 1, 'the responder deleted the old one too');
   t.equal(only(a).spiIn, child.spiIn, 'the child SA was not touched');
+  for (const side of [a, b]) {
+    const [net] = side.engine.status();
+    t.equal(
+      net!.childSas[0]!.ikeSaId,
+      net!.ikeSas[0]!.id,
+      `${side.name}: the child now belongs to the new SA`,
+    );
+  }
 });
+
+t.test(
+  'the responder rekeys the ISAKMP SA: the initiator moves the child SA over, nothing is lost',
+  async (t) => {
+    const { pair, a, b } = tunnelPair({}, { ikeLifetime: 300 });
+    pair.initiate(a);
+    const child = only(a);
+    const firstIke = b.engine.status()[0]!.ikeSas[0]!.id;
+    pair.advance(280);
+    for (const side of [a, b]) {
+      const [net] = side.engine.status();
+      t.equal(net!.ikeSas.length, 1, `${side.name}: one ISAKMP SA after the rekey`);
+      t.equal(net!.childSas.length, 1, `${side.name}: the child SA is still there`);
+      t.equal(net!.childSas[0]!.ikeSaId, net!.ikeSas[0]!.id, `${side.name}: under the new ISAKMP SA`);
+    }
+    t.not(b.engine.status()[0]!.ikeSas[0]!.id, firstIke, 'the responder made a new one');
+    t.equal(a.engine.status()[0]!.ikeSas[0]!.role, 'responder', 'the initiator answered it');
+    t.equal(only(a).spiIn, child.spiIn, 'the same child SA');
+    t.match(a.logs.join('\n'), /child SA \d+ moves over from ISAKMP SA/, 'logged at debug');
+    pair.advance(3000);
+    t.equal(a.engine.status()[0]!.childSas.length, 1, 'the child is rekeyed under the new SA in time');
+  },
+);
 
 t.test('dead peer detection clears the SAs of a silent peer', async (t) => {
   const { pair, a, b } = tunnelPair({ dpd: { delay: 10, timeout: 30, action: 'clear' } });
