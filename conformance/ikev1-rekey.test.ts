@@ -1,0 +1,287 @@
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { startCapture, tsharkProblems } from './lib/capture.js';
+import { startIkeNode } from './lib/ike-node.js';
+import { type IkeNodeStatus, type Lab, openLab, until } from './lib/scenario.js';
+import { type Charon, type ParsedChildSa, startCharon, swanctlConnection } from './lib/strongswan.js';
+
+/**
+ * IKEv1 rekeying against strongSwan 5.9.8 (direct topology, tunnel mode, aes128-sha1-modp1024
+ * with PFS): ike-node replaces a quick-mode SA before its short lifetime runs out; ike-node follows
+ * when strongSwan rekeys; and ike-node rekeys the ISAKMP SA while the child SA lives on at both
+ * ends. Lifetimes are the shortest the configuration allows (60 s) with a large rekey margin, so
+ * each rekey happens about 10 s after the first negotiation.
+ */
+
+const PSK = 'conformance-ikev1-rekey-psk-7c2d';
+const SUITE = 'aes128-sha1-modp1024';
+
+t.setTimeout(150_000);
+
+interface Options {
+  /** Who initiates the first negotiation. */
+  initiator: 'ike-node' | 'strongswan';
+  /** ike-node's policy lifetimes: [seconds, rekeyMargin]. */
+  ikeLifetime?: [number, number];
+  espLifetime?: [number, number];
+  /** strongSwan's child rekey_time (its life_time is 2 minutes longer). */
+  swanChildRekey?: string;
+  /** strongSwan's IKE rekey_time (for IKEv1 a new main mode, then a Delete of the old ISAKMP SA). */
+  swanIkeRekey?: string;
+}
+
+interface Started {
+  lab: Lab;
+  charon: Charon;
+  status: () => Promise<IkeNodeStatus>;
+  finish: () => Promise<void>;
+}
+
+/** strongSwan on the right, ike-node on the left, negotiated once; `finish` checks the capture. */
+async function start(t: Test, label: string, o: Options): Promise<Started> {
+  const lab = await openLab(t, 'direct', `v1-rekey-${label}`, 80);
+  const { dir, topology } = lab;
+  const charon = await startCharon(topology.right, {
+    name: 'strongswan',
+    dir: join(dir, 'strongswan'),
+    // Without it strongSwan keeps a rekeyed IKEv1 child until it expires instead of deleting it.
+    extraCharonConf: '  delete_rekeyed = yes\n',
+  });
+  lab.charon = charon;
+  const capture = await startCapture(topology.left, topology.leftIface, join(dir, 'ike-node.pcap'));
+  await charon.load(
+    swanctlConnection({
+      name: 'net',
+      version: 1,
+      local_addrs: topology.rightAddress,
+      remote_addrs: topology.leftAddress,
+      proposals: SUITE,
+      local_id: topology.rightAddress,
+      remote_id: topology.leftAddress,
+      psk: PSK,
+      rekey_time: o.swanIkeRekey ?? '1h',
+      ...(o.swanIkeRekey && { rand_time: 0 }),
+      children: [
+        {
+          name: 'net',
+          mode: 'tunnel',
+          local_ts: topology.rightSubnet,
+          remote_ts: topology.leftSubnet,
+          esp_proposals: SUITE,
+          rekey_time: o.swanChildRekey ?? '1h',
+          rand_time: 0,
+          life_time: o.swanChildRekey ? '150s' : '2h',
+        },
+      ],
+    }),
+  );
+  const [ikeSeconds, ikeMargin] = o.ikeLifetime ?? [3600, 360];
+  const [espSeconds, espMargin] = o.espLifetime ?? [3600, 360];
+  const ikeNode = await startIkeNode(
+    topology.left,
+    {
+      listen: { addresses: [topology.leftAddress] },
+      control: { socket: join(dir, 'ike-node.sock') },
+      log: { level: 'debug' },
+      ikePolicies: {
+        ike: { proposals: [SUITE], lifetime: ikeSeconds, rekeyMargin: ikeMargin, rekeyFuzz: 0 },
+      },
+      ipsecPolicies: {
+        esp: {
+          proposals: ['aes128-sha1'],
+          pfs: 'modp1024',
+          lifetime: espSeconds,
+          rekeyMargin: espMargin,
+          rekeyFuzz: 0,
+        },
+      },
+      connections: {
+        net: {
+          ikePolicy: 'ike',
+          ipsecPolicy: 'esp',
+          local: { address: topology.leftAddress, id: topology.leftAddress, subnets: [topology.leftSubnet] },
+          peer: {
+            address: topology.rightAddress,
+            id: topology.rightAddress,
+            subnets: [topology.rightSubnet],
+          },
+          psk: PSK,
+          start: o.initiator === 'ike-node' ? 'initiate' : 'respond',
+        },
+      },
+    },
+    { dir },
+  );
+  lab.ikeNode = ikeNode;
+  if (o.initiator === 'strongswan') {
+    const initiated = await charon.initiate('net', 'net');
+    t.ok(initiated.ok, 'strongSwan initiated');
+  }
+  return {
+    lab,
+    charon,
+    status: async () => (await ikeNode.status()) as IkeNodeStatus,
+    async finish() {
+      await ikeNode.stop(); // idempotent: the handle stays for the log tail on failure
+      await capture.stop();
+      t.same(
+        await tsharkProblems(join(dir, 'ike-node.pcap')),
+        [],
+        'tshark: no malformed packets, no expert warnings',
+      );
+    },
+  };
+}
+
+/** strongSwan's child SAs of `net`, in any state, across its IKE SAs. */
+async function swanChildren(charon: Charon): Promise<ParsedChildSa[]> {
+  return (await charon.listSas()).filter((x) => x.name === 'net').flatMap((x) => x.children);
+}
+
+async function firstChild(t: Test, s: Started) {
+  const child = await until(
+    async () => {
+      const [net] = await s.status();
+      return net?.status === 'Active' && net.childSas.length === 1 ? net.childSas[0] : undefined;
+    },
+    10_000,
+    'ike-node to establish the first child SA',
+  );
+  const swan = await until(
+    async () => (await swanChildren(s.charon)).find((c) => c.state === 'INSTALLED'),
+    5000,
+    'strongSwan to install the first child SA',
+  );
+  t.equal(swan.spiIn, child.spiOut, 'first SA: SPIs agree (ike-node out = strongSwan in)');
+  t.equal(swan.spiOut, child.spiIn, 'first SA: SPIs agree (ike-node in = strongSwan out)');
+  return child;
+}
+
+/** Waits until both ends hold exactly one child SA, a new pair, and returns ike-node's. */
+async function rekeyedChild(t: Test, s: Started, first: { spiIn: string; spiOut: string }, what: string) {
+  const started = Date.now();
+  const child = await until(
+    async () => {
+      const [net] = await s.status();
+      const only = net?.status === 'Active' && net.childSas.length === 1 ? net.childSas[0] : undefined;
+      const swan = await swanChildren(s.charon);
+      return only &&
+        only.spiIn !== first.spiIn &&
+        swan.length === 1 &&
+        swan[0]!.state === 'INSTALLED' &&
+        swan[0]!.spiIn === only.spiOut &&
+        swan[0]!.spiOut === only.spiIn
+        ? only
+        : undefined;
+    },
+    40_000,
+    what,
+  );
+  t.pass(`${what}: one new SPI pair at both ends (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return child;
+}
+
+t.test('ike-node rekeys a quick-mode SA before its 60 s lifetime', async (t) => {
+  const s = await start(t, 'qm-ours', { initiator: 'ike-node', espLifetime: [60, 50] });
+  const first = await firstChild(t, s);
+  t.equal(first.rekeyAt - first.installedAt, 10, 'rekey scheduled 10 s after install (60 s - margin 50)');
+  const second = await rekeyedChild(t, s, first, 'ike-node to rekey the child SA');
+  t.not(second.id, first.id, 'ike-node: a new child SA');
+  t.match(
+    s.charon.log(),
+    new RegExp(`received DELETE for ESP CHILD_SA with SPI ${first.spiIn}`),
+    'strongSwan deleted the old pair on our Delete (which names our inbound SPI)',
+  );
+  await s.finish();
+});
+
+t.test('strongSwan rekeys a quick-mode SA and ike-node follows', async (t) => {
+  const s = await start(t, 'qm-theirs', { initiator: 'strongswan', swanChildRekey: '8s' });
+  const first = await firstChild(t, s);
+  const second = await rekeyedChild(t, s, first, "strongSwan's rekey to replace the child SA at ike-node");
+  t.not(second.id, first.id, 'ike-node: a new child SA');
+  t.equal(second.lifetime.seconds, 150, "ike-node took strongSwan's proposed lifetime (150 s)");
+  t.match(s.lab.ikeNode!.log(), /delete/i, "ike-node acted on strongSwan's Delete of the old pair");
+  await s.finish();
+});
+
+t.test('ike-node rekeys the ISAKMP SA and the child SA lives on at both ends', async (t) => {
+  const s = await start(t, 'isakmp', { initiator: 'ike-node', ikeLifetime: [60, 50] });
+  const child = await firstChild(t, s);
+  const [before] = await s.status();
+  const oldIke = before!.ikeSas[0]!;
+  t.equal(oldIke.rekeyAt! - oldIke.establishedAt!, 10, 'ISAKMP rekey scheduled 10 s after establishment');
+  const ike = await until(
+    async () => {
+      const [net] = await s.status();
+      const sas = net?.ikeSas ?? [];
+      return sas.length === 1 && sas[0]!.id !== oldIke.id && sas[0]!.state === 'ESTABLISHED'
+        ? sas[0]
+        : undefined;
+    },
+    40_000,
+    'ike-node to replace the ISAKMP SA and delete the old one',
+  );
+  t.ok(ike.establishedAt! > oldIke.establishedAt!, 'ike-node: a newer ISAKMP SA');
+  const swanSas = await until(
+    async () => {
+      const sas = (await s.charon.listSas()).filter((x) => x.name === 'net');
+      return sas.length === 1 && sas[0]!.state === 'ESTABLISHED' ? sas : undefined;
+    },
+    10_000,
+    'strongSwan to hold one ISAKMP SA',
+  );
+  t.match(
+    s.charon.log(),
+    /received DELETE for IKE_SA/,
+    'strongSwan received our Delete of the old ISAKMP SA',
+  );
+  const [after] = await s.status();
+  t.same(
+    after!.childSas.map((c) => [c.spiIn, c.spiOut, c.ikeSaId]),
+    [[child.spiIn, child.spiOut, ike.id]],
+    'ike-node: the same child SA, now under the new ISAKMP SA',
+  );
+  const swanChild = swanSas[0]!.children.find((c) => c.state === 'INSTALLED');
+  t.same(
+    [swanChild?.spiIn, swanChild?.spiOut],
+    [child.spiOut, child.spiIn],
+    'strongSwan: the same child SA, adopted by its new ISAKMP SA',
+  );
+  await s.finish();
+});
+
+// strongSwan (IKEv1) reauthenticates: it deletes its old ISAKMP SA first, then runs a new main mode
+// with INITIAL-CONTACT, and keeps its IPsec SAs. Its 8 s IKE lifetime is also proposed to us, so
+// ike-node rekeys once too (at 10% of it); either way the child SA must survive at both ends.
+t.test('strongSwan rekeys the ISAKMP SA and ike-node keeps the child SA', async (t) => {
+  const s = await start(t, 'isakmp-theirs', { initiator: 'strongswan', swanIkeRekey: '8s' });
+  const child = await firstChild(t, s);
+  const [before] = await s.status();
+  const oldIke = before!.ikeSas[0]!;
+  const ike = await until(
+    async () => {
+      const [net] = await s.status();
+      const sas = net?.ikeSas ?? [];
+      return sas.length === 1 && sas[0]!.id !== oldIke.id && sas[0]!.state === 'ESTABLISHED'
+        ? sas[0]
+        : undefined;
+    },
+    40_000,
+    "strongSwan's new ISAKMP SA to replace the old one at ike-node",
+  );
+  t.equal(ike.role, 'responder', 'ike-node answered the new main mode');
+  const [after] = await s.status();
+  const swanChild = (await swanChildren(s.charon)).filter((c) => c.state === 'INSTALLED');
+  t.same(
+    after!.childSas.map((c) => [c.spiIn, c.spiOut, c.ikeSaId]),
+    swanChild.map((c) => [c.spiOut, c.spiIn, ike.id]),
+    'ike-node and strongSwan hold the same child SAs, under the new ISAKMP SA',
+  );
+  t.comment(
+    swanChild[0]?.spiIn === child.spiOut
+      ? 'strongSwan kept the child SA (adopted)'
+      : 'strongSwan re-created the child SA',
+  );
+  await s.finish();
+});
