@@ -97,9 +97,8 @@ export class Daemon {
     this.#stopping = true;
     clearTimeout(this.#timer);
     this.#apply(this.engine.shutdown(this.#clock()));
-    // Let the Deletes leave before the sockets close.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    this.#udp?.close();
+    await this.#udp?.close(); // after the Deletes have left
+
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     await this.kernel.close();
     this.logger.log({ level: 'info', subsystem: 'ike', message: 'stopped' });

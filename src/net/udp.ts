@@ -38,6 +38,8 @@ export interface UdpOptions {
 export class UdpEndpoints {
   readonly #sockets = new Map<string, Socket>();
   readonly #options: UdpOptions;
+  #inFlight = 0;
+  readonly #drained: (() => void)[] = [];
 
   private constructor(options: UdpOptions) {
     this.#options = options;
@@ -50,7 +52,7 @@ export class UdpEndpoints {
         for (const port of [options.port, options.natPort]) await endpoints.#bind(address, port);
       }
     } catch (error) {
-      endpoints.close();
+      await endpoints.close();
       throw error;
     }
     return endpoints;
@@ -98,12 +100,16 @@ export class UdpEndpoints {
       return;
     }
     const payload = nonEspMarker ? [NON_ESP_MARKER, data] : [data];
+    this.#inFlight++;
     socket.send(payload, to.port, to.address, (error) => {
       if (error) this.#options.onError(`send to ${to.address}:${to.port}: ${error.message}`);
+      if (--this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
     });
   }
 
-  close(): void {
+  /** Closes the sockets once every datagram handed to send() has left (the Deletes at shutdown). */
+  async close(): Promise<void> {
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
     for (const socket of this.#sockets.values()) socket.close();
     this.#sockets.clear();
   }
