@@ -118,19 +118,7 @@ export function startQuickMode(
   ];
   if (exchange.ke) payloads.push({ kind: 'ke', data: exchange.ke.publicKey });
   payloads.push(exchange.ids!.ci, exchange.ids!.cr);
-  if (udp && ipsec.mode === 'transport') {
-    // RFC 3947 section 5.2: original addresses, so the peer can fix transport checksums.
-    const draft = sa.natT !== 'rfc3947';
-    for (const address of [sa.local.address, sa.remote.address]) {
-      const bytes = parseAddress(address);
-      payloads.push({
-        kind: 'nat-oa',
-        draft,
-        idType: bytes.length === 4 ? IdType.ID_IPV4_ADDR : IdType.ID_IPV6_ADDR,
-        address: bytes,
-      });
-    }
-  }
+  if (udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'initiator'));
   sa.exchanges.set(exchange.messageId, exchange);
   sendProtected(host, sa, exchange, payloads, [], true);
   host.log(
@@ -318,6 +306,7 @@ function answer(
   ];
   if (exchange.ke) payloads.push({ kind: 'ke', data: exchange.ke.publicKey });
   if (exchange.ids) payloads.push(exchange.ids.ci, exchange.ids.cr);
+  if (exchange.udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'responder'));
   if (offeredSecondsExceed(offer, ipsec)) {
     // RFC 2407 section 4.6.3.1: tell the initiator the shorter lifetime we apply.
     payloads.push({
@@ -338,6 +327,25 @@ function answer(
     sa,
     connection.name,
   );
+}
+
+/**
+ * RFC 3947 section 5.2: in UDP-encapsulated transport mode both sides send the original addresses
+ * as they see them, the initiator's first (NAT-OAi, NAT-OAr), so the receiver can fix the
+ * checksums of transport-mode TCP and UDP after decapsulation.
+ */
+function natOaPayloads(sa: IsakmpSa, role: 'initiator' | 'responder'): Payload[] {
+  const draft = sa.natT !== 'rfc3947';
+  const addresses = role === 'initiator' ? [sa.local, sa.remote] : [sa.remote, sa.local];
+  return addresses.map(({ address }) => {
+    const bytes = parseAddress(address);
+    return {
+      kind: 'nat-oa',
+      draft,
+      idType: bytes.length === 4 ? IdType.ID_IPV4_ADDR : IdType.ID_IPV6_ADDR,
+      address: bytes,
+    };
+  });
 }
 
 function onMessage3(
