@@ -9,7 +9,9 @@ import { delay, processEnd, run, type ExecResult, type Ns } from './netns.js';
  * namespace. Each instance has its own directory holding strongswan.conf, swanctl.conf, the log and
  * a `run/` directory that is bind-mounted over /run in charon's private mount namespace (charon's pid
  * file path is compiled in), so instances never share state with each other or with a system charon.
- * ESP is handled by kernel-libipsec (userspace, TUN), because the host kernel has no ESP.
+ * ESP is handled by kernel-libipsec (userspace, TUN) by default, because the host kernel has no
+ * ESP; `kernel: 'netlink'` leaves it out so charon installs SAs into the kernel over XFRM netlink
+ * (the qemu kernel lab, whose kernel has ESP: the only way to get transport-mode SAs).
  */
 
 export const CHARON = '/usr/lib/ipsec/charon';
@@ -63,6 +65,14 @@ export interface CharonOptions {
   extraCharonConf?: string;
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
+  /**
+   * Where charon installs SAs and policies. 'libipsec' (default): kernel-libipsec, userspace ESP
+   * over TUN, tunnel mode only, and it fakes a NAT so IKE floats to 4500 and ESP goes in UDP.
+   * 'netlink': kernel-libipsec is not loaded, kernel-netlink installs real XFRM states and
+   * policies (needs a kernel with ESP, i.e. the kernel lab; transport mode works; NAT only when
+   * there is one).
+   */
+  kernel?: 'libipsec' | 'netlink';
 }
 
 export interface ParsedChildSa {
@@ -161,14 +171,17 @@ export function strongswanConf(
   name: string,
   levels: Record<string, number>,
   extra = '',
+  kernel: CharonOptions['kernel'] = 'libipsec',
 ): string {
+  const plugins =
+    kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
   const levelLines = Object.entries(levels)
     .map(([k, v]) => `        ${k} = ${v}`)
     .join('\n');
   return `# written by ike-node conformance/lib/strongswan.ts
 charon {
   load_modular = no
-  load = ${CHARON_PLUGINS.join(' ')}
+  load = ${plugins.join(' ')}
   retransmit_timeout = 1.0
   retransmit_tries = 3
   plugins {
@@ -210,7 +223,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     ...options.logLevels,
   };
   const confPath = join(dir, 'strongswan.conf');
-  writeFileSync(confPath, strongswanConf(dir, options.name, levels, options.extraCharonConf));
+  writeFileSync(confPath, strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel));
   writeFileSync(join(dir, 'charon.log'), '');
 
   const env = { ...process.env, STRONGSWAN_CONF: confPath };
@@ -354,7 +367,13 @@ export function parseViciRaw(text: string): ViciSection {
       } else if (text[pos] === '=') {
         pos++;
         if (text[pos] === '[') {
-          const end = text.indexOf(']', pos);
+          // Items may hold brackets themselves (`local-ts=[192.0.2.1/32[udp/l2f]]`): find the match.
+          let end = pos + 1;
+          for (let depth = 1; end < text.length; end++) {
+            if (text[end] === '[') depth++;
+            else if (text[end] === ']' && --depth === 0) break;
+          }
+          if (end >= text.length) end = -1;
           const inner = text.slice(pos + 1, end < 0 ? text.length : end);
           section[key] = inner.split(/\s+/).filter(Boolean);
           pos = end < 0 ? text.length : end + 1;
