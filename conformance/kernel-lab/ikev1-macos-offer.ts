@@ -1,0 +1,342 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { IKE_FILTER, startCapture, type Capture } from '../lib/capture.js';
+import { startIkeNode, type IkeNode } from '../lib/ike-node.js';
+import { createTopology, type Topology, type TopologyKind } from '../lib/netns.js';
+import { type IkeNodeStatus, until } from '../lib/scenario.js';
+import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../lib/strongswan.js';
+
+/**
+ * Runs INSIDE the qemu kernel lab (conformance/ikev1-macos-offer.test.ts boots it:
+ * `node --import tsx conformance/kernel-lab/ikev1-macos-offer.ts`), because strongSwan's
+ * kernel-libipsec cannot install transport-mode SAs and the host kernel has no ESP: here strongSwan
+ * runs kernel-netlink and installs real XFRM states.
+ *
+ * strongSwan plays a macOS/iOS L2TP/IPsec client: IKEv1 main mode with PSK and the 14-transform
+ * proposal those clients send, then quick mode for transport mode, udp/1701 on both sides, no PFS.
+ * ike-node plays an OpenBSD isakmpd gateway configured as
+ * `ike passive esp transport proto udp from $gw port 1701 to any main group "modp1024"
+ * quick group none psk "..."`: it answers anyone (`peer.address: "any"`). Two scenarios in one boot:
+ * direct, and the client behind a masquerading NAT (an iPhone behind a home router).
+ *
+ * Output: result.json and one pcap per captured interface in $KLAB_OUT, and, because klab-run
+ * deletes $KLAB_OUT after a successful run, the same result (pcaps base64 encoded inside) printed
+ * on the console as gzip+base64 lines between RESULT_BEGIN and RESULT_END, which
+ * `decodeGuestResult` turns back into a GuestResult on the host.
+ */
+
+export const PSK = 'conformance-macos-l2tp-psk-7c41';
+
+/** What macOS and iOS (racoon-derived IKEv1) offer in main mode, most preferred first. */
+export const MACOS_IKE_PROPOSALS = [
+  'aes256-sha256-modp2048',
+  'aes128-sha256-modp2048',
+  'aes256-sha1-modp2048',
+  'aes128-sha1-modp2048',
+  '3des-sha1-modp2048',
+  'aes256-sha256-modp1536',
+  'aes256-sha1-modp1536',
+  'aes128-sha1-modp1536',
+  '3des-sha1-modp1536',
+  'aes256-sha256-modp1024',
+  'aes256-sha1-modp1024',
+  'aes128-sha1-modp1024',
+  '3des-sha1-modp1024',
+  '3des-md5-modp1024',
+] as const;
+
+/** Quick mode offer: no DH group, macOS never does PFS. */
+export const MACOS_ESP_PROPOSALS = [
+  'aes256-sha1',
+  'aes128-sha1',
+  '3des-sha1',
+  'aes256-md5',
+  'aes128-md5',
+  '3des-md5',
+] as const;
+
+/** The gateway's main mode suites, as isakmpd's `main group "modp1024"`, in its preference order. */
+export const GATEWAY_IKE_PROPOSALS = ['aes128-sha1-modp1024', '3des-sha1-modp1024'] as const;
+export const GATEWAY_ESP_PROPOSALS = ['aes128-sha1', '3des-sha1'] as const;
+
+export const L2TP_PORT = 1701;
+export const SCENARIOS: readonly TopologyKind[] = ['direct', 'nat'];
+
+export interface ScenarioResult {
+  kind: TopologyKind;
+  /** True when every step ran; assertions are the host's business. */
+  completed: boolean;
+  error?: string;
+  client: { address: string; seenAs: string };
+  gateway: { address: string };
+  initiate?: { code: number; ms: number; output: string };
+  /** `swanctl --list-sas --raw`, parsed, after the exchange and the probe. */
+  sas?: ParsedSa[];
+  /** One UDP datagram client:1701 -> gateway:1701, which the client's kernel must send as ESP. */
+  probe?: { code: number; stderr: string };
+  /** strongSwan's log lines for the quick mode messages it parsed (which payloads we sent). */
+  quickModeParsed?: string[];
+  /** `ip -s xfrm state` and `ip xfrm policy` in strongSwan's namespace. */
+  xfrmState?: string;
+  xfrmPolicy?: string;
+  ikeNodeStatus?: IkeNodeStatus;
+  /** ike-node's status after strongSwan deleted the IKE SA (swanctl --terminate). */
+  statusAfterDelete?: IkeNodeStatus;
+  /** Milliseconds per step. */
+  timings: Record<string, number>;
+  /** Capture file names (in $KLAB_OUT and in `GuestResult.files`), by where they were taken. */
+  pcaps: { client?: string; gateway?: string };
+  logs: { charon: string; ikeNode: string };
+}
+
+export interface GuestResult {
+  kernel: string;
+  /** Modules loaded in the guest at the end (/proc/modules), eagerly or on demand. */
+  modules: string[];
+  node: string;
+  totalMs: number;
+  scenarios: ScenarioResult[];
+  /** File name -> base64 content (only in the console copy). */
+  files?: Record<string, string>;
+}
+
+const MARK_BEGIN = 'RESULT_BEGIN';
+const MARK_END = 'RESULT_END';
+
+/** Finds the console copy in klab-run's output and decodes it. */
+export function decodeGuestResult(output: string): GuestResult | undefined {
+  const begin = output.indexOf(MARK_BEGIN);
+  const end = output.indexOf(MARK_END, begin);
+  if (begin < 0 || end < 0) return undefined;
+  const base64 = output.slice(begin + MARK_BEGIN.length, end).replace(/\s+/g, '');
+  return JSON.parse(gunzipSync(Buffer.from(base64, 'base64')).toString('utf8')) as GuestResult;
+}
+
+const tail = (text: string, lines = 80): string => text.split('\n').slice(-lines).join('\n');
+const now = (): number => performance.now();
+
+async function scenario(kind: TopologyKind, out: string): Promise<ScenarioResult> {
+  const dir = mkdtempSync(join(tmpdir(), `ike-node-macos-${kind}-`));
+  const timings: Record<string, number> = {};
+  let t0 = now();
+  const step = (name: string) => {
+    timings[name] = Math.round(now() - t0);
+    t0 = now();
+  };
+  let topology: Topology | undefined;
+  let charon: Charon | undefined;
+  let ikeNode: IkeNode | undefined;
+  const captures: Capture[] = [];
+  const result: ScenarioResult = {
+    kind,
+    completed: false,
+    client: { address: '', seenAs: '' },
+    gateway: { address: '' },
+    timings,
+    pcaps: {},
+    logs: { charon: '', ikeNode: '' },
+  };
+  try {
+    topology = await createTopology(kind);
+    // strongSwan is the client on the left (behind the NAT in 'nat'); ike-node the gateway on the right.
+    const client = topology.left;
+    const gateway = topology.right;
+    const clientAddress = topology.leftAddress;
+    const gatewayAddress = topology.rightAddress;
+    result.client = { address: clientAddress, seenAs: topology.leftSeenAs };
+    result.gateway = { address: gatewayAddress };
+    step('topology');
+
+    // IKE, and ESP (plain or, on 4500, in UDP) so the probe below shows on the wire.
+    const pcap = (side: string) => `${kind}-${side}.pcap`;
+    const filter = `${IKE_FILTER} or esp`;
+    captures.push(await startCapture(client, topology.leftIface, join(dir, pcap('client')), filter));
+    result.pcaps.client = pcap('client');
+    captures.push(await startCapture(gateway, topology.rightIface, join(dir, pcap('gateway')), filter));
+    result.pcaps.gateway = pcap('gateway');
+    step('captures');
+
+    charon = await startCharon(client, {
+      name: 'macos',
+      dir: join(dir, 'strongswan'),
+      kernel: 'netlink',
+      readyTimeoutMs: 30_000,
+    });
+    await charon.load(
+      swanctlConnection({
+        name: 'l2tp',
+        version: 1,
+        local_addrs: clientAddress,
+        remote_addrs: gatewayAddress,
+        proposals: [...MACOS_IKE_PROPOSALS],
+        // Behind the NAT the gateway sees another address: the client's id stays its real one.
+        local_id: clientAddress,
+        remote_id: gatewayAddress,
+        psk: PSK,
+        children: [
+          {
+            name: 'l2tp',
+            mode: 'transport',
+            local_ts: `${clientAddress}[udp/${L2TP_PORT}]`,
+            remote_ts: `${gatewayAddress}[udp/${L2TP_PORT}]`,
+            esp_proposals: [...MACOS_ESP_PROPOSALS],
+          },
+        ],
+      }),
+    );
+    step('charon');
+
+    ikeNode = await startIkeNode(
+      gateway,
+      {
+        listen: { addresses: [gatewayAddress] },
+        control: { socket: join(dir, 'ike-node.sock') },
+        log: { level: 'debug' },
+        ikePolicies: { 'l2tp-main': { proposals: [...GATEWAY_IKE_PROPOSALS] } },
+        ipsecPolicies: {
+          'l2tp-quick': {
+            mode: 'transport',
+            proposals: [...GATEWAY_ESP_PROPOSALS],
+            // macOS and iOS never do PFS in quick mode: gateways serving them configure
+            // `quick group none` (isakmpd), so no DH group here.
+            pfs: 'none',
+          },
+        },
+        connections: {
+          'l2tp-clients': {
+            ikePolicy: 'l2tp-main',
+            ipsecPolicy: 'l2tp-quick',
+            local: { address: gatewayAddress, selectors: [{ protocol: 'udp', port: L2TP_PORT }] },
+            peer: { address: 'any', selectors: [{ protocol: 'udp' }] },
+            psk: PSK,
+          },
+        },
+      },
+      { dir: join(dir, 'ike-node'), readyTimeoutMs: 30_000 },
+    );
+    step('ikeNode');
+
+    const started = now();
+    const initiated = await charon.initiate('l2tp', 'l2tp', 30);
+    result.initiate = {
+      code: initiated.code,
+      ms: Math.round(now() - started),
+      output: tail(initiated.stdout + initiated.stderr, 20),
+    };
+    step('initiate');
+
+    // What the L2TP client would send next: the kernel must put it into the transport-mode SA.
+    // (ike-node runs the 'memory' kernel backend, so nothing decrypts it on the gateway.)
+    const probe = await client.exec(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:dgram').createSocket('udp4');
+         s.bind(${L2TP_PORT}, '${clientAddress}', () =>
+           s.send('l2tp probe', ${L2TP_PORT}, '${gatewayAddress}', (e) => { s.close(); if (e) throw e; }));`,
+      ],
+      { allowFail: true },
+    );
+    result.probe = { code: probe.code, stderr: probe.stderr };
+    result.sas = await charon.listSas();
+    result.quickModeParsed = charon
+      .log()
+      .split('\n')
+      .filter((line) => /parsed QUICK_MODE/.test(line));
+    result.xfrmState = (await client.exec('ip', ['-s', 'xfrm', 'state'], { allowFail: true })).stdout;
+    result.xfrmPolicy = (await client.exec('ip', ['xfrm', 'policy'], { allowFail: true })).stdout;
+    step('strongSwanState');
+
+    const node = ikeNode;
+    result.ikeNodeStatus = await until(
+      async () => {
+        const status = (await node.status()) as IkeNodeStatus;
+        return status[0]?.status === 'Active' || !initiated.ok ? status : undefined;
+      },
+      20_000,
+      'ike-node to report Active',
+    );
+    step('ikeNodeStatus');
+
+    // strongSwan deletes; ike-node must drop its SAs (and the Delete goes through tshark too).
+    await charon.terminate('l2tp');
+    result.statusAfterDelete = await until(
+      async () => {
+        const status = (await node.status()) as IkeNodeStatus;
+        return status[0]?.status !== 'Active' ? status : undefined;
+      },
+      20_000,
+      'ike-node to act on the Delete',
+    );
+    step('delete');
+    result.completed = true;
+  } catch (error) {
+    result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  } finally {
+    result.logs = { charon: tail(charon?.log() ?? ''), ikeNode: tail(ikeNode?.log() ?? '') };
+    for (const capture of captures) await capture.stop().catch(() => {});
+    for (const name of Object.values(result.pcaps)) {
+      try {
+        writeFileSync(join(out, name), readFileSync(join(dir, name)));
+      } catch (error) {
+        result.error = `${result.error ?? ''}\ncopying ${name}: ${String(error)}`.trim();
+      }
+    }
+    const cleanup = now();
+    await ikeNode?.stop().catch(() => {});
+    await topology?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    timings.cleanup = Math.round(now() - cleanup);
+  }
+  return result;
+}
+
+async function main(): Promise<void> {
+  const started = now();
+  const out = process.env.KLAB_OUT ?? mkdtempSync(join(tmpdir(), 'ike-node-macos-out-'));
+  mkdirSync(out, { recursive: true });
+  const scenarios: ScenarioResult[] = [];
+  for (const kind of SCENARIOS) {
+    console.log(`scenario ${kind}: start`);
+    const result = await scenario(kind, out);
+    console.log(
+      `scenario ${kind}: ${result.completed ? 'completed' : 'FAILED'} ${JSON.stringify(result.timings)}`,
+    );
+    if (result.error) console.log(result.error);
+    scenarios.push(result);
+  }
+  const result: GuestResult = {
+    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
+    modules: readFileSync('/proc/modules', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[0] ?? '')
+      .filter(Boolean)
+      .sort(),
+    node: process.version,
+    totalMs: Math.round(now() - started),
+    scenarios,
+  };
+  writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+  const files: Record<string, string> = {};
+  for (const s of scenarios) {
+    for (const name of Object.values(s.pcaps)) {
+      try {
+        files[name] = readFileSync(join(out, name)).toString('base64');
+      } catch {
+        // reported in the scenario's error already
+      }
+    }
+  }
+  const packed = gzipSync(JSON.stringify({ ...result, files })).toString('base64');
+  console.log(MARK_BEGIN);
+  for (let i = 0; i < packed.length; i += 1000) console.log(packed.slice(i, i + 1000));
+  console.log(MARK_END);
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+}
