@@ -1,40 +1,42 @@
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { isakmpSummary, startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
-import { delay, listNamespaces, signal } from './lib/netns.js';
-import { type IkeNodeStatus, openLab, until } from './lib/scenario.js';
+import { delay, listNamespaces, signal, type TopologyKind } from './lib/netns.js';
+import { ends, type IkeNodeStatus, ikeNodeSide, openLab, until } from './lib/scenario.js';
 import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
- * IKEv1 dead peer detection (RFC 3706) against strongSwan 5.9.8 (direct topology, tunnel mode,
- * aes128-sha1-modp1024, PFS modp1024): while strongSwan lives, ike-node's R-U-THERE messages are
- * answered and the connection stays Active; once charon is SIGKILLed, ike-node must declare the
- * peer dead within delay + timeout and drop its SAs (action clear).
+ * IKEv1 dead peer detection (RFC 3706) against strongSwan 5.9.8 (tunnel mode, aes128-sha1-modp1024,
+ * PFS modp1024), with ike-node as initiator and as responder, directly and through the
+ * masquerading NAT: while strongSwan lives, ike-node's R-U-THERE messages are answered and the
+ * connection stays Active; once charon is SIGKILLed, ike-node must declare the peer dead within
+ * delay + timeout and drop its SAs (action clear).
  */
 
 const PSK = 'conformance-ikev1-dpd-psk-41af';
 const SUITE = 'aes128-sha1-modp1024';
 const DPD = { delay: 2, timeout: 6, action: 'clear' } as const;
 
-t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async (t) => {
-  const lab = await openLab(t, 'direct', 'v1-dpd');
+async function scenario(t: Test, kind: TopologyKind, role: 'initiator' | 'responder'): Promise<void> {
+  const lab = await openLab(t, kind, `v1-dpd-${kind}-${role}`);
   const { dir, topology } = lab;
+  const { ours, theirs } = ends(topology, ikeNodeSide(kind, role));
 
-  const charon = await startCharon(topology.right, { name: 'strongswan', dir: join(dir, 'strongswan') });
+  const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
   lab.charon = charon;
 
   const pcap = join(dir, 'ike-node.pcap');
-  const capture = await startCapture(topology.left, topology.leftIface, pcap);
+  const capture = await startCapture(ours.ns, ours.iface, pcap);
   await charon.load(
     swanctlConnection({
       name: 'net',
       version: 1,
-      local_addrs: topology.rightAddress,
-      remote_addrs: topology.leftAddress,
+      local_addrs: theirs.address,
+      remote_addrs: ours.seenAs,
       proposals: SUITE,
-      local_id: topology.rightAddress,
-      remote_id: topology.leftAddress,
+      local_id: theirs.address,
+      remote_id: ours.address,
       psk: PSK,
       // strongSwan sends no DPD of its own: every R-U-THERE on the wire is ike-node's.
       dpd_delay: 0,
@@ -42,17 +44,17 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
         {
           name: 'net',
           mode: 'tunnel',
-          local_ts: topology.rightSubnet,
-          remote_ts: topology.leftSubnet,
+          local_ts: theirs.subnet,
+          remote_ts: ours.subnet,
           esp_proposals: SUITE,
         },
       ],
     }),
   );
   const ikeNode = await startIkeNode(
-    topology.left,
+    ours.ns,
     {
-      listen: { addresses: [topology.leftAddress] },
+      listen: { addresses: [ours.address] },
       control: { socket: join(dir, 'ike-node.sock') },
       log: { level: 'debug' },
       ikePolicies: { ike: { proposals: [SUITE], dpd: DPD } },
@@ -61,20 +63,17 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
         net: {
           ikePolicy: 'ike',
           ipsecPolicy: 'esp',
-          local: { address: topology.leftAddress, id: topology.leftAddress, subnets: [topology.leftSubnet] },
-          peer: {
-            address: topology.rightAddress,
-            id: topology.rightAddress,
-            subnets: [topology.rightSubnet],
-          },
+          local: { address: ours.address, id: ours.address, subnets: [ours.subnet] },
+          peer: { address: theirs.seenAs, id: theirs.address, subnets: [theirs.subnet] },
           psk: PSK,
-          start: 'initiate',
+          start: role === 'initiator' ? 'initiate' : 'respond',
         },
       },
     },
     { dir },
   );
   lab.ikeNode = ikeNode;
+  if (role === 'responder') t.ok((await charon.initiate('net', 'net')).ok, 'strongSwan initiated');
 
   const established = await until(
     async () => {
@@ -112,8 +111,7 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
   const wire = await isakmpSummary(pcap).catch(() => []);
   const informational = wire.filter((f) => f.exchange === 'INFORMATIONAL_V1');
   t.ok(
-    informational.some((f) => f.src === topology.leftAddress) &&
-      informational.some((f) => f.src === topology.rightAddress),
+    informational.some((f) => f.src === ours.address) && informational.some((f) => f.src === theirs.seenAs),
     'informational exchanges in both directions on the wire',
   );
 
@@ -147,4 +145,10 @@ t.test('direct: ike-node initiator detects a SIGKILLed strongSwan by DPD', async
     [],
     'no namespace left behind',
   );
-});
+}
+
+for (const kind of ['direct', 'nat'] as const) {
+  for (const role of ['initiator', 'responder'] as const) {
+    t.test(`${kind}: ike-node ${role} detects a SIGKILLed strongSwan by DPD`, (t) => scenario(t, kind, role));
+  }
+}

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startCapture, tsharkProblems, type Capture } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
-import type { Topology, TopologyKind } from './lib/netns.js';
-import { type IkeNodeStatus, openLab, until } from './lib/scenario.js';
+import type { TopologyKind } from './lib/netns.js';
+import { type End, ends, type IkeNodeStatus, ikeNodeSide, openLab, until } from './lib/scenario.js';
 import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
@@ -39,33 +39,6 @@ interface Scenario {
   suite: (typeof SUITES)[number];
 }
 
-interface End {
-  ns: Topology['left'];
-  address: string;
-  subnet: string;
-  iface: string;
-  /** How the other end addresses this one (the NAT's address for left in the nat topology). */
-  seenAs: string;
-}
-
-function ends(topology: Topology, ikeNodeSide: 'left' | 'right'): { ours: End; theirs: End } {
-  const left: End = {
-    ns: topology.left,
-    address: topology.leftAddress,
-    subnet: topology.leftSubnet,
-    iface: topology.leftIface,
-    seenAs: topology.leftSeenAs,
-  };
-  const right: End = {
-    ns: topology.right,
-    address: topology.rightAddress,
-    subnet: topology.rightSubnet,
-    iface: topology.rightIface,
-    seenAs: topology.rightAddress,
-  };
-  return ikeNodeSide === 'left' ? { ours: left, theirs: right } : { ours: right, theirs: left };
-}
-
 function ikeNodeConfig(dir: string, ours: End, theirs: End, scenario: Scenario) {
   const [encrypt, integ, group] = scenario.suite.esp.split('-');
   return {
@@ -94,8 +67,7 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
   const { dir, topology } = lab;
   const captures: Capture[] = [];
 
-  // Behind the NAT, only the inside end can initiate: ike-node goes inside when it initiates.
-  const { ours, theirs } = ends(topology, s.kind === 'nat' && s.role === 'responder' ? 'right' : 'left');
+  const { ours, theirs } = ends(topology, ikeNodeSide(s.kind, s.role));
   const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
   lab.charon = charon;
   captures.push(await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap')));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { ConnectionStatus } from '../../src/core/status.js';
 import type { IkeNode } from './ike-node.js';
-import { createTopology, type Topology, type TopologyKind } from './netns.js';
+import { createTopology, type Ns, type Topology, type TopologyKind } from './netns.js';
 import type { Charon } from './strongswan.js';
 
 /** What every ike-node-versus-strongSwan scenario starts with and cleans up after. */
@@ -46,4 +46,38 @@ export async function until<T>(probe: () => Promise<T | undefined>, ms: number, 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** One end of a topology, as a scenario places a peer there. */
+export interface End {
+  ns: Ns;
+  address: string;
+  subnet: string;
+  iface: string;
+  /** How the other end addresses this one (the NAT's address for left in the nat topology). */
+  seenAs: string;
+}
+
+/** ike-node's end and strongSwan's. Behind the NAT only the inside (left) end can initiate. */
+export function ends(topology: Topology, ikeNodeSide: 'left' | 'right'): { ours: End; theirs: End } {
+  const left: End = {
+    ns: topology.left,
+    address: topology.leftAddress,
+    subnet: topology.leftSubnet,
+    iface: topology.leftIface,
+    seenAs: topology.leftSeenAs,
+  };
+  const right: End = {
+    ns: topology.right,
+    address: topology.rightAddress,
+    subnet: topology.rightSubnet,
+    iface: topology.rightIface,
+    seenAs: topology.rightAddress,
+  };
+  return ikeNodeSide === 'left' ? { ours: left, theirs: right } : { ours: right, theirs: left };
+}
+
+/** Where ike-node goes: inside the NAT when it initiates, outside when it responds to a NATed peer. */
+export function ikeNodeSide(kind: TopologyKind, role: 'initiator' | 'responder'): 'left' | 'right' {
+  return kind === 'nat' && role === 'responder' ? 'right' : 'left';
 }
