@@ -365,6 +365,38 @@ t.test(
   },
 );
 
+t.test('child SAs outlive an expired ISAKMP SA and the next ISAKMP SA takes them over', async (t) => {
+  const { pair, a, b } = tunnelPair({ ikeLifetime: 300, childLifetime: 3600 });
+  pair.initiate(a);
+  const child = only(a);
+  const started = pair.now;
+  // The network fails while the initiator tries to rekey the ISAKMP SA: it expires at both ends.
+  const deliver = pair.wire;
+  pair.wire = () => undefined;
+  pair.advance(301);
+  for (const side of [a, b]) {
+    const [net] = side.engine.status();
+    t.same(
+      net!.ikeSas.filter((sa) => sa.state === 'ESTABLISHED'),
+      [],
+      `${side.name}: the ISAKMP SA expired`,
+    );
+    t.equal(side.installed.size, 1, `${side.name}: the child SA lives on`);
+    t.equal(net!.status, 'Active', `${side.name}: still Active`);
+  }
+  t.equal(only(a).spiIn, child.spiIn, 'the same child SA');
+  pair.wire = deliver;
+  pair.advance(3600 - 360 - (pair.now - started) + 30);
+  for (const side of [a, b]) {
+    const [net] = side.engine.status();
+    t.equal(net!.ikeSas.length, 1, `${side.name}: a new ISAKMP SA (made when the child needed a rekey)`);
+    t.equal(net!.childSas.length, 1, `${side.name}: one child SA`);
+    t.equal(net!.childSas[0]!.ikeSaId, net!.ikeSas[0]!.id, `${side.name}: under the new ISAKMP SA`);
+  }
+  t.not(only(a).spiIn, child.spiIn, 'the child SA was rekeyed through it');
+  assertMatchingChildren(t, a, b);
+});
+
 t.test('dead peer detection clears the SAs of a silent peer', async (t) => {
   const { pair, a, b } = tunnelPair({ dpd: { delay: 10, timeout: 30, action: 'clear' } });
   pair.initiate(a);
