@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { isakmpSummary, tsharkProblems } from './lib/capture.js';
 import { REPO_ROOT } from './lib/ike-node.js';
-import { checkKernelLab, KernelLabUnavailable, runInKernelLab } from './lib/kernel-lab.js';
+import { kernelLabSkipReason, runInKernelLab } from './lib/kernel-lab.js';
 import { run } from './lib/netns.js';
 import {
   decodeGuestResult,
@@ -40,13 +40,7 @@ const LAB_TIMEOUT_SEC = 150;
 
 t.setTimeout((LAB_TIMEOUT_SEC + 60) * 1000);
 
-let unavailable: string | false = false;
-try {
-  checkKernelLab();
-} catch (error) {
-  if (!(error instanceof KernelLabUnavailable)) throw error;
-  unavailable = error.message;
-}
+const unavailable = kernelLabSkipReason();
 
 const tail = (text: string, lines: number) => text.split('\n').slice(-lines).join('\n');
 /** The console without the encoded result block. */

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { checkKernelLab, runInKernelLab, KernelLabUnavailable } from './lib/kernel-lab.js';
+import { kernelLabSkipReason, runInKernelLab } from './lib/kernel-lab.js';
 
 /**
  * The kernel lab boots and its kernel has what the host's lacks: an ESP state can be added over
@@ -10,13 +10,7 @@ import { checkKernelLab, runInKernelLab, KernelLabUnavailable } from './lib/kern
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'kernel-lab', 'xfrm-esp.sh');
 
-let unavailable: string | false = false;
-try {
-  checkKernelLab();
-} catch (error) {
-  if (!(error instanceof KernelLabUnavailable)) throw error;
-  unavailable = error.message;
-}
+const unavailable = kernelLabSkipReason();
 
 t.test(
   'ip xfrm state add ... proto esp works in the kernel lab',

@@ -55,6 +55,17 @@ export function checkKernelLab(location = kernelLabLocation()): KernelLabLocatio
   return location;
 }
 
+/** For `t.test(..., { skip })`: false when the lab can boot, else why not. */
+export function kernelLabSkipReason(): string | false {
+  try {
+    checkKernelLab();
+    return false;
+  } catch (error) {
+    if (!(error instanceof KernelLabUnavailable)) throw error;
+    return error.message;
+  }
+}
+
 export interface KernelLabOptions {
   args?: readonly string[];
   /** Hard limit for the whole VM in seconds (default 120). */
