@@ -18,6 +18,9 @@ const PSK = 'conformance-ikev1-dpd-psk-41af';
 const SUITE = 'aes128-sha1-modp1024';
 const DPD = { delay: 2, timeout: 6, action: 'clear' } as const;
 
+// Four scenarios of about 14 s each: well past tap's default 30 s per file.
+t.setTimeout(150_000);
+
 async function scenario(t: Test, kind: TopologyKind, role: 'initiator' | 'responder'): Promise<void> {
   const lab = await openLab(t, kind, `v1-dpd-${kind}-${role}`);
   const { dir, topology } = lab;
