@@ -15,6 +15,9 @@ import { startCharon, swanctlConnection } from './lib/strongswan.js';
  */
 
 const PSK = 'conformance-ikev1-psk-5b1e';
+
+// Eight scenarios, about 2 s each alone; more when the kernel-lab file runs beside this one.
+t.setTimeout(120_000);
 const SUITES = [
   {
     ike: 'aes128-sha1-modp1024',
