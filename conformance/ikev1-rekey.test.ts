@@ -243,10 +243,15 @@ t.test('ike-node rekeys the ISAKMP SA and the child SA lives on at both ends', a
   const swanSas = await until(
     async () => {
       const sas = (await s.charon.listSas()).filter((x) => x.name === 'net');
-      return sas.length === 1 && sas[0]!.state === 'ESTABLISHED' ? sas : undefined;
+      // strongSwan moves the child over right after the new SA is up: wait for that too.
+      return sas.length === 1 &&
+        sas[0]!.state === 'ESTABLISHED' &&
+        sas[0]!.children.some((c) => c.state === 'INSTALLED')
+        ? sas
+        : undefined;
     },
     10_000,
-    'strongSwan to hold one ISAKMP SA',
+    'strongSwan to hold one ISAKMP SA, with the child SA',
   );
   t.match(
     s.charon.log(),

@@ -371,7 +371,8 @@ function installSafetyNet(): void {
     for (const topology of [...live]) topology.destroySync();
   };
   process.on('exit', cleanupAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  // SIGALRM is how tap ends a test file that ran past its timeout.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const) {
     const onSignal = () => {
       cleanupAll();
       process.removeListener(sig, onSignal);
