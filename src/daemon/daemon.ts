@@ -98,7 +98,6 @@ export class Daemon {
     clearTimeout(this.#timer);
     this.#apply(this.engine.shutdown(this.#clock()));
     await this.#udp?.close(); // after the Deletes have left
-
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     await this.kernel.close();
     this.logger.log({ level: 'info', subsystem: 'ike', message: 'stopped' });
