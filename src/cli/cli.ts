@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
+import { demoCommand } from './demo.js';
 import { checkCommand, controlCommand, runDaemon, statusCommand } from './daemon-commands.js';
 
 const USAGE = `ike-node ${VERSION}: an IKEv1/IKEv2 daemon and library for Node.js
@@ -12,6 +13,7 @@ Usage:
   ike-node status [--json]     show connections and SAs of the running daemon
   ike-node initiate NAME       start a connection
   ike-node terminate NAME      delete a connection's SAs
+  ike-node demo                two daemons on loopback negotiate IKEv1 (no root, no config)
   ike-node algorithms          list the supported transforms, their IKEv1/IKEv2 ids
                                and which crypto provider implements them
   ike-node --version           print the version
@@ -41,6 +43,14 @@ its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
 `,
   initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]\n`,
   terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]\n`,
+  demo: `Usage: ike-node demo
+
+Starts two daemons in this process on 127.0.0.1 with free unprivileged UDP ports and
+the memory kernel backend: a gateway that answers and a branch office that initiates
+an IKEv1 site-to-site connection (aes256-sha256-modp2048, PFS). Prints their log
+lines and both sides' status, stops them (Deletes included) and exits 0 once both
+sides were Active, 1 if they did not get there within 10 seconds.
+`,
   algorithms: `Usage: ike-node algorithms
 
 Prints the transform registry: encryption, integrity, PRF and Diffie-Hellman
@@ -105,6 +115,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'algorithms':
       io.stdout(`${algorithmTable(PROVIDER_NAMES.map((name) => createCryptoProvider(name)))}\n`);
       return 0;
+    case 'demo':
+      return demoCommand(io);
     case 'run':
       return runDaemon(values, io);
     case 'check':

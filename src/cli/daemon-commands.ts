@@ -102,7 +102,7 @@ export async function controlCommand(
   return 0;
 }
 
-function statusTable(status: readonly ConnectionStatus[]): string {
+export function statusTable(status: readonly ConnectionStatus[]): string {
   const lines: string[] = [];
   for (const connection of status) {
     lines.push(`${connection.name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
