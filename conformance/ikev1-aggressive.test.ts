@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import t from 'tap';
 import { isakmpSummary, startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
-import { type IkeNodeStatus, openLab, until } from './lib/scenario.js';
+import {
+  ends,
+  type IkeNodeStatus,
+  ikeNodeTunnel,
+  openLab,
+  swanctlTunnel,
+  type TunnelSpec,
+  until,
+} from './lib/scenario.js';
 import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
@@ -18,50 +26,22 @@ t.setTimeout(60_000);
 t.test('an aggressive-mode initiator is told UNSUPPORTED-EXCHANGE-TYPE', async (t) => {
   const lab = await openLab(t, 'direct', 'v1-aggressive');
   const { dir, topology } = lab;
-  const charon = await startCharon(topology.right, { name: 'strongswan', dir: join(dir, 'strongswan') });
+  const { ours, theirs } = ends(topology, 'left');
+  const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
   lab.charon = charon;
-  const capture = await startCapture(topology.left, topology.leftIface, join(dir, 'ike-node.pcap'));
-  await charon.load(
-    swanctlConnection({
-      name: 'net',
-      version: 1,
-      aggressive: true,
-      local_addrs: topology.rightAddress,
-      remote_addrs: topology.leftAddress,
-      proposals: 'aes128-sha1-modp1024',
-      local_id: topology.rightAddress,
-      remote_id: topology.leftAddress,
-      psk: PSK,
-      children: [
-        {
-          name: 'net',
-          local_ts: topology.rightSubnet,
-          remote_ts: topology.leftSubnet,
-          esp_proposals: 'aes128-sha1',
-        },
-      ],
-    }),
-  );
-  const ikeNode = await startIkeNode(
-    topology.left,
-    {
-      listen: { addresses: [topology.leftAddress] },
-      control: { socket: join(dir, 'ike-node.sock') },
-      log: { level: 'debug' },
-      ikePolicies: { ike: { proposals: ['aes128-sha1-modp1024'] } },
-      ipsecPolicies: { esp: { proposals: ['aes128-sha1'] } },
-      connections: {
-        net: {
-          ikePolicy: 'ike',
-          ipsecPolicy: 'esp',
-          local: { address: topology.leftAddress, subnets: [topology.leftSubnet] },
-          peer: { address: topology.rightAddress, subnets: [topology.rightSubnet] },
-          psk: PSK,
-        },
-      },
-    },
-    { dir },
-  );
+  const capture = await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap'));
+  const tunnel: TunnelSpec = {
+    dir,
+    ours,
+    theirs,
+    psk: PSK,
+    role: 'responder',
+    ike: 'aes128-sha1-modp1024',
+    esp: 'aes128-sha1',
+    swan: { aggressive: true },
+  };
+  await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
+  const ikeNode = await startIkeNode(ours.ns, ikeNodeTunnel(tunnel), { dir });
   lab.ikeNode = ikeNode;
 
   const started = Date.now();

@@ -3,7 +3,16 @@ import t, { type Test } from 'tap';
 import { isakmpSummary, startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
 import { delay, listNamespaces, signal, type TopologyKind } from './lib/netns.js';
-import { ends, type IkeNodeStatus, ikeNodeSide, openLab, until } from './lib/scenario.js';
+import {
+  ends,
+  ikeNodeSide,
+  type IkeNodeStatus,
+  ikeNodeTunnel,
+  openLab,
+  swanctlTunnel,
+  type TunnelSpec,
+  until,
+} from './lib/scenario.js';
 import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
@@ -31,50 +40,20 @@ async function scenario(t: Test, kind: TopologyKind, role: 'initiator' | 'respon
 
   const pcap = join(dir, 'ike-node.pcap');
   const capture = await startCapture(ours.ns, ours.iface, pcap);
-  await charon.load(
-    swanctlConnection({
-      name: 'net',
-      version: 1,
-      local_addrs: theirs.address,
-      remote_addrs: ours.seenAs,
-      proposals: SUITE,
-      local_id: theirs.address,
-      remote_id: ours.address,
-      psk: PSK,
-      // strongSwan sends no DPD of its own: every R-U-THERE on the wire is ike-node's.
-      dpd_delay: 0,
-      children: [
-        {
-          name: 'net',
-          mode: 'tunnel',
-          local_ts: theirs.subnet,
-          remote_ts: ours.subnet,
-          esp_proposals: SUITE,
-        },
-      ],
-    }),
-  );
-  const ikeNode = await startIkeNode(
-    ours.ns,
-    {
-      listen: { addresses: [ours.address] },
-      control: { socket: join(dir, 'ike-node.sock') },
-      log: { level: 'debug' },
-      ikePolicies: { ike: { proposals: [SUITE], dpd: DPD } },
-      ipsecPolicies: { esp: { proposals: ['aes128-sha1'], pfs: 'modp1024' } },
-      connections: {
-        net: {
-          ikePolicy: 'ike',
-          ipsecPolicy: 'esp',
-          local: { address: ours.address, id: ours.address, subnets: [ours.subnet] },
-          peer: { address: theirs.seenAs, id: theirs.address, subnets: [theirs.subnet] },
-          psk: PSK,
-          start: role === 'initiator' ? 'initiate' : 'respond',
-        },
-      },
-    },
-    { dir },
-  );
+  const tunnel: TunnelSpec = {
+    dir,
+    ours,
+    theirs,
+    psk: PSK,
+    role,
+    ike: SUITE,
+    esp: SUITE,
+    ikePolicy: { dpd: DPD },
+    // strongSwan sends no DPD of its own: every R-U-THERE on the wire is ike-node's.
+    swan: { dpd_delay: 0 },
+  };
+  await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
+  const ikeNode = await startIkeNode(ours.ns, ikeNodeTunnel(tunnel), { dir });
   lab.ikeNode = ikeNode;
   if (role === 'responder') t.ok((await charon.initiate('net', 'net')).ok, 'strongSwan initiated');
 

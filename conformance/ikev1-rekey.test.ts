@@ -4,7 +4,16 @@ import { startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
 import type { IkeSaStatus } from '../src/core/status.js';
 import type { TopologyKind } from './lib/netns.js';
-import { type IkeNodeStatus, type Lab, openLab, until } from './lib/scenario.js';
+import {
+  ends,
+  type IkeNodeStatus,
+  ikeNodeTunnel,
+  type Lab,
+  openLab,
+  swanctlTunnel,
+  type TunnelSpec,
+  until,
+} from './lib/scenario.js';
 import { type Charon, type ParsedChildSa, startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
@@ -45,79 +54,41 @@ interface Started {
 async function start(t: Test, label: string, o: Options): Promise<Started> {
   const lab = await openLab(t, o.kind ?? 'direct', `v1-rekey-${label}`, 80);
   const { dir, topology } = lab;
-  const charon = await startCharon(topology.right, {
+  const { ours, theirs } = ends(topology, 'left');
+  const charon = await startCharon(theirs.ns, {
     name: 'strongswan',
     dir: join(dir, 'strongswan'),
     // Without it strongSwan keeps a rekeyed IKEv1 child until it expires instead of deleting it.
     extraCharonConf: '  delete_rekeyed = yes\n',
   });
   lab.charon = charon;
-  const capture = await startCapture(topology.left, topology.leftIface, join(dir, 'ike-node.pcap'));
-  await charon.load(
-    swanctlConnection({
-      name: 'net',
-      version: 1,
-      local_addrs: topology.rightAddress,
-      remote_addrs: topology.leftSeenAs,
-      proposals: SUITE,
-      local_id: topology.rightAddress,
-      remote_id: topology.leftAddress,
-      psk: PSK,
+  const capture = await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap'));
+  const [ikeSeconds, ikeMargin] = o.ikeLifetime ?? [3600, 360];
+  const [espSeconds, espMargin] = o.espLifetime ?? [3600, 360];
+  const tunnel: TunnelSpec = {
+    dir,
+    ours,
+    theirs,
+    psk: PSK,
+    role: o.initiator === 'ike-node' ? 'initiator' : 'responder',
+    ike: SUITE,
+    esp: SUITE,
+    ikePolicy: { lifetime: ikeSeconds, rekeyMargin: ikeMargin, rekeyFuzz: 0 },
+    ipsecPolicy: { lifetime: espSeconds, rekeyMargin: espMargin, rekeyFuzz: 0 },
+    swan: {
       rekey_time: o.swanIkeRekey ?? '1h',
       // strongSwan proposes rekey_time + over_time as the ISAKMP lifetime: a long over_time keeps
       // that from making ike-node rekey first.
       ...(o.swanIkeRekey && { rand_time: 0, over_time: '10m' }),
-      children: [
-        {
-          name: 'net',
-          mode: 'tunnel',
-          local_ts: topology.rightSubnet,
-          remote_ts: topology.leftSubnet,
-          esp_proposals: SUITE,
-          rekey_time: o.swanChildRekey ?? '1h',
-          rand_time: 0,
-          life_time: o.swanChildRekey ? '150s' : '2h',
-        },
-      ],
-    }),
-  );
-  const [ikeSeconds, ikeMargin] = o.ikeLifetime ?? [3600, 360];
-  const [espSeconds, espMargin] = o.espLifetime ?? [3600, 360];
-  const ikeNode = await startIkeNode(
-    topology.left,
-    {
-      listen: { addresses: [topology.leftAddress] },
-      control: { socket: join(dir, 'ike-node.sock') },
-      log: { level: 'debug' },
-      ikePolicies: {
-        ike: { proposals: [SUITE], lifetime: ikeSeconds, rekeyMargin: ikeMargin, rekeyFuzz: 0 },
-      },
-      ipsecPolicies: {
-        esp: {
-          proposals: ['aes128-sha1'],
-          pfs: 'modp1024',
-          lifetime: espSeconds,
-          rekeyMargin: espMargin,
-          rekeyFuzz: 0,
-        },
-      },
-      connections: {
-        net: {
-          ikePolicy: 'ike',
-          ipsecPolicy: 'esp',
-          local: { address: topology.leftAddress, id: topology.leftAddress, subnets: [topology.leftSubnet] },
-          peer: {
-            address: topology.rightAddress,
-            id: topology.rightAddress,
-            subnets: [topology.rightSubnet],
-          },
-          psk: PSK,
-          start: o.initiator === 'ike-node' ? 'initiate' : 'respond',
-        },
-      },
     },
-    { dir },
-  );
+    swanChild: {
+      rekey_time: o.swanChildRekey ?? '1h',
+      rand_time: 0,
+      life_time: o.swanChildRekey ? '150s' : '2h',
+    },
+  };
+  await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
+  const ikeNode = await startIkeNode(ours.ns, ikeNodeTunnel(tunnel), { dir });
   lab.ikeNode = ikeNode;
   if (o.initiator === 'strongswan') {
     const initiated = await charon.initiate('net', 'net');

@@ -3,7 +3,16 @@ import t, { type Test } from 'tap';
 import { startCapture, tsharkProblems, type Capture } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
 import type { TopologyKind } from './lib/netns.js';
-import { type End, ends, type IkeNodeStatus, ikeNodeSide, openLab, until } from './lib/scenario.js';
+import {
+  ends,
+  ikeNodeSide,
+  type IkeNodeStatus,
+  ikeNodeTunnel,
+  openLab,
+  swanctlTunnel,
+  type TunnelSpec,
+  until,
+} from './lib/scenario.js';
 import { startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
@@ -42,29 +51,6 @@ interface Scenario {
   suite: (typeof SUITES)[number];
 }
 
-function ikeNodeConfig(dir: string, ours: End, theirs: End, scenario: Scenario) {
-  const [encrypt, integ, group] = scenario.suite.esp.split('-');
-  return {
-    listen: { addresses: [ours.address] },
-    control: { socket: join(dir, 'ike-node.sock') },
-    log: { level: 'debug' },
-    ikePolicies: {
-      ike: { proposals: [scenario.suite.ike], dpd: { delay: 5, timeout: 20, action: 'clear' } },
-    },
-    ipsecPolicies: { esp: { proposals: [`${encrypt}-${integ}`], pfs: group } },
-    connections: {
-      net: {
-        ikePolicy: 'ike',
-        ipsecPolicy: 'esp',
-        local: { address: ours.address, id: ours.address, subnets: [ours.subnet] },
-        peer: { address: theirs.seenAs, id: theirs.address, subnets: [theirs.subnet] },
-        psk: PSK,
-        start: scenario.role === 'initiator' ? 'initiate' : 'respond',
-      },
-    },
-  };
-}
-
 async function scenario(t: Test, s: Scenario): Promise<void> {
   const lab = await openLab(t, s.kind, `v1-${s.kind}-${s.role}`, 40);
   const { dir, topology } = lab;
@@ -74,28 +60,18 @@ async function scenario(t: Test, s: Scenario): Promise<void> {
   const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
   lab.charon = charon;
   captures.push(await startCapture(ours.ns, ours.iface, join(dir, 'ike-node.pcap')));
-  await charon.load(
-    swanctlConnection({
-      name: 'net',
-      version: 1,
-      local_addrs: theirs.address,
-      remote_addrs: ours.seenAs,
-      proposals: s.suite.ike,
-      local_id: theirs.address,
-      remote_id: ours.address,
-      psk: PSK,
-      children: [
-        {
-          name: 'net',
-          mode: 'tunnel',
-          local_ts: theirs.subnet,
-          remote_ts: ours.subnet,
-          esp_proposals: s.suite.esp,
-        },
-      ],
-    }),
-  );
-  const ikeNode = await startIkeNode(ours.ns, ikeNodeConfig(dir, ours, theirs, s), { dir });
+  const tunnel: TunnelSpec = {
+    dir,
+    ours,
+    theirs,
+    psk: PSK,
+    role: s.role,
+    ike: s.suite.ike,
+    esp: s.suite.esp,
+    ikePolicy: { dpd: { delay: 5, timeout: 20, action: 'clear' } },
+  };
+  await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
+  const ikeNode = await startIkeNode(ours.ns, ikeNodeTunnel(tunnel), { dir });
   lab.ikeNode = ikeNode;
   if (s.role === 'responder') {
     const initiated = await charon.initiate('net', 'net');

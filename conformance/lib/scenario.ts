@@ -5,7 +5,7 @@ import type { Test } from 'tap';
 import type { ConnectionStatus } from '../../src/core/status.js';
 import type { IkeNode } from './ike-node.js';
 import { createTopology, type Ns, type Topology, type TopologyKind } from './netns.js';
-import type { Charon } from './strongswan.js';
+import type { Charon, SwanctlChild, SwanctlConnectionSpec } from './strongswan.js';
 
 /** What every ike-node-versus-strongSwan scenario starts with and cleans up after. */
 
@@ -80,4 +80,76 @@ export function ends(topology: Topology, ikeNodeSide: 'left' | 'right'): { ours:
 /** Where ike-node goes: inside the NAT when it initiates, outside when it responds to a NATed peer. */
 export function ikeNodeSide(kind: TopologyKind, role: 'initiator' | 'responder'): 'left' | 'right' {
   return kind === 'nat' && role === 'responder' ? 'right' : 'left';
+}
+
+/**
+ * One tunnel-mode connection named `net` between ike-node (`ours`) and strongSwan (`theirs`),
+ * written for both sides: the peers.json ike-node reads and the swanctl connection strongSwan loads.
+ */
+export interface TunnelSpec {
+  dir: string;
+  ours: End;
+  theirs: End;
+  psk: string;
+  /** Who starts: ike-node ('initiator') or strongSwan ('responder'). */
+  role: 'initiator' | 'responder';
+  ike: string;
+  /** strongSwan's ESP proposal; a trailing DH group is the PFS group. */
+  esp: string;
+  /** Further fields of ike-node's policies (dpd, lifetime...). */
+  ikePolicy?: Record<string, unknown>;
+  ipsecPolicy?: Record<string, unknown>;
+  /** Further swanctl connection and child options. */
+  swan?: Partial<SwanctlConnectionSpec>;
+  swanChild?: Partial<SwanctlChild>;
+}
+
+const DH_GROUP = /^(modp|ecp|curve|x25519|x448)/;
+
+/** ike-node's peers.json for the tunnel (its ESP proposal without the group, which is `pfs`). */
+export function ikeNodeTunnel(s: TunnelSpec): object {
+  const esp = s.esp.split('-');
+  const pfs = DH_GROUP.test(esp.at(-1) ?? '') ? esp.pop() : undefined;
+  return {
+    listen: { addresses: [s.ours.address] },
+    control: { socket: join(s.dir, 'ike-node.sock') },
+    log: { level: 'debug' },
+    ikePolicies: { ike: { proposals: [s.ike], ...s.ikePolicy } },
+    ipsecPolicies: { esp: { proposals: [esp.join('-')], ...(pfs && { pfs }), ...s.ipsecPolicy } },
+    connections: {
+      net: {
+        ikePolicy: 'ike',
+        ipsecPolicy: 'esp',
+        local: { address: s.ours.address, id: s.ours.address, subnets: [s.ours.subnet] },
+        peer: { address: s.theirs.seenAs, id: s.theirs.address, subnets: [s.theirs.subnet] },
+        psk: s.psk,
+        start: s.role === 'initiator' ? 'initiate' : 'respond',
+      },
+    },
+  };
+}
+
+/** strongSwan's side of the tunnel, for swanctlConnection(). */
+export function swanctlTunnel(s: TunnelSpec): SwanctlConnectionSpec {
+  return {
+    name: 'net',
+    version: 1,
+    local_addrs: s.theirs.address,
+    remote_addrs: s.ours.seenAs,
+    proposals: s.ike,
+    local_id: s.theirs.address,
+    remote_id: s.ours.address,
+    psk: s.psk,
+    ...s.swan,
+    children: [
+      {
+        name: 'net',
+        mode: 'tunnel',
+        local_ts: s.theirs.subnet,
+        remote_ts: s.ours.subnet,
+        esp_proposals: s.esp,
+        ...s.swanChild,
+      },
+    ],
+  };
 }
