@@ -59,24 +59,26 @@ export interface Parsed<T> {
 // ---------------------------------------------------------------------------------------------
 // Phase 1
 
-export function phase1Sa(suites: readonly Suite[], lifetimeSeconds: number): SaPayload {
+/** Every offer we make is one proposal with one transform per suite, in preference order. */
+function singleProposalSa(protocolId: number, spi: Uint8Array, transforms: Transform[]): SaPayload {
   return {
     kind: 'sa',
     doi: DOI_IPSEC,
     situation: SIT_IDENTITY_ONLY,
-    proposals: [
-      {
-        number: 1,
-        protocolId: ProtocolId.ISAKMP,
-        spi: new Uint8Array(0),
-        transforms: suites.map((suite, i) => ({
-          number: i + 1,
-          transformId: KEY_IKE_TRANSFORM,
-          attributes: phase1Attributes(suite, lifetimeSeconds),
-        })),
-      },
-    ],
+    proposals: [{ number: 1, protocolId, spi, transforms }],
   };
+}
+
+export function phase1Sa(suites: readonly Suite[], lifetimeSeconds: number): SaPayload {
+  return singleProposalSa(
+    ProtocolId.ISAKMP,
+    new Uint8Array(0),
+    suites.map((suite, i) => ({
+      number: i + 1,
+      transformId: KEY_IKE_TRANSFORM,
+      attributes: phase1Attributes(suite, lifetimeSeconds),
+    })),
+  );
 }
 
 function phase1Attributes(suite: Suite, lifetimeSeconds: number): Attribute[] {
@@ -168,19 +170,11 @@ export interface Phase2Params {
 }
 
 export function phase2Sa(suites: readonly Suite[], params: Phase2Params): SaPayload {
-  return {
-    kind: 'sa',
-    doi: DOI_IPSEC,
-    situation: SIT_IDENTITY_ONLY,
-    proposals: [
-      {
-        number: 1,
-        protocolId: ProtocolId.IPSEC_ESP,
-        spi: params.spi,
-        transforms: suites.map((suite, i) => phase2Transform(i + 1, suite, params)),
-      },
-    ],
-  };
+  return singleProposalSa(
+    ProtocolId.IPSEC_ESP,
+    params.spi,
+    suites.map((suite, i) => phase2Transform(i + 1, suite, params)),
+  );
 }
 
 function phase2Transform(number: number, suite: Suite, params: Phase2Params): Transform {
