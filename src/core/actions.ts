@@ -23,7 +23,17 @@ export type Action =
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export type EngineEvent =
-  | { readonly type: 'ike-up'; readonly ikeSa: IkeSaInfo }
+  /** An IKE/ISAKMP SA (kind 'ike') or a child SA (kind 'child') negotiation began, either role. */
+  | {
+      readonly type: 'negotiation-started';
+      readonly kind: 'ike' | 'child';
+      readonly ikeSa: number;
+      readonly connection?: string;
+    }
+  /** A message was sent again for lack of an answer. */
+  | { readonly type: 'retransmit'; readonly ikeSa: number; readonly connection?: string }
+  /** `rekeyed`: the id of the IKE SA this one replaces. */
+  | { readonly type: 'ike-up'; readonly ikeSa: IkeSaInfo; readonly rekeyed?: number }
   | { readonly type: 'ike-down'; readonly ikeSa: IkeSaInfo; readonly reason: string }
   | { readonly type: 'child-up'; readonly child: ChildSa; readonly rekeyed?: number }
   | { readonly type: 'child-down'; readonly child: ChildSa; readonly reason: string }

@@ -2,6 +2,7 @@ import { formatAddress, parseAddress } from './address.js';
 import type { TrafficSelector } from './traffic-selector.js';
 import type { Suite } from './proposal.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
+import { equalBytes } from '../wire/bytes.js';
 
 /**
  * A connection as the engines see it: validated and normalised once, from peers.json or an
@@ -99,4 +100,27 @@ export function formatIdentity(id: Identity): string {
     default:
       return id.value;
   }
+}
+
+/**
+ * Whether two connections would negotiate exactly the same (the key included): what a reload
+ * compares so that it leaves the SAs of unchanged connections alone.
+ */
+export function sameConnection(a: Connection, b: Connection): boolean {
+  return sameValue(a, b);
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && equalBytes(a, b);
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keysA = Object.keys(a);
+  const keysB = Object.keys(b);
+  return (
+    keysA.length === keysB.length &&
+    keysA.every((key) => sameValue((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+  );
 }

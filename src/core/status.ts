@@ -12,6 +12,9 @@ export type ConnectionState = 'Active' | 'Down' | 'Pending' | 'Error';
 export interface IkeSaStatus {
   readonly id: number;
   readonly version: 1 | 2;
+  /** Initiator and responder SPIs (IKEv1 cookies), hex: what a capture or the peer's log shows. */
+  readonly spiI: string;
+  readonly spiR: string;
   readonly state: string;
   readonly role: string;
   readonly local: string;
@@ -41,10 +44,21 @@ export interface ChildSaStatus {
   readonly installedAt: number;
   readonly rekeyAt: number;
   readonly expiresAt: number;
+  /** From the kernel backend, when it counts (the memory backend does not). */
+  readonly traffic?: TrafficCounters;
+}
+
+export interface TrafficCounters {
+  readonly bytesIn: number;
+  readonly packetsIn: number;
+  readonly bytesOut: number;
+  readonly packetsOut: number;
 }
 
 export interface ConnectionStatus {
   readonly name: string;
+  /** The configured peer address, or "any". */
+  readonly peer: string;
   readonly status: ConnectionState;
   readonly error?: string;
   readonly ikeSas: IkeSaStatus[];
@@ -55,6 +69,8 @@ export function ikeSaStatus(sa: IkeSaInfo): IkeSaStatus {
   return {
     id: sa.id,
     version: sa.version,
+    spiI: sa.spiI,
+    spiR: sa.spiR,
     state: sa.state,
     role: sa.role,
     local: formatEndpoint(sa.local),

@@ -1,6 +1,6 @@
 import type { Action, LogLevel } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
-import type { Connection } from '../core/connection.js';
+import { type Connection, sameConnection } from '../core/connection.js';
 import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import { schedule } from '../core/lifetime.js';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from '../core/retransmit.js';
@@ -29,6 +29,7 @@ import {
   continueQuickMode,
   type QuickModeExchange,
   respondToQuickMode,
+  sharesIsakmpSa,
   startQuickMode,
 } from './quick-mode.js';
 
@@ -113,14 +114,31 @@ export class Ikev1Engine {
   }
 
   terminate(name: string, now: number): Action[] {
+    return this.#run(now, () => this.#terminate(name, 'terminated'));
+  }
+
+  /**
+   * Replaces the connections (a configuration reload). Unchanged connections keep their SAs
+   * untouched; removed and changed ones are torn down with Deletes; changed and added ones whose
+   * start is "initiate" are initiated.
+   */
+  reconfigure(connections: readonly Connection[], now: number): Action[] {
     return this.#run(now, () => {
-      for (const sa of [...this.#sas.values()]) {
-        if (sa.connection?.name === name) this.#deleteIsakmpSa(sa, 'terminated', true);
+      const before = new Map(this.#connections.map((c) => [c.name, c]));
+      const next = connections.map((c) => {
+        const old = before.get(c.name);
+        return old && sameConnection(old, c) ? old : c;
+      });
+      for (const old of this.#connections) {
+        if (next.includes(old)) continue;
+        const changed = next.some((c) => c.name === old.name);
+        this.#terminate(old.name, changed ? 'configuration changed' : 'removed from the configuration');
       }
-      for (const entry of [...this.#children.values()]) {
-        if (entry.child.connection === name) this.#removeChild(entry, 'terminated', true);
+      this.#connections = next;
+      for (const connection of next) {
+        if (before.get(connection.name) !== connection && connection.start === 'initiate')
+          this.#initiate(connection);
       }
-      this.#errors.delete(name);
     });
   }
 
@@ -168,6 +186,7 @@ export class Ikev1Engine {
       const children = [...this.#children.values()].filter((e) => e.child.connection === connection.name);
       const negotiating =
         sas.some((sa) => sa.state !== 'ESTABLISHED') ||
+        [...this.#sas.values()].some((sa) => sa.alsoFor.has(connection)) ||
         sas.some((sa) =>
           [...sa.exchanges.values()].some((x) => x.state !== 'DONE' && x.connection === connection),
         );
@@ -175,6 +194,7 @@ export class Ikev1Engine {
       const status = children.length ? 'Active' : negotiating ? 'Pending' : error ? 'Error' : 'Down';
       return {
         name: connection.name,
+        peer: connection.peer.address,
         status,
         ...(error && { error }),
         ikeSas: sas.map((sa) => ikeSaStatus(sa.info())),
@@ -242,7 +262,7 @@ export class Ikev1Engine {
         const sa = respondToMessage1(this.#host, message, local, remote);
         sa.floated = nonEspMarker;
         sa.mainMode.received(datagram, { alreadyAnswered: true });
-        this.#sas.add(sa);
+        this.#addSa(sa);
       } catch (error) {
         const reason = errorText(error);
         this.#log('warn', `main mode from ${formatEndpoint(remote)} refused: ${reason}`);
@@ -416,6 +436,7 @@ export class Ikev1Engine {
       const verdict = sa.mainMode.poll(now);
       if (verdict === 'resend' && sa.mainMode.lastSent) {
         this.#log('debug', `retransmitting main mode message (${sa.mainMode.resends})`, sa);
+        this.#retransmitted(sa, sa.connection?.name);
         sa.transmit(this.#host, sa.mainMode.lastSent);
       } else if (verdict === 'give-up') {
         this.#fail(sa, `no answer from ${formatEndpoint(sa.remote)} in main mode (state ${sa.state})`);
@@ -442,7 +463,7 @@ export class Ikev1Engine {
         port: sa.connection!.peer.port,
       });
       replacement.replaces = sa.id;
-      this.#sas.add(replacement);
+      this.#addSa(replacement);
     }
     this.#tickDpd(sa);
     if (sa.keepaliveAt !== undefined && now >= sa.keepaliveAt) {
@@ -467,6 +488,7 @@ export class Ikev1Engine {
         sa,
         exchange.connection.name,
       );
+      this.#retransmitted(sa, exchange.connection.name);
       sa.transmit(this.#host, exchange.flight.lastSent);
     } else if (verdict === 'give-up') {
       const reason = `no answer from ${formatEndpoint(sa.remote)} in quick mode`;
@@ -543,13 +565,30 @@ export class Ikev1Engine {
       this.#startQuickModes(sa, connection);
       return;
     }
-    if ([...this.#sas.values()].some((s) => s.connection === connection && s.state !== 'ESTABLISHED')) return;
+    // One main mode per peer: a sibling's SA under way will carry this connection's quick modes.
+    const underWay = [...this.#sas.values()].find(
+      (s) => s.state !== 'ESTABLISHED' && s.connection && this.#carries(s.connection, connection),
+    );
+    if (underWay) {
+      if (underWay.connection !== connection) underWay.alsoFor.add(connection);
+      return;
+    }
     this.#errors.delete(connection.name);
     const started = startMainMode(this.#host, connection, this.#initiatorEndpoint(connection), {
       address: connection.peer.address,
       port: connection.peer.port,
     });
-    this.#sas.add(started);
+    this.#addSa(started);
+  }
+
+  #terminate(name: string, reason: string): void {
+    for (const sa of [...this.#sas.values()]) {
+      if (sa.connection?.name === name) this.#deleteIsakmpSa(sa, reason, true);
+    }
+    for (const entry of [...this.#children.values()]) {
+      if (entry.child.connection === name) this.#removeChild(entry, reason, true);
+    }
+    this.#errors.delete(name);
   }
 
   #cannotInitiate(connection: Connection): string | undefined {
@@ -570,12 +609,24 @@ export class Ikev1Engine {
     };
   }
 
+  /** The newest established ISAKMP SA that can carry this connection's quick modes. */
   #liveSaFor(connection: Connection): IsakmpSa | undefined {
     let best: IsakmpSa | undefined;
     for (const sa of this.#sas.values()) {
-      if (sa.connection === connection && sa.state === 'ESTABLISHED' && (!best || sa.id > best.id)) best = sa;
+      if (
+        sa.state === 'ESTABLISHED' &&
+        sa.connection &&
+        this.#carries(sa.connection, connection) &&
+        (!best || sa.id > best.id)
+      )
+        best = sa;
     }
     return best;
+  }
+
+  /** Whether an ISAKMP SA of `own` can carry quick modes for `connection`. */
+  #carries(own: Connection, connection: Connection): boolean {
+    return own === connection || sharesIsakmpSa(own, connection);
   }
 
   /** Starts a quick mode for every selector pair that has no child SA yet. */
@@ -622,8 +673,14 @@ export class Ikev1Engine {
     if (connection.ike.dpd && sa.peerVendorIds?.dpd) sa.dpd.dueAt = this.#now + connection.ike.dpd.delay;
     this.#errors.delete(connection.name);
     this.#log('info', `ISAKMP SA established: ${sa.describe()}, ${sa.localId} <-> ${sa.remoteId}`, sa);
-    this.#emitEvent({ type: 'ike-up', ikeSa: sa.info() });
+    this.#emitEvent({
+      type: 'ike-up',
+      ikeSa: sa.info(),
+      ...(sa.replaces !== undefined && { rekeyed: sa.replaces }),
+    });
     this.#adoptChildren(sa);
+    for (const waiting of sa.alsoFor) this.#startQuickModes(sa, waiting);
+    sa.alsoFor.clear();
     if (sa.replaces !== undefined) {
       const old = this.#sas.byId(sa.replaces);
       if (old) this.#deleteIsakmpSa(old, 'replaced by a rekeyed ISAKMP SA', true);
@@ -663,6 +720,20 @@ export class Ikev1Engine {
       other.remote.address === sa.remote.address &&
       (other.remoteId === undefined || other.remoteId === sa.remoteId)
     );
+  }
+
+  #addSa(sa: IsakmpSa): void {
+    this.#sas.add(sa);
+    this.#emitEvent({
+      type: 'negotiation-started',
+      kind: 'ike',
+      ikeSa: sa.id,
+      ...(sa.connection && { connection: sa.connection.name }),
+    });
+  }
+
+  #retransmitted(sa: IsakmpSa, connection: string | undefined): void {
+    this.#emitEvent({ type: 'retransmit', ikeSa: sa.id, ...(connection && { connection }) });
   }
 
   #fail(sa: IsakmpSa, reason: string): void {

@@ -95,6 +95,8 @@ export class IsakmpSa {
   replaces: number | undefined;
   /** Set once a rekey replacement has been started, so it is started once. */
   rekeying = false;
+  /** Sibling connections (same peer and key) that wait for this SA to run their quick modes. */
+  readonly alsoFor = new Set<Connection>();
 
   constructor(
     readonly id: number,

@@ -120,6 +120,7 @@ export function startQuickMode(
   payloads.push(exchange.ids!.ci, exchange.ids!.cr);
   if (udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'initiator'));
   sa.exchanges.set(exchange.messageId, exchange);
+  negotiationStarted(host, sa, connection);
   sendProtected(host, sa, exchange, payloads, [], true);
   host.log(
     'info',
@@ -180,6 +181,13 @@ function onMessage2(
 
 // ---------------------------------------------------------------------------------------------
 // Responder
+
+function negotiationStarted(host: Host, sa: IsakmpSa, connection: Connection): void {
+  host.emit({
+    type: 'event',
+    event: { type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name },
+  });
+}
 
 export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMessage): void {
   const messageId = message.header.messageId;
@@ -319,6 +327,7 @@ function answer(
     });
   }
   sa.exchanges.set(messageId, exchange);
+  negotiationStarted(host, sa, connection);
   sendProtected(host, sa, exchange, payloads, [Ni_b], true);
   host.log(
     'info',
@@ -387,18 +396,23 @@ export function continueQuickMode(
 // ---------------------------------------------------------------------------------------------
 // Pieces
 
+/**
+ * Connections to the same peer with the same key may carry their subnets over one ISAKMP SA:
+ * main mode picks the key by address, so one SA authenticates them all.
+ */
+export function sharesIsakmpSa(a: Connection, b: Connection): boolean {
+  return (
+    a.ike.version === 1 &&
+    b.ike.version === 1 &&
+    a.peer.address === b.peer.address &&
+    a.local.address === b.local.address &&
+    equalBytes(a.psk, b.psk)
+  );
+}
+
 function quickModeCandidates(host: Host, sa: IsakmpSa): Connection[] {
   const own = sa.connection!;
-  // Other connections to the same peer with the same key may carry other subnets over this SA.
-  const siblings = host.connections.filter(
-    (c) =>
-      c !== own &&
-      c.ike.version === 1 &&
-      c.peer.address === own.peer.address &&
-      c.local.address === own.local.address &&
-      equalBytes(c.psk, own.psk),
-  );
-  return [own, ...siblings];
+  return [own, ...host.connections.filter((c) => c !== own && sharesIsakmpSa(c, own))];
 }
 
 function selectorsFit(connection: Connection, localTs: TrafficSelector, remoteTs: TrafficSelector): boolean {

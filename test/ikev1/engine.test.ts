@@ -518,3 +518,98 @@ t.test('initiate refuses what cannot initiate, to the caller, without an interna
   );
   t.same(gateway.logs.concat(unbound.logs), [], 'nothing logged as our own failure');
 });
+
+t.test('reconfigure keeps unchanged connections, tears down changed and removed ones', async (t) => {
+  const spec = { localAddress: A, peerAddress: B, start: 'initiate' as const };
+  const peerSpec = { localAddress: B, peerAddress: A };
+  const nets = (n: number) => ({ localSubnets: [`198.51.${n}.0/24`], peerSubnets: [`203.0.${n}.0/24`] });
+  const flip = (n: number) => ({ localSubnets: [`203.0.${n}.0/24`], peerSubnets: [`198.51.${n}.0/24`] });
+  const pair = new EnginePair();
+  const a = pair.add('a', A, [
+    connection({ ...spec, name: 'keep', ...nets(1) }),
+    connection({ ...spec, name: 'change', ...nets(2) }),
+    connection({ ...spec, name: 'drop', ...nets(3) }),
+  ]);
+  const b = pair.add('b', B, [
+    connection({ ...peerSpec, name: 'keep', ...flip(1) }),
+    connection({ ...peerSpec, name: 'change', ...flip(2) }),
+    connection({ ...peerSpec, name: 'drop', ...flip(3) }),
+    connection({ ...peerSpec, name: 'new', ...flip(4) }),
+  ]);
+  for (const name of ['keep', 'change', 'drop']) pair.initiate(a, name);
+  t.equal(b.installed.size, 3, 'three tunnels up');
+  const kept = [...a.installed.values()].find((c) => c.connection === 'keep')!;
+
+  // A fresh object equal to the old one counts as unchanged; 'change' gets a shorter lifetime.
+  pair.run(
+    a,
+    a.engine.reconfigure(
+      [
+        connection({ ...spec, name: 'keep', ...nets(1) }),
+        connection({ ...spec, name: 'change', ...nets(2), childLifetime: 1800 }),
+        connection({ ...spec, name: 'new', ...nets(4) }),
+      ],
+      pair.now,
+    ),
+  );
+  const byName = (side: Side) => [...side.installed.values()].map((c) => c.connection).sort();
+  t.same(byName(a), ['change', 'keep', 'new'], "'drop' gone; 'change' and 'new' (re)initiated");
+  t.same(byName(b), ['change', 'keep', 'new'], 'the peer followed the Deletes');
+  t.equal(a.installed.get(kept.id), kept, "'keep' still has its very same child SA");
+  const changed = [...a.installed.values()].find((c) => c.connection === 'change')!;
+  t.equal(changed.lifetime.seconds, 1800, 'the changed connection negotiated again, with its new lifetime');
+  t.same(
+    a.engine.status().map((s) => s.name),
+    ['keep', 'change', 'new'],
+  );
+  t.match(a.logs.join('\n'), /deleted: removed from the configuration/);
+  t.match(a.logs.join('\n'), /deleted: configuration changed/);
+});
+
+t.test('sibling connections started together share one main mode', async (t) => {
+  const pair = new EnginePair();
+  const spec = { localAddress: A, peerAddress: B, start: 'initiate' as const };
+  const a = pair.add('a', A, [
+    connection({ ...spec, name: 'one', localSubnets: ['198.51.100.0/25'], peerSubnets: ['203.0.113.0/25'] }),
+    connection({
+      ...spec,
+      name: 'two',
+      localSubnets: ['198.51.100.128/25'],
+      peerSubnets: ['203.0.113.128/25'],
+    }),
+  ]);
+  const b = pair.add('b', B, [
+    connection({
+      name: 'one',
+      localAddress: B,
+      peerAddress: A,
+      localSubnets: ['203.0.113.0/25'],
+      peerSubnets: ['198.51.100.0/25'],
+    }),
+    connection({
+      name: 'two',
+      localAddress: B,
+      peerAddress: A,
+      localSubnets: ['203.0.113.128/25'],
+      peerSubnets: ['198.51.100.128/25'],
+    }),
+  ]);
+  // Both commands before any answer arrives, as at daemon start.
+  const actions = [...a.engine.initiate('one', pair.now), ...a.engine.initiate('two', pair.now)];
+  t.same(
+    a.engine.status().map((c) => c.status),
+    ['Pending', 'Pending'],
+    'the sibling waiting for the main mode under way is Pending',
+  );
+  pair.run(a, actions);
+  t.equal(
+    pair.sent.filter((p) => p.data[18] === ExchangeType.IDENTITY_PROTECTION).length,
+    6,
+    'one main mode, six messages',
+  );
+  t.same([...b.installed.values()].map((c) => c.connection).sort(), ['one', 'two']);
+  t.same(
+    a.engine.status().map((c) => c.status),
+    ['Active', 'Active'],
+  );
+});
