@@ -3,7 +3,14 @@ import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
 import { demoCommand } from './demo.js';
-import { checkCommand, controlCommand, runDaemon, statusCommand } from './daemon-commands.js';
+import {
+  checkCommand,
+  controlCommand,
+  eventsCommand,
+  reloadCommand,
+  runDaemon,
+  statusCommand,
+} from './daemon-commands.js';
 
 const USAGE = `ike-node ${VERSION}: an IKEv1/IKEv2 daemon and library for Node.js
 
@@ -13,23 +20,34 @@ Usage:
   ike-node status [--json]     show connections and SAs of the running daemon
   ike-node initiate NAME       start a connection
   ike-node terminate NAME      delete a connection's SAs
+  ike-node reload              re-read the configuration (as SIGHUP does)
+  ike-node events [--json]     print the daemon's events as they happen
   ike-node demo                two daemons on loopback negotiate IKEv1 (no root, no config)
   ike-node algorithms          list the supported transforms, their IKEv1/IKEv2 ids
                                and which crypto provider implements them
   ike-node --version           print the version
   ike-node --help              print this help
 
-status, initiate and terminate find the daemon through --socket PATH, or the control
+status, initiate, terminate, reload and events find the daemon through --socket PATH, or the control
 socket named in --config FILE (default /run/ike-node/ike-node.sock).
 Each command also accepts --help.
 `;
 
 const COMMAND_HELP: Record<string, string> = {
-  run: `Usage: ike-node [run] --config FILE [--log-level error|warn|info|debug]
+  run: `Usage: ike-node [run] --config FILE [--log-level LEVELS] [--log-format text|json]
 
 Runs the daemon in the foreground: binds the configured UDP ports, initiates the
 connections whose start is "initiate", answers the others, logs one line per event
-to stderr and serves the control socket. SIGTERM or SIGINT sends Deletes and exits.
+to stderr and serves the control socket.
+
+  --log-level LEVELS   error, warn, info or debug, for all subsystems or per subsystem:
+                       "debug", "ike=debug,net=warn", "info,knl=debug" (subsystems:
+                       ike, cfg, net, knl, crypto, ctl). Overrides the config's log.
+  --log-format FORMAT  text (default) or json: one JSON object per line.
+
+Signals: SIGHUP re-reads the configuration (connections added, changed or removed;
+unchanged ones keep their SAs; an invalid file is logged and ignored). SIGTERM or
+SIGINT sends Deletes, removes what was installed and exits 0 (within 5 seconds).
 `,
   check: `Usage: ike-node check --config FILE
 
@@ -41,8 +59,29 @@ or prints every problem with its JSON path and exits 1.
 Per connection: its status (Active, Pending, Down or Error), its ISAKMP/IKE SAs and
 its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
 `,
-  initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]\n`,
-  terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]\n`,
+  initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]
+
+Starts connection NAME (main mode, then quick mode for each pair of subnets).
+`,
+  terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]
+
+Deletes connection NAME's SAs, telling the peer.
+`,
+  reload: `Usage: ike-node reload [--config FILE | --socket PATH]
+
+Makes the running daemon re-read its configuration file, as SIGHUP does, and prints
+which connections were added, changed, removed or left unchanged. SAs of unchanged
+connections are not touched; those of changed and removed ones are deleted, and
+changed or added connections with start "initiate" are initiated. An invalid file
+is refused with every problem listed, and the running configuration stays.
+`,
+  events: `Usage: ike-node events [--json] [--config FILE | --socket PATH]
+
+Prints the daemon's events as they happen, one per line, until interrupted:
+connection status changes (Down, Pending, Active, Error), IKE and child SAs added,
+rekeyed and deleted, negotiations started and failed, retransmissions, reloads.
+With --json each line is the event object the control socket sends.
+`,
   demo: `Usage: ike-node demo
 
 Starts two daemons in this process on 127.0.0.1 with free unprivileged UDP ports and
@@ -91,6 +130,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       socket: { type: 'string' },
       json: { type: 'boolean' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -126,6 +166,10 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'initiate':
     case 'terminate':
       return controlCommand(command, positionals[1], values, io);
+    case 'reload':
+      return reloadCommand(values, io);
+    case 'events':
+      return eventsCommand(values, io);
     default:
       io.stderr(`ike-node: unknown command '${command}'\n\n${USAGE}`);
       return 2;

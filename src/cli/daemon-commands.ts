@@ -6,10 +6,12 @@ import {
   loadConfig,
 } from '../config/index.js';
 import type { ConnectionStatus } from '../core/status.js';
-import { controlRequest } from '../daemon/control.js';
-import { Daemon } from '../daemon/daemon.js';
-import { Logger } from '../daemon/logger.js';
+import { controlEvents, controlRequest } from '../daemon/control.js';
+import { Daemon, type ReloadResult } from '../daemon/daemon.js';
+import { type DaemonEvent, describeEvent } from '../daemon/events.js';
+import { Logger, type LoggerOptions, parseLogLevels } from '../daemon/logger.js';
 import type { CliIo } from './cli.js';
+import { statusTable } from './status-table.js';
 
 /** The commands that run or talk to the daemon. */
 
@@ -18,9 +20,8 @@ export interface CommandOptions {
   readonly socket?: string | undefined;
   readonly json?: boolean | undefined;
   readonly 'log-level'?: string | undefined;
+  readonly 'log-format'?: string | undefined;
 }
-
-const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
 function load(options: CommandOptions, io: CliIo): DaemonConfig | undefined {
   if (!options.config) {
@@ -38,22 +39,51 @@ function load(options: CommandOptions, io: CliIo): DaemonConfig | undefined {
   }
 }
 
+/** SIGTERM/SIGINT: after this long the process exits even if a Delete or the kernel hangs. */
+const STOP_BOUND_MS = 5000;
+
 export async function runDaemon(options: CommandOptions, io: CliIo): Promise<number> {
   const config = load(options, io);
   if (!config) return 1;
-  const level = options['log-level'] ?? config.log.level;
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    io.stderr(`ike-node: --log-level: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'\n`);
+  let logger: Logger;
+  try {
+    logger = new Logger({ ...loggerOptions(config, options), write: io.stderr });
+  } catch (error) {
+    io.stderr(`ike-node: ${(error as Error).message}\n`);
     return 2;
   }
-  const daemon = new Daemon(config, { logger: new Logger(level as (typeof LOG_LEVELS)[number], io.stderr) });
+  const daemon = new Daemon(config, { logger });
   await daemon.start();
+  const onHup = () => {
+    daemon.logger.log({ level: 'info', subsystem: 'cfg', message: `SIGHUP: reloading ${config.file}` });
+    try {
+      daemon.reload();
+    } catch (error) {
+      // The running configuration stays; every problem of the new file is logged.
+      const message = error instanceof ConfigErrors ? error.message : (error as Error).message;
+      for (const line of message.split('\n'))
+        daemon.logger.log({ level: 'error', subsystem: 'cfg', message: `reload refused: ${line}` });
+    }
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       daemon.logger.log({ level: 'info', subsystem: 'ike', message: `${signal}: deleting SAs and exiting` });
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
-      void daemon.stop().then(resolve);
+      process.off('SIGHUP', onHup);
+      const bound = setTimeout(() => {
+        daemon.logger.log({
+          level: 'warn',
+          subsystem: 'ike',
+          message: `not stopped after ${STOP_BOUND_MS / 1000} s: exiting anyway`,
+        });
+        resolve();
+      }, STOP_BOUND_MS);
+      void daemon.stop().then(() => {
+        clearTimeout(bound);
+        resolve();
+      });
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
@@ -61,6 +91,26 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
     process.on('SIGINT', onInt);
   });
   return 0;
+}
+
+/** The config's log settings, overridden by --log-level and --log-format. */
+function loggerOptions(config: DaemonConfig, options: CommandOptions): LoggerOptions {
+  const fromConfig: LoggerOptions = { level: config.log.level };
+  let levels: ReturnType<typeof parseLogLevels> | undefined;
+  try {
+    levels = options['log-level'] === undefined ? undefined : parseLogLevels(options['log-level']);
+  } catch (error) {
+    throw new RangeError(`--log-level: ${(error as Error).message}`);
+  }
+  const format = options['log-format'] ?? fromConfig.format ?? 'text';
+  if (format !== 'text' && format !== 'json')
+    throw new RangeError(`--log-format: expected text or json, got '${format}'`);
+  return {
+    ...fromConfig,
+    ...(levels?.level && { level: levels.level }),
+    subsystems: { ...fromConfig.subsystems, ...levels?.subsystems },
+    format,
+  };
 }
 
 export function checkCommand(options: CommandOptions, io: CliIo): number {
@@ -85,6 +135,49 @@ export async function statusCommand(options: CommandOptions, io: CliIo): Promise
   return 0;
 }
 
+export async function reloadCommand(options: CommandOptions, io: CliIo): Promise<number> {
+  const path = socketPath(options, io);
+  if (!path) return 1;
+  const result = (await controlRequest(path, { command: 'reload' })) as ReloadResult;
+  for (const key of ['added', 'changed', 'removed', 'unchanged'] as const) {
+    io.stdout(`${key}: ${result[key].length ? result[key].join(', ') : '-'}\n`);
+  }
+  if (result.needsRestart.length)
+    io.stderr(`ike-node: ${result.needsRestart.join(', ')} changed: restart the daemon to apply\n`);
+  return 0;
+}
+
+/** Prints the daemon's events as they happen, until SIGINT/SIGTERM or the daemon goes away. */
+export async function eventsCommand(options: CommandOptions, io: CliIo): Promise<number> {
+  const path = socketPath(options, io);
+  if (!path) return 1;
+  let lost: Error | undefined;
+  await new Promise<void>((resolve, reject) => {
+    const quit = () => {
+      process.off('SIGINT', quit);
+      process.off('SIGTERM', quit);
+      close?.();
+      resolve();
+    };
+    let close: (() => void) | undefined;
+    controlEvents(
+      path,
+      (event) =>
+        io.stdout(options.json ? `${JSON.stringify(event)}\n` : `${describeEvent(event as DaemonEvent)}\n`),
+      (error) => {
+        lost = error;
+        quit();
+      },
+    ).then((closer) => {
+      close = closer;
+      process.on('SIGINT', quit);
+      process.on('SIGTERM', quit);
+    }, reject);
+  });
+  if (lost) io.stderr(`ike-node: lost the daemon: ${lost.message}\n`);
+  return lost ? 1 : 0;
+}
+
 export async function controlCommand(
   command: 'initiate' | 'terminate',
   name: string | undefined,
@@ -100,24 +193,4 @@ export async function controlCommand(
   await controlRequest(path, { command, name });
   io.stdout(`${command}: ${name}\n`);
   return 0;
-}
-
-export function statusTable(status: readonly ConnectionStatus[]): string {
-  const lines: string[] = [];
-  for (const connection of status) {
-    lines.push(`${connection.name}: ${connection.status}${connection.error ? ` (${connection.error})` : ''}`);
-    for (const sa of connection.ikeSas) {
-      lines.push(
-        `  IKEv${sa.version} #${sa.id} ${sa.state} ${sa.role} ${sa.local} <-> ${sa.remote}` +
-          `${sa.algorithms ? ` ${sa.algorithms}` : ''}${sa.natDetected ? ' NAT' : ''}`,
-      );
-    }
-    for (const child of connection.childSas) {
-      lines.push(
-        `  child #${child.id} ${child.mode}${child.encapsulation ? '/udp' : ''} SPIs ${child.spiIn}_i ${child.spiOut}_o ` +
-          `${child.algorithms} ${child.localTs.join(',')} === ${child.remoteTs.join(',')}`,
-      );
-    }
-  }
-  return `${lines.join('\n')}\n`;
 }

@@ -7,7 +7,7 @@ import type { ConnectionStatus } from '../core/status.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../daemon/logger.js';
 import type { CliIo } from './cli.js';
-import { statusTable } from './daemon-commands.js';
+import { statusTable } from './status-table.js';
 
 /**
  * `ike-node demo`: two daemons in this process, a gateway and a branch office, on loopback with
@@ -92,7 +92,7 @@ export async function demoCommand(io: CliIo, timeoutMs = 10_000): Promise<number
   const daemons = [gateway, branch].map(
     (site) =>
       new Daemon(siteConfig(site, dir, psk), {
-        logger: new Logger('info', (line) => io.stdout(`${site.name.padEnd(7)} ${line}`)),
+        logger: new Logger({ write: (line) => io.stdout(`${site.name.padEnd(7)} ${line}`) }),
       }),
   );
   try {

@@ -5,11 +5,19 @@ import { dirname } from 'node:path';
 /**
  * The control socket: a Unix stream socket (mode 0600) speaking newline-delimited JSON. Each
  * request `{"command": "...", ...}` gets one response `{"ok": true, "result": ...}` or
- * `{"ok": false, "error": "..."}`.
+ * `{"ok": false, "error": "..."}`. A handler may keep writing to the connection afterwards
+ * (the `events` stream) through its session.
  */
 
 export type ControlRequest = { readonly command: string; readonly [key: string]: unknown };
-export type ControlHandler = (request: ControlRequest) => Promise<unknown> | unknown;
+
+/** One client connection, for handlers that stream. */
+export interface ControlSession {
+  send(message: object): void;
+  onClose(listener: () => void): void;
+}
+
+export type ControlHandler = (request: ControlRequest, session: ControlSession) => Promise<unknown> | unknown;
 
 const MAX_REQUEST = 64 * 1024;
 
@@ -18,6 +26,12 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
   rmSync(path, { force: true });
   const server = createServer((socket) => {
     let buffer = '';
+    const session: ControlSession = {
+      send: (message) => {
+        if (socket.writable) socket.write(`${JSON.stringify(message)}\n`);
+      },
+      onClose: (listener) => socket.once('close', listener),
+    };
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       buffer += chunk;
@@ -29,16 +43,16 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
       while ((newline = buffer.indexOf('\n')) >= 0) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
-        void answer(line).then((response) => socket.write(`${JSON.stringify(response)}\n`));
+        void answer(line, session).then((response) => session.send(response));
       }
     });
     socket.on('error', () => socket.destroy());
   });
-  const answer = async (line: string): Promise<object> => {
+  const answer = async (line: string, session: ControlSession): Promise<object> => {
     try {
       const request = JSON.parse(line) as ControlRequest;
       if (typeof request?.command !== 'string') throw new Error('a request is {"command": "..."}');
-      return { ok: true, result: await handler(request) };
+      return { ok: true, result: await handler(request, session) };
     } catch (error) {
       return { ok: false, error: (error as Error).message };
     }
@@ -82,6 +96,54 @@ export function controlRequest(path: string, request: ControlRequest, timeoutMs 
     socket.on('error', (error) => {
       clearTimeout(timer);
       reject(new Error(`cannot reach the daemon at ${path}: ${error.message}`));
+    });
+  });
+}
+
+/**
+ * Subscribes to the daemon's event stream: `onEvent` gets each event until the returned close
+ * function is called or the daemon goes away (then `onEnd`).
+ */
+export async function controlEvents(
+  path: string,
+  onEvent: (event: unknown) => void,
+  onEnd: (error?: Error) => void = () => {},
+): Promise<() => void> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let buffer = '';
+    let subscribed = false;
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify({ command: 'events' })}\n`));
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const message = JSON.parse(buffer.slice(0, newline)) as {
+          ok?: boolean;
+          error?: string;
+          event?: unknown;
+        };
+        buffer = buffer.slice(newline + 1);
+        if (!subscribed) {
+          if (!message.ok) {
+            socket.destroy();
+            reject(new Error(message.error));
+            return;
+          }
+          subscribed = true;
+          resolve(() => socket.end());
+        } else if (message.event !== undefined) {
+          onEvent(message.event);
+        }
+      }
+    });
+    socket.on('error', (error) => {
+      if (!subscribed) reject(new Error(`cannot reach the daemon at ${path}: ${error.message}`));
+      else onEnd(error);
+    });
+    socket.on('close', () => {
+      if (subscribed) onEnd();
     });
   });
 }

@@ -1,19 +1,29 @@
+import { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
+import { sameConnection } from '../core/connection.js';
 import type { ConnectionStatus } from '../core/status.js';
-import type { DaemonConfig } from '../config/index.js';
+import { type DaemonConfig, loadConfig } from '../config/index.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
 import { Ikev1Engine } from '../ikev1/engine.js';
 import type { KernelBackend } from '../kernel/backend.js';
 import { MemoryBackend } from '../kernel/memory.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
-import { type ControlRequest, listenControl } from './control.js';
+import { type ControlRequest, type ControlSession, listenControl } from './control.js';
+import {
+  type DaemonEvent,
+  type DaemonEventBody,
+  type DaemonEventMap,
+  fromEngineEvent,
+  StatusTracker,
+} from './events.js';
 import { Logger } from './logger.js';
 
 /**
  * The runtime: feeds datagrams, timer ticks and commands to the engine and carries out the
  * actions it returns through the sockets and the kernel backend. The only place with a clock.
+ * It emits DaemonEvents (each under its type and under 'event').
  */
 
 export interface DaemonOptions {
@@ -22,11 +32,22 @@ export interface DaemonOptions {
   readonly clock?: () => number;
 }
 
-export class Daemon {
+/** What a reload did, by connection name. */
+export interface ReloadResult {
+  readonly added: string[];
+  readonly changed: string[];
+  readonly removed: string[];
+  readonly unchanged: string[];
+  /** Settings that only a restart applies (listen addresses, kernel backend...). */
+  readonly needsRestart: string[];
+}
+
+export class Daemon extends EventEmitter<DaemonEventMap> {
   readonly engine: Ikev1Engine;
   readonly kernel: KernelBackend;
   readonly logger: Logger;
-  readonly #config: DaemonConfig;
+  #config: DaemonConfig;
+  readonly #statuses = new StatusTracker();
   readonly #clock: () => number;
   #udp: UdpEndpoints | undefined;
   #control: Server | undefined;
@@ -34,9 +55,10 @@ export class Daemon {
   #stopping = false;
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
+    super();
     this.#config = config;
     this.#clock = options.clock ?? (() => Date.now() / 1000);
-    this.logger = options.logger ?? new Logger(config.log.level);
+    this.logger = options.logger ?? new Logger({ level: config.log.level });
     if (config.kernel !== 'memory')
       throw new Error(
         `${config.file}: kernel: backend '${config.kernel}' is not available yet (use "memory")`,
@@ -66,7 +88,9 @@ export class Daemon {
       subsystem: 'net',
       message: `listening on ${listen.addresses.join(', ')} ports ${listen.port} and ${listen.natPort}`,
     });
-    this.#control = await listenControl(this.#config.control.socket, (request) => this.#command(request));
+    this.#control = await listenControl(this.#config.control.socket, (request, session) =>
+      this.#command(request, session),
+    );
     this.logger.log({
       level: 'info',
       subsystem: 'ctl',
@@ -89,6 +113,49 @@ export class Daemon {
 
   status(): ConnectionStatus[] {
     return this.engine.status();
+  }
+
+  get config(): DaemonConfig {
+    return this.#config;
+  }
+
+  /**
+   * Applies a new configuration (read again from the same file when none is given): connections
+   * are added, changed and removed; the SAs of unchanged connections are not touched. Throws
+   * ConfigErrors, leaving everything as it was, when the new configuration is invalid.
+   */
+  reload(next: DaemonConfig = loadConfig(this.#config.file)): ReloadResult {
+    const before = new Map(this.#config.connections.map((c) => [c.name, c]));
+    const result: ReloadResult = { added: [], changed: [], removed: [], unchanged: [], needsRestart: [] };
+    for (const connection of next.connections) {
+      const old = before.get(connection.name);
+      const list = !old ? result.added : sameConnection(old, connection) ? result.unchanged : result.changed;
+      list.push(connection.name);
+    }
+    const names = new Set(next.connections.map((c) => c.name));
+    result.removed.push(...[...before.keys()].filter((name) => !names.has(name)));
+    for (const key of ['listen', 'kernel', 'crypto', 'control'] as const) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(this.#config[key])) result.needsRestart.push(key);
+    }
+    this.#config = next;
+    this.#apply(this.engine.reconfigure(next.connections, this.#clock()));
+    this.#arm();
+    this.logger.log({
+      level: 'info',
+      subsystem: 'cfg',
+      message:
+        `reloaded ${next.file}: ${result.added.length} added, ${result.changed.length} changed, ` +
+        `${result.removed.length} removed, ${result.unchanged.length} unchanged`,
+    });
+    if (result.needsRestart.length) {
+      this.logger.log({
+        level: 'warn',
+        subsystem: 'cfg',
+        message: `${result.needsRestart.join(', ')} changed: restart ike-node to apply`,
+      });
+    }
+    this.#emit({ type: 'reload', added: result.added, changed: result.changed, removed: result.removed });
+    return result;
   }
 
   /** Sends Deletes for everything, removes what was installed, closes the sockets. */
@@ -118,11 +185,20 @@ export class Daemon {
     this.#arm();
   }
 
-  async #command(request: ControlRequest): Promise<unknown> {
+  async #command(request: ControlRequest, session: ControlSession): Promise<unknown> {
     const name = typeof request['name'] === 'string' ? request['name'] : undefined;
     switch (request.command) {
       case 'status':
         return this.status();
+      case 'reload':
+        return this.reload();
+      case 'events': {
+        // The connection stays open and receives {"event": ...} lines until the client leaves.
+        const forward = (event: DaemonEvent) => session.send({ event });
+        this.on('event', forward);
+        session.onClose(() => this.off('event', forward));
+        return { subscribed: true };
+      }
       case 'initiate':
       case 'terminate': {
         if (!name) throw new Error(`${request.command} needs a connection name`);
@@ -153,10 +229,41 @@ export class Daemon {
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;
-        case 'event':
+        case 'event': {
           this.logger.event(action.event);
+          const event = fromEngineEvent(action.event);
+          if (event) this.#emit(event);
           break;
+        }
       }
+    }
+    for (const change of this.#statuses.changes(this.engine.status())) {
+      if (change.type === 'connection') {
+        this.logger.log({
+          level: change.status === 'Error' ? 'warn' : 'info',
+          subsystem: 'ike',
+          connection: change.connection,
+          message: `${change.previous} -> ${change.status}${change.error ? `: ${change.error}` : ''}`,
+        });
+      }
+      this.#emit(change);
+    }
+  }
+
+  #emit(body: DaemonEventBody): void {
+    const event = { ...body, time: this.#clock() } as DaemonEvent;
+    // Subscribers' exceptions are theirs: they must not break the runtime's loop.
+    // Typed for listeners; the union of the map's tuples defeats emit's own inference here.
+    const emit = this.emit.bind(this) as (name: string, event: DaemonEvent) => boolean;
+    try {
+      emit(event.type, event);
+      emit('event', event);
+    } catch (error) {
+      this.logger.log({
+        level: 'error',
+        subsystem: 'ctl',
+        message: `event listener threw: ${(error as Error).message}`,
+      });
     }
   }
 

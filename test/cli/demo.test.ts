@@ -14,15 +14,17 @@ t.test('ike-node demo negotiates on loopback and prints both sides Active', asyn
   t.equal(code, 0, `exit 0 (${err.join('')})`);
   t.match(
     text,
-    /gateway status:\nsite-to-site: Active\n {2}IKEv1 #\d+ ESTABLISHED responder /,
+    /gateway status:\nsite-to-site: Active, peer 127\.0\.0\.1\n {2}IKEv1 SA #\d+ ESTABLISHED \(responder\) /,
     'gateway Active',
   );
   t.match(
     text,
-    /branch status:\nsite-to-site: Active\n {2}IKEv1 #\d+ ESTABLISHED initiator /,
+    /branch status:\nsite-to-site: Active, peer 127\.0\.0\.1\n {2}IKEv1 SA #\d+ ESTABLISHED \(initiator\) /,
     'branch Active',
   );
-  const spis = [...text.matchAll(/child #\d+ tunnel SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/g)];
+  const spis = [
+    ...text.matchAll(/child SA #\d+ \(IKE SA #\d+\) tunnel, SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/g),
+  ];
   t.equal(spis.length, 2, 'a child SA on each side');
   t.same([spis[0]?.[1], spis[0]?.[2]], [spis[1]?.[2], spis[1]?.[1]], 'their SPIs mirror each other');
   t.equal(text.match(/ike stopped/g)?.length, 2, 'both daemons stopped');

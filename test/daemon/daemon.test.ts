@@ -51,7 +51,8 @@ async function until(predicate: () => Promise<boolean>, ms = 5000): Promise<void
 t.test('two daemons negotiate over UDP and report through the control socket', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
   const logs: string[] = [];
-  const logger = (name: string) => new Logger('debug', (line) => logs.push(`${name} ${line}`));
+  const logger = (name: string) =>
+    new Logger({ level: 'debug', write: (line) => logs.push(`${name} ${line}`) });
   const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond'), { logger: logger('R') });
   const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate'), { logger: logger('I') });
   t.teardown(async () => {
@@ -94,7 +95,7 @@ t.test('two daemons negotiate over UDP and report through the control socket', a
 t.test('a bad request on the control socket gets an error, not a crash', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
   const daemon = new Daemon(config(dir, '127.0.0.3', '127.0.0.4', 'respond'), {
-    logger: new Logger('error', () => {}),
+    logger: new Logger({ level: 'error', write: () => {} }),
   });
   t.teardown(async () => {
     await daemon.stop();
