@@ -1,4 +1,5 @@
 import type { Endpoint } from './endpoint.js';
+import type { EncryptionAlgorithm } from '../crypto/registry.js';
 import type { ChildSa, IkeSaInfo } from './sa.js';
 
 /**
@@ -32,6 +33,19 @@ export type EngineEvent =
     }
   /** A message was sent again for lack of an answer. */
   | { readonly type: 'retransmit'; readonly ikeSa: number; readonly connection?: string }
+  /**
+   * The keys that encrypt an IKE SA's messages, only when the runtime asked for them (a debug key
+   * log for Wireshark). Never logged: the runtime hands them to the key log writer alone.
+   */
+  | {
+      readonly type: 'ike-keys';
+      readonly ikeSa: number;
+      readonly version: 1 | 2;
+      readonly spiI: Uint8Array;
+      readonly spiR: Uint8Array;
+      readonly encryption: EncryptionAlgorithm;
+      readonly encryptionKey: Uint8Array;
+    }
   /** `rekeyed`: the id of the IKE SA this one replaces. */
   | { readonly type: 'ike-up'; readonly ikeSa: IkeSaInfo; readonly rekeyed?: number }
   | { readonly type: 'ike-down'; readonly ikeSa: IkeSaInfo; readonly reason: string }

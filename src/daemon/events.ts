@@ -124,6 +124,7 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
     case 'retransmit':
       return event;
     case 'log':
+    case 'ike-keys':
       return undefined;
   }
 }

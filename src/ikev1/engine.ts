@@ -54,6 +54,8 @@ export interface Ikev1EngineOptions {
   readonly halfOpenTimeout?: number;
   /** RFC 3948 section 4: keepalives every 20 s from behind a NAT. */
   readonly keepaliveInterval?: number;
+  /** Emit 'ike-keys' events with phase 1 encryption keys, for a Wireshark key log. */
+  readonly exportKeys?: boolean;
 }
 
 interface ChildEntry {
@@ -88,6 +90,7 @@ export class Ikev1Engine {
       maxHalfOpen: 1024,
       halfOpenTimeout: 30,
       keepaliveInterval: 20,
+      exportKeys: false,
       ...options,
     };
     this.#host = this.#makeHost();
@@ -861,6 +864,7 @@ export class Ikev1Engine {
       },
       retransmit: this.#options.retransmit,
       natPort: this.#options.natPort,
+      exportKeys: this.#options.exportKeys,
       get connections() {
         return engine.#connections;
       },

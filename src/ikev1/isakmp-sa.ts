@@ -30,6 +30,8 @@ export interface Host {
   readonly now: number;
   readonly retransmit: RetransmitPolicy;
   readonly natPort: number;
+  /** Emit 'ike-keys' events (the debug key log): off unless asked for. */
+  readonly exportKeys: boolean;
   readonly connections: readonly Connection[];
   emit(action: Action): void;
   log(level: LogLevel, message: string, sa?: IsakmpSa, connection?: string): void;

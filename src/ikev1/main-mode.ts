@@ -375,6 +375,20 @@ function deriveKeys(host: Host, sa: IsakmpSa): void {
     encryptionKeyLength: encryption.keyMaterialLength,
   });
   sa.protection = new Phase1Protection(encryption, sa.keys.encryptionKey, sa.prf, sa.gxi!, sa.gxr!);
+  if (host.exportKeys) {
+    host.emit({
+      type: 'event',
+      event: {
+        type: 'ike-keys',
+        ikeSa: sa.id,
+        version: 1,
+        spiI: sa.CKY_I,
+        spiR: sa.CKY_R,
+        encryption: suite.encr,
+        encryptionKey: sa.keys.encryptionKey,
+      },
+    });
+  }
 }
 
 /**

@@ -613,3 +613,39 @@ t.test('sibling connections started together share one main mode', async (t) => 
     ['Active', 'Active'],
   );
 });
+
+t.test('phase 1 keys leave the engine only when asked for (the debug key log)', async (t) => {
+  const plain = tunnelPair();
+  plain.pair.initiate(plain.a);
+  t.notOk(
+    [...plain.a.events, ...plain.b.events].some((e) => e.type === 'ike-keys'),
+    'no key events by default',
+  );
+  const pair = new EnginePair();
+  const spec = { localSubnets: ['198.51.100.0/24'], peerSubnets: ['203.0.113.0/24'] };
+  const a = pair.add('a', A, [connection({ localAddress: A, peerAddress: B, start: 'initiate', ...spec })], {
+    exportKeys: true,
+  });
+  const b = pair.add(
+    'b',
+    B,
+    [
+      connection({
+        localAddress: B,
+        peerAddress: A,
+        localSubnets: spec.peerSubnets,
+        peerSubnets: spec.localSubnets,
+      }),
+    ],
+    { exportKeys: true },
+  );
+  pair.initiate(a);
+  const keysOf = (side: Side) => side.events.filter((e) => e.type === 'ike-keys');
+  const [ka] = keysOf(a);
+  const [kb] = keysOf(b);
+  t.equal(keysOf(a).length, 1);
+  t.ok(ka && kb && equalBytes(ka.encryptionKey, kb.encryptionKey), 'both ends derived the same key');
+  t.equal(ka?.encryptionKey.length, 16, 'aes128: a 16-byte key');
+  t.ok(ka && kb && equalBytes(ka.spiI, kb.spiI) && equalBytes(ka.spiR, kb.spiR), 'under the same cookies');
+  t.equal(ka?.encryption.name, 'aes128', 'and the cipher named');
+});
