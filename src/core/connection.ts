@@ -124,3 +124,8 @@ function sameValue(a: unknown, b: unknown): boolean {
     keysA.every((key) => sameValue((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
   );
 }
+
+/** How messages name a policy: `ikePolicy 'x'`, or the connection's own inline one. */
+export function policyLabel(kind: 'ikePolicy' | 'ipsecPolicy', policy: string, connection: string): string {
+  return policy === connection ? `the ${kind} of connection '${connection}'` : `${kind} '${policy}'`;
+}

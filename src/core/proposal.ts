@@ -153,3 +153,36 @@ export function closestSuite(
   }
   return best;
 }
+
+const KIND_LABEL = { encr: 'encryption', integ: 'integrity', prf: 'PRF', dh: 'DH group' } as const;
+
+/**
+ * The "no proposal chosen" advice: of every policy's suites, the one closest to something the
+ * peer offered, and what to enable in which policy to match it, e.g. "closest: peer's
+ * aes256-sha1-modp1024 against our aes256-sha256-modp2048; allow sha1 (integrity) and modp1024
+ * (DH group) in ikePolicy 'x' to match".
+ */
+export function explainMismatch(
+  policies: readonly { readonly what: string; readonly suites: readonly Suite[] }[],
+  offered: readonly Suite[],
+): string | undefined {
+  let best: { what: string; match: NonNullable<ReturnType<typeof closestSuite>> } | undefined;
+  for (const policy of policies) {
+    const match = closestSuite(policy.suites, offered);
+    if (match && (!best || match.differ.length < best.match.differ.length))
+      best = { what: policy.what, match };
+  }
+  if (!best) return undefined;
+  const { ours, offered: theirs, differ } = best.match;
+  // IKEv1 ties the PRF to the integrity hash: name it once.
+  const kinds = differ.includes('integ') ? differ.filter((kind) => kind !== 'prf') : differ;
+  const enable = kinds.map((kind) =>
+    theirs[kind]
+      ? `${theirs[kind].name} (${KIND_LABEL[kind]})`
+      : `no ${KIND_LABEL[kind]} (the peer offers none)`,
+  );
+  return (
+    `closest: peer's ${formatSuite(theirs)} against our ${formatSuite(ours)}; ` +
+    `allow ${enable.join(' and ')} in ${best.what} to match`
+  );
+}

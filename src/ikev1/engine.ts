@@ -268,8 +268,21 @@ export class Ikev1Engine {
         this.#addSa(sa);
       } catch (error) {
         const reason = errorText(error);
-        this.#log('warn', `main mode from ${formatEndpoint(remote)} refused: ${reason}`);
-        this.#emitEvent({ type: 'failed', reason });
+        const concerned = error instanceof ExchangeError ? error.connections : [];
+        this.#log(
+          'warn',
+          `main mode from ${formatEndpoint(remote)} refused: ${reason}`,
+          undefined,
+          concerned.length === 1 ? concerned[0] : undefined,
+        );
+        // The connections it was meant for show why in status (a client's own mistake does not
+        // hide their Active tunnels: Active outranks Error).
+        for (const name of concerned) this.#setError(name, reason);
+        this.#emitEvent({
+          type: 'failed',
+          reason,
+          ...(concerned.length === 1 && { connection: concerned[0]! }),
+        });
         const notify = notifyOf(error) ?? NotifyType.PAYLOAD_MALFORMED;
         this.#out.push(
           clearNotify(header.CKY_I, this.#host.crypto.randomBytes(8), notify, local, remote, nonEspMarker),

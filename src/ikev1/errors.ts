@@ -12,6 +12,8 @@ export class ExchangeError extends Error {
   constructor(
     message: string,
     readonly notify: number,
+    /** The connections the failure concerns, when no SA records it (a refused first message). */
+    readonly connections: readonly string[] = [],
   ) {
     super(message);
   }

@@ -1,6 +1,6 @@
-import { addressIdentity, type Connection, formatIdentity } from '../core/connection.js';
+import { addressIdentity, type Connection, formatIdentity, policyLabel } from '../core/connection.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { formatSuite, selectSuite, type Suite } from '../core/proposal.js';
+import { explainMismatch, formatSuite, selectSuite, type Suite } from '../core/proposal.js';
 import { KeyExchange } from '../crypto/dh.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
@@ -215,10 +215,16 @@ export function respondToMessage1(
     return sa;
   }
   const ours = [...new Set(candidates.flatMap(phase1Suites).map(formatSuite))];
+  const advice = explainMismatch(
+    candidates.map((c) => ({ what: policyLabel('ikePolicy', c.ike.name, c.name), suites: phase1Suites(c) })),
+    offers.map((o) => o.suite),
+  );
   throw new ExchangeError(
     `no proposal chosen: peer offers ${offers.map((o) => formatSuite(o.suite)).join(', ') || 'nothing usable'}` +
-      `${skipped.length ? ` (unusable: ${skipped.join('; ')})` : ''}; we accept ${ours.join(', ')}`,
+      `${skipped.length ? ` (unusable: ${skipped.join('; ')})` : ''}; we accept ${ours.join(', ')}` +
+      `${advice ? `; ${advice}` : ''}`,
     NotifyType.NO_PROPOSAL_CHOSEN,
+    candidates.map((c) => c.name),
   );
 }
 

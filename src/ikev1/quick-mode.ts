@@ -1,7 +1,8 @@
 import { parseAddress } from '../core/address.js';
 import type { Connection } from '../core/connection.js';
 import { schedule } from '../core/lifetime.js';
-import { formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
+import { policyLabel } from '../core/connection.js';
+import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
 import type { ChildSa, Role } from '../core/sa.js';
 import {
   contains,
@@ -209,6 +210,7 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
   const offeredLocal = ids.length ? trafficSelectorFromId(ids[1]!) : parseTrafficSelector(sa.local.address);
 
   const reasons: string[] = [];
+  const policies: { what: string; suites: Suite[] }[] = [];
   for (const connection of quickModeCandidates(host, sa)) {
     const { ipsec } = connection;
     const ours = ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) }));
@@ -221,6 +223,8 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
     );
     if (index === undefined) {
       reasons.push(`'${connection.name}' accepts ${ours.map(formatSuite).join(', ')} in ${ipsec.mode} mode`);
+      if (usable.length)
+        policies.push({ what: policyLabel('ipsecPolicy', ipsec.name, connection.name), suites: ours });
       continue;
     }
     const localTs = substitute(offeredLocal, ipsec.mode === 'transport' && sa.nat.local, sa.local.address);
@@ -254,10 +258,15 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
     (o) =>
       `${formatSuite(o.suite)} (${decodeEncapsulationMode(o.encapsulation)?.mode ?? 'mode ' + o.encapsulation})`,
   );
+  const advice = explainMismatch(
+    policies,
+    offers.map((o) => o.suite),
+  );
   throw new ExchangeError(
     `quick mode: no proposal chosen: peer offers ${offered.join(', ') || 'nothing usable'} for ` +
       `${formatTrafficSelector(offeredRemote)} === ${formatTrafficSelector(offeredLocal)}` +
-      `${skipped.length ? ` (unusable: ${skipped.join('; ')})` : ''}; ${reasons.join('; ')}`,
+      `${skipped.length ? ` (unusable: ${skipped.join('; ')})` : ''}; ${reasons.join('; ')}` +
+      `${advice ? `; ${advice}` : ''}`,
     NotifyType.NO_PROPOSAL_CHOSEN,
   );
 }

@@ -267,13 +267,35 @@ t.test('no proposal chosen: the log names both sides offers', async (t) => {
   const log = b.logs.join('\n');
   t.match(log, /peer offers 3des-md5-modp1024/);
   t.match(log, /we accept aes256-sha256-modp2048/);
+  t.match(
+    log,
+    /closest: peer's 3des-md5-modp1024 against our aes256-sha256-modp2048; allow 3des \(encryption\) and md5 \(integrity\) and modp1024 \(DH group\) in ikePolicy 'ike' to match/,
+  );
+  t.match(
+    b.engine.status()[0]!.error,
+    /peer offers 3des-md5-modp1024.*allow 3des/,
+    "the responder's status says why",
+  );
   t.match(a.engine.status()[0]!.error, /NO_PROPOSAL_CHOSEN/, 'the initiator learns it from the notify');
+  const close = tunnelPair(
+    { ike: ['aes256-sha1-modp1024', '3des-sha1-modp1024'] },
+    { ike: ['aes256-sha256-modp1024'] },
+  );
+  close.pair.initiate(close.a);
+  t.match(
+    close.b.logs.join('\n'),
+    /closest: peer's aes256-sha1-modp1024 against our aes256-sha256-modp1024; allow sha1 \(integrity\) in ikePolicy 'ike' to match/,
+    'the closest of several offers, one algorithm apart',
+  );
   const esp = tunnelPair({ esp: ['aes128-sha1'] }, { esp: ['aes256-sha256'] });
   esp.pair.initiate(esp.a);
   t.match(
     esp.b.logs.join('\n'),
-    /peer offers aes128-sha1 \(tunnel\).*'test' accepts aes256-sha256 in tunnel mode/,
+    /peer offers aes128-sha1 \(tunnel\).*'test' accepts aes256-sha256 in tunnel mode; closest: peer's aes128-sha1 against our aes256-sha256; allow aes128 \(encryption\) and sha1 \(integrity\) in ipsecPolicy 'esp' to match/,
   );
+  const pfs = tunnelPair({}, { pfs: 'modp2048' });
+  pfs.pair.initiate(pfs.a);
+  t.match(pfs.b.logs.join('\n'), /allow no DH group \(the peer offers none\) in ipsecPolicy 'esp' to match/);
   t.equal(esp.a.installed.size, 0);
   t.match(esp.a.engine.status()[0]!.error ?? esp.a.logs.join('\n'), /NO_PROPOSAL_CHOSEN/);
 });
