@@ -63,7 +63,7 @@ export class UdpEndpoints {
     const natPort = port === this.#options.natPort;
     return new Promise((resolve, reject) => {
       socket.once('error', (error) =>
-        reject(new Error(`cannot listen on ${address} port ${port}: ${error.message}`)),
+        reject(new Error(`cannot listen on ${address} port ${port}: ${bindHint(error)}`)),
       );
       socket.bind({ address, port, exclusive: true }, () => {
         socket.removeAllListeners('error');
@@ -112,5 +112,19 @@ export class UdpEndpoints {
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
     for (const socket of this.#sockets.values()) socket.close();
     this.#sockets.clear();
+  }
+}
+
+/** The usual causes, said plainly: the two an operator meets first. */
+function bindHint(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return "the port is in use (is another IKE daemon, such as strongSwan's charon, running?)";
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+    case 'EADDRNOTAVAIL':
+      return 'no interface has this address';
+    default:
+      return error.message;
   }
 }
