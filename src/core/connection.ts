@@ -48,13 +48,22 @@ export interface IkePolicy {
 export interface IpsecPolicy {
   readonly name: string;
   readonly protocol: 'esp';
-  readonly mode: 'tunnel' | 'transport';
+  /** What we propose as initiator. */
+  readonly mode: IpsecMode;
   /** In preference order; without DH groups (PFS is `pfs`). */
   readonly proposals: readonly Suite[];
   /** The quick mode / CREATE_CHILD_SA DH group, or undefined for no PFS. */
   readonly pfs?: DhAlgorithm;
+  /**
+   * As a responder, the modes and PFS choices we accept, in preference order (default: `mode`
+   * and `pfs` alone). Wider for gateways that serve clients as they come, as isakmpd does.
+   */
+  readonly acceptModes?: readonly IpsecMode[];
+  readonly acceptPfs?: readonly (DhAlgorithm | 'none')[];
   readonly lifetime: Lifetime;
 }
+
+export type IpsecMode = 'tunnel' | 'transport';
 
 export interface LocalEnd {
   /** Our address; undefined means any local address (the runtime's listen addresses). */

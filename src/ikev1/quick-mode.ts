@@ -1,7 +1,6 @@
 import { parseAddress } from '../core/address.js';
-import type { Connection } from '../core/connection.js';
+import { type Connection, type IpsecMode, policyLabel } from '../core/connection.js';
 import { schedule } from '../core/lifetime.js';
-import { policyLabel } from '../core/connection.js';
 import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
 import type { ChildSa, Role } from '../core/sa.js';
 import {
@@ -67,6 +66,8 @@ export interface QuickModeExchange {
   gqm?: Uint8Array;
   offered: readonly Suite[];
   suite?: Suite;
+  /** Proposed (initiator) or chosen from the offer (responder). */
+  mode: IpsecMode;
   udp: boolean;
   localTs: TrafficSelector;
   remoteTs: TrafficSelector;
@@ -98,6 +99,7 @@ export function startQuickMode(
     spiIn: newSpi(host),
     Ni_b: host.crypto.randomBytes(NONCE_LENGTH),
     offered: ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) })),
+    mode: ipsec.mode,
     udp,
     localTs,
     remoteTs,
@@ -213,26 +215,30 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
   const policies: { what: string; suites: Suite[] }[] = [];
   for (const connection of quickModeCandidates(host, sa)) {
     const { ipsec } = connection;
-    const ours = ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) }));
-    const usable = offers.filter(
-      (offer) => decodeEncapsulationMode(offer.encapsulation)?.mode === ipsec.mode,
+    const modes = ipsec.acceptModes ?? [ipsec.mode];
+    // PFS preference first: a suite with our group beats the same suite without PFS.
+    const ours = (ipsec.acceptPfs ?? [ipsec.pfs ?? 'none']).flatMap((pfs) =>
+      ipsec.proposals.map((suite) => (pfs === 'none' ? suite : { ...suite, dh: pfs })),
     );
+    const usable = offers.filter((offer) => {
+      const mode = decodeEncapsulationMode(offer.encapsulation)?.mode;
+      return mode !== undefined && modes.includes(mode);
+    });
     const index = selectSuite(
       ours,
       usable.map((offer) => offer.suite),
     );
     if (index === undefined) {
-      reasons.push(`'${connection.name}' accepts ${ours.map(formatSuite).join(', ')} in ${ipsec.mode} mode`);
+      reasons.push(
+        `'${connection.name}' accepts ${ours.map(formatSuite).join(', ')} in ${modes.join(' or ')} mode`,
+      );
       if (usable.length)
         policies.push({ what: policyLabel('ipsecPolicy', ipsec.name, connection.name), suites: ours });
       continue;
     }
-    const localTs = substitute(offeredLocal, ipsec.mode === 'transport' && sa.nat.local, sa.local.address);
-    const remoteTs = substitute(
-      offeredRemote,
-      ipsec.mode === 'transport' && sa.nat.remote,
-      sa.remote.address,
-    );
+    const mode = decodeEncapsulationMode(usable[index]!.encapsulation)!.mode;
+    const localTs = substitute(offeredLocal, mode === 'transport' && sa.nat.local, sa.local.address);
+    const remoteTs = substitute(offeredRemote, mode === 'transport' && sa.nat.remote, sa.remote.address);
     if (!selectorsFit(connection, localTs, remoteTs)) {
       reasons.push(
         `'${connection.name}' does not cover ${formatTrafficSelector(offeredLocal)} === ${formatTrafficSelector(offeredRemote)}`,
@@ -304,6 +310,7 @@ function answer(
     Nr_b: host.crypto.randomBytes(NONCE_LENGTH),
     offered: [offer.suite],
     suite: offer.suite,
+    mode: decodeEncapsulationMode(offer.encapsulation)!.mode,
     udp: decodeEncapsulationMode(offer.encapsulation)!.udp,
     localTs,
     remoteTs,
@@ -323,7 +330,7 @@ function answer(
   ];
   if (exchange.ke) payloads.push({ kind: 'ke', data: exchange.ke.publicKey });
   if (exchange.ids) payloads.push(exchange.ids.ci, exchange.ids.cr);
-  if (exchange.udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'responder'));
+  if (exchange.udp && exchange.mode === 'transport') payloads.push(...natOaPayloads(sa, 'responder'));
   if (offeredSecondsExceed(offer, ipsec)) {
     // RFC 2407 section 4.6.3.1: tell the initiator the shorter lifetime we apply.
     payloads.push({
@@ -341,7 +348,7 @@ function answer(
   host.log(
     'info',
     `quick mode ${hexId(messageId)} for '${connection.name}': ${formatTrafficSelector(localTs)} === ` +
-      `${formatTrafficSelector(remoteTs)} ${ipsec.mode}${exchange.udp ? ' UDP-encapsulated' : ''}, chose ${formatSuite(offer.suite)}`,
+      `${formatTrafficSelector(remoteTs)} ${exchange.mode}${exchange.udp ? ' UDP-encapsulated' : ''}, chose ${formatSuite(offer.suite)}`,
     sa,
     connection.name,
   );
@@ -529,7 +536,7 @@ function childSa(host: Host, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa
     connection: exchange.connection.name,
     ikeSaId: sa.id,
     protocol: 'esp',
-    mode: ipsec.mode,
+    mode: exchange.mode,
     encapsulation: exchange.udp,
     local: sa.local,
     remote: sa.remote,

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { algorithm } from '../../src/crypto/registry.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { equalBytes } from '../../src/wire/bytes.js';
@@ -670,4 +671,46 @@ t.test('phase 1 keys leave the engine only when asked for (the debug key log)', 
   t.equal(ka?.encryptionKey.length, 16, 'aes128: a 16-byte key');
   t.ok(ka && kb && equalBytes(ka.spiI, kb.spiI) && equalBytes(ka.spiR, kb.spiR), 'under the same cookies');
   t.equal(ka?.encryption.name, 'aes128', 'and the cipher named');
+});
+
+t.test('a responder can accept more modes and PFS choices than it proposes', async (t) => {
+  const lenient = (spec: Partial<ConnectionSpec>) => {
+    const base = connection({ localAddress: B, peerAddress: 'any', pfs: 'modp1024', ...spec });
+    return {
+      ...base,
+      ipsec: {
+        ...base.ipsec,
+        acceptModes: ['tunnel', 'transport'] as const,
+        acceptPfs: [algorithm('dh', 'modp1024'), 'none' as const],
+      },
+    };
+  };
+  const transportNoPfs = {
+    mode: 'transport' as const,
+    localSubnets: [parseTrafficSelector(A, 17, 1701)],
+    peerSubnets: [parseTrafficSelector(B, 17, 1701)],
+  };
+  const offers: [string, Partial<ConnectionSpec>][] = [
+    ['transport mode without PFS', transportNoPfs],
+    [
+      'tunnel mode with PFS',
+      { pfs: 'modp1024', localSubnets: ['198.51.100.0/24'], peerSubnets: ['203.0.113.0/24'] },
+    ],
+  ];
+  for (const [label, offer] of offers) {
+    const pair = new EnginePair();
+    const client = pair.add('a', A, [
+      connection({ localAddress: A, peerAddress: B, start: 'initiate', ...offer }),
+    ]);
+    const gateway = pair.add('b', B, [lenient({ localSubnets: ['203.0.113.0/24', `${B}/32`] })]);
+    pair.initiate(client);
+    const [child] = [...gateway.installed.values()];
+    t.equal(child?.mode, offer.mode ?? 'tunnel', `${label}: accepted in the offered mode`);
+    t.equal(child?.suite.dh?.name, offer.pfs, `${label}: PFS as offered`);
+    t.equal(client.installed.size, 1);
+  }
+  const strict = tunnelPair({ ...transportNoPfs }, { mode: 'tunnel', pfs: 'modp1024' });
+  strict.pair.initiate(strict.a);
+  t.equal(strict.b.installed.size, 0, 'without them, the same offer is refused');
+  t.match(strict.b.logs.join('\n'), /accepts aes128-sha1-modp1024 in tunnel mode/);
 });
