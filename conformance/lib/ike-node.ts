@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { delay, processEnd, type Ns } from './netns.js';
@@ -50,7 +50,9 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   const socket = controlSocketOf(config);
   const configPath = join(dir, 'peers.json');
   const logPath = join(dir, 'ike-node.log');
-  writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n');
+  // It holds the pre-shared key: ike-node refuses a peers.json that others can read.
+  writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(configPath, 0o600);
   if (!existsSync(CLI)) throw new Error(`startIkeNode: ${CLI} is missing; run npm run build`);
 
   const out = openSync(logPath, 'w');

@@ -1,59 +1,37 @@
-import type { Problems } from './errors.js';
-import { isJsonObject, type Json, type JsonObject, type JsonPath } from './json.js';
+import { describe, isSecretPath } from './describe.js';
+import { formatPath, type Problems } from './errors.js';
+import { isJsonObject, type Json, type JsonPath } from './json.js';
+import { jsonTypeOf, type Schema, type SchemaNode } from './schema.js';
+
+/** What every cursor of one check shares. */
+export interface CheckContext {
+  readonly schema: Schema;
+  readonly problems: Problems;
+  /** When set, the schema pointer of every fixed key the code reads (to compare code and schema). */
+  readonly reads?: Set<string>;
+}
 
 /**
- * A position in the parsed file: a value (or its absence) with its JSON path. Each accessor
- * either returns the value in the wanted form or records a problem and returns undefined, so the
- * checks go on and every problem in the file is reported. Under a `psk` key, found values are
- * described by their type only.
+ * A position in the parsed file for the semantic checks, which run after the schema has checked
+ * the structure: a value (or its absence), its JSON path and its schema node. The code may only
+ * read keys the schema defines (reading another is a bug, and throws), and trusts the schema for
+ * types: the typed getters return undefined, quietly, for values the schema rejected (that problem
+ * is reported already) and throw if the schema accepted a value the code cannot use.
  */
 export class Cursor {
   constructor(
-    readonly problems: Problems,
+    readonly context: CheckContext,
     readonly path: JsonPath,
     readonly value: Json | undefined,
-    readonly secret = false,
+    readonly schema: SchemaNode,
   ) {}
+
+  get problems(): Problems {
+    return this.context.problems;
+  }
 
   get present(): boolean {
     return this.value !== undefined;
-  }
-
-  /** The child under `key` (absent when this is not an object or has no such key). */
-  key(key: string): Cursor {
-    const child = isJsonObject(this.value) ? this.value.get(key) : undefined;
-    return new Cursor(this.problems, [...this.path, key], child, this.secret || key === 'psk');
-  }
-
-  /** Records a problem here. `got` defaults to a description of the value found. */
-  fail(expected: string, got: string = describe(this.value, this.secret)): undefined {
-    return this.problems.add(this.path, expected, got);
-  }
-
-  /**
-   * An object whose keys are all in `allowed`; each other key is a problem naming it and the
-   * allowed ones. Returns undefined (with a problem) when the value is not an object.
-   */
-  object(allowed: readonly string[], expected = 'an object'): JsonObject | undefined {
-    if (!isJsonObject(this.value)) return this.fail(expected);
-    for (const key of this.value.keys()) {
-      if (!allowed.includes(key)) {
-        this.key(key).fail(
-          allowed.length ? `one of the keys ${allowed.join(', ')}` : 'no keys here',
-          `unknown key ${JSON.stringify(key)}`,
-        );
-      }
-    }
-    return this.value;
-  }
-
-  /** The entries of an object whose keys are names the user chose (connections, policies). */
-  entries(expected: string): Cursor[] {
-    if (!isJsonObject(this.value)) {
-      this.fail(expected);
-      return [];
-    }
-    return [...this.value.keys()].map((key) => this.key(key));
   }
 
   /** The last part of the path: an entry's name. */
@@ -61,52 +39,92 @@ export class Cursor {
     return String(this.path[this.path.length - 1]);
   }
 
-  string(expected = 'a string'): string | undefined {
-    if (typeof this.value !== 'string' || this.value === '') return this.fail(expected);
-    return this.value;
+  /** The schema's words for what belongs here. */
+  get expected(): string {
+    return this.context.schema.expected(this.schema);
   }
 
-  /** An integer in [min, max]; `unit` follows "a whole number", `note` the range. */
-  integer(min: number, max: number, unit = '', note = ''): number | undefined {
+  /** False when the schema rejected this value or one that contains it. */
+  get valid(): boolean {
+    return !this.problems.rejected(this.path);
+  }
+
+  /** Whether any problem (structural or semantic) has been recorded here or below. */
+  hasProblems(): boolean {
+    return this.problems.under(this.path);
+  }
+
+  /** The child under `key`; absent when this is not an object or has no such key. */
+  key(key: string): Cursor {
+    const child = this.context.schema.child(this.schema, key);
+    if (!child) {
+      throw new Error(
+        `ike-node bug: the configuration code reads "${key}" at ${formatPath(this.path) || 'the top level'}, which schema/peers.schema.json does not define`,
+      );
+    }
+    if (child.pointer) this.context.reads?.add(child.pointer);
+    const value = isJsonObject(this.value) ? this.value.get(key) : undefined;
+    return new Cursor(this.context, [...this.path, key], value, child.node);
+  }
+
+  /** The entries of an object whose keys are names the user chose (connections, policies). */
+  entries(): Cursor[] {
+    return isJsonObject(this.value) ? [...this.value.keys()].map((key) => this.key(key)) : [];
+  }
+
+  /**
+   * The items of a list; a lone value where the schema allows "one or a list" is a list of one
+   * (with the schema of that one). Nothing for an absent or rejected value.
+   */
+  items(): Cursor[] {
     const value = this.value;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      return this.fail(`a whole number${unit} from ${min} to ${max}${note}`);
+    if (value === undefined || !this.valid) return [];
+    const schema = this.context.schema;
+    if (!Array.isArray(value)) {
+      return [new Cursor(this.context, this.path, value, schema.branchFor(this.schema, jsonTypeOf(value)))];
     }
-    return value;
+    const items = schema.items(schema.branchFor(this.schema, 'array'));
+    if (!items) throw new Error(`ike-node bug: the schema has no items for ${formatPath(this.path)}`);
+    return value.map((item, i) => new Cursor(this.context, [...this.path, i], item, items));
   }
 
-  /** One of a fixed set of JSON values (strings, numbers, booleans). */
-  oneOf<T extends string | number | boolean>(options: readonly T[], expected?: string): T | undefined {
+  /**
+   * Records a semantic problem here: by default, that the value is not what the schema's
+   * description says. Quiet when the schema rejected this value already.
+   */
+  fail(
+    expected: string = this.expected,
+    got: string = describe(this.value, isSecretPath(this.path)),
+  ): undefined {
+    if (this.valid) this.problems.add(this.path, expected, got);
+    return undefined;
+  }
+
+  string(): string | undefined {
+    return this.#typed('string');
+  }
+
+  number(): number | undefined {
+    return this.#typed('number');
+  }
+
+  /** One of the values the code knows; the schema's enum must not allow others. */
+  choice<T extends string | number | boolean>(options: readonly T[]): T | undefined {
+    if (this.value === undefined || !this.valid) return undefined;
     const match = options.find((option) => option === this.value);
-    if (match === undefined) {
-      return this.fail(expected ?? options.map((option) => JSON.stringify(option)).join(' or '));
-    }
+    if (match === undefined) this.#disagree(options.map((option) => JSON.stringify(option)).join(' or '));
     return match;
   }
 
-  /** The items of a list, as cursors; with `single`, a lone non-list value counts as a list of one. */
-  list(expected: string, options: { single?: boolean; nonEmpty?: boolean } = {}): Cursor[] | undefined {
-    const value = this.value;
-    if (!Array.isArray(value)) {
-      if (options.single && value !== undefined && !isJsonObject(value)) return [this];
-      return this.fail(expected);
-    }
-    if (options.nonEmpty && value.length === 0) return this.fail(expected, 'an empty list');
-    return value.map((item, i) => new Cursor(this.problems, [...this.path, i], item, this.secret));
+  #typed<K extends 'string' | 'number'>(type: K): (K extends 'string' ? string : number) | undefined {
+    if (this.value === undefined || !this.valid) return undefined;
+    if (typeof this.value !== type) this.#disagree(`a ${type}`);
+    return this.value as K extends 'string' ? string : number;
   }
-}
 
-/** How a found value is shown in a message: quoted and shortened, or only its type when secret. */
-export function describe(value: Json | undefined, secret = false): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return value.length ? 'a list' : 'an empty list';
-  if (isJsonObject(value)) return 'an object';
-  if (secret)
-    return typeof value === 'string' ? `a string of ${value.length} characters` : `a ${typeof value}`;
-  if (typeof value === 'string') {
-    const quoted = JSON.stringify(value);
-    return quoted.length > 80 ? `${quoted.slice(0, 76)}..."` : quoted;
+  #disagree(wanted: string): never {
+    throw new Error(
+      `ike-node bug: schema/peers.schema.json accepts ${describe(this.value, isSecretPath(this.path))} at ${formatPath(this.path) || 'the top level'}, where the code expects ${wanted}`,
+    );
   }
-  return String(value);
 }

@@ -190,7 +190,9 @@ class Parser {
     const before = this.text.slice(0, this.pos);
     const line = before.split('\n').length;
     const column = this.pos - before.lastIndexOf('\n');
-    throw new JsonSyntaxError(line, column, expected, describeCharacter(this.text[this.pos]));
+    const comment = /^\/[/*]/.test(this.text.slice(this.pos, this.pos + 2));
+    const got = comment ? 'a comment (JSON has none)' : describeCharacter(this.text[this.pos]);
+    throw new JsonSyntaxError(line, column, expected, got);
   }
 }
 

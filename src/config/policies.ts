@@ -19,79 +19,50 @@ import { isJsonObject } from './json.js';
  * algorithms as strongSwan proposal strings or as Neutron-style fields, lifetimes and DPD.
  */
 
-export const IKE_POLICY_KEYS = [
-  'version',
-  'mode',
-  'proposals',
-  'encryption',
-  'integrity',
-  'authAlgorithm',
-  'dhGroup',
-  'lifetime',
-  'rekeyMargin',
-  'rekeyFuzz',
-  'dpd',
-] as const;
-
-export const IPSEC_POLICY_KEYS = [
-  'protocol',
-  'mode',
-  'proposals',
-  'encryption',
-  'integrity',
-  'authAlgorithm',
-  'pfs',
-  'lifetime',
-  'lifetimeKilobytes',
-  'rekeyMargin',
-  'rekeyFuzz',
-] as const;
-
-export const LIFETIME_MIN = 60;
-export const LIFETIME_MAX = 86400;
 export const IKE_LIFETIME_DEFAULT = 10800;
 export const IPSEC_LIFETIME_DEFAULT = 3600;
 export const DPD_DEFAULTS: Dpd = { delay: 30, timeout: 120, action: 'clear' };
 
-const EXPECT_ENCRYPTION =
-  'an encryption algorithm: 3des, aes-128, aes-192, aes-256, or a keyword such as aes128ctr or aes256gcm16';
-const EXPECT_INTEGRITY = 'an integrity algorithm: md5, sha1, sha256, sha384 or sha512';
-const EXPECT_DH =
-  'a Diffie-Hellman group: group2, group5, group14, group15, group16, group19, group20, group31, or a keyword such as modp1024 or ecp256';
+const IKE_VERSIONS = [1, 2, 'v1', 'v2'] as const;
 
 export function readIkePolicy(at: Cursor, name: string, crypto: ProviderName): IkePolicy | undefined {
-  const before = at.problems.count;
-  if (!at.object(IKE_POLICY_KEYS, 'an IKE policy object')) return undefined;
-  const versionAt = at.key('version');
-  const version = versionAt.present ? versionAt.oneOf([1, 2] as const) : 1;
-  const modeAt = at.key('mode');
-  if (modeAt.value === 'aggressive') {
-    modeAt.fail(
-      '"main" (aggressive mode is not supported: it sends a hash of the pre-shared key that an eavesdropper can attack offline)',
-    );
-  } else if (modeAt.present) {
-    modeAt.oneOf(['main'] as const);
-  }
+  if (!isJsonObject(at.value) || !at.valid) return undefined;
+  const versionAt = aliased(at, 'version', 'ikeVersion');
+  const written = versionAt.present ? versionAt.choice(IKE_VERSIONS) : 1;
+  const version = written === undefined ? undefined : written === 1 || written === 'v1' ? 1 : 2;
+  // The schema allows "main" only, and says why not aggressive mode.
+  aliased(at, 'mode', 'phase1NegotiationMode').choice(['main'] as const);
   const proposals = readProposals(at, 'ike', crypto, version);
   const lifetime = readLifetime(at, IKE_LIFETIME_DEFAULT, false);
   const dpd = readDpd(at.key('dpd'));
-  if (at.problems.count > before || !version || !proposals || !lifetime) return undefined;
+  if (at.hasProblems() || !version || !proposals || !lifetime) return undefined;
   return { name, version, mode: 'main', proposals, lifetime, ...(dpd && { dpd }) };
 }
 
 export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName): IpsecPolicy | undefined {
-  const before = at.problems.count;
-  if (!at.object(IPSEC_POLICY_KEYS, 'an IPsec policy object')) return undefined;
-  const protocolAt = at.key('protocol');
-  if (protocolAt.value === 'ah') protocolAt.fail('"esp" (AH is not supported)');
-  else if (protocolAt.present) protocolAt.oneOf(['esp'] as const);
-  const modeAt = at.key('mode');
-  const mode = modeAt.present ? modeAt.oneOf(['tunnel', 'transport'] as const) : 'tunnel';
+  if (!isJsonObject(at.value) || !at.valid) return undefined;
+  // The schema allows "esp" only, and says that AH is not supported.
+  aliased(at, 'protocol', 'transformProtocol').choice(['esp'] as const);
+  const modeAt = aliased(at, 'mode', 'encapsulationMode');
+  const mode = modeAt.present ? modeAt.choice(['tunnel', 'transport'] as const) : 'tunnel';
   const proposals = readProposals(at, 'esp', crypto, undefined);
   const pfs = readPfs(at.key('pfs'), crypto);
   const lifetime = readLifetime(at, IPSEC_LIFETIME_DEFAULT, true);
-  if (at.problems.count > before || !mode || !proposals || !lifetime) return undefined;
+  if (at.hasProblems() || !mode || !proposals || !lifetime) return undefined;
   return { name, protocol: 'esp', mode, proposals, ...(pfs && { pfs }), lifetime };
+}
+
+/**
+ * A key with a second name (OpenStack Neutron's, such as encryptionAlgorithm for encryption):
+ * whichever is written; both at once is a problem, since they mean the same.
+ */
+function aliased(at: Cursor, key: string, alias: string): Cursor {
+  const main = at.key(key);
+  const other = at.key(alias);
+  if (main.present && other.present) {
+    other.fail(`either ${key} or ${alias} (the same thing), not both`, 'both');
+  }
+  return other.present && !main.present ? other : main;
 }
 
 /** Suites from `proposals` (strongSwan strings) or from the Neutron-style fields, in preference order. */
@@ -101,11 +72,12 @@ function readProposals(
   crypto: ProviderName,
   version: 1 | 2 | undefined,
 ): Suite[] | undefined {
-  const fieldNames =
-    use === 'ike'
-      ? ['encryption', 'integrity', 'authAlgorithm', 'dhGroup']
-      : ['encryption', 'integrity', 'authAlgorithm'];
-  const fields = fieldNames.filter((key) => at.key(key).present);
+  const encrAt = aliased(at, 'encryption', 'encryptionAlgorithm');
+  const integAt = aliased(at, 'integrity', 'authAlgorithm');
+  const dhAt = use === 'ike' ? at.key('dhGroup') : undefined;
+  const fieldKeys = ['encryption', 'encryptionAlgorithm', 'integrity', 'authAlgorithm'];
+  if (use === 'ike') fieldKeys.push('dhGroup');
+  const fields = fieldKeys.filter((key) => at.key(key).present);
   const proposalsAt = at.key('proposals');
   const fieldsText = use === 'ike' ? 'encryption, integrity and dhGroup' : 'encryption and integrity';
   if (proposalsAt.present && fields.length) {
@@ -116,12 +88,10 @@ function readProposals(
   }
   const sets: { set: ProposalSet; where: (kind: Algorithm['kind']) => Cursor }[] = [];
   if (proposalsAt.present) {
-    const example = use === 'ike' ? '"aes256-sha256-modp2048"' : '"aes256-sha256" (no DH group: that is pfs)';
-    const expected = `a list of ${use === 'ike' ? 'IKE' : 'ESP'} proposals such as ${example}`;
-    for (const item of proposalsAt.list(expected, { single: true, nonEmpty: true }) ?? []) {
-      const text = item.string(expected);
+    for (const item of proposalsAt.items()) {
+      const text = item.string();
       if (text === undefined) continue;
-      const set = parseSet(item, text, use, expected);
+      const set = parseSet(item, text, use, item.expected);
       if (!set) continue;
       if (use === 'esp' && set.dh.length) {
         item.fail(
@@ -131,27 +101,22 @@ function readProposals(
       }
       sets.push({ set, where: () => item });
     }
+    if (proposalsAt.hasProblems()) return undefined;
   } else if (fields.length) {
-    const encrAt = at.key('encryption');
-    const integAt = at.key('authAlgorithm').present ? at.key('authAlgorithm') : at.key('integrity');
-    const dhAt = at.key('dhGroup');
-    if (at.key('integrity').present && at.key('authAlgorithm').present) {
-      at.key('authAlgorithm').fail('either integrity or authAlgorithm (the same thing), not both', 'both');
-    }
-    const encr = readNames(encrAt, 'encr', EXPECT_ENCRYPTION, true);
+    const encr = readNames(encrAt, 'encr', true);
     const aead = encr !== undefined && encr.every((row) => row.kind === 'encr' && row.icvLength > 0);
     const integ = readNames(
       integAt,
       'integ',
-      use === 'ike' ? EXPECT_INTEGRITY : `${EXPECT_INTEGRITY} (required unless the encryption is AEAD)`,
       use === 'ike' || !aead,
+      ' (required unless the encryption is AEAD)',
     );
-    const dh = use === 'ike' ? readNames(dhAt, 'dh', EXPECT_DH, true) : [];
+    const dh = dhAt ? readNames(dhAt, 'dh', true) : [];
     if (!encr || !integ || !dh) return undefined;
     const keywords = [...encr, ...integ, ...dh].map((row) => row.name).join('-');
     const set = parseSet(at, keywords, use, 'algorithms that work together');
     if (!set) return undefined;
-    sets.push({ set, where: (kind) => (kind === 'encr' ? encrAt : kind === 'dh' ? dhAt : integAt) });
+    sets.push({ set, where: (kind) => (kind === 'encr' ? encrAt : kind === 'dh' && dhAt ? dhAt : integAt) });
   } else {
     return proposalsAt.fail(`a list of proposals, or the fields ${fieldsText}`);
   }
@@ -182,24 +147,25 @@ function parseSet(at: Cursor, text: string, use: ProposalUse, expected: string):
   }
 }
 
-/** The registry rows a Neutron-style field names: one name or a list ("aes-256" is aes256). */
+/**
+ * The registry rows a Neutron-style field names: one name or a list ("aes-256" is aes256). A
+ * required field that is absent is a problem; `note` says when it is required.
+ */
 function readNames(
   at: Cursor,
   kind: Algorithm['kind'],
-  expected: string,
   required: boolean,
+  note = '',
 ): Algorithm[] | undefined {
-  if (!at.present) return required ? at.fail(expected) : [];
+  if (!at.present) return required ? at.fail(`${at.expected}${note}`) : [];
   const rows: Algorithm[] = [];
-  let ok = true;
-  for (const item of at.list(`${expected}, or a list of them`, { single: true, nonEmpty: true }) ?? []) {
-    const text = item.string(expected);
+  for (const item of at.items()) {
+    const text = item.string();
     const row = text === undefined ? undefined : lookup(kind, text);
     if (row) rows.push(row);
-    else if (text !== undefined) item.fail(expected);
-    ok &&= row !== undefined;
+    else item.fail();
   }
-  return ok && rows.length ? rows : undefined;
+  return at.hasProblems() || !rows.length ? undefined : rows;
 }
 
 function lookup(kind: Algorithm['kind'], text: string): Algorithm | undefined {
@@ -261,11 +227,10 @@ export function ikev1EspGaps(policy: IpsecPolicy): string[] {
 
 function readPfs(at: Cursor, crypto: ProviderName): DhAlgorithm | undefined {
   if (!at.present || at.value === false || at.value === 'none') return undefined;
-  const expected = `"none", false, or ${EXPECT_DH}`;
-  const text = at.string(expected);
+  const text = at.string();
   if (text === undefined) return undefined;
   const row = lookup('dh', text);
-  if (!row || row.kind !== 'dh') return at.fail(expected);
+  if (!row || row.kind !== 'dh') return at.fail();
   if (!createCryptoProvider(crypto).supports(row.name)) {
     return at.fail(`a group the "${crypto}" crypto provider implements`);
   }
@@ -273,66 +238,38 @@ function readPfs(at: Cursor, crypto: ProviderName): DhAlgorithm | undefined {
 }
 
 /**
- * `lifetime` as seconds or Neutron's { "units": "seconds", "value": N }, with rekeyMargin
- * (default min(540, lifetime / 10)) and rekeyFuzz (default a third of the margin).
+ * `lifetime` as seconds or Neutron's { "units": "seconds", "value": N } (the schema holds both to
+ * 60-86400 s), with rekeyMargin (default min(540, lifetime / 10)) and rekeyFuzz (default a third
+ * of the margin), which must leave part of the lifetime.
  */
 function readLifetime(at: Cursor, fallback: number, child: boolean): Lifetime | undefined {
   const lifeAt = at.key('lifetime');
   let seconds: number | undefined = fallback;
-  if (isJsonObject(lifeAt.value)) {
-    lifeAt.object(['units', 'value']);
-    const unitsAt = lifeAt.key('units');
-    if (unitsAt.present) {
-      unitsAt.oneOf(
-        ['seconds'] as const,
-        child ? '"seconds" (for a limit in kilobytes use lifetimeKilobytes)' : '"seconds"',
-      );
-    }
-    seconds = lifeAt.key('value').integer(LIFETIME_MIN, LIFETIME_MAX, ' of seconds');
-  } else if (lifeAt.present) {
-    seconds = lifeAt.integer(LIFETIME_MIN, LIFETIME_MAX, ' of seconds');
-  }
+  if (lifeAt.present) seconds = isJsonObject(lifeAt.value) ? lifeAt.key('value').number() : lifeAt.number();
   if (seconds === undefined) return undefined;
   const marginAt = at.key('rekeyMargin');
-  const rekeyMargin = marginAt.present
-    ? marginAt.integer(0, seconds - 1, ' of seconds', ' (less than the lifetime)')
-    : Math.min(540, Math.floor(seconds / 10));
+  let rekeyMargin = marginAt.present ? marginAt.number() : Math.min(540, Math.floor(seconds / 10));
+  if (rekeyMargin !== undefined && rekeyMargin >= seconds) {
+    rekeyMargin = marginAt.fail(
+      `a whole number of seconds from 0 to ${seconds - 1} (less than the lifetime)`,
+    );
+  }
   if (rekeyMargin === undefined) return undefined;
   const fuzzAt = at.key('rekeyFuzz');
-  const rekeyFuzz = fuzzAt.present
-    ? fuzzAt.integer(
-        0,
-        seconds - rekeyMargin - 1,
-        ' of seconds',
-        ' (lifetime - rekeyMargin - rekeyFuzz must stay positive)',
-      )
-    : Math.floor(rekeyMargin / 3);
-  if (rekeyFuzz === undefined) return undefined;
-  let kilobytes: number | undefined;
-  if (child && at.key('lifetimeKilobytes').present) {
-    kilobytes = at.key('lifetimeKilobytes').integer(1, Number.MAX_SAFE_INTEGER, ' of kilobytes');
-    if (kilobytes === undefined) return undefined;
+  let rekeyFuzz = fuzzAt.present ? fuzzAt.number() : Math.floor(rekeyMargin / 3);
+  if (rekeyFuzz !== undefined && rekeyFuzz >= seconds - rekeyMargin) {
+    rekeyFuzz = fuzzAt.fail(
+      `a whole number of seconds from 0 to ${seconds - rekeyMargin - 1} (lifetime - rekeyMargin - rekeyFuzz must stay positive)`,
+    );
   }
+  if (rekeyFuzz === undefined) return undefined;
+  const kilobytes = child ? at.key('lifetimeKilobytes').number() : undefined;
   return { seconds, ...(kilobytes !== undefined && { kilobytes }), rekeyMargin, rekeyFuzz };
 }
 
 function readDpd(at: Cursor): Dpd | undefined {
-  if (!at.present || at.value === false) return undefined;
-  if (
-    !at.object(
-      ['delay', 'timeout', 'action'],
-      'an object { "delay", "timeout", "action" }, or false for no DPD',
-    )
-  ) {
-    return undefined;
-  }
-  const read = <T>(key: string, fallback: T, get: (child: Cursor) => T | undefined): T | undefined => {
-    const child = at.key(key);
-    return child.present ? get(child) : fallback;
-  };
-  const delay = read('delay', DPD_DEFAULTS.delay, (c) => c.integer(1, 86400, ' of seconds'));
-  const timeout = read('timeout', DPD_DEFAULTS.timeout, (c) => c.integer(1, 86400, ' of seconds'));
-  const action = read('action', DPD_DEFAULTS.action, (c) => c.oneOf(['clear', 'restart', 'hold'] as const));
-  if (delay === undefined || timeout === undefined || action === undefined) return undefined;
-  return { delay, timeout, action };
+  if (!isJsonObject(at.value)) return undefined; // absent, false, or rejected by the schema
+  const read = (key: 'delay' | 'timeout') => at.key(key).number() ?? DPD_DEFAULTS[key];
+  const action = at.key('action').choice(['clear', 'restart', 'hold'] as const) ?? DPD_DEFAULTS.action;
+  return { delay: read('delay'), timeout: read('timeout'), action };
 }

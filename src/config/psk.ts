@@ -2,6 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { describeSecret } from '../crypto/secret.js';
 import type { Cursor } from './cursor.js';
+import type { PrivacyCheck } from './permissions.js';
 
 /** Reads a file's bytes, like fs.readFileSync(path). Tests pass a fake. */
 export type ReadFile = (path: string) => Uint8Array | string;
@@ -12,25 +13,25 @@ export interface PskSources {
   readonly file: string;
   readonly env: Environment;
   readonly readFile: ReadFile;
+  /** Checks that files holding keys are private; absent when the text did not come from a file. */
+  readonly privacy?: PrivacyCheck;
 }
 
 /**
  * A pre-shared key from `"psk": "text"`, `{ "file": path }` or `{ "env": NAME }`. Text starting
  * with 0x is hex (as in strongSwan's ipsec.secrets), from any of the three sources. A key file
- * loses one trailing newline. Messages never quote the key, only its source and length.
+ * loses one trailing newline. Messages never quote the key, only its source and length. A key
+ * written in peers.json, or in a key file, needs that file to be private (see permissions.ts).
  */
 export function readPsk(at: Cursor, sources: PskSources): Uint8Array | undefined {
-  const expected = 'a pre-shared key: a string, { "file": path } or { "env": "VARIABLE" }';
-  if (typeof at.value === 'string') return decodePsk(at, at.value, 'the string');
-  const fields = at.object(['file', 'env'], expected);
-  if (!fields) return undefined;
-  if (fields.has('file') === fields.has('env')) {
-    return at.fail('exactly one of "file" or "env"', fields.has('file') ? 'both' : 'neither');
+  if (!at.valid) return undefined;
+  if (typeof at.value === 'string') {
+    sources.privacy?.check(at, sources.file);
+    return decodePsk(at, at.value, 'the string');
   }
-  if (fields.has('file')) {
-    const fileAt = at.key('file');
-    const name = fileAt.string('the path of a file holding the key');
-    if (name === undefined) return undefined;
+  const fileAt = at.key('file');
+  const name = fileAt.string();
+  if (name !== undefined) {
     const path = resolve(dirname(sources.file), name);
     let content: Uint8Array;
     try {
@@ -40,6 +41,7 @@ export function readPsk(at: Cursor, sources: PskSources): Uint8Array | undefined
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
       return fileAt.fail('a readable file holding the key', `${code} reading ${path}`);
     }
+    sources.privacy?.check(fileAt, path);
     let end = content.length;
     if (content[end - 1] === 0x0a) end -= content[end - 2] === 0x0d ? 2 : 1;
     const bytes = Uint8Array.from(content.subarray(0, end));
@@ -47,7 +49,7 @@ export function readPsk(at: Cursor, sources: PskSources): Uint8Array | undefined
     return /^0x/i.test(text) ? decodePsk(fileAt, text, `the file ${path}`) : checkLength(fileAt, bytes);
   }
   const envAt = at.key('env');
-  const variable = envAt.string('the name of an environment variable holding the key');
+  const variable = envAt.string();
   if (variable === undefined) return undefined;
   const value = sources.env[variable];
   if (value === undefined) {

@@ -28,20 +28,41 @@ export interface ConnectionSummary {
     readonly pfs: string;
     readonly lifetime: Lifetime;
   };
-  readonly local: { readonly address: string; readonly id?: string; readonly trafficSelectors: string[] };
+  readonly local: {
+    readonly address: string;
+    readonly id?: string;
+    readonly endpointGroup?: string;
+    readonly trafficSelectors: string[];
+  };
   readonly peer: {
     readonly address: string;
     readonly port: number;
     readonly id?: string;
+    readonly endpointGroup?: string;
     readonly trafficSelectors: string[];
   };
   readonly psk: string;
+}
+
+/**
+ * The endpoint groups a connection's ends were written with. Kept beside the connection, not in
+ * it: the engines see traffic selectors only, and a reload compares connections by their content.
+ */
+const endpointGroups = new WeakMap<Connection, { local?: string | undefined; peer?: string | undefined }>();
+
+export function recordEndpointGroups(
+  connection: Connection,
+  groups: { local?: string | undefined; peer?: string | undefined },
+): void {
+  endpointGroups.set(connection, groups);
 }
 
 export function connectionSummary(connection: Connection): ConnectionSummary {
   const { ike, ipsec, local, peer } = connection;
   const id = (identity: Identity | undefined) =>
     identity && { id: `${identity.type}:${formatIdentity(identity)}` };
+  const groups = endpointGroups.get(connection);
+  const group = (name: string | undefined) => name !== undefined && { endpointGroup: name };
   return {
     name: connection.name,
     start: connection.start,
@@ -64,12 +85,14 @@ export function connectionSummary(connection: Connection): ConnectionSummary {
     local: {
       address: local.address ?? 'any',
       ...id(local.id),
+      ...group(groups?.local),
       trafficSelectors: local.trafficSelectors.map(formatTrafficSelector),
     },
     peer: {
       address: peer.address,
       port: peer.port,
       ...id(peer.id),
+      ...group(groups?.peer),
       trafficSelectors: peer.trafficSelectors.map(formatTrafficSelector),
     },
     psk: describeSecret(connection.psk),

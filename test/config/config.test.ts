@@ -383,8 +383,9 @@ t.test('pre-shared key sources', async (t) => {
   // Through the real file system, with loadConfig.
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-config-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'office.psk'), `${PSK}\n`);
-  writeFileSync(join(dir, 'peers.json'), withPsk({ file: 'office.psk' }));
+  // Key files must be private (permissions.test.ts shows what happens otherwise).
+  writeFileSync(join(dir, 'office.psk'), `${PSK}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'peers.json'), withPsk({ file: 'office.psk' }), { mode: 0o600 });
   const loaded = only(loadConfig(join(dir, 'peers.json')));
   t.equal(toHex(loaded.psk), toHex(encoder.encode(PSK)));
   const missing = join(dir, 'absent.json');
@@ -417,4 +418,10 @@ t.test("the README's peers.json examples are valid and mean what the README says
   t.equal(tunnel?.ipsec.mode, 'tunnel');
   t.same(tunnel?.ike.proposals.map(formatSuite), ['aes256-sha256-modp2048', 'aes128-sha256-modp2048']);
   t.same(tunnel?.ike.dpd, { delay: 30, timeout: 120, action: 'restart' });
+  t.equal(tunnel?.ike.version, 1, 'ikeVersion "v1"');
+  t.same(tunnel?.ipsec.proposals.map(formatSuite), ['aes256-sha256'], 'Neutron field names for ESP');
+  t.equal(tunnel?.ipsec.pfs?.name, 'modp2048');
+  t.same(tunnel?.local.trafficSelectors.map(formatTrafficSelector), ['10.0.0.0/16', '10.1.0.0/16']);
+  t.same(tunnel?.peer.trafficSelectors.map(formatTrafficSelector), ['172.16.5.0/24']);
+  t.equal(tunnel && connectionSummary(tunnel).local.endpointGroup, 'hq-nets');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseConfig } from '../../src/config/index.js';
-import { baseConfig, errorsOf, FILE, hasError, withValue } from './fixtures/helpers.js';
+import { baseConfig, errorsOf, FILE, hasError, hasUnknownKey, withValue } from './fixtures/helpers.js';
 
 const C = 'connections.office';
 
@@ -13,54 +13,79 @@ t.test('the message names the file, the JSON path, what was expected and what wa
   t.equal(errors.length, 1);
   t.equal(
     errors[0]?.message,
-    `${FILE}: ${C}.ikePolicy: expected the name of an entry of ikePolicies, got "foo"`,
+    `${FILE}: ${C}.ikePolicy: expected the name of an entry of ikePolicies (ike1), got "foo"`,
   );
   t.same(
     [errors[0]?.file, errors[0]?.path, errors[0]?.expected, errors[0]?.got],
-    [FILE, `${C}.ikePolicy`, 'the name of an entry of ikePolicies', '"foo"'],
+    [FILE, `${C}.ikePolicy`, 'the name of an entry of ikePolicies (ike1)', '"foo"'],
   );
   hasError(
     t,
     errorsOf(t, withValue(baseConfig(), `${C}.ipsecPolicy`, 'bar')),
     `${C}.ipsecPolicy`,
-    'the name of an entry of ipsecPolicies',
+    'the name of an entry of ipsecPolicies (esp1)',
+  );
+  hasError(
+    t,
+    errorsOf(t, withValue(withValue(baseConfig(), 'ipsecPolicies', undefined), `${C}.ipsecPolicy`, 'bar')),
+    `${C}.ipsecPolicy`,
+    'the name of an entry of ipsecPolicies (there are none)',
   );
 });
 
-t.test('unknown keys anywhere name the key and the allowed ones', async (t) => {
-  const top = hasError(
-    t,
-    errorsOf(t, withValue(baseConfig(), 'peer', {})),
-    'peer',
-    'one of the keys listen, kernel',
-  );
-  t.match(top?.message, 'got unknown key "peer"');
-  const nested = hasError(
+t.test('unknown keys anywhere: "did you mean", or the allowed keys when none is close', async (t) => {
+  const top = hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), 'conections', {})), 'conections', {
+    suggestion: 'connections',
+  });
+  t.match(top?.expected, 'one of the keys listen, kernel', 'the allowed keys are still in the error');
+  hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), 'peer', {})), 'peer', {
+    allowed: 'listen, kernel, crypto, control, log, metrics, debug, retransmit, endpointGroups',
+  });
+  hasUnknownKey(
     t,
     errorsOf(t, withValue(baseConfig(), `${C}.peer.adress`, '198.51.100.8')),
     `${C}.peer.adress`,
-    'one of the keys address, port, natPort, id, subnets, selectors',
+    {
+      suggestion: 'address',
+    },
   );
-  t.match(nested?.message, 'unknown key "adress"');
-  hasError(
+  hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), `${C}.ikepolicy`, 'ike1')), `${C}.ikepolicy`, {
+    suggestion: 'ikePolicy',
+  });
+  hasUnknownKey(
+    t,
+    errorsOf(t, withValue(baseConfig(), 'ikePolicies.ike1.ike_version', 2)),
+    'ikePolicies.ike1.ike_version',
+    {
+      suggestion: 'ikeVersion',
+    },
+  );
+  hasUnknownKey(
     t,
     errorsOf(t, withValue(baseConfig(), 'ikePolicies.ike1.pfs', 'group14')),
     'ikePolicies.ike1.pfs',
-    'dhGroup',
+    {
+      allowed: 'dhGroup',
+    },
   );
-  hasError(t, errorsOf(t, withValue(baseConfig(), 'listen.ports', 500)), 'listen.ports', 'natPort');
-  hasError(
+  hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), 'listen.ports', 500)), 'listen.ports', {
+    suggestion: 'port',
+  });
+  hasUnknownKey(
     t,
     errorsOf(t, withValue(baseConfig(), `${C}.local.selectors`, [{ subnet: '10.0.0.0/24', proto: 'udp' }])),
     `${C}.local.selectors[0].proto`,
-    'subnet, protocol, port',
+    { allowed: 'subnet, protocol, port' },
   );
-  hasError(
+  hasUnknownKey(
     t,
     errorsOf(t, withValue(baseConfig(), `${C}.psk`, { file: 'k', mode: 1 })),
     `${C}.psk.mode`,
-    'file, env',
+    {
+      allowed: 'file, env',
+    },
   );
+  hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), `${C}.pks`, 'k')), `${C}.pks`, { suggestion: 'psk' });
 });
 
 t.test('top-level settings', async (t) => {
@@ -125,14 +150,14 @@ t.test('IKE policies', async (t) => {
     t,
     ike({ proposals: ['aes128-sha1-modp1024', 'aes256-sha256'] }),
     `${P}.proposals[1]`,
-    'IKE proposals',
+    'an IKE proposal such as',
   );
   t.match(noDh?.got, '"aes256-sha256" (no Diffie-Hellman group)');
   hasError(
     t,
     ike({ proposals: ['aes128-sha1-modp1024', 'blowfish-sha1-modp1024'] }),
     `${P}.proposals[1]`,
-    'IKE proposals',
+    'an IKE proposal such as',
   );
   hasError(t, ike({ proposals: [] }), `${P}.proposals`, 'a list of IKE proposals');
   hasError(
@@ -248,8 +273,8 @@ t.test('IPsec policies', async (t) => {
     'without a Diffie-Hellman group',
   );
   t.match(dh?.expected, '"pfs"');
-  hasError(t, esp({ proposals: ['aes128-sha1-prfsha1'] }), `${P}.proposals[0]`, 'ESP proposals');
-  hasError(t, esp({ proposals: ['aes128'] }), `${P}.proposals[0]`, 'ESP proposals');
+  hasError(t, esp({ proposals: ['aes128-sha1-prfsha1'] }), `${P}.proposals[0]`, 'an ESP proposal such as');
+  hasError(t, esp({ proposals: ['aes128'] }), `${P}.proposals[0]`, 'an ESP proposal such as');
   hasError(t, esp({ encryption: 'aes-128' }), `${P}.integrity`, 'required unless the encryption is AEAD');
   hasError(t, esp({ encryption: 'aes128gcm16', integrity: 'sha1' }), P, 'algorithms that work together');
   hasError(
@@ -467,9 +492,8 @@ t.test('pre-shared key problems', async (t) => {
   t.equal(missing?.got, 'ENOENT reading /etc/ike-node/keys/office.psk');
 });
 
-t.test('every problem in the file is reported at once', async (t) => {
-  const config = baseConfig();
-  withValue(config, 'kernel', 'bsd');
+t.test('every problem in the file is reported at once, in file order', async (t) => {
+  const config = { kernel: 'bsd', ...baseConfig() };
   withValue(config, 'ikePolicies.ike1.mode', 'aggressive');
   withValue(config, 'ipsecPolicies.esp1.protocol', 'ah');
   withValue(config, 'ipsecPolicies.unused', { proposals: ['aes128-sha1'], lifetime: 5 });
@@ -481,6 +505,8 @@ t.test('every problem in the file is reported at once', async (t) => {
     peer: { address: 'any' },
     psk: { env: 'HOME_PSK' },
   });
+  withValue(config, 'connections.last', { ikePolicy: 'ike1', ipsecPolicy: 'esp1', peer: { address: 'any' } });
+  withValue(config, 'retransmit', { tries: 100 });
   const errors = errorsOf(t, config);
   t.same(
     errors.map((e) => e.path),
@@ -492,8 +518,10 @@ t.test('every problem in the file is reported at once', async (t) => {
       `${C}.peer.adress`,
       'connections.home.ikePolicy',
       'connections.home.psk.env',
+      'connections.last.psk',
+      'retransmit.tries',
     ],
-    'each problem once, in file order, and none caused by another (the policies that failed are not re-reported)',
+    'each problem once, structural and semantic ones in file order (a missing key after its object), and none caused by another (the policies that failed are not re-reported)',
   );
 });
 

@@ -1,0 +1,45 @@
+import type { Connection } from '../core/connection.js';
+import type { ProviderName } from '../crypto/provider.js';
+
+/** The checked, normalised peers.json the daemon runs from. */
+
+export type KernelBackendName = 'memory' | 'xfrm' | 'pfkey' | 'userspace';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'text' | 'json';
+export type LogSubsystem = 'ike' | 'cfg' | 'net' | 'knl' | 'crypto' | 'ctl';
+
+export const KERNELS: readonly KernelBackendName[] = ['memory', 'xfrm', 'pfkey', 'userspace'];
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+export const LOG_SUBSYSTEMS: readonly LogSubsystem[] = ['ike', 'cfg', 'net', 'knl', 'crypto', 'ctl'];
+
+export interface DaemonConfig {
+  readonly file: string;
+  readonly listen: { readonly addresses: string[]; readonly port: number; readonly natPort: number };
+  readonly kernel: KernelBackendName;
+  readonly crypto: ProviderName;
+  readonly control: { readonly socket: string };
+  readonly log: {
+    readonly level: LogLevel;
+    readonly format: LogFormat;
+    readonly subsystems: Partial<Record<LogSubsystem, LogLevel>>;
+  };
+  /** Where to serve metrics; absent: no metrics endpoint. */
+  readonly metrics?: { readonly host: string; readonly port: number };
+  /** keyLog: a directory for Wireshark's key tables, absolute (resolved against the configuration file's directory). */
+  readonly debug: { readonly keyLog?: string };
+  /** Seconds before the first resend, the factor each resend multiplies it by, and resends before giving up. */
+  readonly retransmit: { readonly timeout: number; readonly backoff: number; readonly tries: number };
+  readonly connections: Connection[];
+}
+
+/** What an absent key means (the schema's `default`s say the same, and a test holds them to it). */
+export const CONFIG_DEFAULTS = {
+  listen: { addresses: ['0.0.0.0'], port: 500, natPort: 4500 },
+  kernel: 'memory',
+  crypto: 'node',
+  control: { socket: '/run/ike-node/ike-node.sock' },
+  log: { level: 'info', format: 'text', subsystems: {} },
+  debug: {},
+  retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
+} as const;
