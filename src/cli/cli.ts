@@ -3,6 +3,7 @@ import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
 import { demoCommand } from './demo.js';
+import { IMPORT_HELP, importCommand } from './import-command.js';
 import {
   checkCommand,
   controlCommand,
@@ -22,6 +23,7 @@ Usage:
   ike-node terminate NAME      delete a connection's SAs
   ike-node reload              re-read the configuration (as SIGHUP does)
   ike-node events [--json]     print the daemon's events as they happen
+  ike-node import FORMAT FILE  print FILE (isakmpd, swanctl or neutron) as peers.json
   ike-node demo                two daemons on loopback negotiate IKEv1 (no root, no config)
   ike-node algorithms          list the supported transforms, their IKEv1/IKEv2 ids
                                and which crypto provider implements them
@@ -82,6 +84,7 @@ connection status changes (Down, Pending, Active, Error), IKE and child SAs adde
 rekeyed and deleted, negotiations started and failed, retransmissions, reloads.
 With --json each line is the event object the control socket sends.
 `,
+  import: IMPORT_HELP,
   demo: `Usage: ike-node demo
 
 Starts two daemons in this process on 127.0.0.1 with free unprivileged UDP ports and
@@ -168,6 +171,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return controlCommand(command, positionals[1], values, io);
     case 'reload':
       return reloadCommand(values, io);
+    case 'import':
+      return importCommand(positionals[1], positionals[2], io);
     case 'events':
       return eventsCommand(values, io);
     default:
