@@ -1,6 +1,48 @@
 /**
- * ike-node's library entry. Today it exposes the crypto layer: providers, the transform registry,
- * Diffie-Hellman and the IKEv1/IKEv2 key derivations. The engines and the node API follow.
+ * ike-node as a library. The usual way in is createNode(config): the same engine, sockets and
+ * kernel backends as the daemon, with typed events. Below it, everything a program that brings
+ * its own I/O needs: the sans-I/O IKEv1 engine, configuration checking, kernel backends, the
+ * status model and the crypto layer.
  */
+
+// A node: configuration object in, events and status out.
+export { createNode, type IkeNode, type NodeOptions } from './daemon/node.js';
+export { Daemon, type DaemonOptions, type ReloadResult } from './daemon/daemon.js';
+export type { DaemonEvent, DaemonEventMap, DaemonEventType, SaChange } from './daemon/events.js';
+export { Logger, type LoggerOptions, type LogLine, type LogFormat, type Subsystem } from './daemon/logger.js';
+
+// Configuration.
+export {
+  CONFIG_DEFAULTS,
+  ConfigError,
+  ConfigErrors,
+  connectionSummary,
+  type DaemonConfig,
+  loadConfig,
+  parseConfig,
+} from './config/index.js';
+
+// The status model: Active, Pending, Down, Error.
+export type {
+  ChildSaStatus,
+  ConnectionState,
+  ConnectionStatus,
+  IkeSaStatus,
+  TrafficCounters,
+} from './core/status.js';
+
+// Sans-I/O: bring your own sockets and timers.
+export { Ikev1Engine, type Ikev1EngineOptions } from './ikev1/engine.js';
+export type { Action, EngineEvent } from './core/actions.js';
+export type { Connection, IkePolicy, IpsecPolicy, Identity } from './core/connection.js';
+export type { ChildSa, ChildSaKeys, IkeSaInfo } from './core/sa.js';
+export type { Endpoint } from './core/endpoint.js';
+export { CommandError } from './core/command-error.js';
+
+// Kernel backends.
+export type { KernelBackend } from './kernel/backend.js';
+export { MemoryBackend } from './kernel/memory.js';
+
+// The crypto layer: providers, registry, Diffie-Hellman, key derivation.
 export * from './crypto/index.js';
 export { VERSION } from './version.js';

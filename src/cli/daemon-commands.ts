@@ -95,7 +95,7 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
 
 /** The config's log settings, overridden by --log-level and --log-format. */
 function loggerOptions(config: DaemonConfig, options: CommandOptions): LoggerOptions {
-  const fromConfig: LoggerOptions = { level: config.log.level };
+  const fromConfig: LoggerOptions = config.log;
   let levels: ReturnType<typeof parseLogLevels> | undefined;
   try {
     levels = options['log-level'] === undefined ? undefined : parseLogLevels(options['log-level']);

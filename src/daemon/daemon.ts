@@ -3,8 +3,10 @@ import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
 import { sameConnection } from '../core/connection.js';
+import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
+import type { CryptoProvider } from '../crypto/provider.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
 import { Ikev1Engine } from '../ikev1/engine.js';
 import type { KernelBackend } from '../kernel/backend.js';
@@ -18,7 +20,9 @@ import {
   fromEngineEvent,
   StatusTracker,
 } from './events.js';
+import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 
 /**
  * The runtime: feeds datagrams, timer ticks and commands to the engine and carries out the
@@ -30,6 +34,12 @@ export interface DaemonOptions {
   readonly logger?: Logger;
   /** Seconds; wall-clock by default, so status times read as Unix times. */
   readonly clock?: () => number;
+  /** A backend of the embedder's own (instead of the one the config names). */
+  readonly kernel?: KernelBackend;
+  /** A crypto provider of the embedder's own (instead of the one the config names). */
+  readonly crypto?: CryptoProvider;
+  /** Serve the control socket (default true; the library leaves it off unless configured). */
+  readonly control?: boolean;
 }
 
 /** What a reload did, by connection name. */
@@ -53,29 +63,56 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #control: Server | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
+  /** `debug.keyLog`: the only place keys go. */
+  readonly #keyLog: KeyLog | undefined;
+  #metrics: Metrics | undefined;
+  readonly #serveControl: boolean;
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
     super();
     this.#config = config;
     this.#clock = options.clock ?? (() => Date.now() / 1000);
-    this.logger = options.logger ?? new Logger({ level: config.log.level });
-    if (config.kernel !== 'memory')
+    this.logger = options.logger ?? new Logger(config.log);
+    if (!options.kernel && config.kernel !== 'memory')
       throw new Error(
         `${config.file}: kernel: backend '${config.kernel}' is not available yet (use "memory")`,
       );
-    this.kernel = new MemoryBackend();
+    this.kernel = options.kernel ?? new MemoryBackend();
+    this.#serveControl = options.control ?? true;
     const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
+    this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
+    const { timeout, backoff, tries } = config.retransmit;
     this.engine = new Ikev1Engine({
-      crypto: createCryptoProvider(config.crypto),
+      crypto: options.crypto ?? createCryptoProvider(config.crypto),
       connections: config.connections,
+      retransmit: { timeout, base: backoff, tries },
       port: config.listen.port,
       natPort: config.listen.natPort,
       ...(explicit && { defaultLocalAddress: explicit }),
+      exportKeys: this.#keyLog !== undefined,
     });
   }
 
   async start(): Promise<void> {
-    const { listen } = this.#config;
+    const { listen, metrics } = this.#config;
+    if (this.#keyLog) {
+      this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
+      this.logger.log({
+        level: 'warn',
+        subsystem: 'crypto',
+        message: `debug.keyLog is set: IKE and ESP keys are written to ${this.#keyLog.dir}`,
+      });
+    }
+    // First of the listeners: a metrics port in use then fails the start with nothing else open.
+    if (metrics) {
+      this.#metrics = new Metrics(this);
+      const bound = await this.#metrics.listen(metrics.host, metrics.port);
+      this.logger.log({
+        level: 'info',
+        subsystem: 'ctl',
+        message: `metrics on http://${formatEndpoint(bound)}/metrics`,
+      });
+    }
     this.#udp = await UdpEndpoints.open({
       addresses: listen.addresses,
       port: listen.port,
@@ -88,14 +125,16 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       subsystem: 'net',
       message: `listening on ${listen.addresses.join(', ')} ports ${listen.port} and ${listen.natPort}`,
     });
-    this.#control = await listenControl(this.#config.control.socket, (request, session) =>
-      this.#command(request, session),
-    );
-    this.logger.log({
-      level: 'info',
-      subsystem: 'ctl',
-      message: `control socket ${this.#config.control.socket}`,
-    });
+    if (this.#serveControl) {
+      this.#control = await listenControl(this.#config.control.socket, (request, session) =>
+        this.#command(request, session),
+      );
+      this.logger.log({
+        level: 'info',
+        subsystem: 'ctl',
+        message: `control socket ${this.#config.control.socket}`,
+      });
+    }
     for (const connection of this.#config.connections) {
       if (connection.start === 'initiate') this.#initiateAtStart(connection.name);
     }
@@ -113,6 +152,20 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   status(): ConnectionStatus[] {
     return this.engine.status();
+  }
+
+  /** Starts a connection; throws CommandError for an unknown name or one that cannot initiate. */
+  initiate(name: string): void {
+    this.#apply(this.engine.initiate(name, this.#clock()));
+    this.#arm();
+  }
+
+  /** Deletes a connection's SAs, telling the peer. */
+  terminate(name: string): void {
+    if (!this.#config.connections.some((c) => c.name === name))
+      throw new CommandError(`no connection named '${name}'`);
+    this.#apply(this.engine.terminate(name, this.#clock()));
+    this.#arm();
   }
 
   get config(): DaemonConfig {
@@ -134,7 +187,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
     const names = new Set(next.connections.map((c) => c.name));
     result.removed.push(...[...before.keys()].filter((name) => !names.has(name)));
-    for (const key of ['listen', 'kernel', 'crypto', 'control'] as const) {
+    for (const key of ['listen', 'kernel', 'crypto', 'control', 'metrics', 'debug'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.#config[key])) result.needsRestart.push(key);
     }
     this.#config = next;
@@ -166,6 +219,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#apply(this.engine.shutdown(this.#clock()));
     await this.#udp?.close(); // after the Deletes have left
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
+    await this.#metrics?.close();
     await this.kernel.close();
     this.logger.log({ level: 'info', subsystem: 'ike', message: 'stopped' });
   }
@@ -202,11 +256,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       case 'initiate':
       case 'terminate': {
         if (!name) throw new Error(`${request.command} needs a connection name`);
-        const now = this.#clock();
-        this.#apply(
-          request.command === 'initiate' ? this.engine.initiate(name, now) : this.engine.terminate(name, now),
-        );
-        this.#arm();
+        if (request.command === 'initiate') this.initiate(name);
+        else this.terminate(name);
         return { done: true };
       }
       default:
@@ -224,12 +275,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           this.#udp?.send(action.from, action.to, Uint8Array.of(0xff), false);
           break;
         case 'install-child':
+          this.#logKeys(() => this.#keyLog?.child(action.child));
           void this.kernel.install(action.child).catch((error: Error) => this.#kernelError(error));
           break;
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;
         case 'event': {
+          const { event: engineEvent } = action;
+          if (engineEvent.type === 'ike-keys') {
+            // Keys go to the key log alone: never to the logger or to subscribers.
+            this.#logKeys(() => this.#keyLog?.ikeKeys(engineEvent));
+            break;
+          }
           this.logger.event(action.event);
           const event = fromEngineEvent(action.event);
           if (event) this.#emit(event);
@@ -263,6 +321,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         level: 'error',
         subsystem: 'ctl',
         message: `event listener threw: ${(error as Error).message}`,
+      });
+    }
+  }
+
+  /** A failed key log write is reported (the message names the file, never a key) and skipped. */
+  #logKeys(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.logger.log({
+        level: 'error',
+        subsystem: 'crypto',
+        message: `key log: ${(error as Error).message}`,
       });
     }
   }

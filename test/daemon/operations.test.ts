@@ -223,3 +223,29 @@ t.test('the daemon process: SIGHUP reloads, SIGTERM deletes and exits 0, JSON lo
   );
   t.notOk(stderr.includes(PSK));
 });
+
+t.test('retransmit settings from the config reach the engine', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-ops-'));
+  // Nobody listens at 127.0.0.6:15600 in this test: one resend 0.2 s later, then give up.
+  const config = {
+    ...peersJson(dir, 'a', { lonely: 9 }),
+    retransmit: { timeout: 0.2, backoff: 1, tries: 1 },
+  };
+  const daemon = new Daemon(parseConfig(JSON.stringify(config), join(dir, 'a.json')), { logger: quiet() });
+  t.teardown(async () => {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const events: DaemonEvent[] = [];
+  daemon.on('event', (event) => events.push(event));
+  const started = Date.now();
+  await daemon.start();
+  await until(() => events.some((e) => e.type === 'negotiation-failed'), 3000);
+  const elapsed = Date.now() - started;
+  t.equal(events.filter((e) => e.type === 'retransmit').length, 1, 'one retransmission');
+  t.ok(
+    elapsed >= 350 && elapsed < 2000,
+    `gave up after about 0.4 s, not the default 2 s x 1.8^n (${elapsed} ms)`,
+  );
+  t.equal(daemon.status()[0]!.status, 'Error');
+});

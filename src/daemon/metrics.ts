@@ -1,0 +1,271 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ChildSa } from '../core/sa.js';
+import type { ConnectionState, ConnectionStatus, TrafficCounters } from '../core/status.js';
+import type { KernelBackend } from '../kernel/backend.js';
+import type { DaemonEvent } from './events.js';
+
+/**
+ * Prometheus metrics (`metrics.listen` in peers.json): `GET /metrics` in the text exposition
+ * format 0.0.4. Counters come from the daemon's events, gauges from its status at scrape time,
+ * traffic from the kernel backend when it counts (the memory backend does not: no series then).
+ * Label values are bounded: states, versions, kinds, a fixed set of failure reasons; connection
+ * names and child SA ids only on per-SA traffic, whose series go with their SA.
+ */
+
+/** What metrics read: a Daemon, or anything with its events, status and kernel. */
+export interface MetricsSource {
+  on(event: 'event', listener: (event: DaemonEvent) => void): unknown;
+  off(event: 'event', listener: (event: DaemonEvent) => void): unknown;
+  status(): ConnectionStatus[];
+  readonly kernel: KernelBackend;
+}
+
+export const FAILURE_REASONS = [
+  'no_proposal_chosen',
+  'authentication_failed',
+  'invalid_id',
+  'timeout',
+  'other',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * A failure's reason text reduced to a label value. The engine's texts end in the notify they
+ * send or received ("... (NO_PROPOSAL_CHOSEN)", "peer sent AUTHENTICATION_FAILED"), which is
+ * checked first; a few phrases cover the rest.
+ */
+export function failureReason(text: string): FailureReason {
+  if (/NO_PROPOSAL_CHOSEN|no proposal chosen/i.test(text)) return 'no_proposal_chosen';
+  if (/AUTHENTICATION_FAILED|INVALID_HASH_INFORMATION|pre-shared key/i.test(text))
+    return 'authentication_failed';
+  if (/INVALID_ID_INFORMATION/.test(text)) return 'invalid_id';
+  if (/no answer|timed out/i.test(text)) return 'timeout';
+  return 'other';
+}
+
+const KINDS = ['ike', 'child'] as const;
+const CONNECTION_STATES: readonly ConnectionState[] = ['Active', 'Pending', 'Down', 'Error'];
+const MODES = ['tunnel', 'transport'] as const;
+
+type Labels = Readonly<Record<string, string>>;
+
+/** One metric family: name, help, type and its samples. */
+interface Family {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  readonly samples: readonly (readonly [Labels, number])[];
+}
+
+export class Metrics {
+  readonly #source: MetricsSource;
+  readonly #started = new Map<string, number>(KINDS.map((kind) => [kind, 0]));
+  readonly #succeeded = new Map<string, number>(KINDS.map((kind) => [kind, 0]));
+  readonly #failed = new Map<string, number>(FAILURE_REASONS.map((reason) => [reason, 0]));
+  #retransmissions = 0;
+  #server: Server | undefined;
+  readonly #listener = (event: DaemonEvent) => this.#count(event);
+
+  constructor(source: MetricsSource) {
+    this.#source = source;
+    source.on('event', this.#listener);
+  }
+
+  #count(event: DaemonEvent): void {
+    switch (event.type) {
+      case 'negotiation-started':
+        increment(this.#started, event.kind);
+        break;
+      case 'ike-sa':
+      case 'child-sa':
+        if (event.change !== 'deleted') increment(this.#succeeded, event.type === 'ike-sa' ? 'ike' : 'child');
+        break;
+      case 'negotiation-failed':
+        increment(this.#failed, failureReason(event.reason));
+        break;
+      case 'retransmit':
+        this.#retransmissions++;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The exposition text: what a scrape returns. */
+  async render(): Promise<string> {
+    const statuses = this.#source.status();
+    const connections = new Map<string, number>(CONNECTION_STATES.map((state) => [state, 0]));
+    const ikeSas = new Map<string, { state: string; version: string; count: number }>();
+    const childSas = new Map<string, number>(MODES.map((mode) => [mode, 0]));
+    for (const connection of statuses) {
+      increment(connections, connection.status);
+      for (const sa of connection.ikeSas) {
+        const key = `${sa.state}\0${sa.version}`;
+        const entry = ikeSas.get(key) ?? { state: sa.state, version: String(sa.version), count: 0 };
+        entry.count++;
+        ikeSas.set(key, entry);
+      }
+      for (const child of connection.childSas) increment(childSas, child.mode);
+    }
+    const traffic = await this.#traffic();
+    const families: Family[] = [
+      { name: 'ike_node_up', help: 'Whether the daemon is running.', type: 'gauge', samples: [[{}, 1]] },
+      {
+        name: 'ike_node_connections',
+        help: 'Configured connections by status.',
+        type: 'gauge',
+        samples: [...connections].map(([status, n]) => [{ status }, n]),
+      },
+      {
+        name: 'ike_node_ike_sas',
+        help: 'IKE (ISAKMP) SAs by state and IKE version.',
+        type: 'gauge',
+        samples: [...ikeSas.values()].map(({ state, version, count }) => [{ state, version }, count]),
+      },
+      {
+        name: 'ike_node_child_sas',
+        help: 'Child (IPsec) SAs by mode.',
+        type: 'gauge',
+        samples: [...childSas].map(([mode, n]) => [{ mode }, n]),
+      },
+      counter(
+        'ike_node_negotiations_started',
+        'IKE and child SA negotiations started, either role.',
+        'kind',
+        this.#started,
+      ),
+      counter(
+        'ike_node_negotiations_succeeded',
+        'IKE and child SA negotiations that established an SA (rekeys included).',
+        'kind',
+        this.#succeeded,
+      ),
+      counter('ike_node_negotiations_failed', 'Negotiations that failed, by reason.', 'reason', this.#failed),
+      {
+        name: 'ike_node_retransmissions_total',
+        help: 'IKE messages sent again for lack of an answer.',
+        type: 'counter',
+        samples: [[{}, this.#retransmissions]],
+      },
+      {
+        name: 'ike_node_child_sa_bytes_total',
+        help: 'Bytes through a child SA, from the kernel backend (absent when it does not count).',
+        type: 'counter',
+        samples: traffic.flatMap(([labels, t]) => [
+          [{ ...labels, direction: 'in' }, t.bytesIn],
+          [{ ...labels, direction: 'out' }, t.bytesOut],
+        ]),
+      },
+      {
+        name: 'ike_node_child_sa_packets_total',
+        help: 'Packets through a child SA, from the kernel backend (absent when it does not count).',
+        type: 'counter',
+        samples: traffic.flatMap(([labels, t]) => [
+          [{ ...labels, direction: 'in' }, t.packetsIn],
+          [{ ...labels, direction: 'out' }, t.packetsOut],
+        ]),
+      },
+    ];
+    return families.map(formatFamily).join('');
+  }
+
+  /** Counters of every installed child SA whose backend counts; a failing read is left out. */
+  async #traffic(): Promise<[Labels, TrafficCounters][]> {
+    const { kernel } = this.#source;
+    if (!kernel.counters) return [];
+    const read = async (child: ChildSa): Promise<[Labels, TrafficCounters] | undefined> => {
+      const counters = await kernel.counters!(child).catch(() => undefined);
+      return counters && [{ connection: child.connection, child: String(child.id) }, counters];
+    };
+    const all = await Promise.all(kernel.installed().map(read));
+    return all.filter((entry) => entry !== undefined);
+  }
+
+  /** Serves GET/HEAD /metrics on host:port; resolves with the bound address. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const server = createServer((request, response) => void this.#handle(request, response));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#server = server;
+    return server.address() as AddressInfo;
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== '/metrics') {
+      response
+        .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('not found: try /metrics\n');
+      return;
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end();
+      return;
+    }
+    let body: string;
+    try {
+      body = await this.render();
+    } catch (error) {
+      response
+        .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`${(error as Error).message}\n`);
+      return;
+    }
+    response.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(request.method === 'HEAD' ? undefined : body);
+  }
+
+  /** Stops serving and counting. */
+  async close(): Promise<void> {
+    this.#source.off('event', this.#listener);
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+function increment(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+function counter(name: string, help: string, label: string, values: Map<string, number>): Family {
+  return {
+    name: `${name}_total`,
+    help,
+    type: 'counter',
+    samples: [...values].map(([value, n]) => [{ [label]: value }, n]),
+  };
+}
+
+function formatFamily(family: Family): string {
+  const lines = [`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`];
+  for (const [labels, value] of family.samples) lines.push(`${family.name}${formatLabels(labels)} ${value}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function formatLabels(labels: Labels): string {
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return '';
+  return `{${entries.map(([name, value]) => `${name}="${escapeLabel(value)}"`).join(',')}}`;
+}
+
+/** Exposition format 0.0.4: backslash, double quote and line feed are escaped in label values. */
+export function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** In HELP text only backslash and line feed are. */
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}

@@ -1,0 +1,388 @@
+import { EventEmitter } from 'node:events';
+import { request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseConfig } from '../../src/config/index.js';
+import type { ChildSa } from '../../src/core/sa.js';
+import type { ConnectionStatus, TrafficCounters } from '../../src/core/status.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import type { DaemonEvent } from '../../src/daemon/events.js';
+import { Logger } from '../../src/daemon/logger.js';
+import { escapeLabel, failureReason, Metrics, type MetricsSource } from '../../src/daemon/metrics.js';
+import { MemoryBackend } from '../../src/kernel/memory.js';
+
+/**
+ * The Prometheus endpoint: its text checked by a strict parser of the exposition format 0.0.4
+ * (written here: promtool is not available), counters moving through real negotiations between
+ * loopback daemons, and the HTTP surface.
+ */
+
+interface Sample {
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+interface Family {
+  help?: string;
+  type?: string;
+  samples: Sample[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * Parses exposition text and throws on anything the format does not allow: unknown comment
+ * forms, HELP or TYPE twice or after samples, samples of a family without TYPE, bad names, bad
+ * escapes, duplicate labels or series, counters not ending in _total, a missing final newline.
+ */
+function parseExposition(text: string): Map<string, Family> {
+  if (!text.endsWith('\n')) throw new Error('no final newline');
+  const families = new Map<string, Family>();
+  const series = new Set<string>();
+  const family = (name: string) => {
+    if (!NAME.test(name)) throw new Error(`bad metric name '${name}'`);
+    const f = families.get(name) ?? { samples: [] };
+    families.set(name, f);
+    return f;
+  };
+  for (const [index, line] of text.slice(0, -1).split('\n').entries()) {
+    const where = `line ${index + 1}: ${line}`;
+    if (line.startsWith('#')) {
+      const m = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+      if (!m) throw new Error(`${where}: not HELP or TYPE`);
+      const f = family(m[2]!);
+      if (f.samples.length) throw new Error(`${where}: after samples`);
+      if (m[1] === 'HELP') {
+        if (f.help !== undefined) throw new Error(`${where}: HELP twice`);
+        if (/\\[^\\n]/.test(m[3]!.replace(/\\\\/g, ''))) throw new Error(`${where}: bad escape in HELP`);
+        f.help = m[3]!;
+      } else {
+        if (f.type !== undefined) throw new Error(`${where}: TYPE twice`);
+        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(m[3]!))
+          throw new Error(`${where}: type ${m[3]}`);
+        if (m[3] === 'counter' && !m[2]!.endsWith('_total'))
+          throw new Error(`${where}: counter without _total`);
+        f.type = m[3]!;
+      }
+      continue;
+    }
+    const m = /^([^{\s]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`${where}: not a sample`);
+    const f = families.get(m[1]!);
+    if (!f?.type) throw new Error(`${where}: sample before its TYPE`);
+    const labels = parseLabels(m[2] ?? '', where);
+    const value = Number(m[3]);
+    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`${where}: value ${m[3]}`);
+    const key = `${m[1]}${JSON.stringify(Object.entries(labels).sort())}`;
+    if (series.has(key)) throw new Error(`${where}: duplicate series`);
+    series.add(key);
+    f.samples.push({ labels, value });
+  }
+  return families;
+}
+
+function parseLabels(text: string, where: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  let rest = text;
+  while (rest) {
+    const m = /^([^=]+)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)/.exec(rest);
+    if (!m) throw new Error(`${where}: bad labels at '${rest}'`);
+    if (!LABEL_NAME.test(m[1]!)) throw new Error(`${where}: bad label name '${m[1]}'`);
+    if (m[1]! in labels) throw new Error(`${where}: label ${m[1]} twice`);
+    labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    rest = rest.slice(m[0].length);
+  }
+  return labels;
+}
+
+/** The value of the one sample of `name` with (at least) `labels`; undefined when there is none. */
+function value(families: Map<string, Family>, name: string, labels: Record<string, string> = {}) {
+  const matching = (families.get(name)?.samples ?? []).filter((s) =>
+    Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  if (matching.length > 1) throw new Error(`${name}: ${matching.length} samples match`);
+  return matching[0]?.value;
+}
+
+t.test('the test parser rejects what the format forbids', async (t) => {
+  t.throws(() => parseExposition('a 1'), /final newline/);
+  t.throws(() => parseExposition('a 1\n'), /before its TYPE/);
+  t.throws(() => parseExposition('# TYPE a_total counter\na_total{x="\\q"} 1\n'), /bad labels/);
+  t.throws(() => parseExposition('# TYPE a counter\n'), /without _total/);
+  t.throws(() => parseExposition('# TYPE a gauge\na{x="1"} 1\na{x="1"} 2\n'), /duplicate/);
+  t.throws(() => parseExposition('# TYPE a gauge\na 1\n# HELP a late\n'), /after samples/);
+  t.same(parseExposition('# TYPE a gauge\na{x="q\\"\\\\\\n"} 1\n').get('a')!.samples, [
+    { labels: { x: 'q"\\\n' }, value: 1 },
+  ]);
+});
+
+t.test('failure reasons: a fixed set of label values from the engine texts', async (t) => {
+  const cases: [string, string][] = [
+    ['no proposal chosen: peer offers 3des-md5-modp1024; ... (NO_PROPOSAL_CHOSEN)', 'no_proposal_chosen'],
+    ['peer sent NO_PROPOSAL_CHOSEN', 'no_proposal_chosen'],
+    ['quick mode: no proposal chosen: peer offers ...', 'no_proposal_chosen'],
+    [
+      'message 5 does not decrypt to valid payloads: wrong pre-shared key? (AUTHENTICATION_FAILED)',
+      'authentication_failed',
+    ],
+    ['peer sent AUTHENTICATION_FAILED', 'authentication_failed'],
+    ['HASH(3) mismatch (INVALID_HASH_INFORMATION)', 'authentication_failed'],
+    ["peer identifies as 'a', expected 'b' (INVALID_ID_INFORMATION)", 'invalid_id'],
+    ['no answer from 192.0.2.1:500 in main mode (state MM_SA_SENT)', 'timeout'],
+    ['no answer from 192.0.2.1:500 in quick mode', 'timeout'],
+    ['AGGRESSIVE is not supported', 'other'],
+    ['something "new"\nand unbounded', 'other'],
+  ];
+  for (const [text, reason] of cases) t.equal(failureReason(text), reason, JSON.stringify(text));
+});
+
+/** A daemon stand-in: events, a status and a kernel that counts. */
+class FakeSource extends EventEmitter implements MetricsSource {
+  statuses: ConnectionStatus[] = [];
+  readonly kernel = new (class extends MemoryBackend {
+    traffic = new Map<number, TrafficCounters>();
+    async counters(child: ChildSa): Promise<TrafficCounters | undefined> {
+      return this.traffic.get(child.id);
+    }
+  })();
+  status(): ConnectionStatus[] {
+    return this.statuses;
+  }
+  send(event: DaemonEvent): void {
+    this.emit('event', event);
+  }
+}
+
+t.test('counters from events, gauges from status, traffic from the kernel, labels escaped', async (t) => {
+  const source = new FakeSource();
+  const metrics = new Metrics(source);
+  const time = 0;
+  source.send({ type: 'negotiation-started', kind: 'ike', ikeSa: 1, time });
+  source.send({ type: 'negotiation-started', kind: 'child', ikeSa: 1, time });
+  source.send({ type: 'retransmit', ikeSa: 1, time });
+  source.send({ type: 'negotiation-failed', reason: 'peer sent AUTHENTICATION_FAILED', time });
+  source.send({ type: 'negotiation-failed', reason: 'free "text"\nhere', time });
+  source.send({ type: 'reload', added: [], changed: [], removed: [], time });
+  // A name the configuration would refuse, to see escaping work where a name does appear.
+  const odd = 'odd "name" \\ with\nnewline';
+  const child = { id: 7, connection: odd } as ChildSa;
+  await source.kernel.install(child);
+  source.kernel.traffic.set(7, { bytesIn: 1500, packetsIn: 3, bytesOut: 800, packetsOut: 2 });
+  source.statuses = [
+    {
+      name: 'a',
+      peer: '192.0.2.1',
+      status: 'Active',
+      ikeSas: [{ state: 'ESTABLISHED', version: 1 }],
+      childSas: [{ mode: 'tunnel' }],
+    },
+    { name: 'b', peer: 'any', status: 'Error', ikeSas: [{ state: 'MM_SA_SENT', version: 1 }], childSas: [] },
+  ] as unknown as ConnectionStatus[];
+  const text = await metrics.render();
+  const f = parseExposition(text);
+  t.equal(value(f, 'ike_node_up'), 1);
+  t.same(
+    ['Active', 'Pending', 'Down', 'Error'].map((status) => value(f, 'ike_node_connections', { status })),
+    [1, 0, 0, 1],
+  );
+  t.equal(value(f, 'ike_node_ike_sas', { state: 'ESTABLISHED', version: '1' }), 1);
+  t.equal(value(f, 'ike_node_ike_sas', { state: 'MM_SA_SENT', version: '1' }), 1);
+  t.same(
+    [
+      value(f, 'ike_node_child_sas', { mode: 'tunnel' }),
+      value(f, 'ike_node_child_sas', { mode: 'transport' }),
+    ],
+    [1, 0],
+  );
+  t.equal(value(f, 'ike_node_negotiations_started_total', { kind: 'ike' }), 1);
+  t.equal(
+    value(f, 'ike_node_negotiations_succeeded_total', { kind: 'ike' }),
+    0,
+    'zero series exist from the start',
+  );
+  t.equal(value(f, 'ike_node_negotiations_failed_total', { reason: 'authentication_failed' }), 1);
+  t.equal(
+    value(f, 'ike_node_negotiations_failed_total', { reason: 'other' }),
+    1,
+    'free text is counted as other',
+  );
+  t.equal(f.get('ike_node_negotiations_failed_total')!.samples.length, 5, 'and only the five reasons exist');
+  t.equal(value(f, 'ike_node_retransmissions_total'), 1);
+  t.equal(value(f, 'ike_node_child_sa_bytes_total', { connection: odd, child: '7', direction: 'in' }), 1500);
+  t.equal(value(f, 'ike_node_child_sa_packets_total', { connection: odd, child: '7', direction: 'out' }), 2);
+  t.ok(text.includes(`connection="${escapeLabel(odd)}"`), 'the raw text carries the escaped value');
+  t.match(text, /connection="odd \\"name\\" \\\\ with\\nnewline"/);
+  for (const [name, family] of f) t.ok(family.help && family.type, `${name}: HELP and TYPE`);
+
+  // Events after close are not counted: the listener is gone.
+  await metrics.close();
+  source.send({ type: 'retransmit', ikeSa: 1, time });
+  t.equal(value(parseExposition(await metrics.render()), 'ike_node_retransmissions_total'), 1);
+});
+
+function get(url: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', body }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('HTTP: GET and HEAD /metrics, 404 elsewhere, 405 for other methods', async (t) => {
+  const source = new FakeSource();
+  const metrics = new Metrics(source);
+  const { port, address } = await metrics.listen('127.0.0.1', 0);
+  t.teardown(() => metrics.close());
+  t.equal(address, '127.0.0.1', 'bound to the address asked for');
+  const base = `http://127.0.0.1:${port}`;
+  const ok = await get(`${base}/metrics`);
+  t.equal(ok.status, 200);
+  t.equal(ok.type, 'text/plain; version=0.0.4; charset=utf-8');
+  t.equal(value(parseExposition(ok.body), 'ike_node_up'), 1);
+  t.equal(
+    parseExposition(ok.body).get('ike_node_child_sa_bytes_total')!.samples.length,
+    0,
+    'nothing installed',
+  );
+  const head = await get(`${base}/metrics`, 'HEAD');
+  t.same([head.status, head.body], [200, '']);
+  t.equal((await get(`${base}/`)).status, 404);
+  t.equal((await get(`${base}/metrics/x`)).status, 404);
+  t.equal((await get(`${base}/metrics`, 'POST')).status, 405);
+});
+
+const PSK = 'metrics-test-psk-8c41a0';
+
+/** Pairs on 127.0.0.3x; `metrics` gives a daemon its endpoint on its own address. */
+function config(
+  dir: string,
+  self: string,
+  peer: string,
+  start: 'initiate' | 'respond',
+  options: { psk?: string; ike?: string; metrics?: boolean } = {},
+) {
+  return parseConfig(
+    JSON.stringify({
+      listen: { addresses: [self], port: 15730, natPort: 15731 },
+      control: { socket: join(dir, `${self}.sock`) },
+      ...(options.metrics && { metrics: { listen: `${self}:15739` } }),
+      ikePolicies: { ike: { proposals: [options.ike ?? 'aes128-sha256-modp2048'] } },
+      ipsecPolicies: { esp: { proposals: ['aes128-sha256'] } },
+      connections: {
+        site: {
+          ikePolicy: 'ike',
+          ipsecPolicy: 'esp',
+          local: { address: self, subnets: [start === 'initiate' ? '198.51.100.0/24' : '203.0.113.0/24'] },
+          peer: {
+            address: peer,
+            port: 15730,
+            subnets: [start === 'initiate' ? '203.0.113.0/24' : '198.51.100.0/24'],
+          },
+          psk: options.psk ?? PSK,
+          start,
+        },
+      },
+    }),
+    join(dir, `${self}.json`),
+  );
+}
+
+async function until(predicate: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+t.test('real negotiations between loopback daemons move the counters', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-metrics-'));
+  const logger = () => new Logger({ level: 'error', write: () => {} });
+  const daemons = [
+    // A tunnel that comes up; the initiator serves metrics from its config.
+    new Daemon(config(dir, '127.0.0.32', '127.0.0.31', 'respond'), { logger: logger() }),
+    new Daemon(config(dir, '127.0.0.31', '127.0.0.32', 'initiate', { metrics: true }), { logger: logger() }),
+    // A wrong pre-shared key: the responder, serving metrics, fails to authenticate.
+    new Daemon(config(dir, '127.0.0.34', '127.0.0.33', 'respond', { metrics: true }), { logger: logger() }),
+    new Daemon(config(dir, '127.0.0.33', '127.0.0.34', 'initiate', { psk: 'not-the-same-psk' }), {
+      logger: logger(),
+    }),
+    // Proposals that do not meet, and (further down) a peer that never answers.
+    new Daemon(config(dir, '127.0.0.36', '127.0.0.35', 'respond'), { logger: logger() }),
+    new Daemon(
+      config(dir, '127.0.0.35', '127.0.0.36', 'initiate', { ike: '3des-sha1-modp1024', metrics: true }),
+      {
+        logger: logger(),
+      },
+    ),
+    new Daemon(config(dir, '127.0.0.37', '127.0.0.38', 'initiate', { metrics: true }), { logger: logger() }),
+  ];
+  t.teardown(async () => {
+    for (const daemon of daemons) await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const daemon of daemons) await daemon.start();
+  const scrape = async (address: string) => {
+    const response = await get(`http://${address}:15739/metrics`);
+    t.equal(response.status, 200);
+    return parseExposition(response.body);
+  };
+
+  await until(() => daemons[1]!.status()[0]?.status === 'Active');
+  const up = await scrape('127.0.0.31');
+  t.equal(value(up, 'ike_node_connections', { status: 'Active' }), 1);
+  t.equal(value(up, 'ike_node_negotiations_started_total', { kind: 'ike' }), 1);
+  t.equal(value(up, 'ike_node_negotiations_started_total', { kind: 'child' }), 1);
+  t.equal(value(up, 'ike_node_negotiations_succeeded_total', { kind: 'ike' }), 1);
+  t.equal(value(up, 'ike_node_negotiations_succeeded_total', { kind: 'child' }), 1);
+  t.equal(value(up, 'ike_node_ike_sas', { version: '1' }), 1, 'one IKE SA');
+  t.equal(value(up, 'ike_node_child_sas', { mode: 'tunnel' }), 1);
+  t.equal(up.get('ike_node_child_sa_bytes_total')!.samples.length, 0, 'the memory backend counts nothing');
+
+  await until(() => daemons[2]!.status()[0]?.status === 'Error');
+  const badPsk = await scrape('127.0.0.34');
+  t.equal(value(badPsk, 'ike_node_negotiations_failed_total', { reason: 'authentication_failed' }), 1);
+  t.equal(value(badPsk, 'ike_node_connections', { status: 'Error' }), 1);
+
+  await until(() => daemons[5]!.status()[0]?.status === 'Error');
+  const noProposal = await scrape('127.0.0.35');
+  t.equal(value(noProposal, 'ike_node_negotiations_failed_total', { reason: 'no_proposal_chosen' }), 1);
+  t.equal(value(noProposal, 'ike_node_negotiations_succeeded_total', { kind: 'ike' }), 0);
+
+  // Nobody at 127.0.0.38: the first resend comes after the engine's initial timeout (2 s).
+  await until(
+    async () => (value(await scrape('127.0.0.37'), 'ike_node_retransmissions_total') ?? 0) >= 1,
+    6000,
+  );
+  t.pass('an unanswered main mode counts as retransmissions');
+
+  // Stopping closes the endpoint.
+  await daemons[6]!.stop();
+  await t.rejects(get('http://127.0.0.37:15739/metrics'), { code: 'ECONNREFUSED' });
+});
+
+t.test('a metrics port in use fails the start; a changed metrics setting needs a restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-metrics-'));
+  const holder = new Metrics(new FakeSource());
+  await holder.listen('127.0.0.39', 15739);
+  const daemon = new Daemon(config(dir, '127.0.0.39', '127.0.0.40', 'respond', { metrics: true }), {
+    logger: new Logger({ level: 'error', write: () => {} }),
+  });
+  t.teardown(async () => {
+    await daemon.stop();
+    await holder.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await t.rejects(daemon.start(), { code: 'EADDRINUSE' });
+  const result = daemon.reload(config(dir, '127.0.0.39', '127.0.0.40', 'respond'));
+  t.same(result.needsRestart, ['metrics']);
+});
