@@ -47,9 +47,27 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
   const mode = modeAt.present ? modeAt.choice(['tunnel', 'transport'] as const) : 'tunnel';
   const proposals = readProposals(at, 'esp', crypto, undefined);
   const pfs = readPfs(at.key('pfs'), crypto);
+  // What a responder accepts beyond what it proposes (isakmpd answers whatever it supports).
+  const modesAt = at.key('acceptModes');
+  const acceptModes = modesAt.present
+    ? modesAt.items().map((item) => item.choice(['tunnel', 'transport'] as const))
+    : undefined;
+  const pfsAt = at.key('acceptPfs');
+  const acceptPfs = pfsAt.present
+    ? pfsAt.items().map((item) => (item.value === 'none' ? ('none' as const) : readPfs(item, crypto)))
+    : undefined;
   const lifetime = readLifetime(at, IPSEC_LIFETIME_DEFAULT, true);
   if (at.hasProblems() || !mode || !proposals || !lifetime) return undefined;
-  return { name, protocol: 'esp', mode, proposals, ...(pfs && { pfs }), lifetime };
+  return {
+    name,
+    protocol: 'esp',
+    mode,
+    proposals,
+    ...(pfs && { pfs }),
+    ...(acceptModes && { acceptModes: acceptModes.filter((m) => m !== undefined) }),
+    ...(acceptPfs && { acceptPfs: acceptPfs.filter((p) => p !== undefined) }),
+    lifetime,
+  };
 }
 
 /**

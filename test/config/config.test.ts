@@ -425,3 +425,34 @@ t.test("the README's peers.json examples are valid and mean what the README says
   t.same(tunnel?.peer.trafficSelectors.map(formatTrafficSelector), ['172.16.5.0/24']);
   t.equal(tunnel && connectionSummary(tunnel).local.endpointGroup, 'hq-nets');
 });
+
+t.test('acceptModes and acceptPfs: what a responder takes beyond what it proposes', async (t) => {
+  const text = (policy: object) =>
+    JSON.stringify({
+      ipsecPolicies: { gw: { proposals: ['aes128-sha1'], pfs: 'modp1024', ...policy } },
+      ikePolicies: { ike: { proposals: ['aes128-sha1-modp1024'] } },
+      connections: {
+        clients: {
+          ikePolicy: 'ike',
+          ipsecPolicy: 'gw',
+          local: { address: '192.0.2.1', subnets: ['192.0.2.1'] },
+          peer: { address: 'any', subnets: ['0.0.0.0/0'] },
+          psk: 'accept-test-key',
+        },
+      },
+    });
+  const { ipsec } = parseConfig(
+    text({ acceptModes: ['tunnel', 'transport'], acceptPfs: ['modp1024', 'none'] }),
+    'a.json',
+  ).connections[0]!;
+  t.equal(ipsec.mode, 'tunnel', 'proposes tunnel');
+  t.same(ipsec.acceptModes, ['tunnel', 'transport']);
+  t.same(
+    ipsec.acceptPfs?.map((p) => (p === 'none' ? p : p.name)),
+    ['modp1024', 'none'],
+  );
+  t.throws(
+    () => parseConfig(text({ acceptModes: ['beet'], acceptPfs: ['modp9'] }), 'b.json'),
+    /acceptModes\[0\]: expected .*tunnel.*got "beet"[\s\S]*acceptPfs\[0\]: expected .*got "modp9"/,
+  );
+});

@@ -70,6 +70,8 @@ const EVERYTHING = {
       mode: 'tunnel',
       proposals: 'aes256-sha256',
       pfs: 'group14',
+      acceptModes: ['tunnel', 'transport'],
+      acceptPfs: ['group14', 'none'],
       lifetime: 3600,
       lifetimeKilobytes: 1000,
       rekeyMargin: 300,

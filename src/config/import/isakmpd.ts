@@ -251,8 +251,9 @@ export function importIsakmpd(text: string, file: string): ImportResult {
     connections[name] = connection(draft, name, policyNames.get(draft.section)!, file);
   }
   warnings.push(
-    'isakmpd, run with -K as ipsecctl(8) requires, answers quick mode with any transform, encapsulation mode and PFS group it supports that the initiator proposes (sbin/isakmpd/ike_quick_mode.c, ipsec.c); ' +
-      'ike-node accepts only what each ipsecPolicy lists (its mode, its proposals, its pfs), so clients that ask for something else, such as macOS/iOS L2TP (transport mode, no PFS), are refused',
+    'isakmpd, run with -K as ipsecctl(8) requires, answers quick mode with any transform, encapsulation mode and PFS group it supports that the initiator proposes (sbin/isakmpd/ike_quick_mode.c, ipsec.c): ' +
+      'for passive rules the ipsecPolicy says so explicitly (every ESP suite after the rule\'s own, acceptModes, acceptPfs including "none"), so clients such as macOS/iOS L2TP (transport mode, no PFS) are accepted; trim those lists to harden. ' +
+      'Active rules accept only their own quick mode settings when they answer',
   );
   return {
     config: assemble({
@@ -544,13 +545,36 @@ function ipsecPolicy(rule: IkeRule, file: string): JsonObject {
       group,
       'none, modp768 to modp4096, ecp256 or ecp384',
     );
-  return {
+  const configured = [...encWords, ...(integ ? [integ] : [])].join('-');
+  const policy: JsonObject = {
     mode: rule.tmode,
-    proposals: [[...encWords, ...(integ ? [integ] : [])].join('-')],
+    proposals: [configured],
     pfs,
     lifetime: checkLifetime(quick?.lifetime, LIFE_QUICK_MODE, file),
   };
+  if (rule.ikemode !== 'passive') return policy;
+  // A passive rule only answers, and isakmpd -K answers with any transform, mode and group it
+  // supports that the initiator proposes (ike_quick_mode.c, message.c message_negotiate_sa,
+  // ipsec.c ipsec_is_attribute_incompatible): said explicitly, after the rule's own choices.
+  // Except modp768, which RFC 8247 says MUST NOT be used: isakmpd takes it, we do not follow.
+  const groups = [...new Set([pfs, ...Object.values(GROUPS)])].filter(
+    (group) => group !== 'none' && group !== 'modp768',
+  );
+  return {
+    ...policy,
+    proposals: [configured, ...ISAKMPD_ESP.filter((proposal) => proposal !== configured)],
+    acceptModes: rule.tmode === 'tunnel' ? ['tunnel', 'transport'] : ['transport', 'tunnel'],
+    acceptPfs: [...groups, 'none'],
+  };
 }
+
+/** Every quick mode transform isakmpd supports that ike-node negotiates, as ESP proposals. */
+const ISAKMPD_ESP = [
+  'aes256-aes192-aes128-sha256-sha384-sha512-sha1-md5',
+  'aes256ctr-aes192ctr-aes128ctr-sha256-sha384-sha512-sha1-md5',
+  'aes256gcm16-aes192gcm16-aes128gcm16',
+  '3des-sha256-sha1-md5',
+];
 
 function unsupported(
   where: string,

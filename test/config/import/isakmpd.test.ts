@@ -13,9 +13,17 @@ const ISSUE_CONFIG = {
   ipsecPolicies: {
     'from-192.0.2.1-to-any': {
       mode: 'tunnel',
-      proposals: ['aes128-aes192-aes256-sha256'],
+      proposals: [
+        'aes128-aes192-aes256-sha256',
+        'aes256-aes192-aes128-sha256-sha384-sha512-sha1-md5',
+        'aes256ctr-aes192ctr-aes128ctr-sha256-sha384-sha512-sha1-md5',
+        'aes256gcm16-aes192gcm16-aes128gcm16',
+        '3des-sha256-sha1-md5',
+      ],
       pfs: 'modp1024',
       lifetime: 1200,
+      acceptModes: ['tunnel', 'transport'],
+      acceptPfs: ['modp1024', 'modp1536', 'modp2048', 'modp3072', 'modp4096', 'ecp256', 'ecp384', 'none'],
     },
   },
   connections: {
@@ -42,10 +50,11 @@ t.test('the issue line: isakmpd defaults, the default peer, a responder', async 
   t.equal(c.ike.dpd, false, 'no DPD unless dynamic');
   t.equal(c.ipsec.mode, 'tunnel');
   t.same(
-    c.ipsec.proposals,
+    c.ipsec.proposals.slice(0, 3),
     ['aes128-sha256', 'aes192-sha256', 'aes256-sha256'],
-    'quick default: aes, hmac-sha2-256',
+    'quick default: aes, hmac-sha2-256, preferred',
   );
+  t.ok(c.ipsec.proposals.includes('aes128-sha1'), 'then what isakmpd -K also answers');
   t.equal(c.ipsec.pfs, 'modp1024', 'quick group: PFS');
   t.equal(c.ipsec.lifetime.seconds, 1200, 'quick mode lifetime: LIFE_QUICK_MODE');
   t.same(c.local.trafficSelectors, ['192.0.2.1/32']);
@@ -53,7 +62,10 @@ t.test('the issue line: isakmpd defaults, the default peer, a responder', async 
   t.same(c.peer.trafficSelectors, ['0.0.0.0/0']);
   t.equal(c.start, 'respond');
   t.equal(result.warnings.length, 1, 'one warning');
-  t.match(result.warnings[0], /-K.*any transform, encapsulation mode and PFS group.*macOS/);
+  t.match(
+    result.warnings[0],
+    /-K.*any transform, encapsulation mode and PFS group.*acceptModes, acceptPfs.*macOS/,
+  );
 });
 
 t.test('the issue line written with macros imports the same', async (t) => {
