@@ -48,3 +48,26 @@ t.test('the built bin runs (npm ci builds it through prepare)', async (t) => {
   ]);
   t.equal(out.toString(), `ike-node ${version}\n`);
 });
+
+t.test('every subcommand has --help', async (t) => {
+  for (const command of [
+    'run',
+    'check',
+    'status',
+    'initiate',
+    'terminate',
+    'reload',
+    'events',
+    'import',
+    'demo',
+    'algorithms',
+  ]) {
+    const out: string[] = [];
+    const code = await runCli([command, '--help'], {
+      stdout: (s) => out.push(s),
+      stderr: (s) => out.push(s),
+    });
+    t.equal(code, 0, `${command} --help exits 0`);
+    t.match(out.join(''), /^Usage: ike-node/, `${command} --help prints its usage`);
+  }
+});

@@ -121,6 +121,24 @@ t.test('typed events, the control event stream, and a reload that spares unchang
     'SAs travel in their status form, without keys',
   );
 
+  // `ike-node events` prints the same stream, one line per event, until interrupted.
+  const printed: string[] = [];
+  const watching = runCli(['events', '--socket', join(dir, 'a.sock')], {
+    stdout: (s) => printed.push(s),
+    stderr: (s) => printed.push(s),
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  a.terminate('drop');
+  await until(() => printed.join('').includes('drop: Active -> Down'));
+  process.emit('SIGINT');
+  t.equal(await watching, 0, 'ike-node events exits 0 on SIGINT');
+  t.match(
+    printed.join(''),
+    /child-sa drop: child SA #\d+ deleted: terminated, SPIs [0-9a-f]{8}_i [0-9a-f]{8}_o/,
+  );
+  a.initiate('drop');
+  await until(() => a.status().every((c) => c.status === 'Active'));
+
   // Reload B first (it only answers), then A: 'keep' unchanged, 'drop' removed, 'added' new.
   const keepChild = a.status().find((c) => c.name === 'keep')!.childSas[0]!;
   write('a', { keep: 1, added: 3 });
