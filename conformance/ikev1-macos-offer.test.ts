@@ -11,8 +11,10 @@ import {
   decodeGuestResult,
   GATEWAY_ESP_PROPOSALS,
   GATEWAY_IKE_PROPOSALS,
+  isakmpdLine,
   MACOS_ESP_PROPOSALS,
   MACOS_IKE_PROPOSALS,
+  SCENARIOS,
   type ScenarioResult,
 } from './kernel-lab/ikev1-macos-offer.js';
 
@@ -20,9 +22,13 @@ import {
  * The macOS/iOS L2TP/IPsec offer against ike-node configured like an OpenBSD isakmpd gateway
  * (`ike passive esp transport ... main group "modp1024" quick group none psk "..."`, a peer of
  * `"any"`): strongSwan sends the 14-transform main mode proposal and asks for transport mode,
- * udp/1701 on both sides, without PFS. strongSwan's kernel-libipsec cannot install transport-mode
- * SAs and the host kernel has no ESP, so both scenarios (direct, and the client behind a
- * masquerading NAT) run in ONE boot of the qemu kernel lab, where strongSwan uses kernel-netlink
+ * udp/1701 on both sides, without PFS. A third scenario replaces the hand-written peers.json with
+ * what the isakmpd importer makes of the issue's line (`ike passive esp tunnel from $gw to any
+ * main group "modp1024" quick group "modp1024" psk "..."`): the issue is done when that config,
+ * run as a responder, accepts this offer. strongSwan's kernel-libipsec cannot install
+ * transport-mode SAs and the host kernel has no ESP, so all three scenarios (direct, the client
+ * behind a masquerading NAT, and direct against the imported config) run in ONE boot of the qemu
+ * kernel lab, where strongSwan uses kernel-netlink
  * (conformance/kernel-lab/ikev1-macos-offer.ts). Its results and captures come back on the
  * console; tshark judges the captures here on the host. Skipped, with the reason, where the lab
  * is not installed.
@@ -35,8 +41,8 @@ const GUEST = join(dirname(fileURLToPath(import.meta.url)), 'kernel-lab', 'ikev1
  * helper at busybox and the host's module tree); naming them makes a missing one show at boot.
  */
 const MODULES = ['esp4', 'xfrm_user', 'veth', 'nf_tables', 'nft_chain_nat', 'nft_masq'];
-/** The whole VM (boot, both scenarios, shutdown) measured about 55 s; this is its hard limit. */
-const LAB_TIMEOUT_SEC = 150;
+/** The whole VM (boot, three scenarios, shutdown) measured about 90 s; this is its hard limit. */
+const LAB_TIMEOUT_SEC = 175;
 
 t.setTimeout((LAB_TIMEOUT_SEC + 60) * 1000);
 
@@ -134,10 +140,27 @@ async function espSpis(pcap: string): Promise<string[]> {
 const xfrmStates = (text: string): string[] => text.split(/\n(?=src )/).filter((s) => s.startsWith('src '));
 const packetsOf = (state: string): number => Number(/(\d+)\(packets\)/.exec(state)?.[1] ?? -1);
 
+/**
+ * What the gateway chooses from the macOS offer, by its config. The hand-written one lists its own
+ * suites (GATEWAY_*_PROPOSALS). The imported isakmpd line keeps isakmpd's defaults: main mode
+ * `aes128-aes192-aes256-sha1-modp1024` answers the offer with aes128-sha1-modp1024, and quick
+ * mode, as isakmpd -K, takes the client's first ESP suite the import lists, aes256-sha1
+ * (test/config/import/macos-offer.test.ts shows both in process).
+ */
+const CHOSEN = {
+  'hand-written': {
+    ike: GATEWAY_IKE_PROPOSALS[0],
+    esp: GATEWAY_ESP_PROPOSALS[0],
+    espKeysize: 128,
+  },
+  'isakmpd-import': { ike: 'aes128-sha1-modp1024', esp: 'aes256-sha1', espKeysize: 256 },
+} as const;
+
 // ---------------------------------------------------------------------------------------------------
 
 async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<void> {
   const nat = s.kind === 'nat';
+  const chosen = CHOSEN[s.gatewayConfig];
   const clientTs = new RegExp(`^${s.client.address.replace(/\./g, '\\.')}/32\\[udp/(1701|l2f)\\]$`);
   const gatewayTs = new RegExp(`^${s.gateway.address.replace(/\./g, '\\.')}/32\\[udp/(1701|l2f)\\]$`);
   t.comment(`guest timings (ms): ${JSON.stringify(s.timings)}`);
@@ -148,6 +171,10 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
   });
   if (!t.ok(s.completed && s.error === undefined, 'the guest script ran every step', { error: s.error }))
     return;
+  if (s.gatewayConfig === 'isakmpd-import') {
+    t.equal(s.imported?.line, isakmpdLine(s.gateway.address), `the gateway imported: ${s.imported?.line}`);
+    t.comment(`importer warnings: ${JSON.stringify(s.imported?.warnings)}`);
+  }
   t.equal(s.initiate?.code, 0, `swanctl --initiate succeeded (${s.initiate?.ms} ms)`);
 
   // What strongSwan sent: one proposal of 14 transforms, macOS's order, ike-node's choice 12th.
@@ -157,11 +184,7 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
   t.equal(offer.proposals[0]?.transformsField, '14', 'its header counts 14 transforms');
   t.same(offer.proposals[0]?.suites, MACOS_IKE_PROPOSALS, 'the 14 transforms, in the macOS order');
   t.same(offer.proposals[0]?.authMethods, Array(14).fill('1'), 'each with pre-shared key authentication');
-  t.equal(
-    MACOS_IKE_PROPOSALS.indexOf(GATEWAY_IKE_PROPOSALS[0]),
-    11,
-    `${GATEWAY_IKE_PROPOSALS[0]} is the 12th transform`,
-  );
+  t.equal(MACOS_IKE_PROPOSALS.indexOf(chosen.ike), 11, `${chosen.ike} is the 12th transform`);
 
   // strongSwan: the IKE SA with the gateway's preferred suite, and a transport-mode child.
   const sa = s.sas?.find((x) => x.name === 'l2tp');
@@ -180,7 +203,7 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
       localId: s.client.address,
       remoteId: s.gateway.address,
     },
-    `strongSwan: IKEv1 ESTABLISHED with ${GATEWAY_IKE_PROPOSALS[0]}, the gateway's preference`,
+    `strongSwan: IKEv1 ESTABLISHED with ${chosen.ike}, the gateway's preference`,
   );
   // kernel-netlink does not fake a NAT (kernel-libipsec does): flags and ports tell the truth.
   t.match(
@@ -200,13 +223,13 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
       protocol: 'ESP',
       encap: nat,
       encrAlg: 'AES_CBC',
-      encrKeysize: 128,
+      encrKeysize: chosen.espKeysize,
       integAlg: 'HMAC_SHA1_96',
     },
-    `strongSwan: child INSTALLED, transport mode, ${GATEWAY_ESP_PROPOSALS[0]}${nat ? ', ESP in UDP' : ''}`,
+    `strongSwan: child INSTALLED, transport mode, ${chosen.esp}${nat ? ', ESP in UDP' : ''}`,
   );
   t.equal(child.dhGroup, undefined, 'strongSwan: no PFS group on the child');
-  t.ok(MACOS_ESP_PROPOSALS.includes(GATEWAY_ESP_PROPOSALS[0]), 'the ESP suite was in the client offer');
+  t.ok(MACOS_ESP_PROPOSALS.includes(chosen.esp), 'the ESP suite was in the client offer');
   t.match(child.localTs, [clientTs], 'strongSwan: local selector = the client, udp/1701');
   t.equal(child.localTs.length, 1, 'strongSwan: one local selector');
   t.match(child.remoteTs, [gatewayTs], 'strongSwan: remote selector = the gateway, udp/1701');
@@ -255,19 +278,19 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
       version: 1,
       state: 'ESTABLISHED',
       role: 'responder',
-      algorithms: GATEWAY_IKE_PROPOSALS[0],
+      algorithms: chosen.ike,
       remoteId: s.client.address,
       natDetected: nat,
       nat: { local: false, remote: nat },
     },
-    `ike-node: ISAKMP SA ${GATEWAY_IKE_PROPOSALS[0]}, ${nat ? 'the peer behind a NAT' : 'no NAT'}`,
+    `ike-node: ISAKMP SA ${chosen.ike}, ${nat ? 'the peer behind a NAT' : 'no NAT'}`,
   );
   t.match(
     esp,
     {
       mode: 'transport',
       encapsulation: nat,
-      algorithms: GATEWAY_ESP_PROPOSALS[0],
+      algorithms: chosen.esp,
       localTs: [`${s.gateway.address}/32[udp/1701]`],
       // Transport mode through a NAT: the policy names the address the gateway's kernel sees.
       remoteTs: [`${s.client.seenAs}/32[udp/1701]`],
@@ -355,12 +378,18 @@ t.test(
       writeFileSync(join(dir, name), Buffer.from(base64, 'base64'));
     }
     t.same(
-      result!.scenarios.map((s) => s.kind),
-      ['direct', 'nat'],
-      'both scenarios ran',
+      result!.scenarios.map((s) => s.name),
+      ['direct', 'nat', 'isakmpd-import'],
+      'the three scenarios ran',
+    );
+    t.same(
+      result!.scenarios.map((s) => ({ name: s.name, kind: s.kind, gateway: s.gatewayConfig })),
+      SCENARIOS,
+      'each on its topology, with its gateway config',
     );
     for (const s of result!.scenarios) {
-      await t.test(`${s.kind}: strongSwan as a macOS client, ike-node as the gateway`, (t) =>
+      const gateway = s.gatewayConfig === 'isakmpd-import' ? 'the imported isakmpd line' : 'the gateway';
+      await t.test(`${s.name}: strongSwan as a macOS client, ike-node as ${gateway}`, (t) =>
         checkScenario(t, s, dir),
       );
     }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { importIsakmpd } from '../../src/config/import/index.js';
 import { IKE_FILTER, startCapture, type Capture } from '../lib/capture.js';
 import { startIkeNode, type IkeNode } from '../lib/ike-node.js';
 import { createTopology, type Topology, type TopologyKind } from '../lib/netns.js';
@@ -20,8 +21,10 @@ import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../l
  * proposal those clients send, then quick mode for transport mode, udp/1701 on both sides, no PFS.
  * ike-node plays an OpenBSD isakmpd gateway configured as
  * `ike passive esp transport proto udp from $gw port 1701 to any main group "modp1024"
- * quick group none psk "..."`: it answers anyone (`peer.address: "any"`). Two scenarios in one boot:
- * direct, and the client behind a masquerading NAT (an iPhone behind a home router).
+ * quick group none psk "..."`: it answers anyone (`peer.address: "any"`). Three scenarios in one
+ * boot: direct, and the client behind a masquerading NAT (an iPhone behind a home router), both
+ * with that hand-written peers.json; then direct again with the peers.json that the isakmpd
+ * importer makes of the issue's line (`ISAKMPD_LINE`), which must accept the same offer.
  *
  * Output: result.json and one pcap per captured interface in $KLAB_OUT, and, because klab-run
  * deletes $KLAB_OUT after a successful run, the same result (pcaps base64 encoded inside) printed
@@ -64,10 +67,40 @@ export const GATEWAY_IKE_PROPOSALS = ['aes128-sha1-modp1024', '3des-sha1-modp102
 export const GATEWAY_ESP_PROPOSALS = ['aes128-sha1', '3des-sha1'] as const;
 
 export const L2TP_PORT = 1701;
-export const SCENARIOS: readonly TopologyKind[] = ['direct', 'nat'];
+
+/**
+ * The issue's ipsec.conf line; GATEWAY becomes the topology's gateway address and PSK the
+ * scenario's pre-shared key. A tunnel-mode rule with PFS: the importer's isakmpd leniencies
+ * (acceptModes, every ESP suite after the rule's own, acceptPfs with "none") let the transport,
+ * no-PFS macOS offer through, as isakmpd -K does.
+ */
+export const ISAKMPD_LINE =
+  'ike passive esp tunnel from GATEWAY to any main group "modp1024" quick group "modp1024" psk "PSK"';
+
+export const isakmpdLine = (gateway: string, psk: string = PSK): string =>
+  ISAKMPD_LINE.replace('GATEWAY', gateway).replace('"PSK"', JSON.stringify(psk));
+
+export type GatewayConfigKind = 'hand-written' | 'isakmpd-import';
+
+export interface Scenario {
+  /** Unique in the boot: names the captures and the host's subtests. */
+  name: string;
+  kind: TopologyKind;
+  gateway: GatewayConfigKind;
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  { name: 'direct', kind: 'direct', gateway: 'hand-written' },
+  { name: 'nat', kind: 'nat', gateway: 'hand-written' },
+  { name: 'isakmpd-import', kind: 'direct', gateway: 'isakmpd-import' },
+];
 
 export interface ScenarioResult {
+  name: string;
   kind: TopologyKind;
+  gatewayConfig: GatewayConfigKind;
+  /** For 'isakmpd-import': the line imported and the importer's warnings. */
+  imported?: { line: string; warnings: string[] };
   /** True when every step ran; assertions are the host's business. */
   completed: boolean;
   error?: string;
@@ -119,12 +152,60 @@ export function decodeGuestResult(output: string): GuestResult | undefined {
 const tail = (text: string, lines = 80): string => text.split('\n').slice(-lines).join('\n');
 const now = (): number => performance.now();
 
-async function scenario(kind: TopologyKind, out: string): Promise<ScenarioResult> {
-  const dir = mkdtempSync(join(tmpdir(), `ike-node-macos-${kind}-`));
+/** The hand-written gateway: isakmpd's `ike passive esp transport proto udp ... quick group none`. */
+function handWrittenGateway(gatewayAddress: string, dir: string): object {
+  return {
+    listen: { addresses: [gatewayAddress] },
+    control: { socket: join(dir, 'ike-node.sock') },
+    log: { level: 'debug' },
+    ikePolicies: { 'l2tp-main': { proposals: [...GATEWAY_IKE_PROPOSALS] } },
+    ipsecPolicies: {
+      'l2tp-quick': {
+        mode: 'transport',
+        proposals: [...GATEWAY_ESP_PROPOSALS],
+        // macOS and iOS never do PFS in quick mode: gateways serving them configure
+        // `quick group none` (isakmpd), so no DH group here.
+        pfs: 'none',
+      },
+    },
+    connections: {
+      'l2tp-clients': {
+        ikePolicy: 'l2tp-main',
+        ipsecPolicy: 'l2tp-quick',
+        local: { address: gatewayAddress, selectors: [{ protocol: 'udp', port: L2TP_PORT }] },
+        peer: { address: 'any', selectors: [{ protocol: 'udp' }] },
+        psk: PSK,
+      },
+    },
+  };
+}
+
+/** The importer's peers.json for the issue's line, unchanged but for listen, control and log. */
+function importedGateway(
+  gatewayAddress: string,
+  dir: string,
+): { config: object; line: string; warnings: string[] } {
+  const line = isakmpdLine(gatewayAddress);
+  const { config, warnings } = importIsakmpd(`${line}\n`, 'ipsec.conf');
+  return {
+    config: {
+      ...config,
+      listen: { addresses: [gatewayAddress] },
+      control: { socket: join(dir, 'ike-node.sock') },
+      log: { level: 'debug' },
+    },
+    line,
+    warnings,
+  };
+}
+
+async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
+  const { name, kind } = spec;
+  const dir = mkdtempSync(join(tmpdir(), `ike-node-macos-${name}-`));
   const timings: Record<string, number> = {};
   let t0 = now();
-  const step = (name: string) => {
-    timings[name] = Math.round(now() - t0);
+  const step = (label: string) => {
+    timings[label] = Math.round(now() - t0);
     t0 = now();
   };
   let topology: Topology | undefined;
@@ -132,7 +213,9 @@ async function scenario(kind: TopologyKind, out: string): Promise<ScenarioResult
   let ikeNode: IkeNode | undefined;
   const captures: Capture[] = [];
   const result: ScenarioResult = {
+    name,
     kind,
+    gatewayConfig: spec.gateway,
     completed: false,
     client: { address: '', seenAs: '' },
     gateway: { address: '' },
@@ -152,7 +235,7 @@ async function scenario(kind: TopologyKind, out: string): Promise<ScenarioResult
     step('topology');
 
     // IKE, and ESP (plain or, on 4500, in UDP) so the probe below shows on the wire.
-    const pcap = (side: string) => `${kind}-${side}.pcap`;
+    const pcap = (side: string) => `${name}-${side}.pcap`;
     const filter = `${IKE_FILTER} or esp`;
     captures.push(await startCapture(client, topology.leftIface, join(dir, pcap('client')), filter));
     result.pcaps.client = pcap('client');
@@ -190,34 +273,18 @@ async function scenario(kind: TopologyKind, out: string): Promise<ScenarioResult
     );
     step('charon');
 
-    ikeNode = await startIkeNode(
-      gateway,
-      {
-        listen: { addresses: [gatewayAddress] },
-        control: { socket: join(dir, 'ike-node.sock') },
-        log: { level: 'debug' },
-        ikePolicies: { 'l2tp-main': { proposals: [...GATEWAY_IKE_PROPOSALS] } },
-        ipsecPolicies: {
-          'l2tp-quick': {
-            mode: 'transport',
-            proposals: [...GATEWAY_ESP_PROPOSALS],
-            // macOS and iOS never do PFS in quick mode: gateways serving them configure
-            // `quick group none` (isakmpd), so no DH group here.
-            pfs: 'none',
-          },
-        },
-        connections: {
-          'l2tp-clients': {
-            ikePolicy: 'l2tp-main',
-            ipsecPolicy: 'l2tp-quick',
-            local: { address: gatewayAddress, selectors: [{ protocol: 'udp', port: L2TP_PORT }] },
-            peer: { address: 'any', selectors: [{ protocol: 'udp' }] },
-            psk: PSK,
-          },
-        },
-      },
-      { dir: join(dir, 'ike-node'), readyTimeoutMs: 30_000 },
-    );
+    let gatewayConfig: object;
+    if (spec.gateway === 'isakmpd-import') {
+      const imported = importedGateway(gatewayAddress, dir);
+      result.imported = { line: imported.line, warnings: imported.warnings };
+      gatewayConfig = imported.config;
+    } else {
+      gatewayConfig = handWrittenGateway(gatewayAddress, dir);
+    }
+    ikeNode = await startIkeNode(gateway, gatewayConfig, {
+      dir: join(dir, 'ike-node'),
+      readyTimeoutMs: 30_000,
+    });
     step('ikeNode');
 
     const started = now();
@@ -300,11 +367,11 @@ async function main(): Promise<void> {
   const out = process.env.KLAB_OUT ?? mkdtempSync(join(tmpdir(), 'ike-node-macos-out-'));
   mkdirSync(out, { recursive: true });
   const scenarios: ScenarioResult[] = [];
-  for (const kind of SCENARIOS) {
-    console.log(`scenario ${kind}: start`);
-    const result = await scenario(kind, out);
+  for (const spec of SCENARIOS) {
+    console.log(`scenario ${spec.name}: start`);
+    const result = await scenario(spec, out);
     console.log(
-      `scenario ${kind}: ${result.completed ? 'completed' : 'FAILED'} ${JSON.stringify(result.timings)}`,
+      `scenario ${spec.name}: ${result.completed ? 'completed' : 'FAILED'} ${JSON.stringify(result.timings)}`,
     );
     if (result.error) console.log(result.error);
     scenarios.push(result);
