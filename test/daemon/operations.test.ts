@@ -256,14 +256,9 @@ t.test('retransmit settings from the config reach the engine', async (t) => {
   });
   const events: DaemonEvent[] = [];
   daemon.on('event', (event) => events.push(event));
-  const started = Date.now();
   await daemon.start();
+  // With the defaults (first resend after 2 s, 5 tries) nothing would have failed within 3 s.
   await until(() => events.some((e) => e.type === 'negotiation-failed'), 3000);
-  const elapsed = Date.now() - started;
-  t.equal(events.filter((e) => e.type === 'retransmit').length, 1, 'one retransmission');
-  t.ok(
-    elapsed >= 350 && elapsed < 2000,
-    `gave up after about 0.4 s, not the default 2 s x 1.8^n (${elapsed} ms)`,
-  );
+  t.equal(events.filter((e) => e.type === 'retransmit').length, 1, 'one retransmission, then given up');
   t.equal(daemon.status()[0]!.status, 'Error');
 });
