@@ -111,6 +111,31 @@ export function formatIdentity(id: Identity): string {
   }
 }
 
+/** A reload's connections by name: what it adds, changes, removes and leaves as they are. */
+export interface ConnectionDiff {
+  readonly added: string[];
+  readonly changed: string[];
+  readonly removed: string[];
+  readonly unchanged: string[];
+}
+
+export function diffConnections(before: readonly Connection[], after: readonly Connection[]): ConnectionDiff {
+  const old = new Map(before.map((c) => [c.name, c]));
+  const diff: ConnectionDiff = { added: [], changed: [], removed: [], unchanged: [] };
+  for (const connection of after) {
+    const previous = old.get(connection.name);
+    const list = !previous
+      ? diff.added
+      : sameConnection(previous, connection)
+        ? diff.unchanged
+        : diff.changed;
+    list.push(connection.name);
+  }
+  const names = new Set(after.map((c) => c.name));
+  diff.removed.push(...before.filter((c) => !names.has(c.name)).map((c) => c.name));
+  return diff;
+}
+
 /**
  * Whether two connections would negotiate exactly the same (the key included): what a reload
  * compares so that it leaves the SAs of unchanged connections alone.

@@ -1,14 +1,14 @@
 /**
- * Retransmission timing: the n-th resend waits timeout * base^n seconds (strongSwan's and the
+ * Retransmission timing: the n-th resend waits timeout * backoff^n seconds (strongSwan's and the
  * RFCs' exponential backoff), and after `tries` resends the exchange is given up.
  */
 export interface RetransmitPolicy {
   readonly timeout: number;
-  readonly base: number;
+  readonly backoff: number;
   readonly tries: number;
 }
 
-export const DEFAULT_RETRANSMIT: RetransmitPolicy = { timeout: 2, base: 1.8, tries: 5 };
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { timeout: 2, backoff: 1.8, tries: 5 };
 
 export class Retransmission {
   #sent = 0;
@@ -34,7 +34,7 @@ export class Retransmission {
     if (now < this.#dueAt) return 'wait';
     if (this.#sent >= this.policy.tries) return 'give-up';
     this.#sent++;
-    this.#dueAt = now + this.policy.timeout * this.policy.base ** this.#sent;
+    this.#dueAt = now + this.policy.timeout * this.policy.backoff ** this.#sent;
     return 'resend';
   }
 }

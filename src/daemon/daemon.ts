@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
-import { sameConnection } from '../core/connection.js';
+import { type ConnectionDiff, diffConnections } from '../core/connection.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
@@ -43,11 +43,7 @@ export interface DaemonOptions {
 }
 
 /** What a reload did, by connection name. */
-export interface ReloadResult {
-  readonly added: string[];
-  readonly changed: string[];
-  readonly removed: string[];
-  readonly unchanged: string[];
+export interface ReloadResult extends ConnectionDiff {
   /** Settings that only a restart applies (listen addresses, kernel backend...). */
   readonly needsRestart: string[];
 }
@@ -81,11 +77,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#serveControl = options.control ?? true;
     const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
-    const { timeout, backoff, tries } = config.retransmit;
     this.engine = new Ikev1Engine({
       crypto: options.crypto ?? createCryptoProvider(config.crypto),
       connections: config.connections,
-      retransmit: { timeout, base: backoff, tries },
+      retransmit: config.retransmit,
       port: config.listen.port,
       natPort: config.listen.natPort,
       ...(explicit && { defaultLocalAddress: explicit }),
@@ -143,7 +138,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   #initiateAtStart(name: string): void {
     try {
-      this.#apply(this.engine.initiate(name, this.#clock()));
+      this.#apply(this.engine.initiate(name, this.#clock()), true);
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
       this.logger.log({ level: 'error', subsystem: 'cfg', connection: name, message: error.message });
@@ -156,15 +151,13 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   /** Starts a connection; throws CommandError for an unknown name or one that cannot initiate. */
   initiate(name: string): void {
-    this.#apply(this.engine.initiate(name, this.#clock()));
+    this.#apply(this.engine.initiate(name, this.#clock()), true);
     this.#arm();
   }
 
-  /** Deletes a connection's SAs, telling the peer. */
+  /** Deletes a connection's SAs, telling the peer; throws CommandError for an unknown name. */
   terminate(name: string): void {
-    if (!this.#config.connections.some((c) => c.name === name))
-      throw new CommandError(`no connection named '${name}'`);
-    this.#apply(this.engine.terminate(name, this.#clock()));
+    this.#apply(this.engine.terminate(name, this.#clock()), true);
     this.#arm();
   }
 
@@ -178,20 +171,15 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
    * ConfigErrors, leaving everything as it was, when the new configuration is invalid.
    */
   reload(next: DaemonConfig = loadConfig(this.#config.file)): ReloadResult {
-    const before = new Map(this.#config.connections.map((c) => [c.name, c]));
-    const result: ReloadResult = { added: [], changed: [], removed: [], unchanged: [], needsRestart: [] };
-    for (const connection of next.connections) {
-      const old = before.get(connection.name);
-      const list = !old ? result.added : sameConnection(old, connection) ? result.unchanged : result.changed;
-      list.push(connection.name);
-    }
-    const names = new Set(next.connections.map((c) => c.name));
-    result.removed.push(...[...before.keys()].filter((name) => !names.has(name)));
+    const result: ReloadResult = {
+      ...diffConnections(this.#config.connections, next.connections),
+      needsRestart: [],
+    };
     for (const key of ['listen', 'kernel', 'crypto', 'control', 'metrics', 'debug'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.#config[key])) result.needsRestart.push(key);
     }
     this.#config = next;
-    this.#apply(this.engine.reconfigure(next.connections, this.#clock()));
+    this.#apply(this.engine.reconfigure(next.connections, this.#clock()), true);
     this.#arm();
     this.logger.log({
       level: 'info',
@@ -265,7 +253,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
   }
 
-  #apply(actions: readonly Action[]): void {
+  /** `command`: an operator's command, whose effect on status may come without an engine event. */
+  #apply(actions: readonly Action[], command = false): void {
     for (const action of actions) {
       switch (action.type) {
         case 'send':
@@ -295,6 +284,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         }
       }
     }
+    // On datagrams and ticks a connection's status only moves with an engine event: skip the
+    // status walk on those that change nothing (keepalives, repeats, DPD answers). A command may
+    // change it silently (terminating a connection in Error clears the error).
+    if (!command && !actions.some((action) => action.type === 'event')) return;
     for (const change of this.#statuses.changes(this.engine.status())) {
       if (change.type === 'connection') {
         this.logger.log({

@@ -1,4 +1,11 @@
-import type { EngineEvent, LogLevel } from '../core/actions.js';
+import {
+  LOG_LEVELS,
+  LOG_SUBSYSTEMS,
+  type LogFormat,
+  type LogLevel,
+  type LogSubsystem,
+} from '../config/daemon-config.js';
+import type { EngineEvent } from '../core/actions.js';
 
 /**
  * One line per event: time, level, subsystem, connection and SA, message; as text or as one JSON
@@ -6,11 +13,8 @@ import type { EngineEvent, LogLevel } from '../core/actions.js';
  * none in their messages, and nothing here formats an SA's key material.
  */
 
-const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
-
-export const SUBSYSTEMS = ['ike', 'cfg', 'net', 'knl', 'crypto', 'ctl'] as const;
-export type Subsystem = (typeof SUBSYSTEMS)[number];
-export type LogFormat = 'text' | 'json';
+export type { LogFormat } from '../config/daemon-config.js';
+export type Subsystem = LogSubsystem;
 
 export interface LogLine {
   readonly level: LogLevel;
@@ -37,7 +41,7 @@ export class Logger {
   readonly format: LogFormat;
   readonly #subsystems: Partial<Record<Subsystem, LogLevel>>;
   readonly #write: (line: string) => void;
-  #onLine: ((line: LogLine) => void) | undefined;
+  readonly #onLine: ((line: LogLine) => void) | undefined;
 
   constructor(options: LoggerOptions = {}) {
     this.level = options.level ?? 'info';
@@ -47,18 +51,10 @@ export class Logger {
     this.#onLine = options.onLine;
   }
 
-  /** A logger like this one with other levels (a reload), writing to the same place. */
-  with(options: Omit<LoggerOptions, 'write'>): Logger {
-    return new Logger({ write: this.#write, onLine: this.#onLine, ...options });
-  }
-
-  set onLine(handler: ((line: LogLine) => void) | undefined) {
-    this.#onLine = handler;
-  }
-
   enabled(level: LogLevel, subsystem?: Subsystem): boolean {
     const threshold = (subsystem && this.#subsystems[subsystem]) ?? this.level;
-    return RANK[level] <= RANK[threshold];
+    // LOG_LEVELS runs from the most to the least severe.
+    return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(threshold);
   }
 
   log(line: LogLine): void {
@@ -99,19 +95,19 @@ export function parseLogLevels(text: string): {
   for (const part of text.split(',')) {
     const [left, right] = part.includes('=') ? part.split('=', 2) : [undefined, part];
     if (!isLevel(right)) {
-      throw new RangeError(`expected a level (${Object.keys(RANK).join(', ')}), got '${right}'`);
+      throw new RangeError(`expected a level (${LOG_LEVELS.join(', ')}), got '${right}'`);
     }
     if (left === undefined) {
       result.level = right;
-    } else if ((SUBSYSTEMS as readonly string[]).includes(left)) {
+    } else if ((LOG_SUBSYSTEMS as readonly string[]).includes(left)) {
       result.subsystems[left as Subsystem] = right;
     } else {
-      throw new RangeError(`expected a subsystem (${SUBSYSTEMS.join(', ')}), got '${left}'`);
+      throw new RangeError(`expected a subsystem (${LOG_SUBSYSTEMS.join(', ')}), got '${left}'`);
     }
   }
   return result;
 }
 
 function isLevel(text: string | undefined): text is LogLevel {
-  return text !== undefined && Object.hasOwn(RANK, text);
+  return text !== undefined && (LOG_LEVELS as readonly string[]).includes(text);
 }

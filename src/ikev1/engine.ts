@@ -1,6 +1,6 @@
 import type { Action, LogLevel } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
-import { type Connection, sameConnection } from '../core/connection.js';
+import { type Connection, diffConnections } from '../core/connection.js';
 import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import { schedule } from '../core/lifetime.js';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from '../core/retransmit.js';
@@ -116,7 +116,10 @@ export class Ikev1Engine {
     return this.#run(now, () => this.#initiate(connection));
   }
 
+  /** Throws CommandError for an unknown name. */
   terminate(name: string, now: number): Action[] {
+    if (!this.#connections.some((c) => c.name === name))
+      throw new CommandError(`no connection named '${name}'`);
     return this.#run(now, () => this.#terminate(name, 'terminated'));
   }
 
@@ -127,20 +130,16 @@ export class Ikev1Engine {
    */
   reconfigure(connections: readonly Connection[], now: number): Action[] {
     return this.#run(now, () => {
-      const before = new Map(this.#connections.map((c) => [c.name, c]));
-      const next = connections.map((c) => {
-        const old = before.get(c.name);
-        return old && sameConnection(old, c) ? old : c;
-      });
-      for (const old of this.#connections) {
-        if (next.includes(old)) continue;
-        const changed = next.some((c) => c.name === old.name);
-        this.#terminate(old.name, changed ? 'configuration changed' : 'removed from the configuration');
-      }
-      this.#connections = next;
-      for (const connection of next) {
-        if (before.get(connection.name) !== connection && connection.start === 'initiate')
-          this.#initiate(connection);
+      const { changed, removed, unchanged } = diffConnections(this.#connections, connections);
+      for (const name of removed) this.#terminate(name, 'removed from the configuration');
+      for (const name of changed) this.#terminate(name, 'configuration changed');
+      // Unchanged connections keep their objects: their SAs refer to them.
+      const kept = new Map(
+        this.#connections.filter((c) => unchanged.includes(c.name)).map((c) => [c.name, c]),
+      );
+      this.#connections = connections.map((c) => kept.get(c.name) ?? c);
+      for (const connection of this.#connections) {
+        if (!kept.has(connection.name) && connection.start === 'initiate') this.#initiate(connection);
       }
     });
   }

@@ -261,4 +261,8 @@ t.test('retransmit settings from the config reach the engine', async (t) => {
   await until(() => events.some((e) => e.type === 'negotiation-failed'), 3000);
   t.equal(events.filter((e) => e.type === 'retransmit').length, 1, 'one retransmission, then given up');
   t.equal(daemon.status()[0]!.status, 'Error');
+  // Terminating clears the error: no engine event says so, the status event still comes.
+  daemon.terminate('lonely');
+  t.match(events.at(-1), { type: 'connection', connection: 'lonely', previous: 'Error', status: 'Down' });
+  t.throws(() => daemon.terminate('nobody'), /no connection named 'nobody'/);
 });
