@@ -4,6 +4,10 @@ import { importIsakmpd, type JsonObject } from '../../../src/config/import/index
 import { parseTrafficSelector } from '../../../src/core/traffic-selector.js';
 import { connection, EnginePair, ipv4 } from '../../helpers/engine-pair.js';
 import { fixture } from './fixtures/helpers.js';
+import {
+  MACOS_ESP_PROPOSALS,
+  MACOS_IKE_PROPOSALS,
+} from '../../../conformance/kernel-lab/ikev1-macos-offer.js';
 
 /**
  * The issue's acceptance case, in process: the imported isakmpd line as the responder, and a
@@ -15,32 +19,13 @@ import { fixture } from './fixtures/helpers.js';
  * transform it supports, the encapsulation mode and PFS group as offered
  * (sbin/isakmpd/ike_quick_mode.c responder_recv_HASH_SA_NONCE, message.c message_negotiate_sa,
  * ipsec.c ipsec_is_attribute_incompatible), and the IDs because the responder's one matches the
- * rule's local ID (connection.c connection_passive_lookup_by_ids). ike-node's responder accepts
- * only the ipsecPolicy's mode, suites and PFS group: the "todo" test below says so until the
- * engine learns isakmpd's leniency; the next one shows that those three are all that is missing.
+ * rule's local ID (connection.c connection_passive_lookup_by_ids). The import says the same in
+ * peers.json terms (every ESP suite after the rule's own, acceptModes, acceptPfs): the first test
+ * shows the offer accepted, the second that each of the three is needed.
  */
 
 const GATEWAY = '192.0.2.1';
 const CLIENT = '198.51.100.20';
-
-/** As MACOS_IKE_PROPOSALS and MACOS_ESP_PROPOSALS in conformance/kernel-lab/ikev1-macos-offer.ts. */
-const MACOS_IKE = [
-  'aes256-sha256-modp2048',
-  'aes128-sha256-modp2048',
-  'aes256-sha1-modp2048',
-  'aes128-sha1-modp2048',
-  '3des-sha1-modp2048',
-  'aes256-sha256-modp1536',
-  'aes256-sha1-modp1536',
-  'aes128-sha1-modp1536',
-  '3des-sha1-modp1536',
-  'aes256-sha256-modp1024',
-  'aes256-sha1-modp1024',
-  'aes128-sha1-modp1024',
-  '3des-sha1-modp1024',
-  '3des-md5-modp1024',
-];
-const MACOS_ESP = ['aes256-sha1', 'aes128-sha1', '3des-sha1', 'aes256-md5', 'aes128-md5', '3des-md5'];
 
 function negotiate(config: JsonObject) {
   const gatewayConfig = parseConfig(JSON.stringify(config), 'imported.json', {});
@@ -49,8 +34,8 @@ function negotiate(config: JsonObject) {
   const client = pair.add('macos', CLIENT, [
     connection({
       name: 'l2tp',
-      ike: MACOS_IKE,
-      esp: MACOS_ESP,
+      ike: [...MACOS_IKE_PROPOSALS],
+      esp: [...MACOS_ESP_PROPOSALS],
       mode: 'transport',
       localAddress: CLIENT,
       peerAddress: GATEWAY,
