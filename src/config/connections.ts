@@ -54,13 +54,13 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
     readIpsecPolicy(c, name, context.crypto),
   );
   const startAt = at.key('start');
-  const start = startAt.present ? startAt.choice(['initiate', 'respond'] as const) : 'respond';
+  const start = startAt.present ? startAt.choice(['initiate', 'respond', 'on-traffic'] as const) : 'respond';
   const local = readEnd(at.key('local'), 'local', context.endpointGroups);
   const peer = readEnd(at.key('peer'), 'peer', context.endpointGroups);
   const pskAt = at.key('psk');
   const psk = pskAt.present ? readPsk(pskAt, context.psk) : undefined;
 
-  if (peer?.address === 'any' && start === 'initiate') {
+  if (peer?.address === 'any' && start !== 'respond') {
     startAt.fail('"respond" (peer.address is "any": there is no one to initiate to)');
   }
   if (local && peer) checkAddresses(at, local, peer, context.listen);
@@ -77,7 +77,7 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
   let peerSelectors: TrafficSelector[] | undefined;
   if (local && peer && ipsec) {
     const peerAddress = peer.address === 'any' ? undefined : peer.address;
-    const initiating = start === 'initiate';
+    const initiating = start !== 'respond';
     localSelectors = resolveSelectors(
       local.selectors,
       ipsec.mode,

@@ -1,4 +1,4 @@
-import { describe, isSecretPath } from './describe.js';
+import { alternatives, describe, isSecretPath } from './describe.js';
 import { formatPath, type Problems } from './errors.js';
 import { isJsonObject, type Json, type JsonPath } from './json.js';
 import { jsonTypeOf, type Schema, type SchemaNode } from './schema.js';
@@ -112,7 +112,7 @@ export class Cursor {
   choice<T extends string | number | boolean>(options: readonly T[]): T | undefined {
     if (this.value === undefined || !this.valid) return undefined;
     const match = options.find((option) => option === this.value);
-    if (match === undefined) this.#disagree(options.map((option) => JSON.stringify(option)).join(' or '));
+    if (match === undefined) this.#disagree(alternatives(options));
     return match;
   }
 

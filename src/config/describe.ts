@@ -36,3 +36,10 @@ export function entryName(section: string, names: Iterable<string>): string {
   const known = [...names];
   return `the name of an entry of ${section} (${known.length ? known.join(', ') : 'there are none'})`;
 }
+
+/** The values a setting may take, as a sentence: `"a", "b" or "c"`. */
+export function alternatives(values: readonly unknown[]): string {
+  const quoted = values.map((value) => JSON.stringify(value));
+  const last = quoted.pop()!;
+  return quoted.length ? `${quoted.join(', ')} or ${last}` : last;
+}

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { alternatives } from './describe.js';
 
 /**
  * The JSON Schema of peers.json (schema/peers.schema.json, draft 2020-12), loaded for the
@@ -160,9 +161,9 @@ export class Schema {
     if (n.description !== undefined) return n.description;
     if (inherited !== undefined) return inherited;
     if (n.const !== undefined) return JSON.stringify(n.const);
-    if (n.enum) return n.enum.map((value) => JSON.stringify(value)).join(' or ');
-    const alternatives = n.oneOf ?? n.anyOf;
-    if (alternatives) return alternatives.map((branch) => this.expected(branch)).join(', or ');
+    if (n.enum) return alternatives(n.enum);
+    const branches = n.oneOf ?? n.anyOf;
+    if (branches) return branches.map((branch) => this.expected(branch)).join(', or ');
     switch (typeof n.type === 'string' ? n.type : undefined) {
       case 'integer':
         return withRange('a whole number', n);

@@ -92,7 +92,8 @@ export interface Connection {
   readonly peer: PeerEnd;
   /** The pre-shared key. Never logged: see connectionSummary. */
   readonly psk: Uint8Array;
-  readonly start: 'initiate' | 'respond';
+  /** 'on-traffic': trap policies in the kernel; the first packet (an ACQUIRE) initiates. */
+  readonly start: 'initiate' | 'respond' | 'on-traffic';
 }
 
 /** The identity of an IPv4 or IPv6 address: what an end presents when no id is configured. */

@@ -14,6 +14,13 @@ export interface NatState {
   readonly local: boolean;
   /** The peer is behind a NAT. */
   readonly remote: boolean;
+  /** No NAT, but we claimed one so that ESP goes in UDP (a userspace data plane needs it). */
+  readonly forced?: boolean;
+}
+
+/** Whether ESP of this IKE SA's children goes in UDP (RFC 3948): a NAT on either side, or forced. */
+export function udpEncapsulated(nat: NatState): boolean {
+  return nat.local || nat.remote || nat.forced === true;
 }
 
 export interface IkeSaInfo {

@@ -5,6 +5,7 @@ import { type Endpoint, formatEndpoint, sameEndpoint } from '../core/endpoint.js
 import { schedule } from '../core/lifetime.js';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from '../core/retransmit.js';
 import type { ChildSa } from '../core/sa.js';
+import type { KernelEvent } from '../core/kernel-event.js';
 import { SaTable } from '../core/sa-table.js';
 import { childSaStatus, type ConnectionStatus, ikeSaStatus } from '../core/status.js';
 import { parseTrafficSelector, sameTrafficSelector } from '../core/traffic-selector.js';
@@ -56,6 +57,10 @@ export interface Ikev1EngineOptions {
   readonly keepaliveInterval?: number;
   /** Emit 'ike-keys' events with phase 1 encryption keys, for a Wireshark key log. */
   readonly exportKeys?: boolean;
+  /** Claim a NAT so that ESP goes in UDP (the userspace data plane sends nothing else). */
+  readonly forceEncapsulation?: boolean;
+  /** Inbound SPIs from the kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI); absent, random ones. */
+  readonly allocateSpi?: (local: string, remote: string) => number;
 }
 
 interface ChildEntry {
@@ -69,8 +74,9 @@ const DONE_EXCHANGE_LINGER = 30;
 
 export class Ikev1Engine {
   #connections: readonly Connection[];
-  readonly #options: Required<Omit<Ikev1EngineOptions, 'defaultLocalAddress'>> & {
+  readonly #options: Required<Omit<Ikev1EngineOptions, 'defaultLocalAddress' | 'allocateSpi'>> & {
     defaultLocalAddress?: string;
+    allocateSpi?: (local: string, remote: string) => number;
   };
   readonly #sas = new SaTable<IsakmpSa>();
   readonly #children = new Map<number, ChildEntry>();
@@ -91,6 +97,7 @@ export class Ikev1Engine {
       halfOpenTimeout: 30,
       keepaliveInterval: 20,
       exportKeys: false,
+      forceEncapsulation: false,
       ...options,
     };
     this.#host = this.#makeHost();
@@ -121,6 +128,42 @@ export class Ikev1Engine {
     if (!this.#connections.some((c) => c.name === name))
       throw new CommandError(`no connection named '${name}'`);
     return this.#run(now, () => this.#terminate(name, 'terminated'));
+  }
+
+  /**
+   * The kernel's events: traffic on a trap policy (ACQUIRE) starts its connection unless it is up or
+   * under way; a soft expiry (bytes or packets) rekeys the child SA now, a hard one deletes it.
+   */
+  kernelEvent(event: KernelEvent, now: number): Action[] {
+    return this.#run(now, () => {
+      switch (event.type) {
+        case 'acquire': {
+          const connection = this.#connections.find((c) => c.name === event.connection);
+          if (!connection || this.#busy(connection)) return;
+          this.#log(
+            'info',
+            'traffic for the connection (kernel ACQUIRE): initiating',
+            undefined,
+            connection.name,
+          );
+          this.#initiate(connection);
+          return;
+        }
+        case 'expire': {
+          const entry = this.#children.get(event.child);
+          if (!entry) return;
+          if (event.hard) this.#removeChild(entry, 'hard lifetime reached (kernel)', true);
+          else if (!entry.rekeying) this.#rekeyChild(entry, 'soft lifetime reached (kernel)');
+          return;
+        }
+        case 'mapping': {
+          const entry = this.#children.get(event.child);
+          if (!entry || sameEndpoint(entry.sa.remote, event.remote)) return;
+          this.#followPeer(entry.sa, entry.sa.local, event.remote);
+          return;
+        }
+      }
+    });
   }
 
   /**
@@ -546,7 +589,13 @@ export class Ikev1Engine {
       this.#removeChild(entry, 'lifetime expired', true);
       return;
     }
-    if (this.#now < child.rekeyAt || entry.rekeying || !this.#mayRekey(entry.sa.connection)) return;
+    if (this.#now < child.rekeyAt || entry.rekeying) return;
+    this.#rekeyChild(entry, 'rekey time');
+  }
+
+  #rekeyChild(entry: ChildEntry, why: string): void {
+    const { child } = entry;
+    if (!this.#mayRekey(entry.sa.connection)) return;
     const connection = this.#connections.find((c) => c.name === child.connection);
     if (!connection) return;
     entry.rekeying = true;
@@ -555,8 +604,20 @@ export class Ikev1Engine {
       this.#initiate(connection);
       return;
     }
-    this.#log('info', `rekeying child SA ${child.id}`, sa, connection.name);
+    this.#log('info', `rekeying child SA ${child.id} (${why})`, sa, connection.name);
     startQuickMode(this.#host, sa, connection, child.localTs[0]!, child.remoteTs[0]!, child.id);
+  }
+
+  /** A child SA up, or a negotiation for the connection under way. */
+  #busy(connection: Connection): boolean {
+    if ([...this.#children.values()].some((entry) => entry.child.connection === connection.name)) return true;
+    return [...this.#sas.values()].some(
+      (sa) =>
+        (sa.state !== 'ESTABLISHED' &&
+          sa.connection !== undefined &&
+          this.#carries(sa.connection, connection)) ||
+        [...sa.exchanges.values()].some((exchange) => exchange.connection === connection),
+    );
   }
 
   /** Peers at 'any' address are clients: they rekey, we cannot reach them reliably. */
@@ -877,6 +938,8 @@ export class Ikev1Engine {
       retransmit: this.#options.retransmit,
       natPort: this.#options.natPort,
       exportKeys: this.#options.exportKeys,
+      forceEncapsulation: this.#options.forceEncapsulation,
+      ...(this.#options.allocateSpi && { allocateSpi: this.#options.allocateSpi }),
       get connections() {
         return engine.#connections;
       },

@@ -33,6 +33,10 @@ export interface Host {
   /** Emit 'ike-keys' events (the debug key log): off unless asked for. */
   readonly exportKeys: boolean;
   readonly connections: readonly Connection[];
+  /** Claim a NAT in NAT-D (as strongSwan's encap=yes does) so both ends send ESP in UDP. */
+  readonly forceEncapsulation: boolean;
+  /** An inbound SPI reserved by the kernel backend; absent, SPIs are random. */
+  allocateSpi?(local: string, remote: string): number;
   emit(action: Action): void;
   log(level: LogLevel, message: string, sa?: IsakmpSa, connection?: string): void;
   nextId(): number;

@@ -1,6 +1,7 @@
 import { addressIdentity, type Connection, formatIdentity, policyLabel } from '../core/connection.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { explainMismatch, formatSuite, selectSuite, type Suite } from '../core/proposal.js';
+import { udpEncapsulated } from '../core/sa.js';
 import { KeyExchange } from '../crypto/dh.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
@@ -106,7 +107,7 @@ function onMessage4(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): voi
   sa.Nr_b = nonce.data;
   deriveKeys(host, sa);
   detect(host, sa, payloads);
-  if (sa.nat.local || sa.nat.remote) {
+  if (udpEncapsulated(sa.nat)) {
     // RFC 3947 section 4: the initiator moves to port 4500 for message 5 onwards.
     sa.floated = true;
     sa.local = { address: sa.local.address, port: host.natPort };
@@ -341,9 +342,12 @@ function natDetectionPayloads(host: Host, sa: IsakmpSa): Payload[] {
   const draft = sa.natT !== 'rfc3947';
   const hash = (endpoint: Endpoint) =>
     natDetectionHash(host.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
+  // Forced: our own address's hash can never match, so the peer sees us "behind a NAT" and both
+  // ends float to the NAT-T port and encapsulate (what strongSwan's encap=yes does).
+  const own = host.forceEncapsulation ? host.crypto.randomBytes(sa.suite!.prf!.outputLength) : hash(sa.local);
   return [
     { kind: 'nat-d', draft, data: hash(sa.remote) },
-    { kind: 'nat-d', draft, data: hash(sa.local) },
+    { kind: 'nat-d', draft, data: own },
   ];
 }
 
@@ -353,9 +357,12 @@ function detect(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
   if (received.length < 2) return;
   const hash = (endpoint: Endpoint) =>
     natDetectionHash(host.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
-  sa.nat = detectNat(received, hash(sa.local), hash(sa.remote));
-  if (sa.nat.local || sa.nat.remote)
-    host.log('info', `NAT detected: ${sa.nat.local ? 'we are' : 'the peer is'} behind a NAT`, sa);
+  const detected = detectNat(received, hash(sa.local), hash(sa.remote));
+  sa.nat = host.forceEncapsulation ? { ...detected, forced: true } : detected;
+  if (detected.local || detected.remote)
+    host.log('info', `NAT detected: ${detected.local ? 'we are' : 'the peer is'} behind a NAT`, sa);
+  else if (host.forceEncapsulation)
+    host.log('info', 'no NAT, but ESP goes in UDP (forced by the kernel backend)', sa);
 }
 
 function deriveKeys(host: Host, sa: IsakmpSa): void {

@@ -2,7 +2,7 @@ import { parseAddress } from '../core/address.js';
 import { type Connection, type IpsecMode, policyLabel } from '../core/connection.js';
 import { schedule } from '../core/lifetime.js';
 import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
-import type { ChildSa, Role } from '../core/sa.js';
+import { type ChildSa, type Role, udpEncapsulated } from '../core/sa.js';
 import {
   contains,
   formatTrafficSelector,
@@ -89,14 +89,14 @@ export function startQuickMode(
   rekeyOf?: number,
 ): QuickModeExchange {
   const { ipsec } = connection;
-  const udp = (sa.nat.local || sa.nat.remote) && sa.natT !== undefined;
+  const udp = udpEncapsulated(sa.nat) && sa.natT !== undefined;
   const exchange: QuickModeExchange = {
     messageId: newMessageId(host, sa),
     role: 'initiator',
     flight: new Flight(),
     connection,
     state: 'QM_I1',
-    spiIn: newSpi(host),
+    spiIn: newSpi(host, sa),
     Ni_b: host.crypto.randomBytes(NONCE_LENGTH),
     offered: ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) })),
     mode: ipsec.mode,
@@ -304,7 +304,7 @@ function answer(
     flight: new Flight(),
     connection,
     state: 'QM_R1',
-    spiIn: newSpi(host),
+    spiIn: newSpi(host, sa),
     spiOut: offer.spi,
     Ni_b,
     Nr_b: host.crypto.randomBytes(NONCE_LENGTH),
@@ -562,7 +562,10 @@ function sameId(a: IdPayload, b: IdPayload): boolean {
   );
 }
 
-function newSpi(host: Host): Uint8Array {
+/** The kernel backend's SPI when it reserves them (XFRM_MSG_ALLOCSPI, SADB_GETSPI), else a random one. */
+function newSpi(host: Host, sa: IsakmpSa): Uint8Array {
+  const allocated = host.allocateSpi?.(sa.local.address, sa.remote.address);
+  if (allocated !== undefined) return u32be(allocated);
   for (;;) {
     const spi = host.crypto.randomBytes(4);
     // SPIs 1-255 are reserved by IANA (RFC 4303 section 2.1); 0 is invalid.

@@ -1,18 +1,65 @@
+import type { Endpoint } from '../core/endpoint.js';
+import type { KernelEvent } from '../core/kernel-event.js';
 import type { ChildSa } from '../core/sa.js';
 import type { TrafficCounters } from '../core/status.js';
+import type { TrafficSelector } from '../core/traffic-selector.js';
+
+export type { KernelEvent };
 
 /**
- * Where negotiated SAs go. The `memory` backend records them; the kernel issue adds xfrm, pfkey
- * and userspace ESP behind the same interface.
+ * Where negotiated SAs go: `xfrm` (Linux netlink), `pfkey` (PF_KEY v2), `userspace` (ESP in Node
+ * over a TUN device) and `memory` (records calls). One interface, so the daemon never knows which.
  */
 export interface KernelBackend {
   readonly name: string;
-  /** Installs both directions of a child SA and its policies. */
+  /**
+   * The userspace data plane sends ESP only inside UDP (RFC 3948) on the IKE socket, as
+   * strongSwan's kernel-libipsec does: the engine then claims a NAT so that both ends encapsulate.
+   */
+  readonly forcesUdpEncapsulation?: boolean;
+  /**
+   * Reserves an inbound SPI for a child SA being negotiated with `remote` (XFRM_MSG_ALLOCSPI,
+   * SADB_GETSPI). Synchronous because the engine needs it to build the message it is answering
+   * with. Absent: the engine picks SPIs at random.
+   */
+  allocateSpi?(local: string, remote: string): number;
+  /** Installs both directions of a child SA and the policies that lead traffic to it. */
   install(child: ChildSa): Promise<void>;
+  /** Removes a child SA; its policies go with the last child SA that uses them. */
   remove(child: ChildSa): Promise<void>;
+  /** Policies without SAs for a connection that starts on traffic: the first packet is an ACQUIRE. */
+  trap?(trap: TrapPolicy): Promise<void>;
+  untrap?(connection: string): Promise<void>;
   /** Bytes and packets through a child SA, for backends that count them. */
   counters?(child: ChildSa): Promise<TrafficCounters | undefined>;
+  /**
+   * ESP in UDP that arrived on the daemon's NAT-T socket (only the userspace backend asks for it:
+   * the kernel backends set UDP_ENCAP on the socket and never see it).
+   */
+  receiveEsp?(datagram: Uint8Array, local: Endpoint, remote: Endpoint): void;
+  /** Prepares an IKE socket: bypass of our own policies, and UDP_ENCAP on the NAT-T port. */
+  configureSocket?(fd: number, family: 4 | 6, natPort: boolean): void;
   /** What is installed now. */
   installed(): readonly ChildSa[];
+  /** Removes everything this backend installed, then releases its sockets and devices. */
   close(): Promise<void>;
+}
+
+/** A connection's traffic selectors, for trap policies (start on traffic). */
+export interface TrapPolicy {
+  readonly connection: string;
+  readonly mode: 'tunnel' | 'transport';
+  readonly local: string;
+  readonly remote: string;
+  readonly localTs: readonly TrafficSelector[];
+  readonly remoteTs: readonly TrafficSelector[];
+}
+
+/** What every backend is given by the runtime that owns it. */
+export interface KernelBackendHost {
+  onEvent(event: KernelEvent): void;
+  /** Backends log through the daemon's `knl` subsystem; they rate-limit repeated causes themselves. */
+  log(level: 'error' | 'warn' | 'info' | 'debug', message: string): void;
+  /** Sends a datagram from one of the daemon's IKE sockets (the userspace backend's ESP in UDP). */
+  sendDatagram?(from: Endpoint, to: Endpoint, data: Uint8Array): void;
 }

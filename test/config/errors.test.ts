@@ -99,10 +99,10 @@ t.test('top-level settings', async (t) => {
   hasError(t, errors, 'listen.addresses[1]', 'an IPv4 or IPv6 address');
   hasError(t, errors, 'listen.addresses[2]', 'an IPv4 or IPv6 address');
   hasError(t, errors, 'listen.natPort', 'different ports');
-  hasError(t, errors, 'kernel', '"memory" or "xfrm" or "pfkey" or "userspace"');
+  hasError(t, errors, 'kernel', '"memory", "xfrm", "pfkey" or "userspace"');
   hasError(t, errors, 'crypto', '"node" or "noble"');
   hasError(t, errors, 'control.socket', 'the path of the control socket');
-  hasError(t, errors, 'log.level', '"error" or "warn" or "info" or "debug"');
+  hasError(t, errors, 'log.level', '"error", "warn", "info" or "debug"');
   t.equal(errors.length, 7, 'and nothing else');
   hasError(t, errorsOf(t, '[]'), '', 'an object with the keys listen');
   hasError(
@@ -131,8 +131,13 @@ t.test('IKE policies', async (t) => {
     '"main"',
   );
   t.match(aggressive?.message, 'aggressive mode is not supported');
-  hasError(t, ike({ version: 3, proposals: ['aes128-sha1-modp1024'] }), `${P}.version`, '1 or 2');
-  hasError(t, ike({ version: '1', proposals: ['aes128-sha1-modp1024'] }), `${P}.version`, '1 or 2');
+  hasError(t, ike({ version: 3, proposals: ['aes128-sha1-modp1024'] }), `${P}.version`, '1, 2, "v1" or "v2"');
+  hasError(
+    t,
+    ike({ version: '1', proposals: ['aes128-sha1-modp1024'] }),
+    `${P}.version`,
+    '1, 2, "v1" or "v2"',
+  );
   const both = hasError(
     t,
     ike({ proposals: ['aes128-sha1-modp1024'], encryption: 'aes-128' }),
@@ -246,7 +251,7 @@ t.test('lifetimes, rekeying and DPD', async (t) => {
   );
   hasError(t, ike({ lifetime: 600, rekeyMargin: 500, rekeyFuzz: 100 }), `${P}.rekeyFuzz`, 'from 0 to 99');
   hasError(t, ike({ dpd: { action: 'restart', delay: 0 } }), `${P}.dpd.delay`, 'from 1 to 86400');
-  hasError(t, ike({ dpd: { action: 'reboot' } }), `${P}.dpd.action`, '"clear" or "restart" or "hold"');
+  hasError(t, ike({ dpd: { action: 'reboot' } }), `${P}.dpd.action`, '"clear", "restart" or "hold"');
   hasError(t, ike({ dpd: true }), `${P}.dpd`, 'or false for no DPD');
   const esp = errorsOf(
     t,
@@ -321,7 +326,7 @@ t.test('connections', async (t) => {
   hasError(t, conn('peer.port', 70000), `${C}.peer.port`, 'from 1 to 65535');
   hasError(t, conn('peer.natPort', 0), `${C}.peer.natPort`, 'from 1 to 65535');
   hasError(t, conn('peer.id', '@'), `${C}.peer.id`, 'an identity');
-  hasError(t, conn('start', 'auto'), `${C}.start`, '"initiate" or "respond"');
+  hasError(t, conn('start', 'auto'), `${C}.start`, '"initiate", "respond" or "on-traffic"');
   hasError(t, conn('psk', undefined), `${C}.psk`, 'a pre-shared key');
   hasError(
     t,

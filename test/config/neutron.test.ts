@@ -35,7 +35,7 @@ t.test('IKE version: 1, 2, "v1", "v2", as version or ikeVersion', async (t) => {
     t,
     errorsOf(t, withPolicies({ ...FIELDS, ikeVersion: 'v3' })),
     `${IKE}.ikeVersion`,
-    '1 or 2 or "v1" or "v2"',
+    '1, 2, "v1" or "v2"',
   );
   hasError(
     t,

@@ -23,10 +23,10 @@ t.test('log: level, format and per-subsystem levels', async (t) => {
   const errors = errorsOf(t, {
     log: { level: 'trace', format: 'xml', subsystems: { ike: 'verbose', kernel: 'debug', cfg: 1 } },
   });
-  hasError(t, errors, 'log.level', '"error" or "warn" or "info" or "debug"');
+  hasError(t, errors, 'log.level', '"error", "warn", "info" or "debug"');
   hasError(t, errors, 'log.format', '"text" (one line per event) or "json"');
-  hasError(t, errors, 'log.subsystems.ike', '"error" or "warn" or "info" or "debug"');
-  hasError(t, errors, 'log.subsystems.cfg', '"error" or "warn" or "info" or "debug"');
+  hasError(t, errors, 'log.subsystems.ike', '"error", "warn", "info" or "debug"');
+  hasError(t, errors, 'log.subsystems.cfg', '"error", "warn", "info" or "debug"');
   const unknown = errors.find((e) => e.path === 'log.subsystems.kernel');
   t.equal(
     unknown?.message,

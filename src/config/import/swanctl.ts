@@ -223,7 +223,7 @@ class SwanctlImport {
         psk,
         start,
       };
-      if (start === 'initiate' && ends.remoteAddress === 'any') {
+      if (start !== 'respond' && ends.remoteAddress === 'any') {
         this.fail(
           child.value('start_action')!,
           `start_action = none for a connection to remote_addrs %any (there is no one to initiate to)`,
@@ -340,7 +340,7 @@ class SwanctlImport {
     return decodeSecret(best.secret.secret, this.file);
   }
 
-  private child(child: Section): { policy: JsonObject; start: 'initiate' | 'respond' } {
+  private child(child: Section): { policy: JsonObject; start: 'initiate' | 'respond' | 'on-traffic' } {
     this.ignore(child, CHILD_KEYS);
     const ah = child.value('ah_proposals');
     if (ah?.value) this.fail(ah, 'no ah_proposals (AH is not supported)', ah.value);
@@ -359,11 +359,6 @@ class SwanctlImport {
     const starts = list(startSetting?.value.replace(/\|/g, ',') ?? 'none');
     if (starts.some((s) => !['none', 'trap', 'start'].includes(s)))
       this.fail(startSetting!, 'start_action = none, trap or start', startSetting!.value);
-    if (starts.includes('trap')) {
-      this.warnings.push(
-        `${this.at(startSetting!)}: ${child.path}.start_action = trap: ike-node has no trap policies; it initiates at start instead`,
-      );
-    }
     return {
       policy: {
         mode,
@@ -371,7 +366,8 @@ class SwanctlImport {
         pfs: groups[0] ?? 'none',
         ...this.childLifetime(child),
       },
-      start: starts.includes('start') || starts.includes('trap') ? 'initiate' : 'respond',
+      // trap|start: strongSwan installs trap policies and initiates at once; initiating covers both.
+      start: starts.includes('start') ? 'initiate' : starts.includes('trap') ? 'on-traffic' : 'respond',
     };
   }
 

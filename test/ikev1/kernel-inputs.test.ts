@@ -1,0 +1,162 @@
+import t from 'tap';
+import type { ChildSa } from '../../src/core/sa.js';
+import { connection, EnginePair, type Side } from '../helpers/engine-pair.js';
+import type { Ikev1EngineOptions } from '../../src/ikev1/engine.js';
+
+/**
+ * What the kernel backends ask of the IKEv1 engine: SPIs the kernel reserved, ESP in UDP without a
+ * NAT (the userspace data plane), and the kernel's events (ACQUIRE, EXPIRE, MAPPING) as inputs.
+ */
+
+const A = '192.0.2.1';
+const B = '192.0.2.2';
+
+function pair(
+  aOptions: Partial<Ikev1EngineOptions> = {},
+  bOptions: Partial<Ikev1EngineOptions> = {},
+  start: 'initiate' | 'respond' = 'initiate',
+) {
+  const pair = new EnginePair();
+  const a = pair.add(
+    'a',
+    A,
+    [
+      connection({
+        localAddress: A,
+        peerAddress: B,
+        localSubnets: ['198.51.100.0/24'],
+        peerSubnets: ['203.0.113.0/24'],
+        start,
+      }),
+    ],
+    aOptions,
+  );
+  const b = pair.add(
+    'b',
+    B,
+    [
+      connection({
+        localAddress: B,
+        peerAddress: A,
+        localSubnets: ['203.0.113.0/24'],
+        peerSubnets: ['198.51.100.0/24'],
+      }),
+    ],
+    bOptions,
+  );
+  return { pair, a, b };
+}
+
+function only(side: Side): ChildSa {
+  const children = [...side.installed.values()];
+  if (children.length !== 1) throw new Error(`${side.name} has ${children.length} child SAs`);
+  return children[0]!;
+}
+
+t.test('inbound SPIs come from the kernel backend when it reserves them', async (t) => {
+  const asked: string[] = [];
+  let next = 0xc0000100;
+  const allocateSpi = (local: string, remote: string) => {
+    asked.push(`${local}<-${remote}`);
+    return next++;
+  };
+  const { pair: p, a, b } = pair({ allocateSpi }, { allocateSpi });
+  p.initiate(a);
+  t.equal(only(a).spiIn, 0xc0000100, "the initiator's inbound SPI is the first the kernel gave");
+  t.equal(only(b).spiIn, 0xc0000101, "the responder's inbound SPI is the second");
+  t.equal(only(a).spiOut, only(b).spiIn, 'and they cross over');
+  t.same(asked, [`${A}<-${B}`, `${B}<-${A}`], 'each side asked for its own address, from its peer');
+});
+
+t.test('forced encapsulation: ESP in UDP on 4500 with no NAT in the path', async (t) => {
+  const { pair: p, a, b } = pair({ forceEncapsulation: true });
+  p.initiate(a);
+  t.ok(only(a).encapsulation && only(b).encapsulation, 'both sides encapsulate');
+  t.equal(only(a).local.port, 4500, 'the initiator floated to the NAT-T port');
+  t.equal(only(b).remote.port, 4500, 'the responder follows');
+  const ikeA = a.engine.status()[0]!.ikeSas[0]!;
+  const ikeB = b.engine.status()[0]!.ikeSas[0]!;
+  t.same(
+    ikeA.nat,
+    { local: false, remote: false, forced: true },
+    'the forcing side knows there is no real NAT',
+  );
+  t.same(
+    ikeB.nat,
+    { local: false, remote: true },
+    'its peer believes it is behind a NAT (as with strongSwan encap=yes)',
+  );
+  t.notOk(
+    p.sent.some((packet) => packet.keepalive),
+    'no keepalives: nobody is behind a real NAT on the forcing side',
+  );
+
+  const responderForces = pair({}, { forceEncapsulation: true });
+  responderForces.pair.initiate(responderForces.a);
+  t.ok(
+    only(responderForces.a).encapsulation && only(responderForces.b).encapsulation,
+    'a forcing responder gets the same result',
+  );
+});
+
+t.test('ACQUIRE initiates a connection once; repeats while it is under way or up do nothing', async (t) => {
+  const { pair: p, a, b } = pair({}, {}, 'respond');
+  const firstActions = a.engine.kernelEvent({ type: 'acquire', connection: 'test' }, p.now);
+  t.ok(
+    firstActions.some((action) => action.type === 'send'),
+    'the first ACQUIRE starts main mode',
+  );
+  t.same(
+    a.engine.kernelEvent({ type: 'acquire', connection: 'test' }, p.now),
+    [],
+    'a second ACQUIRE meanwhile is ignored',
+  );
+  p.run(a, firstActions);
+  t.equal(a.installed.size, 1, 'the child SA is up');
+  t.equal(b.installed.size, 1, 'on both sides');
+  t.same(
+    a.engine.kernelEvent({ type: 'acquire', connection: 'test' }, p.now),
+    [],
+    'an ACQUIRE with the SA up is ignored',
+  );
+  t.same(
+    a.engine.kernelEvent({ type: 'acquire', connection: 'nope' }, p.now),
+    [],
+    'an ACQUIRE for an unknown connection is ignored',
+  );
+});
+
+t.test('a soft EXPIRE rekeys the child SA now; a hard one deletes it and tells the peer', async (t) => {
+  const { pair: p, a, b } = pair();
+  p.initiate(a);
+  const first = only(a);
+  p.run(a, a.engine.kernelEvent({ type: 'expire', child: first.id, hard: false }, p.now));
+  t.equal(a.installed.size, 1, 'one child SA after the rekey');
+  t.not(only(a).spiIn, first.spiIn, 'a new one');
+  t.equal(only(b).spiOut, only(a).spiIn, 'the peer has the new one too');
+  t.ok(
+    a.events.some((event) => event.type === 'child-up' && event.rekeyed === first.id),
+    'reported as a rekey of the first',
+  );
+
+  const second = only(a);
+  p.run(a, a.engine.kernelEvent({ type: 'expire', child: second.id, hard: true }, p.now));
+  t.equal(a.installed.size, 0, 'the hard expiry deleted it');
+  t.equal(b.installed.size, 0, 'and the Delete reached the peer');
+  t.same(
+    a.engine.kernelEvent({ type: 'expire', child: 12345, hard: true }, p.now),
+    [],
+    'unknown child: nothing',
+  );
+});
+
+t.test('a NAT MAPPING event moves the IKE SA to the new port', async (t) => {
+  const { pair: p, a, b } = pair({ forceEncapsulation: true });
+  p.initiate(a);
+  const child = only(b);
+  p.run(
+    b,
+    b.engine.kernelEvent({ type: 'mapping', child: child.id, remote: { address: A, port: 4501 } }, p.now),
+  );
+  t.equal(b.engine.status()[0]!.ikeSas[0]!.remote, `${A}:4501`, 'the IKE SA follows the new mapping');
+});
