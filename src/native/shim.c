@@ -1,0 +1,901 @@
+/*
+ * ike-node's native socket shim (Node-API, plain C). It opens descriptors the Node runtime cannot
+ * (AF_NETLINK, AF_KEY, a TUN device), moves bytes through them and reports readiness on the event
+ * loop. It builds and parses no message: every netlink, PF_KEY and ESP byte is TypeScript's job.
+ * The surface is described, function by function, in src/native/types.ts (the `Native` interface).
+ *
+ * Errors are thrown as JS Error objects with `code` (the errno name, "EAFNOSUPPORT"), `errno` (the
+ * positive errno value) and `syscall` ("socket(AF_KEY)").
+ *
+ * Watching: one uv_poll_t per watched descriptor. On readable it reads until EAGAIN or a batch of
+ * WATCH_BATCH datagrams and hands them to JS as one array of Buffers. libuv stops a poll handle by
+ * itself when the descriptor reports POLLERR (which a netlink socket does after ENOBUFS): the shim
+ * then reads the pending error, reports it and starts the poll again. A descriptor whose error
+ * reading does not clear (a TUN device whose interface was deleted), or that keeps failing
+ * without delivering anything, is reported once more ("... no longer watched") and left
+ * unwatched instead of spinning the event loop; close() is still the caller's.
+ */
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#endif
+
+#include <node_api.h>
+#include <uv.h>
+
+#ifndef PF_KEY_V2
+#define PF_KEY_V2 2 /* RFC 2367, <net/pfkeyv2.h> */
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270 /* linux/socket.h */
+#endif
+
+/* Largest datagram read in one go: a netlink dump part or a TUN packet fits comfortably. */
+#define READ_BUFFER_SIZE 65536
+/* Datagrams handed to JS per wakeup. */
+#define WATCH_BATCH 64
+/* Consecutive wakeups that deliver nothing and fail before a watch gives up. */
+#define WATCH_MAX_FRUITLESS 64
+
+/* ------------------------------------------------------------------------------------------- */
+/* Per-environment state (one per main thread or worker that loads the addon)                 */
+
+typedef struct watcher watcher;
+typedef struct env_state env_state;
+
+struct watcher {
+  uv_poll_t poll;
+  env_state *state;
+  napi_env env;
+  int fd;
+  bool is_socket;
+  bool closing;         /* uv_close requested: ignore every event from now on */
+  bool js_released;     /* references and async context released */
+  int fruitless;        /* consecutive failing wakeups that delivered nothing */
+  napi_ref on_data;
+  napi_ref on_error;
+  napi_async_context context;
+  watcher *next;
+};
+
+struct env_state {
+  napi_env env;
+  uv_loop_t *loop;
+  watcher *watchers;
+  /* Descriptors this environment opened and has not closed: closed at teardown. */
+  int *owned;
+  size_t owned_count;
+  size_t owned_capacity;
+  uint8_t *scratch; /* READ_BUFFER_SIZE bytes for reads */
+  size_t refs;      /* 1 for the instance data + 1 per watcher whose uv handle is not closed yet */
+  napi_async_cleanup_hook_handle cleanup_hook;
+  bool tearing_down;
+};
+
+static void state_release(env_state *state) {
+  if (--state->refs > 0) return;
+  free(state->owned);
+  free(state->scratch);
+  free(state);
+}
+
+static void owned_add(env_state *state, int fd) {
+  if (state->owned_count == state->owned_capacity) {
+    size_t capacity = state->owned_capacity ? state->owned_capacity * 2 : 16;
+    int *grown = realloc(state->owned, capacity * sizeof(int));
+    if (grown == NULL) return; /* only teardown bookkeeping is lost */
+    state->owned = grown;
+    state->owned_capacity = capacity;
+  }
+  state->owned[state->owned_count++] = fd;
+}
+
+static void owned_remove(env_state *state, int fd) {
+  for (size_t i = 0; i < state->owned_count; i++) {
+    if (state->owned[i] == fd) {
+      state->owned[i] = state->owned[--state->owned_count];
+      return;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Errors                                                                                      */
+
+static const char *errno_name(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *name = strerrorname_np(err);
+  if (name != NULL) return name;
+#endif
+  switch (err) {
+  case EPERM: return "EPERM";
+  case ENOENT: return "ENOENT";
+  case ESRCH: return "ESRCH";
+  case EINTR: return "EINTR";
+  case EIO: return "EIO";
+  case ENXIO: return "ENXIO";
+  case EBADF: return "EBADF";
+  case EAGAIN: return "EAGAIN";
+  case ENOMEM: return "ENOMEM";
+  case EACCES: return "EACCES";
+  case EFAULT: return "EFAULT";
+  case EBUSY: return "EBUSY";
+  case EEXIST: return "EEXIST";
+  case ENODEV: return "ENODEV";
+  case EINVAL: return "EINVAL";
+  case ENFILE: return "ENFILE";
+  case EMFILE: return "EMFILE";
+  case ENOSPC: return "ENOSPC";
+  case EPIPE: return "EPIPE";
+  case ERANGE: return "ERANGE";
+  case ENOSYS: return "ENOSYS";
+  case ENOTSOCK: return "ENOTSOCK";
+  case EDESTADDRREQ: return "EDESTADDRREQ";
+  case EMSGSIZE: return "EMSGSIZE";
+  case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+  case EOPNOTSUPP: return "EOPNOTSUPP";
+  case EAFNOSUPPORT: return "EAFNOSUPPORT";
+  case EADDRINUSE: return "EADDRINUSE";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+  case ENETDOWN: return "ENETDOWN";
+  case ENETUNREACH: return "ENETUNREACH";
+  case ENOBUFS: return "ENOBUFS";
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case EHOSTUNREACH: return "EHOSTUNREACH";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  default: return "EUNKNOWN";
+  }
+}
+
+/* An Error with code, errno and syscall, like Node's own system errors; `note` is appended. */
+static napi_value system_error_note(napi_env env, int err, const char *syscall, const char *note) {
+  char text[320];
+  snprintf(text, sizeof text, "%s failed: %s (%s)%s", syscall, strerror(err), errno_name(err), note);
+  napi_value message, code, error, number, call;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &number);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &call);
+  napi_set_named_property(env, error, "code", code);
+  napi_set_named_property(env, error, "errno", number);
+  napi_set_named_property(env, error, "syscall", call);
+  return error;
+}
+
+static napi_value system_error(napi_env env, int err, const char *syscall) {
+  return system_error_note(env, err, syscall, "");
+}
+
+static napi_value throw_system(napi_env env, int err, const char *syscall) {
+  napi_throw(env, system_error(env, err, syscall));
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* A failed Node-API call: an exception is usually pending already; if not, say which call. */
+#define NAPI_OK(env, call)                                                                         \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      bool pending_ = false;                                                                       \
+      napi_is_exception_pending((env), &pending_);                                                 \
+      if (!pending_) napi_throw_error((env), NULL, "Node-API call failed: " #call);                \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+/* ------------------------------------------------------------------------------------------- */
+/* Argument helpers                                                                            */
+
+static env_state *get_state(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+static bool arg_int(napi_env env, napi_value value, const char *what, int32_t *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) {
+    char text[128];
+    snprintf(text, sizeof text, "%s must be a number", what);
+    throw_type(env, text);
+    return false;
+  }
+  napi_get_value_int32(env, value, out);
+  return true;
+}
+
+static bool arg_bytes(napi_env env, napi_value value, const char *what, uint8_t **data, size_t *length) {
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  if (is_typed) {
+    napi_typedarray_type type;
+    size_t count;
+    void *base;
+    napi_get_typedarray_info(env, value, &type, &count, &base, NULL, NULL);
+    if (type == napi_uint8_array || type == napi_uint8_clamped_array || type == napi_int8_array) {
+      *data = base;
+      *length = count;
+      return true;
+    }
+  }
+  char text[128];
+  snprintf(text, sizeof text, "%s must be a Uint8Array or Buffer", what);
+  throw_type(env, text);
+  return false;
+}
+
+static bool arg_function(napi_env env, napi_value value, const char *what) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_function) {
+    char text[128];
+    snprintf(text, sizeof text, "%s must be a function", what);
+    throw_type(env, text);
+    return false;
+  }
+  return true;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value value;
+  napi_get_undefined(env, &value);
+  return value;
+}
+
+static bool fd_is_socket(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/*
+ * One datagram into `buffer`: its length, or -1 with errno set. On a socket a datagram longer than
+ * the buffer is an EMSGSIZE error (MSG_TRUNC gives the real length) rather than silently cut.
+ */
+static ssize_t read_one(int fd, bool is_socket, uint8_t *buffer) {
+  ssize_t n;
+  do {
+    n = is_socket ? recv(fd, buffer, READ_BUFFER_SIZE, MSG_TRUNC) : read(fd, buffer, READ_BUFFER_SIZE);
+  } while (n < 0 && errno == EINTR);
+  if (n > READ_BUFFER_SIZE) {
+    errno = EMSGSIZE;
+    return -1;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Opening descriptors                                                                         */
+
+/* openNetlink(protocol: number, groups: number[]): number */
+static napi_value open_netlink(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "openNetlink(protocol, groups)");
+  int32_t protocol;
+  if (!arg_int(env, argv[0], "protocol", &protocol)) return NULL;
+  bool is_array = false;
+  napi_is_array(env, argv[1], &is_array);
+  if (!is_array) return throw_type(env, "groups must be an array of numbers");
+  uint32_t count;
+  NAPI_OK(env, napi_get_array_length(env, argv[1], &count));
+#ifdef __linux__
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return throw_system(env, errno, "socket(AF_NETLINK)");
+  struct sockaddr_nl address;
+  memset(&address, 0, sizeof address);
+  address.nl_family = AF_NETLINK;
+  if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_system(env, err, "bind(AF_NETLINK)");
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    int32_t group;
+    if (napi_get_element(env, argv[1], i, &element) != napi_ok || !arg_int(env, element, "group", &group)) {
+      close(fd);
+      return NULL;
+    }
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_system(env, err, "setsockopt(NETLINK_ADD_MEMBERSHIP)");
+    }
+  }
+  owned_add(get_state(env), fd);
+  napi_value result;
+  NAPI_OK(env, napi_create_int32(env, fd, &result));
+  return result;
+#else
+  (void)protocol;
+  return throw_system(env, EAFNOSUPPORT, "socket(AF_NETLINK)");
+#endif
+}
+
+/* openPfkey(): number */
+static napi_value open_pfkey(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef PF_KEY
+  int fd = socket(PF_KEY, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, PF_KEY_V2);
+  if (fd < 0) return throw_system(env, errno, "socket(AF_KEY)");
+  owned_add(get_state(env), fd);
+  napi_value result;
+  NAPI_OK(env, napi_create_int32(env, fd, &result));
+  return result;
+#else
+  return throw_system(env, EAFNOSUPPORT, "socket(AF_KEY)");
+#endif
+}
+
+/* openTun(name: string): { fd, name } */
+static napi_value open_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &type);
+  if (type != napi_string) return throw_type(env, "name must be a string ('' lets the kernel choose)");
+  char name[IFNAMSIZ + 1];
+  size_t length;
+  NAPI_OK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length));
+  if (length >= IFNAMSIZ) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an interface name has at most 15 bytes");
+    return NULL;
+  }
+#ifdef __linux__
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_system(env, errno, "open(/dev/net/tun)");
+  struct ifreq request;
+  memset(&request, 0, sizeof request);
+  request.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(request.ifr_name, name, length);
+  if (ioctl(fd, TUNSETIFF, &request) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_system(env, err, "ioctl(TUNSETIFF)");
+  }
+  owned_add(get_state(env), fd);
+  napi_value result, fd_value, name_value;
+  NAPI_OK(env, napi_create_object(env, &result));
+  NAPI_OK(env, napi_create_int32(env, fd, &fd_value));
+  request.ifr_name[IFNAMSIZ - 1] = '\0';
+  NAPI_OK(env, napi_create_string_utf8(env, request.ifr_name, NAPI_AUTO_LENGTH, &name_value));
+  NAPI_OK(env, napi_set_named_property(env, result, "fd", fd_value));
+  NAPI_OK(env, napi_set_named_property(env, result, "name", name_value));
+  return result;
+#else
+  return throw_system(env, ENOSYS, "open(/dev/net/tun)");
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Moving bytes                                                                                */
+
+/* setsockopt(fd, level, name, value: Uint8Array): void */
+static napi_value set_sockopt(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "setsockopt(fd, level, name, value)");
+  int32_t fd, level, name;
+  uint8_t *data;
+  size_t length;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_int(env, argv[1], "level", &level) ||
+      !arg_int(env, argv[2], "name", &name) || !arg_bytes(env, argv[3], "value", &data, &length))
+    return NULL;
+  if (setsockopt(fd, level, name, data, (socklen_t)length) < 0) {
+    char call[64];
+    snprintf(call, sizeof call, "setsockopt(%d, %d)", level, name);
+    return throw_system(env, errno, call);
+  }
+  return undefined(env);
+}
+
+/* write(fd, data: Uint8Array): void */
+static napi_value write_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "write(fd, data)");
+  int32_t fd;
+  uint8_t *data;
+  size_t length;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_bytes(env, argv[1], "data", &data, &length)) return NULL;
+  ssize_t n;
+  do {
+    n = write(fd, data, length);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_system(env, errno, "write");
+  if ((size_t)n != length) return throw_system(env, EMSGSIZE, "write (short)");
+  return undefined(env);
+}
+
+/* The destination of sendTo: IPv4 or IPv6 (with an optional %zone). */
+static bool parse_destination(const char *text, int port, struct sockaddr_storage *out, socklen_t *length) {
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *length = sizeof *v4;
+    return true;
+  }
+  char copy[INET6_ADDRSTRLEN + IFNAMSIZ + 2];
+  if (strlen(text) >= sizeof copy) return false;
+  strcpy(copy, text);
+  char *zone = strchr(copy, '%');
+  if (zone != NULL) *zone++ = '\0';
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (inet_pton(AF_INET6, copy, &v6->sin6_addr) != 1) return false;
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = htons((uint16_t)port);
+  if (zone != NULL) {
+    char *end;
+    unsigned long index = strtoul(zone, &end, 10);
+    v6->sin6_scope_id = (*zone != '\0' && *end == '\0') ? (uint32_t)index : if_nametoindex(zone);
+    if (v6->sin6_scope_id == 0) return false;
+  }
+  *length = sizeof *v6;
+  return true;
+}
+
+/* sendTo(fd, address, port, datagrams: Uint8Array[]): number */
+static napi_value send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "sendTo(fd, address, port, datagrams)");
+  int32_t fd, port;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_int(env, argv[2], "port", &port)) return NULL;
+  if (port < 0 || port > 65535) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "port must be 0 to 65535");
+    return NULL;
+  }
+  char text[INET6_ADDRSTRLEN + IFNAMSIZ + 2];
+  size_t text_length;
+  napi_valuetype type;
+  napi_typeof(env, argv[1], &type);
+  if (type != napi_string) return throw_type(env, "address must be a string");
+  NAPI_OK(env, napi_get_value_string_utf8(env, argv[1], text, sizeof text, &text_length));
+  struct sockaddr_storage destination;
+  socklen_t destination_length;
+  if (!parse_destination(text, port, &destination, &destination_length)) {
+    char message[128];
+    snprintf(message, sizeof message, "'%s' is not an IPv4 or IPv6 address", text);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", message);
+    return NULL;
+  }
+  bool is_array = false;
+  napi_is_array(env, argv[3], &is_array);
+  if (!is_array) return throw_type(env, "datagrams must be an array of Uint8Array");
+  uint32_t count;
+  NAPI_OK(env, napi_get_array_length(env, argv[3], &count));
+  napi_value result;
+  if (count == 0) {
+    NAPI_OK(env, napi_create_uint32(env, 0, &result));
+    return result;
+  }
+  struct iovec *iov = calloc(count, sizeof *iov);
+  struct mmsghdr *messages = calloc(count, sizeof *messages);
+  if (iov == NULL || messages == NULL) {
+    free(iov);
+    free(messages);
+    return throw_system(env, ENOMEM, "sendmmsg");
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    uint8_t *data;
+    size_t length;
+    if (napi_get_element(env, argv[3], i, &element) != napi_ok ||
+        !arg_bytes(env, element, "each datagram", &data, &length)) {
+      free(iov);
+      free(messages);
+      return NULL;
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = length;
+    messages[i].msg_hdr.msg_name = &destination;
+    messages[i].msg_hdr.msg_namelen = destination_length;
+    messages[i].msg_hdr.msg_iov = &iov[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+  }
+  uint32_t sent = 0;
+  int err = 0;
+  while (sent < count) {
+    unsigned int chunk = count - sent > 1024 ? 1024 : count - sent; /* UIO_MAXIOV */
+    int n = sendmmsg(fd, messages + sent, chunk, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && sent == 0) err = errno;
+      break;
+    }
+    sent += (uint32_t)n;
+  }
+  free(iov);
+  free(messages);
+  if (err != 0) return throw_system(env, err, "sendmmsg");
+  NAPI_OK(env, napi_create_uint32(env, sent, &result));
+  return result;
+}
+
+static double monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6;
+}
+
+/* readSync(fd, timeoutMs): Uint8Array | null; a negative timeout waits for ever. */
+static napi_value read_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "readSync(fd, timeoutMs)");
+  int32_t fd, timeout;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_int(env, argv[1], "timeoutMs", &timeout)) return NULL;
+  env_state *state = get_state(env);
+  bool is_socket = fd_is_socket(fd);
+  double deadline = monotonic_ms() + timeout;
+  for (;;) {
+    int wait = timeout;
+    if (timeout >= 0) {
+      double left = deadline - monotonic_ms();
+      wait = left <= 0 ? 0 : (int)(left + 0.999);
+    }
+    struct pollfd descriptor = {.fd = fd, .events = POLLIN, .revents = 0};
+    int ready = poll(&descriptor, 1, wait);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return throw_system(env, errno, "poll");
+    }
+    if (ready == 0) {
+      napi_value null;
+      NAPI_OK(env, napi_get_null(env, &null));
+      return null;
+    }
+    if (descriptor.revents & POLLNVAL) return throw_system(env, EBADF, "poll");
+    ssize_t n = read_one(fd, is_socket, state->scratch);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      return throw_system(env, errno, is_socket ? "recv" : "read");
+    }
+    napi_value result;
+    NAPI_OK(env, napi_create_buffer_copy(env, (size_t)n, state->scratch, NULL, &result));
+    return result;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Watching                                                                                    */
+
+static watcher *find_watcher(env_state *state, int fd) {
+  for (watcher *w = state->watchers; w != NULL; w = w->next)
+    if (w->fd == fd && !w->closing) return w;
+  return NULL;
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  watcher *w = handle->data;
+  env_state *state = w->state;
+  watcher **link = &state->watchers;
+  while (*link != NULL && *link != w) link = &(*link)->next;
+  if (*link == w) *link = w->next;
+  free(w);
+  if (state->tearing_down && state->watchers == NULL && state->cleanup_hook != NULL) {
+    /* The last watcher of a teardown: the environment may go on. */
+    napi_remove_async_cleanup_hook(state->cleanup_hook);
+    state->cleanup_hook = NULL;
+  }
+  state_release(state);
+}
+
+/* Releases what the watcher holds in JS (needs a live environment, from a JS call). */
+static void release_js(watcher *w) {
+  if (w->js_released) return;
+  w->js_released = true;
+  napi_delete_reference(w->env, w->on_data);
+  napi_delete_reference(w->env, w->on_error);
+  napi_async_destroy(w->env, w->context);
+}
+
+/* Stops the poll (libuv removes the descriptor from epoll at once) and frees the handle later. */
+static void stop_watcher(watcher *w) {
+  if (w->closing) return;
+  w->closing = true;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, on_poll_closed);
+}
+
+/* Calls a watcher's JS callback; an exception it throws becomes an uncaught exception. */
+static void call_js(watcher *w, napi_ref callback, napi_value argument) {
+  napi_env env = w->env;
+  napi_value function, receiver, result;
+  if (napi_get_reference_value(env, callback, &function) != napi_ok || function == NULL) return;
+  napi_get_global(env, &receiver); /* napi_make_callback wants an object as `this` */
+  if (napi_make_callback(env, w->context, receiver, function, 1, &argument, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exception;
+      napi_get_and_clear_last_exception(env, &exception);
+      napi_fatal_exception(env, exception);
+    }
+  }
+}
+
+/* A watch that cannot go on: released and stopped from inside its own callback. */
+static void give_up(watcher *w) {
+  if (w->closing) return;
+  release_js(w);
+  stop_watcher(w);
+}
+
+static void report_error_note(watcher *w, int err, const char *syscall, const char *note) {
+  if (w->closing) return;
+  call_js(w, w->on_error, system_error_note(w->env, err, syscall, note));
+}
+
+static void report_error(watcher *w, int err, const char *syscall) {
+  report_error_note(w, err, syscall, "");
+}
+
+/* Hands the datagrams read so far to JS and starts a new array. */
+static void flush(watcher *w, napi_value *batch, uint32_t *count) {
+  if (*count == 0) return;
+  napi_value array = *batch;
+  *count = 0;
+  napi_create_array(w->env, batch);
+  if (!w->closing) call_js(w, w->on_data, array);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  watcher *w = handle->data;
+  if (w->closing) return;
+  env_state *state = w->state;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+
+  napi_value batch;
+  napi_create_array(env, &batch);
+  uint32_t count = 0;
+  uint32_t delivered = 0;
+  int last_error = 0;
+
+  /* libuv stopped the handle on POLLERR (status UV_EBADF): unless the descriptor is really gone,
+   * the read below collects the socket's pending error (ENOBUFS) and the poll starts again. */
+  bool stopped = status < 0;
+  if (stopped && fcntl(w->fd, F_GETFD) < 0) {
+    report_error_note(w, errno, "poll", "; no longer watched");
+    give_up(w);
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+
+  for (int i = 0; i < WATCH_BATCH && !w->closing; i++) {
+    ssize_t n = read_one(w->fd, w->is_socket, state->scratch);
+    if (n >= 0) {
+      napi_value buffer;
+      if (napi_create_buffer_copy(env, (size_t)n, state->scratch, NULL, &buffer) == napi_ok)
+        napi_set_element(env, batch, count++, buffer);
+      delivered++;
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) break;
+    last_error = err;
+    /* ENOBUFS (events were dropped) and EMSGSIZE (one datagram was) are events of their own and
+     * leave the rest readable; any other error is reported once, not at every wakeup. */
+    bool transient = err == ENOBUFS || err == EMSGSIZE;
+    flush(w, &batch, &count);
+    if (transient || w->fruitless == 0) report_error(w, err, w->is_socket ? "recv" : "read");
+    if (!transient) break;
+  }
+  flush(w, &batch, &count);
+
+  if (!w->closing) {
+    /* Progress: datagrams, or an error that the read cleared (dropped events or datagram). */
+    bool progress = delivered > 0 || last_error == ENOBUFS || last_error == EMSGSIZE;
+    w->fruitless = progress || last_error == 0 ? 0 : w->fruitless + 1;
+    if (stopped && !progress) {
+      /* POLLERR that reading does not clear (a TUN device whose interface is gone): polling on
+       * would wake up at once for ever. */
+      report_error_note(w, last_error != 0 ? last_error : EIO, "poll",
+                        "; the descriptor stays in error, so it is no longer watched");
+      give_up(w);
+    } else if (w->fruitless >= WATCH_MAX_FRUITLESS) {
+      report_error_note(w, last_error, w->is_socket ? "recv" : "read",
+                        "; the descriptor keeps failing, so it is no longer watched");
+      give_up(w);
+    } else if (stopped) {
+      int rc = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+      if (rc < 0) {
+        report_error(w, -rc, "uv_poll_start");
+        give_up(w);
+      }
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* watch(fd, onData, onError): void */
+static napi_value watch(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "watch(fd, onData, onError)");
+  int32_t fd;
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_function(env, argv[1], "onData") ||
+      !arg_function(env, argv[2], "onError"))
+    return NULL;
+  env_state *state = get_state(env);
+  if (find_watcher(state, fd) != NULL) return throw_system(env, EEXIST, "watch (the descriptor is already watched)");
+  if (fcntl(fd, F_GETFD) < 0) return throw_system(env, errno, "watch");
+  watcher *w = calloc(1, sizeof *w);
+  if (w == NULL) return throw_system(env, ENOMEM, "watch");
+  w->state = state;
+  w->env = env;
+  w->fd = fd;
+  w->is_socket = fd_is_socket(fd);
+  int rc = uv_poll_init(state->loop, &w->poll, fd);
+  if (rc < 0) {
+    free(w);
+    return throw_system(env, -rc, "uv_poll_init");
+  }
+  w->poll.data = w;
+  /* From here on the handle exists: every failure goes through uv_close (on_poll_closed frees). */
+  w->next = state->watchers;
+  state->watchers = w;
+  state->refs++;
+  napi_value resource_name;
+  napi_status status = napi_create_string_utf8(env, "ike-native:watch", NAPI_AUTO_LENGTH, &resource_name);
+  if (status == napi_ok) status = napi_async_init(env, NULL, resource_name, &w->context);
+  if (status == napi_ok) status = napi_create_reference(env, argv[1], 1, &w->on_data);
+  if (status == napi_ok) status = napi_create_reference(env, argv[2], 1, &w->on_error);
+  if (status != napi_ok) {
+    w->js_released = true; /* partially made: the environment frees what was created */
+    stop_watcher(w);
+    napi_throw_error(env, NULL, "watch: Node-API failed");
+    return NULL;
+  }
+  rc = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  if (rc < 0) {
+    release_js(w);
+    stop_watcher(w);
+    return throw_system(env, -rc, "uv_poll_start");
+  }
+  return undefined(env);
+}
+
+static void unwatch_fd(env_state *state, int fd) {
+  watcher *w = find_watcher(state, fd);
+  if (w == NULL) return;
+  release_js(w);
+  stop_watcher(w);
+}
+
+/* unwatch(fd): void */
+static napi_value unwatch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "unwatch(fd)");
+  int32_t fd;
+  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
+  unwatch_fd(get_state(env), fd);
+  return undefined(env);
+}
+
+/* close(fd): void: the watch stops (uv_poll_stop takes the descriptor out of epoll) before close(2). */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "close(fd)");
+  int32_t fd;
+  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
+  env_state *state = get_state(env);
+  unwatch_fd(state, fd);
+  owned_remove(state, fd);
+  if (close(fd) < 0 && errno != EINTR) return throw_system(env, errno, "close");
+  return undefined(env);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Environment lifetime                                                                        */
+
+/* Teardown of the environment (a worker ending): stop every watch and close what we opened. */
+static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  env_state *state = arg;
+  state->cleanup_hook = handle;
+  state->tearing_down = true;
+  bool waiting = false;
+  for (watcher *w = state->watchers; w != NULL; w = w->next) {
+    if (!w->closing) {
+      w->js_released = true; /* the environment releases references and contexts itself */
+      stop_watcher(w);
+    }
+    waiting = true;
+  }
+  for (size_t i = 0; i < state->owned_count; i++) close(state->owned[i]);
+  state->owned_count = 0;
+  if (!waiting) {
+    napi_remove_async_cleanup_hook(handle);
+    state->cleanup_hook = NULL;
+  }
+}
+
+static void on_instance_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  state_release(data);
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  env_state *state = calloc(1, sizeof *state);
+  if (state == NULL) {
+    napi_throw_error(env, NULL, "ike-native: out of memory");
+    return NULL;
+  }
+  state->scratch = malloc(READ_BUFFER_SIZE);
+  state->env = env;
+  state->refs = 1;
+  if (state->scratch == NULL || napi_get_uv_event_loop(env, &state->loop) != napi_ok) {
+    free(state->scratch);
+    free(state);
+    napi_throw_error(env, NULL, "ike-native: cannot get the event loop");
+    return NULL;
+  }
+  if (napi_set_instance_data(env, state, on_instance_finalize, NULL) != napi_ok) {
+    free(state->scratch);
+    free(state);
+    napi_throw_error(env, NULL, "ike-native: cannot set instance data");
+    return NULL;
+  }
+  napi_async_cleanup_hook_handle hook;
+  napi_add_async_cleanup_hook(env, on_env_cleanup, state, &hook);
+
+  napi_property_descriptor functions[] = {
+      {"openNetlink", NULL, open_netlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openPfkey", NULL, open_pfkey, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openTun", NULL, open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"write", NULL, write_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readSync", NULL, read_sync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok)
+    return NULL;
+  return exports;
+}

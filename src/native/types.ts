@@ -1,0 +1,35 @@
+/**
+ * The native socket shim's surface (src/native/shim.c, built by node-gyp at install). It moves
+ * bytes and nothing else: every netlink, PF_KEY and ESP message is built and parsed in TypeScript.
+ */
+export interface Native {
+  /** An AF_NETLINK raw socket (non-blocking, close-on-exec) of `protocol`, joined to multicast `groups`. */
+  openNetlink(protocol: number, groups: readonly number[]): number;
+  /** A PF_KEY v2 socket (AF_KEY, SOCK_RAW, PF_KEY_V2). */
+  openPfkey(): number;
+  /** A TUN device (IFF_TUN | IFF_NO_PI, non-blocking): its descriptor and the name the kernel gave it. */
+  openTun(name: string): { readonly fd: number; readonly name: string };
+  /** setsockopt(2) with a value encoded by the caller. */
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
+  /** One write(2): a netlink or PF_KEY message to the kernel, or one packet into a TUN device. */
+  write(fd: number, data: Uint8Array): void;
+  /** UDP datagrams to one address through sendmmsg(2); returns how many the kernel took. */
+  sendTo(fd: number, address: string, port: number, datagrams: readonly Uint8Array[]): number;
+  /** Waits up to `timeoutMs` for one datagram (poll + read); null on timeout. For request/answer. */
+  readSync(fd: number, timeoutMs: number): Uint8Array | null;
+  /**
+   * Reads datagrams as they arrive, on the event loop (uv_poll), up to a batch per wakeup.
+   * Errors (ENOBUFS on a netlink socket...) go to onError and the watch goes on.
+   */
+  watch(fd: number, onData: (datagrams: Uint8Array[]) => void, onError: (error: NativeError) => void): void;
+  unwatch(fd: number): void;
+  /** Stops any watch and closes the descriptor. */
+  close(fd: number): void;
+}
+
+/** A system call's failure: `code` is the errno name ("ENOBUFS"), `errno` its number, `syscall` what failed. */
+export interface NativeError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+}

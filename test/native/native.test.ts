@@ -1,0 +1,224 @@
+import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, readdirSync } from 'node:fs';
+import { once } from 'node:events';
+import t from 'tap';
+import { loadNative, nativeAvailability, NativeUnavailableError } from '../../src/native/index.js';
+import { socketFd } from '../../src/native/dgram-fd.js';
+import type { NativeError } from '../../src/native/types.js';
+
+/** The native shim on this host: every function, its errors, and that it leaks no descriptor. */
+
+const native = loadNative();
+const int32 = (value: number) => Uint8Array.from(Buffer.from(new Int32Array([value]).buffer));
+const openFds = () => readdirSync('/proc/self/fd').length;
+// An RTM_GETLINK dump request (linux/netlink.h nlmsghdr + linux/rtnetlink.h ifinfomsg): 32 bytes.
+const dumpLinks = (seq: number) => {
+  const bytes = new Uint8Array(32);
+  const dv = new DataView(bytes.buffer);
+  dv.setUint32(0, 32, true);
+  dv.setUint16(4, 18, true); // RTM_GETLINK
+  dv.setUint16(6, 0x301, true); // NLM_F_REQUEST | NLM_F_DUMP
+  dv.setUint32(8, seq, true);
+  return bytes;
+};
+
+t.test('the shim is built and loads', async (t) => {
+  t.same(nativeAvailability(), { available: true });
+  t.equal(loadNative(), native, 'cached');
+  const error = new NativeUnavailableError('/x/ike_native.node is missing');
+  t.match(
+    error.message,
+    /is missing\. The xfrm, pfkey and userspace kernel backends need it; .*npm rebuild ike-node.*The memory backend works without it\./,
+  );
+});
+
+t.test('openPfkey: EAFNOSUPPORT on a kernel without AF_KEY', async (t) => {
+  if (existsSync('/proc/net/pfkey')) {
+    const fd = native.openPfkey();
+    t.ok(fd >= 0, 'this kernel has AF_KEY: the socket opens');
+    native.close(fd);
+    return;
+  }
+  const error = t.throws(() => native.openPfkey()) as NativeError;
+  t.match(error, { code: 'EAFNOSUPPORT', errno: 97, syscall: 'socket(AF_KEY)' });
+  t.ok(error instanceof Error);
+  t.match(
+    error.message,
+    /socket\(AF_KEY\) failed: Address family not supported by protocol \(EAFNOSUPPORT\)/,
+  );
+});
+
+t.test('errors carry code, errno and syscall; bad arguments are TypeErrors', async (t) => {
+  const fd = native.openNetlink(0, []);
+  native.close(fd);
+  t.throws(() => native.write(fd, new Uint8Array(4)), { code: 'EBADF', errno: 9, syscall: 'write' });
+  t.throws(() => native.close(fd), { code: 'EBADF', syscall: 'close' });
+  t.throws(
+    () =>
+      native.watch(
+        fd,
+        () => {},
+        () => {},
+      ),
+    { code: 'EBADF' },
+  );
+  t.throws(() => native.openNetlink(0, [99999]), {
+    code: 'EINVAL',
+    syscall: 'setsockopt(NETLINK_ADD_MEMBERSHIP)',
+  });
+  t.throws(() => native.openNetlink(4242, []), { code: 'EPROTONOSUPPORT', syscall: 'socket(AF_NETLINK)' });
+  t.throws(() => native.write(1, 'text' as unknown as Uint8Array), TypeError);
+  t.throws(() => native.setsockopt(1, 1, 8, [1] as unknown as Uint8Array), TypeError);
+  t.throws(() => native.openTun('a-name-too-long-for-linux'), RangeError);
+  t.throws(() => native.sendTo(1, 'not-an-address', 500, []), { code: 'ERR_INVALID_ARG_VALUE' });
+});
+
+t.test('readSync: a datagram, or null when nothing comes', async (t) => {
+  const fd = native.openNetlink(0, []);
+  t.teardown(() => native.close(fd));
+  t.equal(native.readSync(fd, 10), null);
+  native.write(fd, dumpLinks(1));
+  const first = native.readSync(fd, 5000);
+  t.ok(first instanceof Uint8Array && first.length > 16, 'the first part of the dump');
+  t.equal(new DataView(first!.buffer, first!.byteOffset).getUint32(8, true), 1, 'with our sequence number');
+});
+
+t.test('watch: datagrams as arrays on the event loop, until unwatch or close', async (t) => {
+  const fd = native.openNetlink(0, []);
+  const batches: Uint8Array[][] = [];
+  let sawDone = () => {};
+  const done = new Promise<void>((resolve) => (sawDone = resolve));
+  native.watch(
+    fd,
+    (datagrams) => {
+      batches.push(datagrams);
+      // NLMSG_DONE (3) in the last datagram ends the dump.
+      if (datagrams.some((d) => new DataView(d.buffer, d.byteOffset).getUint16(4, true) === 3)) sawDone();
+    },
+    (error) => t.fail(error.message),
+  );
+  t.throws(
+    () =>
+      native.watch(
+        fd,
+        () => {},
+        () => {},
+      ),
+    { code: 'EEXIST' },
+  );
+  native.write(fd, dumpLinks(2));
+  await done;
+  t.ok(batches.length >= 1);
+  t.ok(
+    batches.flat().every((d) => d instanceof Uint8Array),
+    'Uint8Arrays',
+  );
+  native.unwatch(fd);
+  native.unwatch(fd); // twice is harmless
+  native.watch(
+    fd,
+    () => {},
+    () => {},
+  ); // and it can be watched again
+  native.close(fd);
+});
+
+t.test('no descriptor or handle leaks over many open/watch/close rounds', async (t) => {
+  const before = openFds();
+  for (let i = 0; i < 300; i++) {
+    const fd = native.openNetlink(0, [1]);
+    native.watch(
+      fd,
+      () => {},
+      () => {},
+    );
+    if (i % 2) native.unwatch(fd);
+    native.close(fd);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(openFds(), before);
+});
+
+t.test('socketFd and sendTo: setsockopt on a dgram socket, several datagrams in one call', async (t) => {
+  for (const [type, address] of [
+    ['udp4', '127.0.0.1'],
+    ['udp6', '::1'],
+  ] as const) {
+    const receiver = dgram.createSocket(type);
+    const sender = dgram.createSocket(type);
+    t.teardown(() => {
+      receiver.close();
+      sender.close();
+    });
+    receiver.bind(0, address);
+    sender.bind(0, address);
+    await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+    const fd = socketFd(sender);
+    t.ok(fd > 2, `${type}: fd ${fd}`);
+    // SOL_SOCKET (1), SO_RCVBUF (8): Linux stores twice the value asked for.
+    native.setsockopt(fd, 1, 8, int32(200_000));
+    t.equal(sender.getRecvBufferSize(), 400_000, `${type}: SO_RCVBUF reached the socket`);
+
+    const received: string[] = [];
+    const all = new Promise<void>((resolve) =>
+      receiver.on('message', (message, from) => {
+        received.push(`${message.toString()} from ${from.port}`);
+        if (received.length === 3) resolve();
+      }),
+    );
+    const datagrams = ['one', 'two', 'three'].map((text) => Buffer.from(text));
+    t.equal(native.sendTo(fd, address, receiver.address().port, datagrams), 3);
+    await all;
+    const port = sender.address().port;
+    t.same(
+      received,
+      [`one from ${port}`, `two from ${port}`, `three from ${port}`],
+      `${type}: from the dgram socket`,
+    );
+    t.equal(native.sendTo(fd, address, receiver.address().port, []), 0);
+  }
+  const unbound = dgram.createSocket('udp4');
+  t.throws(() => socketFd(unbound), /not bound yet/);
+  unbound.close();
+});
+
+t.test(
+  'close inside onData stops everything; an exception in a callback is an uncaught exception',
+  async (t) => {
+    const fd = native.openNetlink(0, []);
+    let calls = 0;
+    native.watch(
+      fd,
+      () => {
+        calls++;
+        native.close(fd);
+      },
+      (error) => t.fail(error.message),
+    );
+    native.write(fd, dumpLinks(3));
+    while (calls === 0) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    t.equal(calls, 1, 'no call after close');
+    t.throws(() => native.close(fd), { code: 'EBADF' }, 'closed');
+
+    // In a process of its own, so that tap's handlers stay out of it.
+    const script = `
+    import { loadNative } from ${JSON.stringify(new URL('../../src/native/index.ts', import.meta.url).href)};
+    const native = loadNative();
+    const fd = native.openNetlink(0, []);
+    process.on('uncaughtException', (error) => { console.log('uncaught: ' + error.message); native.close(fd); });
+    native.watch(fd, () => { throw new Error('thrown in onData'); }, () => {});
+    const request = new Uint8Array(32);
+    const dv = new DataView(request.buffer);
+    dv.setUint32(0, 32, true); dv.setUint16(4, 18, true); dv.setUint16(6, 0x301, true);
+    native.write(fd, request);
+  `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000, // a failure guard
+    });
+    t.equal(run.stdout.trim(), 'uncaught: thrown in onData', run.stderr);
+    t.equal(run.status, 0);
+  },
+);
