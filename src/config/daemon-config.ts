@@ -28,6 +28,8 @@ export interface DaemonConfig {
   readonly metrics?: { readonly host: string; readonly port: number };
   /** keyLog: a directory for Wireshark's key tables, absolute (resolved against the configuration file's directory). */
   readonly debug: { readonly keyLog?: string };
+  /** The ESP data plane: anti-replay window (packets), the userspace backend's TUN name and MTU. */
+  readonly dataPlane: { readonly replayWindow: number; readonly tun: string; readonly mtu: number };
   /** Seconds before the first resend, the factor each resend multiplies it by, and resends before giving up. */
   readonly retransmit: { readonly timeout: number; readonly backoff: number; readonly tries: number };
   readonly connections: Connection[];
@@ -41,5 +43,6 @@ export const CONFIG_DEFAULTS = {
   control: { socket: '/run/ike-node/ike-node.sock' },
   log: { level: 'info', format: 'text', subsystems: {} },
   debug: {},
+  dataPlane: { replayWindow: 64, tun: 'ike-node0', mtu: 1400 },
   retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
 } as const;

@@ -23,6 +23,7 @@ export interface SchemaNode {
   readonly const?: SchemaScalar;
   readonly minimum?: number;
   readonly maximum?: number;
+  readonly multipleOf?: number;
   readonly minLength?: number;
   readonly pattern?: string;
   readonly items?: SchemaNode;
@@ -44,6 +45,7 @@ const VALIDATION = new Set([
   'const',
   'minimum',
   'maximum',
+  'multipleOf',
   'minLength',
   'pattern',
   'items',

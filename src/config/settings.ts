@@ -15,7 +15,8 @@ import {
 } from './daemon-config.js';
 
 /**
- * The daemon's own settings: listen, kernel, crypto, control, log, metrics, debug, retransmit.
+ * The daemon's own settings: listen, kernel, crypto, control, log, metrics, debug, dataPlane,
+ * retransmit.
  * Types and ranges are the schema's; what is left here is what a schema cannot say (addresses,
  * two ports that must differ) and the defaults.
  */
@@ -35,6 +36,7 @@ export function readSettings(root: Cursor, file: string): ReadSettings {
     log: readLog(root.key('log')),
     ...withMetrics(root.key('metrics')),
     debug: readDebug(root.key('debug'), file),
+    dataPlane: readDataPlane(root.key('dataPlane')),
     retransmit: readRetransmit(root.key('retransmit')),
   };
 }
@@ -111,6 +113,15 @@ function withMetrics(at: Cursor): { metrics?: NonNullable<Settings['metrics']> }
 function readDebug(at: Cursor, file: string): Settings['debug'] {
   const keyLog = at.key('keyLog').string();
   return keyLog === undefined ? {} : { keyLog: resolve(dirname(file), keyLog) };
+}
+
+function readDataPlane(at: Cursor): Settings['dataPlane'] {
+  const defaults = CONFIG_DEFAULTS.dataPlane;
+  return {
+    replayWindow: withDefault(at.key('replayWindow'), (c) => c.number(), defaults.replayWindow),
+    tun: withDefault(at.key('tun'), (c) => c.string(), defaults.tun),
+    mtu: withDefault(at.key('mtu'), (c) => c.number(), defaults.mtu),
+  };
 }
 
 function readRetransmit(at: Cursor): Settings['retransmit'] {

@@ -62,6 +62,7 @@ class Validator {
     if (typeof value === 'number') {
       if (n.minimum !== undefined && value < n.minimum) return false;
       if (n.maximum !== undefined && value > n.maximum) return false;
+      if (n.multipleOf !== undefined && value % n.multipleOf !== 0) return false;
     }
     if (typeof value === 'string') {
       if (n.minLength !== undefined && [...value].length < n.minLength) return false;

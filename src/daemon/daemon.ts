@@ -2,15 +2,20 @@ import { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
-import { type ConnectionDiff, diffConnections } from '../core/connection.js';
+import { type Connection, type ConnectionDiff, diffConnections } from '../core/connection.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
 import { Ikev1Engine } from '../ikev1/engine.js';
-import type { KernelBackend } from '../kernel/backend.js';
+import type { KernelBackend, KernelBackendHost } from '../kernel/backend.js';
 import { MemoryBackend } from '../kernel/memory.js';
+import { openKernelBackend } from '../kernel/open.js';
+import { trapPolicy } from '../kernel/trap.js';
+import { socketFd } from '../native/dgram-fd.js';
+import { loadNative, type NativeError } from '../native/index.js';
+import { RateLimitedLog } from './rate-limit.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
 import {
@@ -50,7 +55,8 @@ export interface ReloadResult extends ConnectionDiff {
 
 export class Daemon extends EventEmitter<DaemonEventMap> {
   readonly engine: Ikev1Engine;
-  readonly kernel: KernelBackend;
+  /** Memory or the embedder's backend from the start; a kernel backend once start() opened it. */
+  #kernel: KernelBackend | undefined;
   readonly logger: Logger;
   #config: DaemonConfig;
   readonly #statuses = new StatusTracker();
@@ -63,29 +69,34 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   readonly #keyLog: KeyLog | undefined;
   #metrics: Metrics | undefined;
   readonly #serveControl: boolean;
+  readonly #crypto: CryptoProvider;
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
     super();
     this.#config = config;
     this.#clock = options.clock ?? (() => Date.now() / 1000);
     this.logger = options.logger ?? new Logger(config.log);
-    if (!options.kernel && config.kernel !== 'memory')
-      throw new Error(
-        `${config.file}: kernel: backend '${config.kernel}' is not available yet (use "memory")`,
-      );
-    this.kernel = options.kernel ?? new MemoryBackend();
+    this.#kernel = options.kernel ?? (config.kernel === 'memory' ? new MemoryBackend() : undefined);
     this.#serveControl = options.control ?? true;
     const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
+    this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
     this.engine = new Ikev1Engine({
-      crypto: options.crypto ?? createCryptoProvider(config.crypto),
+      crypto: this.#crypto,
       connections: config.connections,
       retransmit: config.retransmit,
       port: config.listen.port,
       natPort: config.listen.natPort,
       ...(explicit && { defaultLocalAddress: explicit }),
       exportKeys: this.#keyLog !== undefined,
+      forceEncapsulation: options.kernel?.forcesUdpEncapsulation ?? config.kernel === 'userspace',
+      allocateSpi: (local, remote) => this.#kernel?.allocateSpi?.(local, remote),
     });
+  }
+
+  get kernel(): KernelBackend {
+    if (!this.#kernel) throw new Error(`the ${this.#config.kernel} kernel backend opens at start()`);
+    return this.#kernel;
   }
 
   async start(): Promise<void> {
@@ -108,6 +119,12 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         message: `metrics on http://${formatEndpoint(bound)}/metrics`,
       });
     }
+    // The kernel before the sockets: the sockets need its bypass policies and UDP_ENCAP.
+    this.#kernel ??= await openKernelBackend(this.#config.kernel, {
+      dataPlane: this.#config.dataPlane,
+      crypto: this.#crypto,
+      host: this.#kernelHost(),
+    });
     this.#udp = await UdpEndpoints.open({
       addresses: listen.addresses,
       port: listen.port,
@@ -115,6 +132,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       onReceive: (received) => this.#receive(received),
       onError: (message) => this.logger.log({ level: 'warn', subsystem: 'net', message }),
     });
+    for (const socket of this.#udp.sockets())
+      this.kernel.configureSocket?.(socketFd(socket.socket), socket.family, socket.natPort);
     this.logger.log({
       level: 'info',
       subsystem: 'net',
@@ -132,8 +151,67 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
     for (const connection of this.#config.connections) {
       if (connection.start === 'initiate') this.#initiateAtStart(connection.name);
+      if (connection.start === 'on-traffic') await this.#trap(connection);
     }
     this.#arm();
+  }
+
+  /** A connection that starts on traffic: trap policies, or (a backend without them) initiate now. */
+  async #trap(connection: Connection): Promise<void> {
+    if (!this.kernel.trap) {
+      this.logger.log({
+        level: 'warn',
+        subsystem: 'knl',
+        connection: connection.name,
+        message: `the ${this.kernel.name} backend has no trap policies: initiating at start instead of on traffic`,
+      });
+      this.#initiateAtStart(connection.name);
+      return;
+    }
+    await this.kernel.trap(trapPolicy(connection, this.#defaultLocalAddress()));
+  }
+
+  #defaultLocalAddress(): string {
+    return this.#config.listen.addresses.find((a) => a !== '0.0.0.0' && a !== '::') ?? '0.0.0.0';
+  }
+
+  /** What a kernel backend may ask of the runtime. */
+  #kernelHost(): KernelBackendHost {
+    return {
+      onEvent: (event) => {
+        if (this.#stopping) return;
+        this.#apply(this.engine.kernelEvent(event, this.#clock()));
+        this.#arm();
+      },
+      log: (level, message) => this.logger.log({ level, subsystem: 'knl', message }),
+      sendDatagram: (from, to, data) => this.#udp?.send(from, to, data, false),
+      ...(this.#config.kernel === 'userspace' && { sendDatagrams: this.#sendDatagrams() }),
+    };
+  }
+
+  /**
+   * ESP in UDP in batches, straight through the IKE socket's descriptor (sendmmsg): the userspace
+   * data plane's hot path. A full socket buffer drops the rest, as a router would.
+   */
+  #sendDatagrams(): KernelBackendHost['sendDatagrams'] {
+    const native = loadNative();
+    const failures = new RateLimitedLog(10_000);
+    return (from, to, datagrams) => {
+      const socket = this.#udp?.socketFor(from);
+      if (!socket) return;
+      try {
+        native.sendTo(socketFd(socket), to.address, to.port, datagrams);
+      } catch (error) {
+        const { code, message } = error as NativeError;
+        failures.log(code, (suppressed) =>
+          this.logger.log({
+            level: 'warn',
+            subsystem: 'net',
+            message: `ESP to ${formatEndpoint(to)}: ${message}${suppressed ? ` (${suppressed} more since the last report)` : ''}`,
+          }),
+        );
+      }
+    };
   }
 
   #initiateAtStart(name: string): void {
@@ -147,6 +225,26 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   status(): ConnectionStatus[] {
     return this.engine.status();
+  }
+
+  /** status() with each child SA's bytes and packets, from backends that count them. */
+  async statusWithTraffic(): Promise<ConnectionStatus[]> {
+    const statuses = this.engine.status();
+    const counters = this.#kernel?.counters?.bind(this.#kernel);
+    if (!counters) return statuses;
+    const installed = new Map(this.kernel.installed().map((child) => [child.id, child]));
+    return Promise.all(
+      statuses.map(async (status) => ({
+        ...status,
+        childSas: await Promise.all(
+          status.childSas.map(async (child) => {
+            const sa = installed.get(child.id);
+            const traffic = sa && (await counters(sa).catch(() => undefined));
+            return traffic ? { ...child, traffic } : child;
+          }),
+        ),
+      })),
+    );
   }
 
   /** Starts a connection; throws CommandError for an unknown name or one that cannot initiate. */
@@ -175,12 +273,14 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       ...diffConnections(this.#config.connections, next.connections),
       needsRestart: [],
     };
-    for (const key of ['listen', 'kernel', 'crypto', 'control', 'metrics', 'debug'] as const) {
+    for (const key of ['listen', 'kernel', 'dataPlane', 'crypto', 'control', 'metrics', 'debug'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.#config[key])) result.needsRestart.push(key);
     }
+    const previous = this.#config;
     this.#config = next;
     this.#apply(this.engine.reconfigure(next.connections, this.#clock()), true);
     this.#arm();
+    this.#retrap(previous.connections, next.connections, result);
     this.logger.log({
       level: 'info',
       subsystem: 'cfg',
@@ -199,6 +299,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     return result;
   }
 
+  /** Trap policies follow a reload: those of removed and changed connections go, new ones come. */
+  #retrap(previous: readonly Connection[], next: readonly Connection[], diff: ConnectionDiff): void {
+    const onTraffic = (list: readonly Connection[], names: readonly string[]) =>
+      list.filter((c) => c.start === 'on-traffic' && names.includes(c.name));
+    const gone = onTraffic(previous, [...diff.removed, ...diff.changed]);
+    const coming = onTraffic(next, [...diff.added, ...diff.changed]);
+    if (!gone.length && !coming.length) return;
+    void (async () => {
+      for (const connection of gone) await this.kernel.untrap?.(connection.name);
+      for (const connection of coming) await this.#trap(connection);
+    })().catch((error: Error) => this.#kernelError(error));
+  }
+
   /** Sends Deletes for everything, removes what was installed, closes the sockets. */
   async stop(): Promise<void> {
     if (this.#stopping) return;
@@ -215,10 +328,14 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #receive(received: Received): void {
     if (this.#stopping) return;
     if (received.kind === 'esp') {
+      if (this.kernel.receiveEsp) {
+        this.kernel.receiveEsp(received.data, received.local, received.remote);
+        return;
+      }
       this.logger.log({
         level: 'debug',
         subsystem: 'net',
-        message: `ESP in UDP from ${received.remote.address}:${received.remote.port} dropped: the memory backend does not process ESP`,
+        message: `ESP in UDP from ${received.remote.address}:${received.remote.port} dropped: the ${this.kernel.name} backend does not take ESP from the socket`,
       });
       return;
     }
@@ -231,7 +348,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const name = typeof request['name'] === 'string' ? request['name'] : undefined;
     switch (request.command) {
       case 'status':
-        return this.status();
+        return this.statusWithTraffic();
       case 'reload':
         return this.reload();
       case 'events': {

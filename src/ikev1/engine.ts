@@ -60,7 +60,7 @@ export interface Ikev1EngineOptions {
   /** Claim a NAT so that ESP goes in UDP (the userspace data plane sends nothing else). */
   readonly forceEncapsulation?: boolean;
   /** Inbound SPIs from the kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI); absent, random ones. */
-  readonly allocateSpi?: (local: string, remote: string) => number;
+  readonly allocateSpi?: (local: string, remote: string) => number | undefined;
 }
 
 interface ChildEntry {
@@ -76,7 +76,7 @@ export class Ikev1Engine {
   #connections: readonly Connection[];
   readonly #options: Required<Omit<Ikev1EngineOptions, 'defaultLocalAddress' | 'allocateSpi'>> & {
     defaultLocalAddress?: string;
-    allocateSpi?: (local: string, remote: string) => number;
+    allocateSpi?: (local: string, remote: string) => number | undefined;
   };
   readonly #sas = new SaTable<IsakmpSa>();
   readonly #children = new Map<number, ChildEntry>();
@@ -158,8 +158,14 @@ export class Ikev1Engine {
         }
         case 'mapping': {
           const entry = this.#children.get(event.child);
-          if (!entry || sameEndpoint(entry.sa.remote, event.remote)) return;
+          if (!entry || sameEndpoint(entry.child.remote, event.remote)) return;
           this.#followPeer(entry.sa, entry.sa.local, event.remote);
+          // The SAs' UDP encapsulation names the old port: install them again with the new one.
+          for (const other of this.#children.values()) {
+            if (other.sa !== entry.sa || !other.child.encapsulation) continue;
+            other.child = { ...other.child, remote: event.remote };
+            this.#out.push({ type: 'install-child', child: other.child });
+          }
           return;
         }
       }

@@ -36,7 +36,7 @@ export interface Host {
   /** Claim a NAT in NAT-D (as strongSwan's encap=yes does) so both ends send ESP in UDP. */
   readonly forceEncapsulation: boolean;
   /** An inbound SPI reserved by the kernel backend; absent, SPIs are random. */
-  allocateSpi?(local: string, remote: string): number;
+  allocateSpi?(local: string, remote: string): number | undefined;
   emit(action: Action): void;
   log(level: LogLevel, message: string, sa?: IsakmpSa, connection?: string): void;
   nextId(): number;

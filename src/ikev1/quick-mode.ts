@@ -564,8 +564,13 @@ function sameId(a: IdPayload, b: IdPayload): boolean {
 
 /** The kernel backend's SPI when it reserves them (XFRM_MSG_ALLOCSPI, SADB_GETSPI), else a random one. */
 function newSpi(host: Host, sa: IsakmpSa): Uint8Array {
-  const allocated = host.allocateSpi?.(sa.local.address, sa.remote.address);
-  if (allocated !== undefined) return u32be(allocated);
+  try {
+    const allocated = host.allocateSpi?.(sa.local.address, sa.remote.address);
+    if (allocated !== undefined) return u32be(allocated);
+  } catch (error) {
+    // The install adds the SA outright then (the backends fall back from UPDATE to ADD).
+    host.log('warn', `the kernel reserved no SPI (${(error as Error).message}): using a random one`, sa);
+  }
   for (;;) {
     const spi = host.crypto.randomBytes(4);
     // SPIs 1-255 are reserved by IANA (RFC 4303 section 2.1); 0 is invalid.

@@ -62,4 +62,6 @@ export interface KernelBackendHost {
   log(level: 'error' | 'warn' | 'info' | 'debug', message: string): void;
   /** Sends a datagram from one of the daemon's IKE sockets (the userspace backend's ESP in UDP). */
   sendDatagram?(from: Endpoint, to: Endpoint, data: Uint8Array): void;
+  /** The same for a batch to one peer (sendmmsg through the socket): the userspace data plane's path. */
+  sendDatagrams?(from: Endpoint, to: Endpoint, datagrams: readonly Uint8Array[]): void;
 }

@@ -37,6 +37,7 @@ export interface UdpOptions {
 
 export class UdpEndpoints {
   readonly #sockets = new Map<string, Socket>();
+  readonly #natSockets = new Set<Socket>();
   readonly #options: UdpOptions;
   #inFlight = 0;
   readonly #drained: (() => void)[] = [];
@@ -81,9 +82,19 @@ export class UdpEndpoints {
           } as Received);
         });
         this.#sockets.set(`${address}:${port}`, socket);
+        if (natPort) this.#natSockets.add(socket);
         resolve();
       });
     });
+  }
+
+  /** Every socket with its family and whether it is the NAT-T port (for the kernel backend's socket options). */
+  sockets(): { socket: Socket; family: 4 | 6; natPort: boolean }[] {
+    return [...this.#sockets.values()].map((socket) => ({
+      socket,
+      family: socket.address().family === 'IPv6' ? 6 : 4,
+      natPort: this.#natSockets.has(socket),
+    }));
   }
 
   /** The bound ports (useful when 0 asked the kernel to choose). */
@@ -91,10 +102,16 @@ export class UdpEndpoints {
     return this.#sockets.get(`${address}:${port}`)?.address().port;
   }
 
-  send(from: Endpoint, to: Endpoint, data: Uint8Array, nonEspMarker: boolean): void {
-    const socket =
+  /** The socket bound to `from` (or to the wildcard address on its port). */
+  socketFor(from: Endpoint): Socket | undefined {
+    return (
       this.#sockets.get(`${from.address}:${from.port}`) ??
-      this.#sockets.get(`${from.address.includes(':') ? '::' : '0.0.0.0'}:${from.port}`);
+      this.#sockets.get(`${from.address.includes(':') ? '::' : '0.0.0.0'}:${from.port}`)
+    );
+  }
+
+  send(from: Endpoint, to: Endpoint, data: Uint8Array, nonEspMarker: boolean): void {
+    const socket = this.socketFor(from);
     if (!socket) {
       this.#options.onError(`no socket for ${from.address}:${from.port}`);
       return;

@@ -234,6 +234,9 @@ t.test("the schema's defaults are CONFIG_DEFAULTS and the policies' defaults", a
       control: { socket: props(top.control!).socket?.default },
       log: Object.fromEntries(Object.entries(props(defs.log!)).map(([key, node]) => [key, node.default])),
       debug: {},
+      dataPlane: Object.fromEntries(
+        Object.entries(props(top.dataPlane!)).map(([key, node]) => [key, node.default]),
+      ),
       retransmit: Object.fromEntries(
         Object.entries(props(top.retransmit!)).map(([key, node]) => [key, node.default]),
       ),

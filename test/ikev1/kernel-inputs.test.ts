@@ -159,4 +159,24 @@ t.test('a NAT MAPPING event moves the IKE SA to the new port', async (t) => {
     b.engine.kernelEvent({ type: 'mapping', child: child.id, remote: { address: A, port: 4501 } }, p.now),
   );
   t.equal(b.engine.status()[0]!.ikeSas[0]!.remote, `${A}:4501`, 'the IKE SA follows the new mapping');
+  t.same(only(b).remote, { address: A, port: 4501 }, 'the child SA is installed again with the new port');
+  t.equal(only(b).spiIn, child.spiIn, 'the same SA, not a new one');
+  const again = b.engine.kernelEvent(
+    { type: 'mapping', child: child.id, remote: { address: A, port: 4501 } },
+    p.now,
+  );
+  t.same(again, [], 'the same mapping twice changes nothing');
+});
+
+t.test('a kernel that cannot reserve an SPI: a random one, and the negotiation goes on', async (t) => {
+  const allocateSpi = () => {
+    throw new Error('ENOSPC');
+  };
+  const { pair: p, a, b } = pair({ allocateSpi });
+  p.initiate(a);
+  t.equal(only(a).spiOut, only(b).spiIn, 'the child SA is up');
+  t.ok(
+    a.logs.some((line) => line.startsWith('warn:') && line.includes('ENOSPC')),
+    'the failure is logged with its cause',
+  );
 });
