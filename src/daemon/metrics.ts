@@ -166,6 +166,12 @@ export class Metrics {
           [{ ...labels, direction: 'out' }, t.packetsOut],
         ]),
       },
+      {
+        name: 'ike_node_kernel_problems_total',
+        help: 'What the kernel backend counted as going wrong, by cause (dropped packets, garbled messages).',
+        type: 'counter',
+        samples: Object.entries(this.#source.kernel.problems?.() ?? {}).map(([cause, n]) => [{ cause }, n]),
+      },
     ];
     return families.map(formatFamily).join('');
   }

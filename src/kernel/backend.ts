@@ -39,6 +39,11 @@ export interface KernelBackend {
   receiveEsp?(datagram: Uint8Array, local: Endpoint, remote: Endpoint): void;
   /** Prepares an IKE socket: bypass of our own policies, and UDP_ENCAP on the NAT-T port. */
   configureSocket?(fd: number, family: 4 | 6, natPort: boolean): void;
+  /**
+   * What went wrong so far, counted by cause (packets dropped for an unknown SPI or a replay,
+   * garbled kernel messages, lost events...): the metrics' `ike_node_kernel_problems_total`.
+   */
+  problems?(): Readonly<Record<string, number>>;
   /** What is installed now. */
   installed(): readonly ChildSa[];
   /** Removes everything this backend installed, then releases its sockets and devices. */

@@ -146,6 +146,9 @@ class FakeSource extends EventEmitter implements MetricsSource {
     async counters(child: ChildSa): Promise<TrafficCounters | undefined> {
       return this.traffic.get(child.id);
     }
+    problems(): Record<string, number> {
+      return { 'unknown-spi': 3, replay: 0 };
+    }
   })();
   status(): ConnectionStatus[] {
     return this.statuses;
@@ -212,6 +215,12 @@ t.test('counters from events, gauges from status, traffic from the kernel, label
   t.equal(value(f, 'ike_node_retransmissions_total'), 1);
   t.equal(value(f, 'ike_node_child_sa_bytes_total', { connection: odd, child: '7', direction: 'in' }), 1500);
   t.equal(value(f, 'ike_node_child_sa_packets_total', { connection: odd, child: '7', direction: 'out' }), 2);
+  t.equal(
+    value(f, 'ike_node_kernel_problems_total', { cause: 'unknown-spi' }),
+    3,
+    'kernel problems by cause',
+  );
+  t.equal(value(f, 'ike_node_kernel_problems_total', { cause: 'replay' }), 0);
   t.ok(text.includes(`connection="${escapeLabel(odd)}"`), 'the raw text carries the escaped value');
   t.match(text, /connection="odd \\"name\\" \\\\ with\\nnewline"/);
   for (const [name, family] of f) t.ok(family.help && family.type, `${name}: HELP and TYPE`);

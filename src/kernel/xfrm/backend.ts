@@ -230,6 +230,16 @@ export class XfrmBackend implements KernelBackend {
     errors: 0,
   };
 
+  problems(): Readonly<Record<string, number>> {
+    const { ignored, malformed, overruns, errors } = this.stats;
+    return {
+      'ignored-event': ignored,
+      'malformed-message': malformed,
+      'event-overrun': overruns,
+      error: errors,
+    };
+  }
+
   readonly #channel: NetlinkChannel;
   readonly #subscription: NetlinkSubscription | undefined;
   readonly #host: KernelBackendHost;
