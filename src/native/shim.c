@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,14 +356,26 @@ static napi_value open_pfkey(napi_env env, napi_callback_info info) {
 #endif
 }
 
-/* openTun(name: string): { fd, name } */
+/* openTun(name: string, options?: { vnetHeader?: boolean }): { fd, name } */
 static napi_value open_tun(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype type = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &type);
   if (type != napi_string) return throw_type(env, "name must be a string ('' lets the kernel choose)");
+  bool vnet_header = false;
+  napi_valuetype options_type = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &options_type);
+  if (options_type == napi_object) {
+    bool has = false;
+    napi_value value;
+    if (napi_has_named_property(env, argv[1], "vnetHeader", &has) == napi_ok && has &&
+        napi_get_named_property(env, argv[1], "vnetHeader", &value) == napi_ok)
+      napi_get_value_bool(env, value, &vnet_header);
+  } else if (options_type != napi_undefined) {
+    return throw_type(env, "options must be an object");
+  }
   char name[IFNAMSIZ + 1];
   size_t length;
   NAPI_OK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length));
@@ -375,7 +388,9 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_system(env, errno, "open(/dev/net/tun)");
   struct ifreq request;
   memset(&request, 0, sizeof request);
-  request.ifr_flags = IFF_TUN | IFF_NO_PI;
+  /* IFF_VNET_HDR: every packet read or written is preceded by a struct virtio_net_hdr (10 bytes),
+   * through which userspace may write TCP super-packets for the kernel to take whole (GRO). */
+  request.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_header ? IFF_VNET_HDR : 0);
   memcpy(request.ifr_name, name, length);
   if (ioctl(fd, TUNSETIFF, &request) < 0) {
     int err = errno;
@@ -438,6 +453,68 @@ static napi_value write_fd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* The most buffers one packet of writeMany gathers. */
+#define WRITE_MANY_MAX_PARTS 8
+
+/*
+ * writeMany(fd, buffers: Uint8Array[], perPacket = 1): number. Packets into a TUN device, one
+ * write(2) (writev(2) of `perPacket` consecutive buffers: a header and a packet) per packet, all in
+ * one call from JS. A packet the kernel refuses is skipped; EAGAIN (the queue is full) ends the
+ * batch. Returns how many packets the kernel took; throws only when not one was taken and the
+ * first failed with an error other than EAGAIN.
+ */
+static napi_value write_many(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "writeMany(fd, buffers, perPacket)");
+  int32_t fd, per_packet = 1;
+  if (!arg_int(env, argv[0], "fd", &fd)) return NULL;
+  if (argc >= 3 && !arg_int(env, argv[2], "perPacket", &per_packet)) return NULL;
+  if (per_packet < 1 || per_packet > WRITE_MANY_MAX_PARTS) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "perPacket must be 1 to 8");
+    return NULL;
+  }
+  bool is_array = false;
+  napi_is_array(env, argv[1], &is_array);
+  if (!is_array) return throw_type(env, "buffers must be an array of Uint8Array");
+  uint32_t count;
+  NAPI_OK(env, napi_get_array_length(env, argv[1], &count));
+  if (count % (uint32_t)per_packet != 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "buffers must hold perPacket buffers per packet");
+    return NULL;
+  }
+  uint32_t written = 0;
+  int first_error = 0;
+  for (uint32_t i = 0; i < count; i += (uint32_t)per_packet) {
+    struct iovec parts[WRITE_MANY_MAX_PARTS];
+    for (int32_t j = 0; j < per_packet; j++) {
+      napi_value element;
+      uint8_t *data;
+      size_t length;
+      if (napi_get_element(env, argv[1], i + (uint32_t)j, &element) != napi_ok ||
+          !arg_bytes(env, element, "each buffer", &data, &length))
+        return NULL;
+      parts[j].iov_base = data;
+      parts[j].iov_len = length;
+    }
+    ssize_t n;
+    do {
+      n = writev(fd, parts, per_packet);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+      written++;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (first_error == 0) first_error = errno;
+  }
+  if (written == 0 && first_error != 0) return throw_system(env, first_error, "writev");
+  napi_value result;
+  NAPI_OK(env, napi_create_uint32(env, written, &result));
+  return result;
+}
+
 /* The destination of sendTo: IPv4 or IPv6 (with an optional %zone). */
 static bool parse_destination(const char *text, int port, struct sockaddr_storage *out, socklen_t *length) {
   memset(out, 0, sizeof *out);
@@ -465,6 +542,68 @@ static bool parse_destination(const char *text, int port, struct sockaddr_storag
   }
   *length = sizeof *v6;
   return true;
+}
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h */
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+/* Most datagrams and bytes in one UDP GSO send (the kernel's UDP_MAX_SEGMENTS and IP's limit). */
+#define SEGMENT_MAX_COUNT 64
+#define SEGMENT_MAX_BYTES 65000
+
+typedef union {
+  char buffer[CMSG_SPACE(sizeof(uint16_t))];
+  struct cmsghdr align;
+} udp_segment_control;
+
+/* Cleared when the kernel says it cannot segment UDP for us (EIO): plain sendmmsg from then on. */
+static bool udp_segment_usable = true;
+
+/*
+ * The sendmmsg messages for `count` datagrams: with `segment`, each run of datagrams of the same
+ * size (the last of a run may be shorter) is one message with UDP_SEGMENT (UDP GSO, Linux 4.18):
+ * one pass through the stack for the whole run, cut into the same datagrams at the device, or at
+ * the receiving socket when that is local. Stops at 1024 messages (UIO_MAXIOV). per_message[i]
+ * says how many datagrams message i carries; returns the number of messages.
+ */
+static unsigned int build_messages(struct iovec *iov, uint32_t count, struct sockaddr_storage *destination,
+                                   socklen_t destination_length, bool segment, struct mmsghdr *messages,
+                                   udp_segment_control *controls, uint32_t *per_message) {
+  unsigned int built = 0;
+  for (uint32_t i = 0; i < count && built < 1024; built++) {
+    uint32_t run = 1;
+    size_t size = iov[i].iov_len, bytes = size;
+    if (segment && size > 0) {
+      while (i + run < count && run < SEGMENT_MAX_COUNT && iov[i + run].iov_len <= size &&
+             bytes + iov[i + run].iov_len <= SEGMENT_MAX_BYTES) {
+        bytes += iov[i + run].iov_len;
+        run++;
+        if (iov[i + run - 1].iov_len < size) break; /* a shorter datagram ends the run */
+      }
+    }
+    struct msghdr *header = &messages[built].msg_hdr;
+    memset(header, 0, sizeof *header);
+    header->msg_name = destination;
+    header->msg_namelen = destination_length;
+    header->msg_iov = &iov[i];
+    header->msg_iovlen = run;
+    if (run > 1) {
+      header->msg_control = controls[built].buffer;
+      header->msg_controllen = sizeof controls[built].buffer;
+      struct cmsghdr *control = CMSG_FIRSTHDR(header);
+      control->cmsg_level = SOL_UDP;
+      control->cmsg_type = UDP_SEGMENT;
+      control->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t gso_size = (uint16_t)size;
+      memcpy(CMSG_DATA(control), &gso_size, sizeof gso_size);
+    }
+    per_message[built] = run;
+    i += run;
+  }
+  return built;
 }
 
 /* sendTo(fd, address, port, datagrams: Uint8Array[]): number */
@@ -505,9 +644,13 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   }
   struct iovec *iov = calloc(count, sizeof *iov);
   struct mmsghdr *messages = calloc(count, sizeof *messages);
-  if (iov == NULL || messages == NULL) {
+  udp_segment_control *controls = calloc(count, sizeof *controls);
+  uint32_t *per_message = calloc(count, sizeof *per_message);
+  if (iov == NULL || messages == NULL || controls == NULL || per_message == NULL) {
     free(iov);
     free(messages);
+    free(controls);
+    free(per_message);
     return throw_system(env, ENOMEM, "sendmmsg");
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -518,29 +661,38 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
         !arg_bytes(env, element, "each datagram", &data, &length)) {
       free(iov);
       free(messages);
+      free(controls);
+      free(per_message);
       return NULL;
     }
     iov[i].iov_base = data;
     iov[i].iov_len = length;
-    messages[i].msg_hdr.msg_name = &destination;
-    messages[i].msg_hdr.msg_namelen = destination_length;
-    messages[i].msg_hdr.msg_iov = &iov[i];
-    messages[i].msg_hdr.msg_iovlen = 1;
   }
   uint32_t sent = 0;
   int err = 0;
+  bool segment = udp_segment_usable;
   while (sent < count) {
-    unsigned int chunk = count - sent > 1024 ? 1024 : count - sent; /* UIO_MAXIOV */
-    int n = sendmmsg(fd, messages + sent, chunk, 0);
+    unsigned int built = build_messages(iov + sent, count - sent, &destination, destination_length, segment,
+                                        messages, controls, per_message);
+    int n = sendmmsg(fd, messages, built, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (per_message[0] > 1 && (errno == EIO || errno == EINVAL)) {
+        /* EIO: the route's device cannot segment (no checksum offload, or IPsec): never again.
+         * EINVAL: this train does not fit the path (larger than its MTU): not in this call. */
+        if (errno == EIO) udp_segment_usable = false;
+        segment = false;
+        continue;
+      }
       if (errno != EAGAIN && errno != EWOULDBLOCK && sent == 0) err = errno;
       break;
     }
-    sent += (uint32_t)n;
+    for (int i = 0; i < n; i++) sent += per_message[i];
   }
   free(iov);
   free(messages);
+  free(controls);
+  free(per_message);
   if (err != 0) return throw_system(env, err, "sendmmsg");
   NAPI_OK(env, napi_create_uint32(env, sent, &result));
   return result;
@@ -889,6 +1041,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openTun", NULL, open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsockopt", NULL, set_sockopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"write", NULL, write_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeMany", NULL, write_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSync", NULL, read_sync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},

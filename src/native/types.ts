@@ -7,12 +7,26 @@ export interface Native {
   openNetlink(protocol: number, groups: readonly number[]): number;
   /** A PF_KEY v2 socket (AF_KEY, SOCK_RAW, PF_KEY_V2). */
   openPfkey(): number;
-  /** A TUN device (IFF_TUN | IFF_NO_PI, non-blocking): its descriptor and the name the kernel gave it. */
-  openTun(name: string): { readonly fd: number; readonly name: string };
+  /**
+   * A TUN device (IFF_TUN | IFF_NO_PI, non-blocking): its descriptor and the name the kernel gave
+   * it. `vnetHeader` adds IFF_VNET_HDR: every packet read or written starts with a struct
+   * virtio_net_hdr (10 bytes); builds of the shim without writeMany ignore it.
+   */
+  openTun(
+    name: string,
+    options?: { readonly vnetHeader?: boolean },
+  ): { readonly fd: number; readonly name: string };
   /** setsockopt(2) with a value encoded by the caller. */
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   /** One write(2): a netlink or PF_KEY message to the kernel, or one packet into a TUN device. */
   write(fd: number, data: Uint8Array): void;
+  /**
+   * Packets into a TUN device in one call: one writev(2) of `perPacket` consecutive buffers (a
+   * header and a packet) per packet (default 1). A packet the kernel refuses is skipped, EAGAIN
+   * ends the batch; returns how many packets the kernel took, and throws only when none was and
+   * the first failed otherwise. Optional: builds of the shim before it lack it.
+   */
+  writeMany?(fd: number, buffers: readonly Uint8Array[], perPacket?: number): number;
   /** UDP datagrams to one address through sendmmsg(2); returns how many the kernel took. */
   sendTo(fd: number, address: string, port: number, datagrams: readonly Uint8Array[]): number;
   /** Waits up to `timeoutMs` for one datagram (poll + read); null on timeout. For request/answer. */

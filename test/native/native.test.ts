@@ -183,6 +183,70 @@ t.test('socketFd and sendTo: setsockopt on a dgram socket, several datagrams in 
   unbound.close();
 });
 
+t.test('sendTo: runs of equal-size datagrams (UDP GSO) arrive as the same datagrams', async (t) => {
+  const receiver = dgram.createSocket('udp4');
+  const sender = dgram.createSocket('udp4');
+  t.teardown(() => {
+    receiver.close();
+    sender.close();
+  });
+  receiver.bind(0, '127.0.0.1');
+  sender.bind(0, '127.0.0.1');
+  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  // Runs of 1200, then a shorter one that ends its run, a lone size, a run longer than 64.
+  const sizes = [...Array(10).fill(1200), 700, 1300, 90, ...Array(70).fill(500), 499, 1];
+  const datagrams = sizes.map((size, i) => Buffer.alloc(size, i));
+  const received: Buffer[] = [];
+  const all = new Promise<void>((resolve) =>
+    receiver.on('message', (message) => {
+      received.push(message);
+      if (received.length === datagrams.length) resolve();
+    }),
+  );
+  t.equal(native.sendTo(socketFd(sender), '127.0.0.1', receiver.address().port, datagrams), sizes.length);
+  await all;
+  t.same(
+    received.map((d) => [d.length, d[0]]),
+    datagrams.map((d) => [d.length, d[0]]),
+    'every datagram, its size and content, in order',
+  );
+});
+
+t.test('writeMany: one writev per packet, perPacket buffers each, in one call', async (t) => {
+  const receiver = dgram.createSocket('udp4');
+  const sender = dgram.createSocket('udp4');
+  t.teardown(() => {
+    receiver.close();
+    sender.close();
+  });
+  receiver.bind(0, '127.0.0.1');
+  sender.bind(0, '127.0.0.1');
+  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  // A connected UDP socket takes one datagram per write: it shows where each packet ends.
+  sender.connect(receiver.address().port, '127.0.0.1');
+  await once(sender, 'connect');
+  const received: string[] = [];
+  const all = new Promise<void>((resolve) =>
+    receiver.on('message', (message) => {
+      received.push(message.toString());
+      if (received.length === 3) resolve();
+    }),
+  );
+  const fd = socketFd(sender);
+  const parts = ['h1:', 'one', 'h2:', 'two'].map((text) => Buffer.from(text));
+  t.equal(native.writeMany!(fd, parts, 2), 2, 'two packets of two buffers');
+  t.equal(native.writeMany!(fd, [Buffer.from('three')]), 1, 'one buffer per packet by default');
+  await all;
+  t.same(received, ['h1:one', 'h2:two', 'three']);
+  t.equal(native.writeMany!(fd, []), 0);
+  t.throws(() => native.writeMany!(fd, parts, 3), { code: 'ERR_OUT_OF_RANGE' }, 'not whole packets');
+  t.throws(() => native.writeMany!(fd, parts, 9), { code: 'ERR_OUT_OF_RANGE' });
+  t.throws(() => native.writeMany!(fd, ['x' as unknown as Uint8Array]), TypeError);
+  const closed = native.openNetlink(0, []);
+  native.close(closed);
+  t.throws(() => native.writeMany!(closed, parts, 2), { code: 'EBADF', syscall: 'writev' });
+});
+
 t.test(
   'close inside onData stops everything; an exception in a callback is an uncaught exception',
   async (t) => {

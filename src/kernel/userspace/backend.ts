@@ -64,6 +64,8 @@ export interface UserspaceIo {
    * without it each goes through KernelBackendHost.sendDatagram.
    */
   sendDatagrams?(from: Endpoint, to: Endpoint, datagrams: readonly Uint8Array[]): void;
+  /** Prepares one of the daemon's sockets for ESP (KernelBackend.configureSocket). Optional. */
+  configureSocket?(fd: number, family: 4 | 6, natPort: boolean): void;
 }
 
 /** Soft (rekey) and hard (gone) limits on the traffic through one direction of a child SA. */
@@ -341,7 +343,8 @@ export class UserspaceBackend implements KernelBackend {
   }
 
   #createState(child: ChildSa): ChildState {
-    const implementation = this.#options.implementation;
+    const { implementation } = this.#options;
+    const espOptions = { ...(implementation && { implementation }) };
     const outbound = new EspOutbound(
       this.#provider,
       {
@@ -349,7 +352,7 @@ export class UserspaceBackend implements KernelBackend {
         suite: child.suite,
         keys: { encryption: child.keys.encrOut, integrity: child.suite.integ && child.keys.integOut },
       },
-      { ...(implementation && { implementation }) },
+      espOptions,
     );
     const inbound = new EspInbound(
       this.#provider,
@@ -361,7 +364,7 @@ export class UserspaceBackend implements KernelBackend {
       {
         mode: child.mode,
         ...(this.#options.replayWindow !== undefined && { replayWindow: this.#options.replayWindow }),
-        ...(implementation && { implementation }),
+        ...espOptions,
       },
     );
     const parts = policyParts(child);
@@ -474,6 +477,14 @@ export class UserspaceBackend implements KernelBackend {
       if (entry.suppressed > 0) this.#logDrops(cause, entry.suppressed, this.#now() - entry.at, undefined);
     }
     await this.#io.tun.close();
+  }
+
+  problems(): Readonly<Record<string, number>> {
+    return this.drops();
+  }
+
+  configureSocket(fd: number, family: 4 | 6, natPort: boolean): void {
+    this.#io.configureSocket?.(fd, family, natPort);
   }
 
   /** ESP in UDP from the daemon's NAT-T socket. Never throws. */

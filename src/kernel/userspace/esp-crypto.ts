@@ -4,6 +4,7 @@ import { IntegrityCheckError } from '../../crypto/errors.js';
 import type { CryptoProvider } from '../../crypto/provider.js';
 import { Encryption, Integrity } from '../../crypto/transforms.js';
 import { equalBytes } from '../../wire/bytes.js';
+import { CounterIv, randomPool, SPI_SEQ } from './esp-iv.js';
 
 /**
  * The cryptographic half of an ESP SA: one object per SA and direction, built once at install,
@@ -85,43 +86,6 @@ export function createEspTransform(
     case 'aes-cbc':
     case '3des-cbc':
       return new NodeCbc(suite, keys);
-  }
-}
-
-const SPI_SEQ = 8;
-
-/** Bytes of randomness handed out in small pieces: one getrandom per 256 CBC IVs, not per packet. */
-class RandomPool {
-  readonly #pool = Buffer.allocUnsafeSlow(4096);
-  #offset = this.#pool.length;
-
-  take(length: number): Buffer {
-    if (this.#offset + length > this.#pool.length) {
-      crypto.randomFillSync(this.#pool);
-      this.#offset = 0;
-    }
-    const out = this.#pool.subarray(this.#offset, this.#offset + length);
-    this.#offset += length;
-    return out;
-  }
-}
-
-const randomPool = new RandomPool();
-
-/** The counter modes' IV: random per SA, plus the sequence number (see the module comment). */
-class CounterIv {
-  readonly #high: number;
-  readonly #low: number;
-
-  constructor(random: Uint8Array) {
-    const view = Buffer.from(random.buffer, random.byteOffset, 8);
-    this.#high = view.readUInt32BE(0);
-    this.#low = view.readUInt32BE(4);
-  }
-
-  write(packet: Buffer, seq: number): void {
-    packet.writeUInt32BE(this.#high, SPI_SEQ);
-    packet.writeUInt32BE((this.#low + seq) >>> 0, SPI_SEQ + 4);
   }
 }
 

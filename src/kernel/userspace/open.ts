@@ -1,8 +1,10 @@
+import { endianness } from 'node:os';
 import type { CryptoProvider } from '../../crypto/provider.js';
 import { loadNative, type Native } from '../../native/index.js';
 import type { KernelBackendHost } from '../backend.js';
 import { Rtnetlink } from '../netlink/route.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../netlink/socket.js';
+import { coalesce, stripHeader } from './tun-gro.js';
 import { UserspaceBackend, type UserspaceBackendOptions, type UserspaceIo } from './backend.js';
 
 export interface OpenUserspaceOptions extends UserspaceBackendOptions {
@@ -24,7 +26,9 @@ export async function openUserspaceBackend(
   options: OpenUserspaceOptions,
 ): Promise<UserspaceBackend> {
   const native = options.native ?? loadNative();
-  const tun = native.openTun(options.tun);
+  // With writeMany (and so IFF_VNET_HDR support) the shim takes TCP super-packets: see tun-gro.ts.
+  const gro = native.writeMany !== undefined;
+  const tun = native.openTun(options.tun, { vnetHeader: gro });
   const netlink = NetlinkSocket.open(native, NETLINK_ROUTE);
   const rtnetlink = new Rtnetlink(netlink);
   try {
@@ -33,10 +37,13 @@ export async function openUserspaceBackend(
     const io: UserspaceIo = {
       tun: {
         write: (packets) => {
-          for (const packet of packets) native.write(tun.fd, packet);
+          if (gro) native.writeMany!(tun.fd, coalesce(packets), 2);
+          else for (const packet of packets) native.write(tun.fd, packet);
         },
         onPackets: (listener) =>
-          native.watch(tun.fd, listener, (error) => host.log('warn', `TUN ${tun.name}: ${error.message}`)),
+          native.watch(tun.fd, gro ? (reads) => listener(reads.map(stripHeader)) : listener, (error) =>
+            host.log('warn', `TUN ${tun.name}: ${error.message}`),
+          ),
         close: () => {
           native.close(tun.fd); // the device goes with its descriptor, and its routes with it
           netlink.close();
@@ -47,6 +54,9 @@ export async function openUserspaceBackend(
         remove: (prefix) => rtnetlink.deleteRoute({ destination: prefix, index }),
       },
       ...(options.sendDatagrams && { sendDatagrams: options.sendDatagrams }),
+      configureSocket: (fd, _family, natPort) => {
+        if (natPort) enlargeBuffers(native, fd);
+      },
     };
     host.log('info', `userspace ESP on TUN device ${tun.name} (MTU ${options.mtu})`);
     return new UserspaceBackend(crypto, host, io, options);
@@ -54,5 +64,35 @@ export async function openUserspaceBackend(
     native.close(tun.fd);
     netlink.close();
     throw error;
+  }
+}
+
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+/** Socket buffer for ESP in UDP on the NAT-T socket, each way. */
+export const ESP_SOCKET_BUFFER = 4 << 20;
+
+/**
+ * ESP comes in bursts (a peer sends a whole TUN read, up to 64 packets, at once) and the event
+ * loop drains the socket between other work: the default receive buffer (rmem_default, about
+ * 200 KiB) overflows at a few hundred Mbit/s, and every datagram lost there is a TCP loss inside
+ * the tunnel. The *FORCE options pass net.core.rmem_max/wmem_max (the daemon has CAP_NET_ADMIN
+ * for the TUN device anyway); without the capability the plain options get what the limits allow.
+ */
+function enlargeBuffers(native: Native, fd: number): void {
+  const value = new Uint8Array(4);
+  new DataView(value.buffer).setInt32(0, ESP_SOCKET_BUFFER, endianness() === 'LE');
+  for (const [force, plain] of [
+    [SO_RCVBUFFORCE, SO_RCVBUF],
+    [SO_SNDBUFFORCE, SO_SNDBUF],
+  ] as const) {
+    try {
+      native.setsockopt(fd, SOL_SOCKET, force, value);
+    } catch {
+      native.setsockopt(fd, SOL_SOCKET, plain, value);
+    }
   }
 }
