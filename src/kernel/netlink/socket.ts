@@ -159,6 +159,7 @@ export class NetlinkSocket implements NetlinkChannel {
         return;
       }
       const seq = this.nextSeq();
+      let timer: NodeJS.Timeout | undefined = undefined;
       const pending: Pending = {
         what,
         answers: [],
@@ -172,10 +173,6 @@ export class NetlinkSocket implements NetlinkChannel {
           else resolve(pending.answers);
         },
       };
-      const timer = setTimeout(
-        () => pending.settle(new NetlinkTimeoutError(seq, what, this.timeoutMs)),
-        this.timeoutMs,
-      );
       this.pending.set(seq, pending);
       this.asyncPending++;
       try {
@@ -183,7 +180,16 @@ export class NetlinkSocket implements NetlinkChannel {
         this.native.write(this.fd, this.frame(type, flags, seq, payload));
       } catch (error) {
         pending.settle(inContext(what, error));
+        return;
       }
+      // The kernel handles a request inside the write (sendmsg), which can take seconds (an SA's
+      // first use of an algorithm loads its module and runs its self-tests): the answer is queued
+      // by then, so the time allowed for it counts from here, or an expired timer would beat it.
+      if (this.pending.get(seq) !== pending) return; // answered (or closed) during the write
+      timer = setTimeout(
+        () => pending.settle(new NetlinkTimeoutError(seq, what, this.timeoutMs)),
+        this.timeoutMs,
+      );
     });
   }
 

@@ -186,6 +186,22 @@ t.test('a request without an answer times out; its late answer is ignored', asyn
   socket.close();
 });
 
+t.test('a write the kernel takes longer than the timeout to process still gets its answer', async (t) => {
+  // XFRM and rtnetlink requests are handled inside sendmsg: the first SA with an algorithm loads
+  // its module and runs self-tests first (seconds in the kernel lab), and the event loop waits
+  // in the write. The answer is queued by the time the write returns; the timeout starts there.
+  const native = new FakeNative();
+  native.onRequest = (request) => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 80);
+    setTimeout(() => native.deliver(7, [ack(request)]), 0);
+    return [];
+  };
+  const socket = new NetlinkSocket(native, 7, { timeoutMs: 30 });
+  t.same(await socket.request(16, 0, bytes(), 'add SA'), [], 'acknowledged, not timed out');
+  t.equal(native.watches.size, 0, 'no watch left behind');
+  socket.close();
+});
+
 t.test('socket errors reject what is pending; write errors name the request', async (t) => {
   const native = new FakeNative();
   const socket = new NetlinkSocket(native, 7);
