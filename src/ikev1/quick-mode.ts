@@ -152,7 +152,7 @@ function onMessage2(
   if (!chosen || !exchange.offered.some((suite) => sameSuite(suite, chosen.suite)))
     throw new ExchangeError('responder chose a transform we did not offer', NotifyType.NO_PROPOSAL_CHOSEN);
   const ids = findAll(payloads, 'id');
-  if (ids.length === 2 && (!sameId(ids[0]!, exchange.ids!.ci) || !sameId(ids[1]!, exchange.ids!.cr)))
+  if (!responderIdsAcceptable(exchange.ids!, ids, exchange.mode === 'transport' && exchange.udp))
     throw new ExchangeError('responder changed the client IDs', NotifyType.INVALID_ID_INFORMATION);
   exchange.suite = chosen.suite;
   exchange.spiOut = chosen.spi;
@@ -554,6 +554,30 @@ function childSa(host: Host, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa
     rekeyAt,
     expiresAt,
   };
+}
+
+/**
+ * Whether the client IDs of quick mode message 2 answer ours: absent, or the same. In
+ * UDP-encapsulated transport mode a responder may put the addresses it sees into the host IDs
+ * (strongSwan answers with the NAT's address for ours, RFC 3947 section 5.2 leaves the fix-up to
+ * NAT-OA): then only the ID type, protocol and port must stay, and our own selectors still apply
+ * (our kernel sees our own address).
+ */
+export function responderIdsAcceptable(
+  sent: { readonly ci: IdPayload; readonly cr: IdPayload },
+  received: readonly IdPayload[],
+  natTransport: boolean,
+): boolean {
+  if (received.length !== 2) return true;
+  const same = natTransport ? sameIdButHostAddress : sameId;
+  return same(received[0]!, sent.ci) && same(received[1]!, sent.cr);
+}
+
+function sameIdButHostAddress(a: IdPayload, b: IdPayload): boolean {
+  const host = a.idType === IdType.ID_IPV4_ADDR || a.idType === IdType.ID_IPV6_ADDR;
+  return (
+    sameId(a, b) || (host && a.idType === b.idType && a.protocolId === b.protocolId && a.port === b.port)
+  );
 }
 
 function sameId(a: IdPayload, b: IdPayload): boolean {
