@@ -15,18 +15,43 @@ export interface Capture {
 
 export const IKE_FILTER = 'udp port 500 or udp port 4500';
 
-/** Starts `tcpdump --immediate-mode -U -i IFACE -w FILE udp port 500 or udp port 4500` in `ns`. */
+export interface CaptureOptions {
+  /**
+   * Only packets sent (`out`) or received (`in`) on the interface (`tcpdump -Q`). In the kernel
+   * lab, tunnel-mode ESP that arrives is re-injected decrypted on the same device: a capture of
+   * outgoing packets on each side shows what crossed the wire, and nothing else.
+   */
+  direction?: 'in' | 'out' | 'inout';
+}
+
+/**
+ * Starts `tcpdump --immediate-mode -U -i IFACE -w FILE udp port 500 or udp port 4500` in `ns`
+ * (another filter, or none with '').
+ */
 export async function startCapture(
   ns: Ns,
   iface: string,
   file: string,
   filter = IKE_FILTER,
+  options: CaptureOptions = {},
 ): Promise<Capture> {
   // -Z root: Debian's tcpdump otherwise drops to the tcpdump user and cannot write into our
   // root-owned temporary directories. --immediate-mode -U: nothing is lost when we stop it.
   const child: ChildProcess = ns.spawn(
     'tcpdump',
-    ['--immediate-mode', '-U', '-n', '-Z', 'root', '-i', iface, '-w', file, ...filter.split(' ')],
+    [
+      '--immediate-mode',
+      '-U',
+      '-n',
+      '-Z',
+      'root',
+      ...(options.direction ? ['-Q', options.direction] : []),
+      '-i',
+      iface,
+      '-w',
+      file,
+      ...filter.split(' ').filter(Boolean),
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const pid = child.pid;

@@ -72,6 +72,8 @@ export interface KernelLabOptions {
   timeoutSec?: number;
   /** Guest memory, e.g. "1G" (default: the tool's). */
   memory?: string;
+  /** Guest vCPUs (default: the tool's, 1); TCG runs each on a host thread. */
+  cpus?: number;
   /** Modules to load at boot, e.g. ['esp4', 'xfrm_user'] (default: the tool's esp4,esp6,af_key,xfrm_user). */
   modules?: readonly string[];
   /** Environment for the script inside the guest. */
@@ -100,6 +102,7 @@ export async function runInKernelLab(
   const timeoutSec = options.timeoutSec ?? 120;
   const args = ['-t', String(timeoutSec)];
   if (options.memory) args.push('-m', options.memory);
+  if (options.cpus) args.push('-s', String(options.cpus));
   if (options.modules) args.push('-M', options.modules.join(','));
   for (const [key, value] of Object.entries(options.env ?? {})) args.push('-e', `${key}=${value}`);
   args.push(script, ...(options.args ?? []));
