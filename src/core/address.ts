@@ -77,3 +77,49 @@ export function compareAddresses(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
 }
+
+/** An address as an unsigned integer (big-endian bytes), for range arithmetic. */
+export function addressToBigInt(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  return value;
+}
+
+export function bigIntToAddress(value: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) {
+    out[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  return out;
+}
+
+/**
+ * The fewest aligned power-of-two blocks that cover [start, end] exactly, over `bits`-bit values
+ * (addresses or ports): each block's first value and log2 of its size.
+ */
+export function alignedBlocks(start: bigint, end: bigint, bits: number): { base: bigint; size: number }[] {
+  const blocks: { base: bigint; size: number }[] = [];
+  let base = start;
+  while (base <= end) {
+    // The largest block aligned at `base` that does not run past `end`.
+    let size = 0;
+    while (size < bits) {
+      const next = 1n << BigInt(size + 1);
+      if (base % next !== 0n || base + next - 1n > end) break;
+      size++;
+    }
+    blocks.push({ base, size });
+    base += 1n << BigInt(size);
+  }
+  return blocks;
+}
+
+/** An address range as the fewest prefixes that cover it exactly (192.0.2.10-20: .10/31 .12/30 .16/30 .20/32). */
+export function rangePrefixes(start: Uint8Array, end: Uint8Array): { address: Uint8Array; prefix: number }[] {
+  const bits = start.length * 8;
+  return alignedBlocks(addressToBigInt(start), addressToBigInt(end), bits).map(({ base, size }) => ({
+    address: bigIntToAddress(base, start.length),
+    prefix: bits - size,
+  }));
+}

@@ -1,4 +1,4 @@
-import { formatAddress, prefixMask } from '../../core/address.js';
+import { formatAddress, prefixMask, rangePrefixes } from '../../core/address.js';
 import type { TrafficSelector } from '../../core/traffic-selector.js';
 import { PfkeyUnsupportedError } from './errors.js';
 
@@ -20,50 +20,18 @@ export interface Cidr {
 /** Most prefixes one range may split into before we refuse it. */
 export const MAX_PREFIXES_PER_RANGE = 32;
 
-function toBigInt(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value;
-}
-
-function fromBigInt(value: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(value & 0xffn);
-    value >>= 8n;
-  }
-  return out;
-}
-
 /** The smallest list of prefixes that covers [start, end] exactly. */
 export function rangeToCidrs(start: Uint8Array, end: Uint8Array, limit = MAX_PREFIXES_PER_RANGE): Cidr[] {
-  const length = start.length;
-  const bits = BigInt(length * 8);
-  let low = toBigInt(start);
-  const high = toBigInt(end);
-  const out: Cidr[] = [];
-  while (low <= high) {
-    // The largest block that starts at `low` (alignment) and does not pass `high`.
-    let size = 0n;
-    while (size < bits) {
-      const next = size + 1n;
-      const block = 1n << next;
-      if (low % block !== 0n || low + block - 1n > high) break;
-      size = next;
-    }
-    const prefix = Number(bits - size);
-    out.push({
-      address: formatAddress(fromBigInt(low, length)),
-      prefix,
-      mask: formatAddress(prefixMask(prefix, length as 4 | 16)),
-    });
-    if (out.length > limit)
-      throw new PfkeyUnsupportedError(
-        `address range ${formatAddress(start)}-${formatAddress(end)} needs more than ${limit} prefixes`,
-      );
-    low += 1n << size;
-  }
-  return out;
+  const prefixes = rangePrefixes(start, end);
+  if (prefixes.length > limit)
+    throw new PfkeyUnsupportedError(
+      `address range ${formatAddress(start)}-${formatAddress(end)} needs more than ${limit} prefixes`,
+    );
+  return prefixes.map(({ address, prefix }) => ({
+    address: formatAddress(address),
+    prefix,
+    mask: formatAddress(prefixMask(prefix, start.length as 4 | 16)),
+  }));
 }
 
 /** A selector's port as PF_KEY says it: 0 for any, the port for exactly one. */

@@ -1,4 +1,4 @@
-import { formatAddress } from '../../core/address.js';
+import { addressToBigInt, formatAddress, rangePrefixes } from '../../core/address.js';
 import type { TrafficSelector } from '../../core/traffic-selector.js';
 import type { Flow } from './packet.js';
 
@@ -31,8 +31,8 @@ export interface CompiledSelector {
 
 export function compileSelector(ts: TrafficSelector): CompiledSelector {
   const version = ts.start.length === 4 ? 4 : 6;
-  const start = bytesToBigInt(ts.start);
-  const end = bytesToBigInt(ts.end);
+  const start = addressToBigInt(ts.start);
+  const end = addressToBigInt(ts.end);
   return {
     version,
     start4: version === 4 ? Number(start) : 0,
@@ -44,12 +44,6 @@ export function compileSelector(ts: TrafficSelector): CompiledSelector {
     endPort: ts.endPort,
     span: end - start,
   };
-}
-
-function bytesToBigInt(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -188,28 +182,5 @@ export function selectorContains(sel: CompiledSelector, address: Uint8Array): bo
  * "192.0.2.0/24", or for 192.0.2.10-192.0.2.20 the blocks .10/31, .12/30, .16/30, .20/32.
  */
 export function selectorPrefixes(ts: TrafficSelector): string[] {
-  const bits = ts.start.length * 8;
-  const full = 1n << BigInt(bits);
-  let start = bytesToBigInt(ts.start);
-  const end = bytesToBigInt(ts.end);
-  const prefixes: string[] = [];
-  while (start <= end) {
-    // The largest block aligned at `start` that does not run past `end`.
-    let size = start === 0n ? full : start & -start;
-    while (size > end - start + 1n) size >>= 1n;
-    const prefix = bits - (size.toString(2).length - 1);
-    prefixes.push(`${formatAddress(bigIntToBytes(start, ts.start.length))}/${prefix}`);
-    start += size;
-  }
-  return prefixes;
-}
-
-function bigIntToBytes(value: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let v = value;
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
+  return rangePrefixes(ts.start, ts.end).map(({ address, prefix }) => `${formatAddress(address)}/${prefix}`);
 }

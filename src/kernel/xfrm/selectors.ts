@@ -1,3 +1,4 @@
+import { alignedBlocks, rangePrefixes } from '../../core/address.js';
 import { formatTrafficSelector, type TrafficSelector } from '../../core/traffic-selector.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from './constants.js';
 import { familyOf, type XfrmSelector } from './structs.js';
@@ -23,45 +24,9 @@ export interface PortBlock {
   readonly mask: number;
 }
 
-function toBigInt(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value;
-}
-
-function fromBigInt(value: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(value & 0xffn);
-    value >>= 8n;
-  }
-  return out;
-}
-
-/** The fewest aligned power-of-two blocks that cover [start, end] exactly (start, log2 size). */
-function alignedBlocks(start: bigint, end: bigint, bits: number): { base: bigint; size: number }[] {
-  const blocks: { base: bigint; size: number }[] = [];
-  let base = start;
-  while (base <= end) {
-    let size = 0;
-    while (size < bits) {
-      const next = 1n << BigInt(size + 1);
-      if (base % next !== 0n || base + next - 1n > end) break;
-      size++;
-    }
-    blocks.push({ base, size });
-    base += 1n << BigInt(size);
-  }
-  return blocks;
-}
-
 export function addressBlocks(start: Uint8Array, end: Uint8Array): AddressBlock[] {
   if (start.length !== end.length) throw new XfrmSelectorError('an address range mixes IPv4 and IPv6');
-  const bits = start.length * 8;
-  return alignedBlocks(toBigInt(start), toBigInt(end), bits).map(({ base, size }) => ({
-    address: fromBigInt(base, start.length),
-    prefix: bits - size,
-  }));
+  return rangePrefixes(start, end);
 }
 
 export function portBlocks(start: number, end: number): PortBlock[] {
