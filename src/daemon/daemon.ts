@@ -99,7 +99,17 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     return this.#kernel;
   }
 
+  /** Opens everything; on a failure what was already opened is closed again before the error. */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (error) {
+      await this.stop().catch(() => {});
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
     const { listen, metrics } = this.#config;
     if (this.#keyLog) {
       this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
@@ -321,7 +331,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     await this.#udp?.close(); // after the Deletes have left
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     await this.#metrics?.close();
-    await this.kernel.close();
+    await this.#kernel?.close();
     this.logger.log({ level: 'info', subsystem: 'ike', message: 'stopped' });
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -394,4 +395,23 @@ t.test('a metrics port in use fails the start; a changed metrics setting needs a
   await t.rejects(daemon.start(), { code: 'EADDRINUSE' });
   const result = daemon.reload(config(dir, '127.0.0.39', '127.0.0.40', 'respond'));
   t.same(result.needsRestart, ['metrics']);
+});
+
+t.test('a start that fails at the IKE port closes what it had opened (the metrics endpoint)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-metrics-'));
+  const squatter = createSocket('udp4');
+  await new Promise<void>((resolve) => squatter.bind(15730, '127.0.0.41', resolve));
+  const daemon = new Daemon(config(dir, '127.0.0.41', '127.0.0.42', 'respond', { metrics: true }), {
+    logger: new Logger({ level: 'error', write: () => {} }),
+  });
+  t.teardown(() => {
+    squatter.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await t.rejects(daemon.start(), /cannot listen on 127\.0\.0\.41 port 15730: the port is in use/);
+  await t.rejects(
+    get('http://127.0.0.41:15739/metrics'),
+    { code: 'ECONNREFUSED' },
+    'the metrics endpoint it had opened is closed again',
+  );
 });
