@@ -94,3 +94,18 @@ export async function countPackets(file: string, filter: string): Promise<number
   const result = await run('sh', ['-c', 'tcpdump -n -r "$0" "$1" 2>/dev/null | wc -l', file, filter]);
   return Number(result.stdout.trim());
 }
+
+/**
+ * How many bytes the packets of a capture that match a display filter carry. Bytes, not packets:
+ * a sender using UDP GSO hands the wire one large datagram per batch, which the capture (taken
+ * before segmentation) shows whole.
+ */
+export async function countBytes(file: string, displayFilter: string): Promise<number> {
+  const result = await run('sh', [
+    '-c',
+    'tshark -n -r "$0" -Y "$1" -T fields -e frame.len 2>/dev/null | awk \'{ s += $1 } END { print s + 0 }\'',
+    file,
+    displayFilter,
+  ]);
+  return Number(result.stdout.trim());
+}
