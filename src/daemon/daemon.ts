@@ -3,6 +3,7 @@ import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
 import { type Connection, type ConnectionDiff, diffConnections } from '../core/connection.js';
+import { heldBack, RateLimitedLog } from '../core/rate-limited-log.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
@@ -15,7 +16,6 @@ import { openKernelBackend } from '../kernel/open.js';
 import { trapPolicy } from '../kernel/trap.js';
 import { socketFd } from '../native/dgram-fd.js';
 import { loadNative, type NativeError } from '../native/index.js';
-import { RateLimitedLog } from './rate-limit.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
 import {
@@ -206,18 +206,22 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #sendDatagrams(): KernelBackendHost['sendDatagrams'] {
     const native = loadNative();
     const failures = new RateLimitedLog(10_000);
+    // Looked up once per socket, not per batch: this is the hot path.
+    const fds = new WeakMap<object, number>();
     return (from, to, datagrams) => {
       const socket = this.#udp?.socketFor(from);
       if (!socket) return;
+      let fd = fds.get(socket);
+      if (fd === undefined) fds.set(socket, (fd = socketFd(socket)));
       try {
-        native.sendTo(socketFd(socket), to.address, to.port, datagrams);
+        native.sendTo(fd, to.address, to.port, datagrams);
       } catch (error) {
         const { code, message } = error as NativeError;
         failures.log(code, (suppressed) =>
           this.logger.log({
             level: 'warn',
             subsystem: 'net',
-            message: `ESP to ${formatEndpoint(to)}: ${message}${suppressed ? ` (${suppressed} more since the last report)` : ''}`,
+            message: `ESP to ${formatEndpoint(to)}: ${message}${heldBack(suppressed)}`,
           }),
         );
       }

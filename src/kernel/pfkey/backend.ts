@@ -1,3 +1,4 @@
+import { heldBack, RateLimitedLog } from '../../core/rate-limited-log.js';
 import { type ChildSa, formatSpi } from '../../core/sa.js';
 import type { TrafficCounters } from '../../core/status.js';
 import type { Native } from '../../native/types.js';
@@ -192,7 +193,7 @@ export class PfkeyBackend implements KernelBackend {
   readonly #policyIds = new Map<number, PolicyGroup>();
   readonly #larval = new Map<number, Larval>();
   readonly #expired = new Set<string>();
-  readonly #problems = new Map<string, { at: number; suppressed: number }>();
+  readonly #problems = new RateLimitedLog(PROBLEM_WINDOW_MS, Date.now, 256);
   #supported: { auth: number[]; encrypt: number[] } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -272,23 +273,13 @@ export class PfkeyBackend implements KernelBackend {
   }
 
   #problem(cause: string, level: 'error' | 'warn' | 'info' | 'debug', text: string): void {
-    const now = Date.now();
-    const seen = this.#problems.get(cause);
-    if (seen && now - seen.at < PROBLEM_WINDOW_MS) {
-      seen.suppressed++;
-      return;
-    }
-    const repeats = seen?.suppressed ? ` (${seen.suppressed} more like it since the last report)` : '';
-    if (this.#problems.size >= 256) {
-      for (const [key, entry] of this.#problems)
-        if (now - entry.at >= PROBLEM_WINDOW_MS) this.#problems.delete(key);
-    }
-    this.#problems.set(cause, { at: now, suppressed: 0 });
-    try {
-      this.#host.log(level, `${text}${repeats}`);
-    } catch {
-      // A failing logger must not take the backend down.
-    }
+    this.#problems.log(cause, (suppressed) => {
+      try {
+        this.#host.log(level, `${text}${heldBack(suppressed)}`);
+      } catch {
+        // A failing logger must not take the backend down.
+      }
+    });
   }
 
   #emit(event: KernelEvent): void {

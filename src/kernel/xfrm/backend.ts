@@ -1,3 +1,4 @@
+import { heldBack, RateLimitedLog } from '../../core/rate-limited-log.js';
 import { formatAddress, parseAddress } from '../../core/address.js';
 import { formatSuite } from '../../core/proposal.js';
 import { type ChildSa, formatSpi } from '../../core/sa.js';
@@ -252,7 +253,6 @@ export class XfrmBackend implements KernelBackend {
   readonly #spiMax: number;
   readonly #hardMargin: number;
   readonly #now: () => number;
-  readonly #logInterval: number;
 
   readonly #children = new Map<number, ChildRecord>();
   readonly #traps = new Map<string, TrapRecord>();
@@ -263,7 +263,7 @@ export class XfrmBackend implements KernelBackend {
   readonly #allocated = new Map<number, Uint8Array>();
   /** Expire events already passed on, "child:hard", so the pair's second SA does not repeat them. */
   readonly #expired = new Set<string>();
-  readonly #logged = new Map<string, { at: number; suppressed: number }>();
+  readonly #logged: RateLimitedLog;
   #nextReqid: number;
   #queue: Promise<unknown> = Promise.resolve();
   #resyncing = false;
@@ -287,7 +287,7 @@ export class XfrmBackend implements KernelBackend {
     this.#spiMax = options.spiMax ?? DEFAULT_SPI_MAX;
     this.#hardMargin = options.hardLifetimeMargin ?? 30;
     this.#now = options.now ?? Date.now;
-    this.#logInterval = options.logInterval ?? 60_000;
+    this.#logged = new RateLimitedLog(options.logInterval ?? 60_000, this.#now);
     if (this.#reqidCount < 2 || this.#reqidBase < 1 || this.#reqidBase + this.#reqidCount > 0x1_0000_0000)
       throw new RangeError(`reqid range ${this.#reqidBase}+${this.#reqidCount} does not fit 1..2^32-1`);
     if (this.#priorityBase < 0 || this.#priorityBase + POLICY_PRIORITY_BAND > 0x1_0000_0000)
@@ -1187,16 +1187,7 @@ export class XfrmBackend implements KernelBackend {
   // --- plumbing ----------------------------------------------------------------------------------
 
   #logLimited(cause: string, level: 'error' | 'warn' | 'info' | 'debug', message: string): void {
-    const now = this.#now();
-    const last = this.#logged.get(cause);
-    if (last && now - last.at < this.#logInterval) {
-      last.suppressed++;
-      return;
-    }
-    const suffix = last?.suppressed ? ` (${last.suppressed} more since the last report)` : '';
-    this.#logged.set(cause, { at: now, suppressed: 0 });
-    if (this.#logged.size > 1024) this.#logged.delete(this.#logged.keys().next().value as string);
-    this.#host.log(level, `${message}${suffix}`);
+    this.#logged.log(cause, (suppressed) => this.#host.log(level, `${message}${heldBack(suppressed)}`));
   }
 
   #assertOpen(): void {

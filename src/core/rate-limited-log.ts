@@ -1,6 +1,8 @@
 /**
  * One log line per cause per interval, with the count of what was held back in between: a
- * flood of bad packets or failing sends must not become a flood of log lines.
+ * flood of bad packets, failing sends or garbled kernel messages must not become a flood of log
+ * lines. At most `maxCauses` causes are remembered (the oldest is forgotten first), so causes
+ * that carry a peer's data cannot grow the table without bound.
  */
 export class RateLimitedLog {
   readonly #last = new Map<string, { at: number; suppressed: number }>();
@@ -8,6 +10,7 @@ export class RateLimitedLog {
   constructor(
     readonly intervalMs: number,
     private readonly now: () => number = Date.now,
+    readonly maxCauses = 1024,
   ) {}
 
   /** Calls `write` (with the number held back since the last line) unless `cause` was logged lately. */
@@ -18,7 +21,14 @@ export class RateLimitedLog {
       last.suppressed++;
       return;
     }
+    this.#last.delete(cause);
     this.#last.set(cause, { at: now, suppressed: 0 });
+    if (this.#last.size > this.maxCauses) this.#last.delete(this.#last.keys().next().value as string);
     write(last?.suppressed ?? 0);
   }
+}
+
+/** " (N more since the last report)", or nothing: the suffix of a rate-limited line. */
+export function heldBack(suppressed: number): string {
+  return suppressed ? ` (${suppressed} more since the last report)` : '';
 }
