@@ -1,12 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { join } from 'node:path';
 import { importIsakmpd } from '../../src/config/import/index.js';
 import { IKE_FILTER, startCapture, type Capture } from '../lib/capture.js';
 import { startIkeNode, type IkeNode } from '../lib/ike-node.js';
+import { decodeGuestRun, type GuestRun, isMainModule, runGuestScenarios } from '../lib/kernel-lab-guest.js';
 import { createTopology, type Topology, type TopologyKind } from '../lib/netns.js';
 import { type IkeNodeStatus, until } from '../lib/scenario.js';
 import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../lib/strongswan.js';
@@ -126,27 +124,11 @@ export interface ScenarioResult {
   logs: { charon: string; ikeNode: string };
 }
 
-export interface GuestResult {
-  kernel: string;
-  /** Modules loaded in the guest at the end (/proc/modules), eagerly or on demand. */
-  modules: string[];
-  node: string;
-  totalMs: number;
-  scenarios: ScenarioResult[];
-  /** File name -> base64 content (only in the console copy). */
-  files?: Record<string, string>;
-}
-
-const MARK_BEGIN = 'RESULT_BEGIN';
-const MARK_END = 'RESULT_END';
+export type GuestResult = GuestRun<ScenarioResult>;
 
 /** Finds the console copy in klab-run's output and decodes it. */
 export function decodeGuestResult(output: string): GuestResult | undefined {
-  const begin = output.indexOf(MARK_BEGIN);
-  const end = output.indexOf(MARK_END, begin);
-  if (begin < 0 || end < 0) return undefined;
-  const base64 = output.slice(begin + MARK_BEGIN.length, end).replace(/\s+/g, '');
-  return JSON.parse(gunzipSync(Buffer.from(base64, 'base64')).toString('utf8')) as GuestResult;
+  return decodeGuestRun<ScenarioResult>(output);
 }
 
 const tail = (text: string, lines = 80): string => text.split('\n').slice(-lines).join('\n');
@@ -362,48 +344,6 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
   return result;
 }
 
-async function main(): Promise<void> {
-  const started = now();
-  const out = process.env.KLAB_OUT ?? mkdtempSync(join(tmpdir(), 'ike-node-macos-out-'));
-  mkdirSync(out, { recursive: true });
-  const scenarios: ScenarioResult[] = [];
-  for (const spec of SCENARIOS) {
-    console.log(`scenario ${spec.name}: start`);
-    const result = await scenario(spec, out);
-    console.log(
-      `scenario ${spec.name}: ${result.completed ? 'completed' : 'FAILED'} ${JSON.stringify(result.timings)}`,
-    );
-    if (result.error) console.log(result.error);
-    scenarios.push(result);
-  }
-  const result: GuestResult = {
-    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
-    modules: readFileSync('/proc/modules', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' ')[0] ?? '')
-      .filter(Boolean)
-      .sort(),
-    node: process.version,
-    totalMs: Math.round(now() - started),
-    scenarios,
-  };
-  writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
-  const files: Record<string, string> = {};
-  for (const s of scenarios) {
-    for (const name of Object.values(s.pcaps)) {
-      try {
-        files[name] = readFileSync(join(out, name)).toString('base64');
-      } catch {
-        // reported in the scenario's error already
-      }
-    }
-  }
-  const packed = gzipSync(JSON.stringify({ ...result, files })).toString('base64');
-  console.log(MARK_BEGIN);
-  for (let i = 0; i < packed.length; i += 1000) console.log(packed.slice(i, i + 1000));
-  console.log(MARK_END);
-}
-
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  await main();
+if (isMainModule(import.meta.url)) {
+  await runGuestScenarios('macos', SCENARIOS, scenario);
 }
