@@ -18,6 +18,11 @@ export type Action =
   /** A NAT-T keepalive: the single byte 0xff (RFC 3948 section 2.3). */
   | { readonly type: 'keepalive'; readonly from: Endpoint; readonly to: Endpoint }
   | { readonly type: 'install-child'; readonly child: ChildSa }
+  /**
+   * The inbound SA of a child SA whose negotiation is not finished (KernelBackend.installInbound);
+   * an `install-child` of the same child follows, or a `delete-child` if the negotiation fails.
+   */
+  | { readonly type: 'install-inbound'; readonly child: ChildSa }
   | { readonly type: 'delete-child'; readonly child: ChildSa }
   | { readonly type: 'event'; readonly event: EngineEvent };
 

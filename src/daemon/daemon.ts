@@ -398,6 +398,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           this.#logKeys(() => this.#keyLog?.child(action.child));
           void this.kernel.install(action.child).catch((error: Error) => this.#kernelError(error));
           break;
+        case 'install-inbound':
+          // Backends that read ESP and IKE in order need no head start: install-child does it all.
+          void this.kernel.installInbound?.(action.child).catch((error: Error) => this.#kernelError(error));
+          break;
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;

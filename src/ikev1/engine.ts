@@ -465,8 +465,8 @@ export class Ikev1Engine {
         exchange?.connection.name,
       );
       this.#setError(exchange?.connection.name ?? sa.connection?.name, reason);
-      sa.exchanges.delete(messageId);
-      sa.protection?.forget(messageId);
+      if (exchange) this.#dropExchange(sa, exchange);
+      else sa.protection?.forget(messageId);
       const notify = notifyOf(error);
       if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION)
         sendInformational(this.#host, sa, isakmpNotify(sa, notify));
@@ -538,10 +538,7 @@ export class Ikev1Engine {
 
   #tickExchange(sa: IsakmpSa, exchange: QuickModeExchange): void {
     if (exchange.doneAt !== undefined) {
-      if (this.#now >= exchange.doneAt + DONE_EXCHANGE_LINGER) {
-        sa.exchanges.delete(exchange.messageId);
-        sa.protection?.forget(exchange.messageId);
-      }
+      if (this.#now >= exchange.doneAt + DONE_EXCHANGE_LINGER) this.#dropExchange(sa, exchange);
       return;
     }
     const verdict = exchange.flight.poll(this.#now);
@@ -558,8 +555,7 @@ export class Ikev1Engine {
       const reason = `no answer from ${formatEndpoint(sa.remote)} in quick mode`;
       this.#log('warn', reason, sa, exchange.connection.name);
       this.#setError(exchange.connection.name, reason);
-      sa.exchanges.delete(exchange.messageId);
-      sa.protection?.forget(exchange.messageId);
+      this.#dropExchange(sa, exchange);
       if (exchange.rekeyOf !== undefined) {
         const old = this.#children.get(exchange.rekeyOf);
         if (old) old.rekeying = false;
@@ -826,8 +822,24 @@ export class Ikev1Engine {
   }
 
   #remove(sa: IsakmpSa): void {
+    for (const exchange of [...sa.exchanges.values()]) this.#dropExchange(sa, exchange);
     sa.state = 'DELETED';
     this.#sas.remove(sa);
+  }
+
+  /** Forgets a quick mode exchange; one that never finished takes its responder's inbound SA along. */
+  #dropExchange(sa: IsakmpSa, exchange: QuickModeExchange): void {
+    sa.exchanges.delete(exchange.messageId);
+    sa.protection?.forget(exchange.messageId);
+    if (exchange.child && exchange.state !== 'DONE') {
+      this.#out.push({ type: 'delete-child', child: exchange.child });
+      this.#log(
+        'debug',
+        `inbound SA ${exchange.child.spiIn.toString(16)} of an unfinished quick mode removed`,
+        sa,
+        exchange.connection.name,
+      );
+    }
   }
 
   /** `children`: delete its IPsec SAs too (teardown), or leave them to their own lifetimes. */

@@ -44,7 +44,10 @@ import {
  *   2 R->I  HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr] [, N(RESPONDER-LIFETIME)]
  *   3 I->R  HDR*, HASH(3)
  *
- * The initiator installs its SAs after sending message 3, the responder after receiving it.
+ * The initiator installs its SAs after sending message 3. The responder installs its inbound SA
+ * before it sends message 2 and the rest after receiving message 3: the initiator sends on its new
+ * SA right after message 3, and a packet that overtook our reading of message 3 (or a rekey's
+ * switch) would otherwise meet no SA.
  */
 
 const NONCE_LENGTH = 32;
@@ -75,6 +78,8 @@ export interface QuickModeExchange {
   lifetime: Lifetimes;
   readonly rekeyOf?: number;
   doneAt?: number;
+  /** The responder's child SA, built when it answers; its inbound SA is installed from then on. */
+  child?: ChildSa;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,6 +349,8 @@ function answer(
   }
   sa.exchanges.set(messageId, exchange);
   negotiationStarted(host, sa, connection);
+  exchange.child = childSa(host, sa, exchange);
+  host.emit({ type: 'install-inbound', child: exchange.child });
   sendProtected(host, sa, exchange, payloads, [Ni_b], true);
   host.log(
     'info',
@@ -392,7 +399,9 @@ function onMessage3(
   exchange.flight.stop();
   exchange.state = 'DONE';
   exchange.doneAt = host.now;
-  host.installChild(childSa(host, sa, exchange), exchange);
+  // The endpoints of now: a NAT mapping may have moved since message 2 (the kernel then installs
+  // the inbound SA again with them).
+  host.installChild({ ...exchange.child!, local: sa.local, remote: sa.remote }, exchange);
 }
 
 /** Handles a quick mode message of an exchange we know (messages 2 and 3). */

@@ -25,7 +25,19 @@ export interface KernelBackend {
   allocateSpi?(local: string, remote: string): number;
   /** Installs both directions of a child SA and the policies that lead traffic to it. */
   install(child: ChildSa): Promise<void>;
-  /** Removes a child SA; its policies go with the last child SA that uses them. */
+  /**
+   * Installs only the inbound SA of a child SA still being negotiated: an IKEv1 quick mode
+   * responder does so before it sends message 2, because the initiator sends on its new SA as soon
+   * as it has sent message 3, before the responder has read it. `install` of the same child later
+   * adds the outbound SA and the policies; `remove` takes the inbound SA away if the negotiation
+   * fails. Absent: `install` does it all (a data plane that reads ESP and IKE in order needs no
+   * head start).
+   */
+  installInbound?(child: ChildSa): Promise<void>;
+  /**
+   * Removes a child SA (or its inbound SA alone, see installInbound); its policies go with the
+   * last child SA that uses them.
+   */
   remove(child: ChildSa): Promise<void>;
   /** Policies without SAs for a connection that starts on traffic: the first packet is an ACQUIRE. */
   trap?(trap: TrapPolicy): Promise<void>;

@@ -88,6 +88,8 @@ export interface Side {
   readonly port: number;
   readonly natPort: number;
   readonly installed: Map<number, ChildSa>;
+  /** Child SAs whose inbound SA alone is installed (a quick mode responder before message 3). */
+  readonly inbound: Map<number, ChildSa>;
   readonly events: EngineEvent[];
   readonly logs: string[];
 }
@@ -136,6 +138,7 @@ export class EnginePair {
         ...options,
       }),
       installed: new Map(),
+      inbound: new Map(),
       events: [],
       logs: [],
     };
@@ -168,10 +171,15 @@ export class EnginePair {
             }
             break;
           }
+          case 'install-inbound':
+            from.inbound.set(action.child.id, action.child);
+            break;
           case 'install-child':
+            from.inbound.delete(action.child.id);
             from.installed.set(action.child.id, action.child);
             break;
           case 'delete-child':
+            from.inbound.delete(action.child.id);
             from.installed.delete(action.child.id);
             break;
           case 'event':

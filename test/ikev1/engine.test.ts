@@ -344,6 +344,76 @@ t.test('quick mode SAs are rekeyed before they expire and the old ones deleted',
   assertMatchingChildren(t, a, b);
 });
 
+/** The wire's quick mode messages: `answered` once the responder's message 2 went by. */
+function watchQuickMode(pair: EnginePair, onMessage2: () => void, dropAfterMessage2: () => boolean) {
+  let answered = false;
+  pair.wire = (p) => {
+    if (decodeHeader(p.data).exchangeType !== ExchangeType.QUICK_MODE) return p;
+    if (p.from.address === B) {
+      answered = true;
+      onMessage2();
+      return p;
+    }
+    return answered && dropAfterMessage2() ? undefined : p;
+  };
+}
+
+t.test(
+  'the quick mode responder installs its inbound SA before message 2, the rest on message 3',
+  async (t) => {
+    // The responder imposes 120 s; the initiator adopts it with its own 360 s margin (capped at 90%),
+    // so the initiator rekeys after 12 s, long before the responder would.
+    const { pair, a, b } = tunnelPair({}, { childLifetime: 120 });
+    const seen: { inbound: number[]; installed: number }[] = [];
+    watchQuickMode(
+      pair,
+      () => seen.push({ inbound: [...b.inbound.values()].map((c) => c.spiIn), installed: b.installed.size }),
+      () => false,
+    );
+    pair.initiate(a);
+    assertMatchingChildren(t, a, b);
+    const child = only(b);
+    t.same(seen, [{ inbound: [child.spiIn], installed: 0 }], 'when message 2 left: its inbound SA alone');
+    t.equal(b.inbound.size, 0, 'after message 3: the whole child SA, nothing half-installed');
+
+    // A rekey: the new inbound SA goes in while the old child SA still carries the traffic.
+    seen.length = 0;
+    pair.advance(15);
+    const current = [...b.installed.values()];
+    t.equal(seen.length, 1, 'one rekey');
+    t.equal(seen[0]?.installed, 1, 'the old child SA was installed when the new inbound SA went in');
+    t.ok(current.length === 1 && current[0]!.spiIn === seen[0]?.inbound[0], 'the new child SA took over');
+  },
+);
+
+t.test('a quick mode that never gets message 3 takes its inbound SA away', async (t) => {
+  const { pair, a, b } = tunnelPair();
+  watchQuickMode(
+    pair,
+    () => {},
+    () => true,
+  );
+  pair.initiate(a);
+  t.equal(b.inbound.size, 1, 'message 3 lost: the inbound SA waits');
+  pair.advance(120);
+  t.equal(b.inbound.size, 0, 'the responder gave up: the inbound SA is gone');
+  t.equal(b.installed.size, 0, 'and nothing else was installed');
+  t.match(b.engine.status()[0], { status: 'Error', error: /no answer .* in quick mode/ });
+});
+
+t.test('an ISAKMP SA deleted under an unfinished quick mode takes its inbound SA along', async (t) => {
+  const { pair, a, b } = tunnelPair();
+  watchQuickMode(
+    pair,
+    () => {},
+    () => true,
+  );
+  pair.initiate(a);
+  t.equal(b.inbound.size, 1, 'message 3 lost: the inbound SA waits');
+  pair.run(b, b.engine.terminate(b.engine.status()[0]!.name, pair.now));
+  t.equal(b.inbound.size, 0, 'terminated: the inbound SA is gone');
+});
+
 t.test('the ISAKMP SA is rekeyed and child SAs survive it', async (t) => {
   const { pair, a, b } = tunnelPair({ ikeLifetime: 300, childLifetime: 3600 });
   pair.initiate(a);
