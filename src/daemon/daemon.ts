@@ -6,6 +6,7 @@ import { type Connection, type ConnectionDiff, diffConnections } from '../core/c
 import { heldBack, RateLimitedLog } from '../core/rate-limited-log.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
+import type { ChildSa } from '../core/sa.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
@@ -396,11 +397,15 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           break;
         case 'install-child':
           this.#logKeys(() => this.#keyLog?.child(action.child));
-          void this.kernel.install(action.child).catch((error: Error) => this.#kernelError(error));
+          void this.kernel
+            .install(action.child)
+            .catch((error: Error) => this.#installFailed(action.child, error));
           break;
         case 'install-inbound':
           // Backends that read ESP and IKE in order need no head start: install-child does it all.
-          void this.kernel.installInbound?.(action.child).catch((error: Error) => this.#kernelError(error));
+          void this.kernel
+            .installInbound?.(action.child)
+            .catch((error: Error) => this.#installFailed(action.child, error));
           break;
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
@@ -468,6 +473,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   #kernelError(error: Error): void {
     this.logger.log({ level: 'error', subsystem: 'knl', message: error.message });
+  }
+
+  /** A child SA the kernel refused carries nothing: the engine must not count it as up. */
+  #installFailed(child: ChildSa, error: Error): void {
+    this.#kernelError(error);
+    if (this.#stopping) return;
+    this.#apply(
+      this.engine.kernelEvent(
+        { type: 'install-failed', child: child.id, reason: error.message },
+        this.#clock(),
+      ),
+    );
+    this.#arm();
   }
 
   /** One timer for the engine's next deadline. */

@@ -168,6 +168,9 @@ export class Ikev1Engine {
           }
           return;
         }
+        case 'install-failed':
+          this.#installFailed(event.child, `the kernel refused the child SA: ${event.reason}`);
+          return;
       }
     });
   }
@@ -827,11 +830,33 @@ export class Ikev1Engine {
     this.#sas.remove(sa);
   }
 
+  /** An installed child SA goes (with a Delete to the peer); a responder's unfinished one, its exchange. */
+  #installFailed(id: number, reason: string): void {
+    const entry = this.#children.get(id);
+    if (entry) {
+      this.#log('error', reason, entry.sa, entry.child.connection);
+      this.#setError(entry.child.connection, reason);
+      this.#removeChild(entry, reason, true);
+      return;
+    }
+    for (const sa of this.#sas.values()) {
+      for (const exchange of sa.exchanges.values()) {
+        if (exchange.child?.id !== id || exchange.state === 'DONE') continue;
+        this.#log('error', reason, sa, exchange.connection.name);
+        this.#setError(exchange.connection.name, reason);
+        // The exchange stays to read message 3 (its IV chain is ours alone) and answer it with a Delete.
+        exchange.refused = reason;
+        this.#out.push({ type: 'delete-child', child: exchange.child });
+        return;
+      }
+    }
+  }
+
   /** Forgets a quick mode exchange; one that never finished takes its responder's inbound SA along. */
   #dropExchange(sa: IsakmpSa, exchange: QuickModeExchange): void {
     sa.exchanges.delete(exchange.messageId);
     sa.protection?.forget(exchange.messageId);
-    if (exchange.child && exchange.state !== 'DONE') {
+    if (exchange.child && exchange.state !== 'DONE' && exchange.refused === undefined) {
       this.#out.push({ type: 'delete-child', child: exchange.child });
       this.#log(
         'debug',
@@ -865,6 +890,12 @@ export class Ikev1Engine {
 
   #installChild(child: ChildSa, exchange: QuickModeExchange): void {
     const sa = this.#sas.byId(child.ikeSaId)!;
+    if (exchange.refused !== undefined) {
+      // The initiator installed its SAs when it sent message 3: the Delete takes them away again.
+      sendInformational(this.#host, sa, deletePayload(ProtocolId.IPSEC_ESP, [u32be(child.spiIn)]));
+      this.#log('warn', `quick mode done, child SA deleted: ${exchange.refused}`, sa, child.connection);
+      return;
+    }
     this.#children.set(child.id, { child, sa, rekeying: false });
     this.#errors.delete(child.connection);
     this.#out.push({ type: 'install-child', child });

@@ -80,6 +80,8 @@ export interface QuickModeExchange {
   doneAt?: number;
   /** The responder's child SA, built when it answers; its inbound SA is installed from then on. */
   child?: ChildSa;
+  /** Why the kernel refused that inbound SA: message 3 then ends in a Delete, not an install. */
+  refused?: string;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import type { ConnectionStatus } from '../../src/core/status.js';
 import { controlRequest } from '../../src/daemon/control.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
+import type { ChildSa } from '../../src/core/sa.js';
+import { MemoryBackend } from '../../src/kernel/memory.js';
 
 /**
  * Two daemons on loopback (unprivileged ports, memory kernel backend): real UDP sockets, real
@@ -90,6 +92,37 @@ t.test('two daemons negotiate over UDP and report through the control socket', a
   const all = logs.join('');
   t.notOk(all.includes(PSK), 'the PSK never reaches the log, even at debug level');
   t.match(all, /ISAKMP SA established/);
+});
+
+/** A kernel that refuses every child SA, as one without the negotiated algorithm would. */
+class RefusingBackend extends MemoryBackend {
+  override async install(child: ChildSa): Promise<void> {
+    throw new Error(`install child SA ${child.id}: the kernel has no aes256 (test)`);
+  }
+}
+
+t.test('a child SA the kernel refuses: Error with the reason, and the peer is told', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
+  const quiet = new Logger({ level: 'error', write: () => {} });
+  const said: string[] = [];
+  const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond'), {
+    logger: new Logger({ level: 'info', write: (line) => said.push(line) }),
+  });
+  const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate'), {
+    logger: quiet,
+    kernel: new RefusingBackend(),
+  });
+  t.teardown(async () => {
+    await initiator.stop();
+    await responder.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await responder.start();
+  await initiator.start();
+  await until(async () => initiator.status()[0]!.status === 'Error');
+  t.match(initiator.status()[0], { error: /the kernel refused the child SA: .*no aes256/, childSas: [] });
+  await until(async () => said.some((line) => /child SA .* deleted: deleted by the peer/.test(line)));
+  t.same(responder.status()[0]!.childSas, [], "the Delete removed the responder's child SA");
 });
 
 t.test('a bad request on the control socket gets an error, not a crash', async (t) => {

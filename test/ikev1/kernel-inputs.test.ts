@@ -180,3 +180,55 @@ t.test('a kernel that cannot reserve an SPI: a random one, and the negotiation g
     'the failure is logged with its cause',
   );
 });
+
+t.test('a child SA the kernel refused is deleted on both sides and its connection is in Error', async (t) => {
+  const { pair: p, a, b } = pair();
+  p.initiate(a);
+  const child = only(a);
+  p.run(
+    a,
+    a.engine.kernelEvent({ type: 'install-failed', child: child.id, reason: 'no such algorithm' }, p.now),
+  );
+  t.equal(a.installed.size, 0, 'the refused child SA is gone');
+  t.equal(b.installed.size, 0, 'and the Delete reached the peer');
+  t.match(
+    a.engine.status()[0],
+    { status: 'Error', error: /the kernel refused the child SA: no such algorithm/ },
+    'the connection says why',
+  );
+  t.same(
+    a.engine.kernelEvent({ type: 'install-failed', child: 12345, reason: 'x' }, p.now),
+    [],
+    'unknown child: nothing',
+  );
+});
+
+t.test(
+  "a responder's inbound SA refused before message 3: message 3 is answered with a Delete",
+  async (t) => {
+    const { pair: p, a, b } = pair();
+    let refused = false;
+    p.wire = (packet) => {
+      // The responder's inbound SA is installed when its quick mode answer leaves: refuse it then.
+      if (!refused && b.inbound.size === 1) {
+        refused = true;
+        const [pending] = b.inbound.values();
+        p.run(
+          b,
+          b.engine.kernelEvent({ type: 'install-failed', child: pending!.id, reason: 'ENOMEM' }, p.now),
+        );
+      }
+      return packet;
+    };
+    p.initiate(a);
+    t.ok(refused, 'the inbound SA was refused');
+    t.equal(b.inbound.size, 0, 'its inbound SA is taken away');
+    t.equal(b.installed.size, 0, 'message 3 installs nothing');
+    t.equal(a.installed.size, 0, "the responder's Delete took the initiator's SAs away");
+    t.match(b.engine.status()[0], { status: 'Error', error: /ENOMEM/ }, 'the connection says why');
+    t.notOk(
+      b.logs.some((line) => /MALFORMED/.test(line)),
+      'message 3 was read, not taken for garbage',
+    );
+  },
+);
