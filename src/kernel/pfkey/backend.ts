@@ -74,6 +74,12 @@ import { formatPair, type SelectorPair, selectorPairs } from './selectors.js';
  * A policy group is a connection's selectors, mode and endpoints; it goes when its last child SA
  * goes and no trap holds it.
  *
+ * A quick mode responder installs the inbound SA alone first (installInbound), before it sends
+ * message 2: in the group that install will use, so with the reqid of its policies, so that ESP
+ * the initiator sends before we have read message 3 passes the kernel's policy check where the
+ * policies exist (a rekey, a trap). The child counts in its group from then on; install of it
+ * adds the outbound SA and the policies only.
+ *
  * What is ours: on Linux, every SA and policy carries a reqid from our range (default
  * 0x3c00-0x3fff: policies only keep reqids up to IPSEC_MANUAL_REQID_MAX, af_key.c
  * parse_ipsecrequest); on OpenBSD every SA carries our SADB_X_EXT_TAG (flows cannot be tagged,
@@ -134,6 +140,7 @@ interface PolicyGroup {
   /** Linux: the reqid of its policies and SAs; 0 on OpenBSD. */
   readonly reqid: number;
   readonly pairs: readonly SelectorPair[];
+  /** Child SAs that use it, installed or with their inbound SA alone (installInbound). */
   readonly children: Set<number>;
   trapped: boolean;
   readonly linuxPolicies: InstalledLinuxPolicy[];
@@ -189,6 +196,8 @@ export class PfkeyBackend implements KernelBackend {
   readonly #replay: number;
   readonly #tag: string | undefined;
   readonly #children = new Map<number, InstalledChild>();
+  /** Inbound SAs installed ahead of their child SA (installInbound), by child id. */
+  readonly #pending = new Map<number, InstalledChild>();
   readonly #groups = new Map<string, PolicyGroup>();
   readonly #policyIds = new Map<number, PolicyGroup>();
   readonly #larval = new Map<number, Larval>();
@@ -382,32 +391,45 @@ export class PfkeyBackend implements KernelBackend {
     return this.#serial(() => this.#install(child));
   }
 
-  async #install(child: ChildSa): Promise<void> {
-    const name = `install child SA ${child.id} of ${child.connection} (SPIs in ${formatSpi(child.spiIn)}, out ${formatSpi(child.spiOut)})`;
+  installInbound(child: ChildSa): Promise<void> {
+    return this.#serial(() => this.#installInbound(child));
+  }
+
+  /** Checks a child SA before anything is sent, and finds or makes its policy group. */
+  #prepare(child: ChildSa, name: string): { ids: SadbAlgorithms; group: PolicyGroup } {
     this.#assertOpen(name);
     if (this.#children.has(child.id)) throw new Error(`${name}: child SA ${child.id} is installed already`);
-    let ids: SadbAlgorithms;
-    let group: PolicyGroup;
-    let created: boolean;
     try {
-      ids = this.#algorithms(child);
+      const ids = this.#algorithms(child);
       const pairs = selectorPairs(child.localTs, child.remoteTs);
       if (pairs.length === 0) throw new PfkeyUnsupportedError('no pair of local and remote selectors meets');
-      ({ group, created } = this.#group(
-        child.connection,
-        child.mode,
-        child.local.address,
-        child.remote.address,
-        pairs,
-      ));
+      const { local, remote } = child;
+      const { group } = this.#group(child.connection, child.mode, local.address, remote.address, pairs);
+      return { ids, group };
     } catch (error) {
       this.#problem(`unsupported:${causeOf(error)}`, 'error', `PF_KEY: ${name}: ${message(error)}`);
       throw new Error(`${name}: ${message(error)}`, { cause: error });
     }
+  }
+
+  /** Logs a failed step, rate-limited per cause, and makes the error the caller rejects with. */
+  #failed(name: string, step: string, error: unknown): Error {
+    this.#problem(
+      `install:${step}:${causeOf(error)}`,
+      'error',
+      `PF_KEY: ${name}: ${step}: ${message(error)}`,
+    );
+    return new Error(`${name}: ${step}: ${message(error)}`, { cause: error });
+  }
+
+  async #install(child: ChildSa): Promise<void> {
+    const name = `install child SA ${child.id} of ${child.connection} (SPIs in ${formatSpi(child.spiIn)}, out ${formatSpi(child.spiOut)})`;
+    const { ids, group } = this.#prepare(child, name);
+    const ahead = await this.#takePending(child, group);
     const done: (() => Promise<void>)[] = [];
     let step = 'inbound SA';
     try {
-      await this.#addInbound(child, ids, group.reqid);
+      if (!ahead) await this.#addInbound(child, ids, group.reqid);
       done.push(() => this.#deleteSa(child.spiIn, child.remote.address, child.local.address));
       step = 'outbound SA';
       await this.#channel.request(
@@ -419,18 +441,59 @@ export class PfkeyBackend implements KernelBackend {
       if (!this.#hasPolicies(group)) await this.#addPolicies(group);
     } catch (error) {
       for (const undo of done.reverse()) await undo().catch(() => undefined);
-      if (created && group.children.size === 0 && !group.trapped) this.#dropGroup(group);
-      this.#problem(
-        `install:${step}:${causeOf(error)}`,
-        'error',
-        `PF_KEY: ${name}: ${step}: ${message(error)}`,
-      );
-      throw new Error(`${name}: ${step}: ${message(error)}`, { cause: error });
+      await this.#leaveGroup(group, child.id).catch(() => undefined);
+      throw this.#failed(name, step, error);
     }
     group.children.add(child.id);
     this.#children.set(child.id, { child, group });
     this.#expired.delete(`${child.id}:soft`);
     this.#expired.delete(`${child.id}:hard`);
+  }
+
+  /** The inbound SA alone, in the group (and so with the reqid) that install will use. */
+  async #installInbound(child: ChildSa): Promise<void> {
+    const name = `install the inbound SA ${formatSpi(child.spiIn)} of child SA ${child.id} of ${child.connection}`;
+    if (this.#pending.has(child.id)) throw new Error(`${name}: child SA ${child.id} is installed already`);
+    const { ids, group } = this.#prepare(child, name);
+    try {
+      await this.#addInbound(child, ids, group.reqid);
+    } catch (error) {
+      await this.#leaveGroup(group, child.id).catch(() => undefined);
+      throw this.#failed(name, 'inbound SA', error);
+    }
+    // Membership keeps the group, and its reqid, until install takes it over or remove ends it.
+    group.children.add(child.id);
+    this.#pending.set(child.id, { child, group });
+  }
+
+  /**
+   * True if installInbound put in the inbound SA this install wants (same group, SPI and ports):
+   * its group membership carries over. Any other is deleted first, and leaves its group unless
+   * that is this install's group, which the child stays in.
+   */
+  async #takePending(child: ChildSa, group: PolicyGroup): Promise<boolean> {
+    const pending = this.#pending.get(child.id);
+    if (!pending) return false;
+    this.#pending.delete(child.id);
+    const ahead = pending.child;
+    if (
+      pending.group === group &&
+      ahead.spiIn === child.spiIn &&
+      ahead.encapsulation === child.encapsulation &&
+      ahead.local.port === child.local.port &&
+      ahead.remote.port === child.remote.port
+    )
+      return true;
+    // Failures are only logged: the full install that follows matters more.
+    const report = (error: unknown) =>
+      this.#problem(
+        `install:pending:${causeOf(error)}`,
+        'warn',
+        `PF_KEY: the inbound SA ${formatSpi(ahead.spiIn)} installed ahead for child SA ${child.id}: ${message(error)}`,
+      );
+    await this.#deleteSa(ahead.spiIn, ahead.remote.address, ahead.local.address).catch(report);
+    if (pending.group !== group) await this.#leaveGroup(pending.group, child.id).catch(report);
+    return false;
   }
 
   async #addInbound(child: ChildSa, ids: SadbAlgorithms, reqid: number): Promise<void> {
@@ -467,12 +530,14 @@ export class PfkeyBackend implements KernelBackend {
 
   async #remove(child: ChildSa): Promise<void> {
     const name = `remove child SA ${child.id} of ${child.connection}`;
-    const installed = this.#children.get(child.id);
+    const installed = this.#children.get(child.id) ?? this.#pending.get(child.id);
     if (!installed) return;
-    this.#children.delete(child.id);
-    installed.group.children.delete(child.id);
+    // A child SA still being negotiated (installInbound) has its inbound SA only.
+    const whole = this.#children.delete(child.id);
+    this.#pending.delete(child.id);
     this.#expired.delete(`${child.id}:soft`);
     this.#expired.delete(`${child.id}:hard`);
+    const { child: sa, group } = installed;
     const failures: string[] = [];
     const causes: string[] = [];
     const attempt = async (what: string, work: () => Promise<void>) => {
@@ -483,14 +548,10 @@ export class PfkeyBackend implements KernelBackend {
         causes.push(`${what}:${causeOf(error)}`);
       }
     };
-    await attempt('inbound SA', () => this.#deleteSa(child.spiIn, child.remote.address, child.local.address));
-    await attempt('outbound SA', () =>
-      this.#deleteSa(child.spiOut, child.local.address, child.remote.address),
-    );
-    if (installed.group.children.size === 0 && !installed.group.trapped) {
-      await attempt('policies', () => this.#removePolicies(installed.group));
-      this.#dropGroup(installed.group);
-    }
+    await attempt('inbound SA', () => this.#deleteSa(sa.spiIn, sa.remote.address, sa.local.address));
+    if (whole)
+      await attempt('outbound SA', () => this.#deleteSa(sa.spiOut, sa.local.address, sa.remote.address));
+    await attempt('policies', () => this.#leaveGroup(group, child.id));
     if (failures.length > 0) {
       const text = `${name}: ${failures.join('; ')}`;
       this.#problem(`remove:${causes.join(';')}`, 'error', `PF_KEY: ${text}`);
@@ -539,6 +600,17 @@ export class PfkeyBackend implements KernelBackend {
     throw new PfkeyUnsupportedError(
       `all ${this.#reqids.last - this.#reqids.first + 1} reqids of the range ${this.#reqids.first}-${this.#reqids.last} are in use`,
     );
+  }
+
+  /** Takes a child SA out of its group: the group and its policies go with its last user. */
+  async #leaveGroup(group: PolicyGroup, id: number): Promise<void> {
+    group.children.delete(id);
+    if (group.children.size > 0 || group.trapped) return;
+    try {
+      await this.#removePolicies(group);
+    } finally {
+      this.#dropGroup(group);
+    }
   }
 
   #dropGroup(group: PolicyGroup): void {
@@ -972,7 +1044,7 @@ export class PfkeyBackend implements KernelBackend {
   close(): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed) return;
-      for (const { child } of [...this.#children.values()]) {
+      for (const { child } of [...this.#children.values(), ...this.#pending.values()]) {
         await this.#remove(child).catch(() => undefined);
       }
       for (const group of [...this.#groups.values()]) {

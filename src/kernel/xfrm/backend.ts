@@ -1,5 +1,6 @@
 import { heldBack, RateLimitedLog } from '../../core/rate-limited-log.js';
 import { formatAddress, parseAddress } from '../../core/address.js';
+import type { Endpoint } from '../../core/endpoint.js';
 import { formatSuite } from '../../core/proposal.js';
 import { type ChildSa, formatSpi } from '../../core/sa.js';
 import type { TrafficCounters } from '../../core/status.js';
@@ -88,6 +89,11 @@ import {
  * the same connection share them, and rekeyed child SAs share them with their predecessor. The
  * kernel holds the template of the preferred user (the newest child SA, else the trap); when the
  * last user goes, so does the policy.
+ *
+ * A quick mode responder installs a child SA's inbound SA ahead (installInbound), before it sends
+ * message 2: it carries the reqid the child's policies will carry, so that ESP the initiator sends
+ * before we have read message 3 passes the kernel's inbound policy check where policies exist (a
+ * rekey, a trap). `install` of the same child then adds only the outbound SA and the policies.
  */
 
 export interface XfrmBackendOptions {
@@ -175,13 +181,28 @@ interface PolicyWant {
   readonly user: PolicyUser;
 }
 
-interface ChildRecord {
+/** An inbound SA installed ahead of its child SA (installInbound); it holds a reqid reference. */
+interface InboundRecord {
   readonly child: ChildSa;
   readonly reqKey: string;
   readonly reqid: number;
   readonly local: Uint8Array;
   readonly remote: Uint8Array;
+}
+
+interface ChildRecord extends InboundRecord {
   readonly policyKeys: readonly string[];
+}
+
+/** What installing a child SA sends, built and checked before the kernel is asked. */
+interface InstallPlan {
+  readonly record: ChildRecord;
+  readonly label: string;
+  /** The kernel's names of the algorithms, for errors. */
+  readonly describe: string;
+  readonly inbound: Uint8Array;
+  readonly outbound: Uint8Array;
+  readonly wants: PolicyWant[];
 }
 
 interface TrapRecord {
@@ -197,6 +218,17 @@ function hex(bytes: Uint8Array): string {
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   return a !== undefined && b !== undefined && hex(a) === hex(b);
+}
+
+/** Whether the inbound SA installed ahead for `pending` is the one `child` needs. */
+function sameInbound(pending: ChildSa, child: ChildSa): boolean {
+  const same = (a: Endpoint, b: Endpoint) => a.address === b.address && a.port === b.port;
+  return (
+    pending.spiIn === child.spiIn &&
+    pending.encapsulation === child.encapsulation &&
+    same(pending.local, child.local) &&
+    same(pending.remote, child.remote)
+  );
 }
 
 function describeSelector(sel: XfrmSelector): string {
@@ -255,6 +287,8 @@ export class XfrmBackend implements KernelBackend {
   readonly #now: () => number;
 
   readonly #children = new Map<number, ChildRecord>();
+  /** Inbound SAs installed ahead of their child SA, by child id (not in installed()). */
+  readonly #pending = new Map<number, InboundRecord>();
   readonly #traps = new Map<string, TrapRecord>();
   readonly #policies = new Map<string, PolicyEntry>();
   readonly #reqids = new Map<string, ReqidEntry>();
@@ -375,6 +409,10 @@ export class XfrmBackend implements KernelBackend {
     return this.#exclusive(() => this.#install(child));
   }
 
+  installInbound(child: ChildSa): Promise<void> {
+    return this.#exclusive(() => this.#installInbound(child));
+  }
+
   remove(child: ChildSa): Promise<void> {
     return this.#exclusive(() => this.#remove(child.id));
   }
@@ -383,33 +421,30 @@ export class XfrmBackend implements KernelBackend {
     return [...this.#children.values()].map((record) => record.child);
   }
 
-  async #install(child: ChildSa): Promise<void> {
+  /**
+   * Checks a child SA and builds its SAs and policies, all before the kernel is asked. Takes the
+   * reqid of the child's selector set: the caller releases it if the kernel refuses.
+   */
+  #plan(child: ChildSa, operation: string): InstallPlan {
     const label = `child SA ${child.id} of '${child.connection}'`;
     let algorithms: KernelAlgorithms;
     try {
       algorithms = kernelAlgorithms(child.suite);
     } catch (error) {
-      if (error instanceof XfrmAlgorithmError)
-        throw refused(`install ${label}`, error.message, { cause: error });
+      if (error instanceof XfrmAlgorithmError) throw refused(operation, error.message, { cause: error });
       throw error;
     }
-    const local = parseHost(child.local.address, `install ${label}`);
-    const remote = parseHost(child.remote.address, `install ${label}`);
+    const local = parseHost(child.local.address, operation);
+    const remote = parseHost(child.remote.address, operation);
     if (local.length !== remote.length)
-      throw refused(`install ${label}`, 'local and remote addresses mix IPv4 and IPv6');
+      throw refused(operation, 'local and remote addresses mix IPv4 and IPv6');
     const mode = child.mode === 'tunnel' ? XFRM_MODE_TUNNEL : XFRM_MODE_TRANSPORT;
     const reqKey = this.#reqKey(child.connection, child.mode, child.localTs, child.remoteTs);
-    const previous = this.#children.get(child.id);
-
-    // Everything that can fail without touching the kernel, first.
-    let inbound: Uint8Array;
-    let outbound: Uint8Array;
-    let wants: PolicyWant[];
     const reqid = this.#takeReqid(reqKey, child.connection);
     try {
       const lifetime = this.#saLifetime(child);
       const transport = mode === XFRM_MODE_TRANSPORT;
-      inbound = buildSa({
+      const inbound = buildSa({
         src: remote,
         dst: local,
         spi: child.spiIn,
@@ -421,7 +456,7 @@ export class XfrmBackend implements KernelBackend {
         algorithms: algorithmAttributes(algorithms, child.keys.encrIn, child.keys.integIn),
         ...(child.encapsulation && { encap: { sport: child.remote.port, dport: child.local.port } }),
       });
-      outbound = buildSa({
+      const outbound = buildSa({
         src: local,
         dst: remote,
         spi: child.spiOut,
@@ -433,7 +468,7 @@ export class XfrmBackend implements KernelBackend {
         algorithms: algorithmAttributes(algorithms, child.keys.encrOut, child.keys.integOut),
         ...(child.encapsulation && { encap: { sport: child.local.port, dport: child.remote.port } }),
       });
-      wants = this.#policyWants({
+      const wants = this.#policyWants({
         owner: `child:${child.id}`,
         trap: false,
         mode,
@@ -443,6 +478,15 @@ export class XfrmBackend implements KernelBackend {
         localTs: child.localTs,
         remoteTs: child.remoteTs,
       });
+      const policyKeys = [...new Set(wants.map((w) => w.key))];
+      return {
+        record: { child, reqKey, reqid, local, remote, policyKeys },
+        label,
+        describe: describeKernelAlgorithms(algorithms),
+        inbound,
+        outbound,
+        wants,
+      };
     } catch (error) {
       this.#releaseReqid(reqKey);
       if (
@@ -450,9 +494,21 @@ export class XfrmBackend implements KernelBackend {
         error instanceof XfrmSelectorError ||
         error instanceof RangeError
       )
-        throw refused(`install ${label}`, error.message, { cause: error });
+        throw refused(operation, error.message, { cause: error });
       throw error;
     }
+  }
+
+  async #install(child: ChildSa): Promise<void> {
+    const plan = this.#plan(child, `install child SA ${child.id} of '${child.connection}'`);
+    const { record, label, describe } = plan;
+    const { local, remote, reqKey, reqid } = record;
+    const previous = this.#children.get(child.id);
+    const ahead = await this.#takePending(record);
+    const abandon = async () => {
+      this.#releaseReqid(reqKey);
+      if (previous) await this.#releasePolicies(`child:${child.id}`, previous.policyKeys, previous.reqKey);
+    };
 
     if (previous) {
       // Re-installation (new addresses after a NAT mapping change...): the old SAs go, the policies stay.
@@ -460,40 +516,27 @@ export class XfrmBackend implements KernelBackend {
       this.#children.delete(child.id);
     }
 
-    const describe = describeKernelAlgorithms(algorithms);
-    const inWhat = `add inbound SA ${formatAddress(remote)}->${formatAddress(local)} spi ${formatSpi(child.spiIn)} (${label}, ${formatSuite(child.suite)})`;
-    const outWhat = `add outbound SA ${formatAddress(local)}->${formatAddress(remote)} spi ${formatSpi(child.spiOut)} (${label}, ${formatSuite(child.suite)})`;
-    const larval = sameBytes(this.#allocated.get(child.spiIn), local);
-    try {
-      await this.#channel.request(larval ? XFRM_MSG_UPDSA : XFRM_MSG_NEWSA, ACK, inbound, inWhat);
-      this.#allocated.delete(child.spiIn);
-    } catch (error) {
-      this.#releaseReqid(reqKey);
-      if (previous) await this.#releasePolicies(`child:${child.id}`, previous.policyKeys, previous.reqKey);
-      throw xfrmError(error, inWhat, { algorithms: describe, object: 'SA' });
+    if (!ahead) {
+      try {
+        await this.#addInbound(plan);
+      } catch (error) {
+        await abandon();
+        throw error;
+      }
     }
+    const outWhat = `add outbound SA ${formatAddress(local)}->${formatAddress(remote)} spi ${formatSpi(child.spiOut)} (${label}, ${formatSuite(child.suite)})`;
     try {
-      await this.#channel.request(XFRM_MSG_NEWSA, ACK, outbound, outWhat);
+      await this.#channel.request(XFRM_MSG_NEWSA, ACK, plan.outbound, outWhat);
     } catch (error) {
       await this.#deleteSa(local, child.spiIn, `delete inbound SA spi ${formatSpi(child.spiIn)} (${label})`);
-      this.#releaseReqid(reqKey);
-      if (previous) await this.#releasePolicies(`child:${child.id}`, previous.policyKeys, previous.reqKey);
+      await abandon();
       throw xfrmError(error, outWhat, { algorithms: describe, object: 'SA' });
     }
-    const record: ChildRecord = {
-      child,
-      reqKey,
-      reqid,
-      local,
-      remote,
-      policyKeys: [...new Set(wants.map((w) => w.key))],
-    };
     try {
-      await this.#addPolicyUsers(wants);
+      await this.#addPolicyUsers(plan.wants);
     } catch (error) {
       await this.#deleteSas(record);
-      this.#releaseReqid(reqKey);
-      if (previous) await this.#releasePolicies(`child:${child.id}`, previous.policyKeys, previous.reqKey);
+      await abandon();
       throw error;
     }
     this.#children.set(child.id, record);
@@ -509,11 +552,72 @@ export class XfrmBackend implements KernelBackend {
     }
     this.#host.log(
       'debug',
-      `installed ${label}: SPIs in ${formatSpi(child.spiIn)} out ${formatSpi(child.spiOut)}, reqid ${reqid}, ${record.policyKeys.length} policy(ies)`,
+      `installed ${label}: SPIs in ${formatSpi(child.spiIn)} out ${formatSpi(child.spiOut)}, reqid ${reqid}${ahead ? ' (inbound SA ahead)' : ''}, ${record.policyKeys.length} policy(ies)`,
     );
   }
 
+  async #installInbound(child: ChildSa): Promise<void> {
+    const operation = `install the inbound SA of child SA ${child.id} of '${child.connection}'`;
+    if (this.#children.has(child.id) || this.#pending.has(child.id))
+      throw refused(operation, 'the child SA is installed already');
+    const plan = this.#plan(child, operation);
+    try {
+      await this.#addInbound(plan);
+    } catch (error) {
+      this.#releaseReqid(plan.record.reqKey);
+      throw error;
+    }
+    this.#pending.set(child.id, plan.record);
+    this.#host.log(
+      'debug',
+      `installed the inbound SA of ${plan.label} ahead: SPI ${formatSpi(child.spiIn)}, reqid ${plan.record.reqid}`,
+    );
+  }
+
+  /** UPDSA completes the larval SA of an SPI from allocateSpi; any other SPI is a NEWSA. */
+  async #addInbound({ record, label, describe, inbound }: InstallPlan): Promise<void> {
+    const { child, local, remote } = record;
+    const what = `add inbound SA ${formatAddress(remote)}->${formatAddress(local)} spi ${formatSpi(child.spiIn)} (${label}, ${formatSuite(child.suite)})`;
+    const larval = sameBytes(this.#allocated.get(child.spiIn), local);
+    try {
+      await this.#channel.request(larval ? XFRM_MSG_UPDSA : XFRM_MSG_NEWSA, ACK, inbound, what);
+      this.#allocated.delete(child.spiIn);
+    } catch (error) {
+      throw xfrmError(error, what, { algorithms: describe, object: 'SA' });
+    }
+  }
+
+  /**
+   * True if installInbound put in the inbound SA this install wants (same SPI, endpoints and
+   * reqid): the plan's reqid reference replaces the pending one. A different one is deleted.
+   */
+  async #takePending(record: ChildRecord): Promise<boolean> {
+    const pending = this.#pending.get(record.child.id);
+    if (!pending) return false;
+    if (pending.reqid !== record.reqid || !sameInbound(pending.child, record.child)) {
+      await this.#dropPending(pending); // failures are logged; a full install follows
+      return false;
+    }
+    this.#pending.delete(record.child.id);
+    this.#releaseReqid(pending.reqKey);
+    return true;
+  }
+
+  /** Deletes an inbound SA installed ahead and releases its reqid; returns errors instead of throwing. */
+  async #dropPending(pending: InboundRecord): Promise<unknown[]> {
+    this.#pending.delete(pending.child.id);
+    const errors = await this.#deleteSas(pending, false);
+    this.#releaseReqid(pending.reqKey);
+    return errors;
+  }
+
   async #remove(id: number): Promise<void> {
+    const pending = this.#pending.get(id);
+    if (pending) {
+      const errors = await this.#dropPending(pending);
+      if (errors.length) throw errors[0];
+      return;
+    }
     const record = this.#children.get(id);
     if (!record) {
       this.#host.log('debug', `remove child SA ${id}: not installed`);
@@ -527,14 +631,13 @@ export class XfrmBackend implements KernelBackend {
     if (errors.length) throw errors[0];
   }
 
-  /** Deletes both SAs of a child; already gone is fine. Returns the other errors. */
-  async #deleteSas(record: ChildRecord): Promise<unknown[]> {
+  /** Deletes a child's SAs (or its inbound SA alone); already gone is fine. Returns the other errors. */
+  async #deleteSas(record: InboundRecord, outbound = true): Promise<unknown[]> {
     const label = `child SA ${record.child.id} of '${record.child.connection}'`;
     const errors: unknown[] = [];
-    for (const [dst, spi, direction] of [
-      [record.local, record.child.spiIn, 'inbound'],
-      [record.remote, record.child.spiOut, 'outbound'],
-    ] as const) {
+    const sas: [Uint8Array, number, string][] = [[record.local, record.child.spiIn, 'inbound']];
+    if (outbound) sas.push([record.remote, record.child.spiOut, 'outbound']);
+    for (const [dst, spi, direction] of sas) {
       try {
         await this.#deleteSa(dst, spi, `delete ${direction} SA spi ${formatSpi(spi)} (${label})`);
       } catch (error) {
@@ -943,10 +1046,10 @@ export class XfrmBackend implements KernelBackend {
       let sas = 0;
       let policies = 0;
       const ownSpis = new Set<string>();
-      for (const record of this.#children.values()) {
-        ownSpis.add(`${hex(record.local)}:${record.child.spiIn}`);
+      for (const record of this.#children.values())
         ownSpis.add(`${hex(record.remote)}:${record.child.spiOut}`);
-      }
+      for (const record of [...this.#children.values(), ...this.#pending.values()])
+        ownSpis.add(`${hex(record.local)}:${record.child.spiIn}`);
       for (const sa of await this.#dumpSas()) {
         const { info } = sa;
         if (!this.isOurReqid(info.reqid) || info.id.spi === 0) continue;
@@ -1011,6 +1114,7 @@ export class XfrmBackend implements KernelBackend {
         errors.push(...(await this.#deleteSas(record)));
         errors.push(...(await this.#releasePolicies(`child:${id}`, record.policyKeys, record.reqKey)));
       }
+      for (const pending of [...this.#pending.values()]) errors.push(...(await this.#dropPending(pending)));
       for (const [connection, record] of [...this.#traps]) {
         this.#traps.delete(connection);
         errors.push(...(await this.#releasePolicies(`trap:${connection}`, record.policyKeys, record.reqKey)));

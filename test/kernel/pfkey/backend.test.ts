@@ -557,6 +557,214 @@ t.test('close: every SA, policy and larval SA this instance made goes, then the 
 });
 
 // ---------------------------------------------------------------------------------------------
+// installInbound: the quick mode responder's inbound SA ahead of message 3.
+
+const sa2Reqid = (message: SadbMessage) => findExtension(message, 'sa2')?.reqid;
+
+/** The reqid a new policy group gets now: the lowest one no group holds (then it goes again). */
+async function freeReqid(backend: PfkeyBackend, kernel: FakeKernel): Promise<number | undefined> {
+  const other = child({
+    id: 99,
+    connection: 'other',
+    remote: { address: '192.0.2.3', port: 500 },
+    localTs: [parseTrafficSelector('10.7.0.0/16')],
+    remoteTs: [parseTrafficSelector('10.8.0.0/24')],
+    spiIn: 0xc0000999,
+    spiOut: 0x99999999,
+  });
+  const from = kernel.sent.length;
+  await backend.install(other);
+  await backend.remove(other);
+  const reqid = sa2Reqid(kernel.sent[from]!);
+  kernel.sent.length = from;
+  return reqid;
+}
+
+t.test(
+  'Linux installInbound: UPDATE of the larval SA alone; install adds the rest with its reqid',
+  async (t) => {
+    const { kernel, backend } = await open('linux');
+    kernel.native.deliverAsync = false;
+    const spiIn = backend.allocateSpi('192.0.2.1', '192.0.2.2');
+    kernel.native.deliverAsync = true;
+    kernel.sent.length = 0;
+    const sa = child({ spiIn });
+    await backend.installInbound(sa);
+    t.same(kernel.types(), [2], 'UPDATE, nothing else');
+    const update = kernel.sent[0]!;
+    t.equal(findExtension(update, 'sa')?.spi, spiIn);
+    t.equal(findExtension(update, 'address', 'src')?.address, '192.0.2.2');
+    t.same(findExtension(update, 'key', 'encrypt')?.key, ENCR_IN);
+    t.equal(sa2Reqid(update), 0x3c00);
+    t.same(backend.installed(), [], 'not established yet');
+    t.equal(await freeReqid(backend, kernel), 0x3c01, 'its group holds 0x3c00');
+
+    await backend.install(sa);
+    t.same(kernel.types(), [2, 3, 14, 14, 14], 'ADD outbound, SPDADD x3');
+    const add = kernel.sent[1]!;
+    t.equal(findExtension(add, 'sa')?.spi, 0x11223344);
+    t.equal(sa2Reqid(add), 0x3c00);
+    t.same(
+      kernel.sent.slice(2).map((m) => findExtension(m, 'policy')?.requests[0]?.reqid),
+      [0x3c00, 0x3c00, 0x3c00],
+    );
+    t.same(backend.installed(), [sa]);
+    kernel.sent.length = 0;
+    await backend.remove(sa);
+    t.same(kernel.types(), [4, 4, 15, 15, 15]);
+    t.equal(kernel.sas.size, 0);
+    t.equal(await freeReqid(backend, kernel), 0x3c00, 'the group went once, with its reqid');
+    await backend.close();
+  },
+);
+
+t.test('Linux installInbound, then remove: the inbound SA goes, and the group with it', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await backend.installInbound(child());
+  t.same(kernel.types(), [3]);
+  kernel.sent.length = 0;
+  await backend.remove(child());
+  t.same(kernel.types(), [4], 'no outbound SA, no policy');
+  t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0xc0000100);
+  t.equal(findExtension(kernel.sent[0]!, 'address', 'dst')?.address, '192.0.2.1');
+  t.equal(kernel.sas.size, 0);
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+  await backend.remove(child());
+  t.same(kernel.types(), [4], 'removing twice does nothing');
+
+  // Already gone (the kernel expired it) is fine.
+  await backend.installInbound(child());
+  kernel.sas.clear();
+  await backend.remove(child());
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+  await backend.close();
+});
+
+t.test('Linux rekey: the new inbound SA ahead has the group reqid; no policy is touched', async (t) => {
+  const { kernel, backend } = await open('linux');
+  const first = child({ id: 1 });
+  const second = child({ id: 2, spiIn: 0xc0000200, spiOut: 0x55667788 });
+  await backend.install(first);
+  kernel.sent.length = 0;
+  await backend.installInbound(second);
+  t.same(kernel.types(), [3]);
+  t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0xc0000200);
+  t.equal(sa2Reqid(kernel.sent[0]!), 0x3c00, 'the reqid of the policies that exist');
+  kernel.sent.length = 0;
+  // The old child goes before the new one is done: the policies stay for it.
+  await backend.remove(first);
+  t.same(kernel.types(), [4, 4]);
+  kernel.sent.length = 0;
+  await backend.install(second);
+  t.same(kernel.types(), [3], 'the outbound SA only');
+  t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0x55667788);
+  t.equal(sa2Reqid(kernel.sent[0]!), 0x3c00);
+  kernel.sent.length = 0;
+  await backend.remove(second);
+  t.same(kernel.types(), [4, 4, 15, 15, 15]);
+  t.equal(kernel.policies.size, 0);
+  await backend.close();
+});
+
+t.test('Linux trap: the inbound SA ahead keeps the trap policies after untrap', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await backend.trap({
+    connection: 'site',
+    mode: 'tunnel',
+    local: '192.0.2.1',
+    remote: '192.0.2.2',
+    localTs: [parseTrafficSelector('10.1.0.0/16')],
+    remoteTs: [parseTrafficSelector('10.2.0.0/24')],
+  });
+  kernel.sent.length = 0;
+  await backend.installInbound(child());
+  t.same(kernel.types(), [3]);
+  t.equal(sa2Reqid(kernel.sent[0]!), 0x3c00);
+  await backend.untrap('site');
+  t.same(kernel.types(), [3], 'the child being negotiated still needs them');
+  await backend.remove(child());
+  t.same(kernel.types(), [3, 4, 15, 15, 15], 'its last user gone, the policies go');
+  await backend.close();
+});
+
+t.test('close: an inbound SA installed ahead is deleted', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await backend.installInbound(child());
+  kernel.sent.length = 0;
+  await backend.close();
+  t.same(kernel.types(), [4]);
+  t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0xc0000100);
+  t.equal(kernel.sas.size, 0);
+});
+
+t.test('Linux install after installInbound fails: the inbound SA and the group go', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await backend.installInbound(child());
+  kernel.sent.length = 0;
+  kernel.fail(3, 17);
+  await t.rejects(backend.install(child()), {
+    message: /install child SA 1 of site .*: outbound SA: .*EEXIST/,
+  });
+  t.same(kernel.types(), [3, 4], 'ADD outbound fails, DELETE the inbound SA');
+  t.equal(findExtension(kernel.sent[1]!, 'sa')?.spi, 0xc0000100);
+  t.equal(kernel.sas.size, 0);
+  t.same(backend.installed(), []);
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+  await backend.remove(child());
+  t.same(kernel.types(), [3, 4], 'nothing pending any more');
+
+  // The policies refused: both SAs go.
+  await backend.installInbound(child());
+  kernel.sent.length = 0;
+  kernel.fail(14, 22);
+  await t.rejects(backend.install(child()), /policies: .*EINVAL/);
+  t.same(kernel.types(), [3, 14, 4, 4]);
+  t.equal(kernel.sas.size, 0);
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+  await backend.close();
+});
+
+t.test('Linux installInbound refused or failed: nothing pending, no group kept', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await t.rejects(
+    backend.installInbound(child({ suite: { encr: algorithm('encr', 'aes128gcm16') } })),
+    /^install the inbound SA c0000100 of child SA 1 of site: .*Linux af_key has no AEAD/,
+  );
+  t.same(kernel.types(), []);
+  kernel.fail(3, 17);
+  await t.rejects(backend.installInbound(child()), /inbound SA: .*EEXIST/);
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+  kernel.sent.length = 0;
+  await backend.install(child());
+  t.same(kernel.types(), [3, 3, 14, 14, 14], 'a full install: nothing was pending');
+  await t.rejects(backend.installInbound(child()), /installed already/);
+  await backend.installInbound(child({ id: 2, spiIn: 0xc0000200 }));
+  await t.rejects(backend.installInbound(child({ id: 2, spiIn: 0xc0000200 })), /installed already/);
+  await backend.close();
+});
+
+t.test('Linux install with another SPI than the inbound SA ahead: that one goes first', async (t) => {
+  const { kernel, backend } = await open('linux');
+  await backend.installInbound(child());
+  kernel.sent.length = 0;
+  await backend.install(child({ spiIn: 0xc0000900 }));
+  t.same(kernel.types(), [4, 3, 3, 14, 14, 14]);
+  t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0xc0000100);
+  t.equal(findExtension(kernel.sent[1]!, 'sa')?.spi, 0xc0000900);
+  t.equal(sa2Reqid(kernel.sent[1]!), 0x3c00);
+  kernel.sent.length = 0;
+  await backend.remove(child({ spiIn: 0xc0000900 }));
+  t.same(kernel.types(), [4, 4, 15, 15, 15]);
+  t.equal(await freeReqid(backend, kernel), 0x3c00);
+
+  // Other endpoints are another group: the one of the inbound SA ahead goes with it.
+  await backend.installInbound(child());
+  await backend.install(child({ local: { address: '192.0.2.5', port: 500 } }));
+  t.equal(await freeReqid(backend, kernel), 0x3c00, "the first group's reqid is free");
+  await backend.close();
+});
+
+// ---------------------------------------------------------------------------------------------
 // OpenBSD.
 
 t.test('OpenBSD install: tagged SAs with the tunnel flag, ADDFLOW out and in (require)', async (t) => {
@@ -704,6 +912,22 @@ t.test("OpenBSD: ACQUIRE -> ASKPOLICY -> the trapped flow's connection; cleanup 
   t.same(kernel.types(), [13, 13]);
   await backend.close();
 });
+
+t.test(
+  'OpenBSD installInbound: the tagged inbound SA alone, then the outbound SA and the flows',
+  async (t) => {
+    const { kernel, backend } = await open('openbsd');
+    await backend.installInbound(child());
+    t.same(kernel.types(), [3]);
+    t.same(findExtension(kernel.sent[0]!, 'tag'), { kind: 'tag', tag: 'ike-node' });
+    t.equal(findExtension(kernel.sent[0]!, 'sa')?.spi, 0xc0000100);
+    await backend.install(child());
+    t.same(kernel.types(), [3, 3, 12, 12]);
+    t.equal(findExtension(kernel.sent[1]!, 'sa')?.spi, 0x11223344);
+    await backend.close();
+    t.same(kernel.types(), [3, 3, 12, 12, 4, 4, 13, 13]);
+  },
+);
 
 t.test('OpenBSD counters from sadb_x_counter; flow type use; no tag', async (t) => {
   const { kernel, backend } = await open('openbsd', { flowType: 'use', tag: false });

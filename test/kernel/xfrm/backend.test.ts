@@ -147,6 +147,32 @@ function childPolicies(reqid: number, priority: number): Uint8Array[] {
   ];
 }
 
+/** The SAs of child(), byte for byte. */
+const inboundSa = (overrides: Partial<SaExpect> = {}) =>
+  saBytes({
+    src: '203.0.113.9',
+    dst: '192.0.2.1',
+    spi: 0xc0000001,
+    reqid: BASE + 1,
+    mode: 1,
+    hard: 3630n, // expiresAt - installedAt, plus the 30 s margin
+    window: 32,
+    algorithms: cbcSha256(KEYS.encrIn, KEYS.integIn),
+    ...overrides,
+  });
+const outboundSa = (overrides: Partial<SaExpect> = {}) =>
+  saBytes({
+    src: '192.0.2.1',
+    dst: '203.0.113.9',
+    spi: 0xd0000001,
+    reqid: BASE + 1,
+    mode: 1,
+    hard: 3630n,
+    window: 0,
+    algorithms: cbcSha256(KEYS.encrOut, KEYS.integOut),
+    ...overrides,
+  });
+
 function check(t: Test, sent: SentRequest, type: number, payload: Uint8Array, flags = ACK): void {
   t.equal(C.xfrmMessageName(sent.type), C.xfrmMessageName(type), `${sent.what}: type`);
   t.equal(sent.flags, flags, `${sent.what}: flags`);
@@ -158,36 +184,8 @@ t.test('install: inbound SA, outbound SA, then in, fwd and out policies, byte fo
   await backend.install(child());
   const sent = channel.sent;
   t.equal(sent.length, 5);
-  check(
-    t,
-    sent[0]!,
-    C.XFRM_MSG_NEWSA,
-    saBytes({
-      src: '203.0.113.9',
-      dst: '192.0.2.1',
-      spi: 0xc0000001,
-      reqid: BASE + 1,
-      mode: 1,
-      hard: 3630n, // expiresAt - installedAt, plus the 30 s margin
-      window: 32,
-      algorithms: cbcSha256(KEYS.encrIn, KEYS.integIn),
-    }),
-  );
-  check(
-    t,
-    sent[1]!,
-    C.XFRM_MSG_NEWSA,
-    saBytes({
-      src: '192.0.2.1',
-      dst: '203.0.113.9',
-      spi: 0xd0000001,
-      reqid: BASE + 1,
-      mode: 1,
-      hard: 3630n,
-      window: 0,
-      algorithms: cbcSha256(KEYS.encrOut, KEYS.integOut),
-    }),
-  );
+  check(t, sent[0]!, C.XFRM_MSG_NEWSA, inboundSa());
+  check(t, sent[1]!, C.XFRM_MSG_NEWSA, outboundSa());
   const [pin, pfwd, pout] = childPolicies(BASE + 1, CHILD_PRIO);
   check(t, sent[2]!, C.XFRM_MSG_NEWPOLICY, pin!);
   check(t, sent[3]!, C.XFRM_MSG_NEWPOLICY, pfwd!);
@@ -837,3 +835,242 @@ t.test('selectors that cannot pair (IPv4 with IPv6) are refused before the kerne
   t.same(channel.sent, []);
   t.same(backend.reqidOf('office'), []);
 });
+
+// --- installInbound: the quick mode responder's inbound SA ahead of message 3 --------------------
+
+t.test(
+  'installInbound: the inbound SA alone (UPDSA of the larval SA); install adds the outbound SA and the policies',
+  async (t) => {
+    const { channel, backend } = setup();
+    channel.answer = (request) =>
+      request.type === C.XFRM_MSG_ALLOCSPI
+        ? [nlmsg(C.XFRM_MSG_NEWSA, new Layout(224).put(56, ip4('192.0.2.1')).be32(72, 0xc0000001).bytes)]
+        : [];
+    const spi = backend.allocateSpi('192.0.2.1', '203.0.113.9');
+    channel.clear();
+    await backend.installInbound(child({ spiIn: spi }));
+    t.same(channel.types(), [C.XFRM_MSG_UPDSA], 'the inbound SA and nothing else');
+    check(t, channel.sent[0]!, C.XFRM_MSG_UPDSA, inboundSa());
+    t.match(channel.sent[0]!.what, /^add inbound SA 203\.0\.113\.9->192\.0\.2\.1 spi c0000001 \(child SA 1 /);
+    t.same(backend.installed(), [], 'not established yet');
+    t.same(backend.reqidOf('office'), [BASE + 1]);
+
+    channel.clear();
+    await backend.install(child({ spiIn: spi }));
+    t.same(channel.types(), [
+      C.XFRM_MSG_NEWSA,
+      C.XFRM_MSG_NEWPOLICY,
+      C.XFRM_MSG_NEWPOLICY,
+      C.XFRM_MSG_NEWPOLICY,
+    ]);
+    check(t, channel.sent[0]!, C.XFRM_MSG_NEWSA, outboundSa());
+    childPolicies(BASE + 1, CHILD_PRIO).forEach((bytes, i) =>
+      check(t, channel.sent[i + 1]!, C.XFRM_MSG_NEWPOLICY, bytes),
+    );
+    t.same(
+      backend.installed().map((c) => c.id),
+      [1],
+    );
+
+    channel.clear();
+    await backend.remove(child({ spiIn: spi }));
+    t.same(channel.types(), [
+      C.XFRM_MSG_DELSA,
+      C.XFRM_MSG_DELSA,
+      C.XFRM_MSG_DELPOLICY,
+      C.XFRM_MSG_DELPOLICY,
+      C.XFRM_MSG_DELPOLICY,
+    ]);
+    t.same(backend.reqidOf('office'), [], 'one reqid reference, released once');
+  },
+);
+
+t.test('installInbound, then remove: only the inbound SA is deleted, the reqid is released', async (t) => {
+  const { channel, backend } = setup();
+  await backend.installInbound(child());
+  channel.clear();
+  await backend.remove(child());
+  t.same(channel.types(), [C.XFRM_MSG_DELSA]);
+  check(t, channel.sent[0]!, C.XFRM_MSG_DELSA, saIdBytes('192.0.2.1', 0xc0000001));
+  t.same(backend.reqidOf('office'), []);
+  channel.clear();
+  await backend.remove(child());
+  t.same(channel.sent, [], 'nothing left to remove');
+
+  // Already gone (the larval SA expired) is fine, and releases the reqid all the same.
+  await backend.installInbound(child({ id: 2 }));
+  t.same(backend.reqidOf('office'), [BASE + 2]);
+  channel.answer = (r) => (r.type === C.XFRM_MSG_DELSA ? { errno: 3, code: 'ESRCH' } : []);
+  await backend.remove(child({ id: 2 }));
+  t.same(backend.reqidOf('office'), []);
+
+  // A failure is reported, and the child is forgotten anyway.
+  channel.answer = () => [];
+  await backend.installInbound(child({ id: 3 }));
+  channel.answer = (r) => (r.type === C.XFRM_MSG_DELSA ? { errno: 1, code: 'EPERM' } : []);
+  await t.rejects(backend.remove(child({ id: 3 })), {
+    code: 'EPERM',
+    message: /delete inbound SA spi c0000001/,
+  });
+  t.same(backend.reqidOf('office'), []);
+});
+
+t.test('rekey: the new inbound SA ahead carries the old child reqid; no policy is touched', async (t) => {
+  const { channel, backend } = setup();
+  const old = child();
+  const renewed = child({ id: 2, spiIn: 0xc0000002, spiOut: 0xd0000002 });
+  await backend.install(old);
+  channel.clear();
+  await backend.installInbound(renewed);
+  t.same(channel.types(), [C.XFRM_MSG_NEWSA]);
+  check(t, channel.sent[0]!, C.XFRM_MSG_NEWSA, inboundSa({ spi: 0xc0000002 }));
+  channel.clear();
+  await backend.install(renewed);
+  t.same(channel.types(), [C.XFRM_MSG_NEWSA], 'the outbound SA; the policies are there already');
+  check(t, channel.sent[0]!, C.XFRM_MSG_NEWSA, outboundSa({ spi: 0xd0000002 }));
+  channel.clear();
+  await backend.remove(old);
+  t.same(channel.types(), [C.XFRM_MSG_DELSA, C.XFRM_MSG_DELSA], 'the policies stay with the new child');
+  channel.clear();
+  await backend.remove(renewed);
+  t.same(channel.types().slice(2), [C.XFRM_MSG_DELPOLICY, C.XFRM_MSG_DELPOLICY, C.XFRM_MSG_DELPOLICY]);
+  t.same(backend.reqidOf('office'), []);
+
+  // A trap's policies carry the reqid too: the inbound SA ahead matches them.
+  await backend.trap({
+    connection: 'office',
+    mode: 'tunnel',
+    local: '192.0.2.1',
+    remote: '203.0.113.9',
+    localTs: [parseTrafficSelector('198.51.100.0/24')],
+    remoteTs: [parseTrafficSelector('203.0.113.128/25')],
+  });
+  const [trapReqid] = backend.reqidOf('office');
+  channel.clear();
+  await backend.installInbound(child({ id: 3 }));
+  t.same(channel.types(), [C.XFRM_MSG_NEWSA]);
+  check(t, channel.sent[0]!, C.XFRM_MSG_NEWSA, inboundSa({ reqid: trapReqid! }));
+});
+
+t.test('close: an inbound SA installed ahead is deleted too', async (t) => {
+  const { channel, backend } = setup();
+  await backend.installInbound(child());
+  channel.clear();
+  await backend.close();
+  t.same(channel.types(), [C.XFRM_MSG_DELSA]);
+  check(t, channel.sent[0]!, C.XFRM_MSG_DELSA, saIdBytes('192.0.2.1', 0xc0000001));
+});
+
+t.test('cleanup leaves an inbound SA installed ahead alone: it is ours and in use', async (t) => {
+  const { channel, backend } = setup();
+  await backend.installInbound(child());
+  channel.answer = (r) =>
+    r.type === C.XFRM_MSG_GETSA
+      ? [
+          nlmsg(
+            C.XFRM_MSG_NEWSA,
+            new Layout(224)
+              .put(56, ip4('192.0.2.1'))
+              .be32(72, 0xc0000001)
+              .u8(76, 50)
+              .u32(208, BASE + 1)
+              .u16(212, 2).bytes,
+          ),
+        ]
+      : [];
+  t.same(await backend.cleanup(), { sas: 0, policies: 0 });
+  t.notOk(channel.types().includes(C.XFRM_MSG_DELSA));
+});
+
+t.test('install after installInbound fails: the inbound SA goes too, the reqid is released', async (t) => {
+  const { channel, backend } = setup();
+  await backend.installInbound(child());
+  channel.clear();
+  channel.answer = (r) => (r.type === C.XFRM_MSG_NEWSA ? { errno: 17, code: 'EEXIST' } : []);
+  await t.rejects(backend.install(child()), {
+    message: /^add outbound SA 192\.0\.2\.1->203\.0\.113\.9 spi d0000001/,
+  });
+  t.same(channel.types(), [C.XFRM_MSG_NEWSA, C.XFRM_MSG_DELSA]);
+  check(t, channel.sent[0]!, C.XFRM_MSG_NEWSA, outboundSa());
+  check(t, channel.sent[1]!, C.XFRM_MSG_DELSA, saIdBytes('192.0.2.1', 0xc0000001));
+  t.same(backend.installed(), []);
+  t.same(backend.reqidOf('office'), []);
+  channel.clear();
+  await backend.remove(child());
+  t.same(channel.sent, [], 'nothing pending any more');
+
+  // A policy the kernel refuses: both SAs go.
+  channel.answer = () => [];
+  await backend.installInbound(child());
+  channel.clear();
+  channel.answer = (r) => (r.type === C.XFRM_MSG_NEWPOLICY ? { errno: 22, code: 'EINVAL' } : []);
+  await t.rejects(backend.install(child()), { code: 'EINVAL' });
+  t.same(channel.types(), [C.XFRM_MSG_NEWSA, C.XFRM_MSG_NEWPOLICY, C.XFRM_MSG_DELSA, C.XFRM_MSG_DELSA]);
+  t.same(backend.reqidOf('office'), []);
+});
+
+t.test('installInbound refused or failed: nothing pending, no reqid taken', async (t) => {
+  const { channel, backend } = setup();
+  await t.rejects(backend.installInbound(child({ suite: { encr: algorithm('encr', 'aes128') } })), {
+    name: 'XfrmError',
+    message: /^install the inbound SA of child SA 1 of 'office': 'aes128' needs an integrity algorithm/,
+  });
+  await t.rejects(backend.installInbound(child({ remoteTs: [parseTrafficSelector('2001:db8::/64')] })), {
+    message: /no policy: local 198\.51\.100\.0\/24 and remote 2001:db8::\/64/,
+  });
+  await t.rejects(
+    backend.installInbound(child({ remote: { address: 'peer.example', port: 500 } })),
+    /'peer\.example' is not an IP address/,
+  );
+  t.same(channel.sent, [], 'refused before the kernel is asked');
+  t.same(backend.reqidOf('office'), []);
+
+  channel.answer = (r) => (r.type === C.XFRM_MSG_NEWSA ? { errno: 93, code: 'EPROTONOSUPPORT' } : []);
+  await t.rejects(backend.installInbound(child()), {
+    name: 'XfrmError',
+    code: 'EPROTONOSUPPORT',
+    message: /^add inbound SA 203\.0\.113\.9->192\.0\.2\.1 spi c0000001 /,
+  });
+  t.same(backend.reqidOf('office'), []);
+  channel.answer = () => [];
+  channel.clear();
+  await backend.install(child());
+  t.same(
+    channel.types(),
+    [C.XFRM_MSG_NEWSA, C.XFRM_MSG_NEWSA, C.XFRM_MSG_NEWPOLICY, C.XFRM_MSG_NEWPOLICY, C.XFRM_MSG_NEWPOLICY],
+    'a full install: nothing was pending',
+  );
+  await t.rejects(backend.installInbound(child()), /the child SA is installed already/);
+  await backend.installInbound(child({ id: 2 }));
+  await t.rejects(backend.installInbound(child({ id: 2 })), /the child SA is installed already/);
+});
+
+t.test(
+  'install with another SPI than the inbound SA ahead: that one goes, then a full install',
+  async (t) => {
+    const { channel, backend } = setup();
+    await backend.installInbound(child());
+    channel.clear();
+    await backend.install(child({ spiIn: 0xc0000009 }));
+    t.same(channel.types(), [
+      C.XFRM_MSG_DELSA,
+      C.XFRM_MSG_NEWSA,
+      C.XFRM_MSG_NEWSA,
+      C.XFRM_MSG_NEWPOLICY,
+      C.XFRM_MSG_NEWPOLICY,
+      C.XFRM_MSG_NEWPOLICY,
+    ]);
+    check(t, channel.sent[0]!, C.XFRM_MSG_DELSA, saIdBytes('192.0.2.1', 0xc0000001));
+    check(t, channel.sent[1]!, C.XFRM_MSG_NEWSA, inboundSa({ spi: 0xc0000009 }));
+    t.same(backend.reqidOf('office'), [BASE + 1], 'the same reqid, once');
+    await backend.remove(child({ spiIn: 0xc0000009 }));
+    t.same(backend.reqidOf('office'), []);
+
+    // Another NAT port is another inbound SA too (its ESP-in-UDP ports).
+    const natted = (port: number) => child({ encapsulation: true, remote: { address: '203.0.113.9', port } });
+    await backend.installInbound(natted(4500));
+    channel.clear();
+    await backend.install(natted(1027));
+    t.same(channel.types().slice(0, 3), [C.XFRM_MSG_DELSA, C.XFRM_MSG_NEWSA, C.XFRM_MSG_NEWSA]);
+  },
+);
