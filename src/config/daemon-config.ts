@@ -1,10 +1,11 @@
+import type { LogLevel } from '../core/actions.js';
 import type { Connection } from '../core/connection.js';
 import type { ProviderName } from '../crypto/provider.js';
 
 /** The checked, normalised peers.json the daemon runs from. */
 
 export type KernelBackendName = 'memory' | 'xfrm' | 'pfkey' | 'userspace';
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type { LogLevel };
 export type LogFormat = 'text' | 'json';
 export type LogSubsystem = 'ike' | 'cfg' | 'net' | 'knl' | 'crypto' | 'ctl';
 
