@@ -17,7 +17,7 @@ import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../l
  * - `direct`: ike-node (xfrm) initiates two connections to strongSwan (kernel-netlink): a tunnel
  *   between the inner subnets (AES-GCM, PFS) and a transport-mode udp/1701 connection as an L2TP
  *   client makes (AES-CBC, HMAC-SHA-256). A ping through the tunnel, a udp/1701 datagram and its
- *   echo, then strongSwan rekeys the tunnel while a ping stream (every 100 ms) runs (strongSwan's
+ *   echo, then strongSwan rekeys the tunnel while a ping stream (every 20 ms) runs (strongSwan's
  *   IKEv1 default keeps the rekeyed SAs until they expire), then ike-node gets SIGTERM and must
  *   leave nothing behind in the kernel.
  * - `nat`: the same two connections with ike-node behind a masquerading NAT: ESP in UDP on 4500.
@@ -93,10 +93,13 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-/** Pings through the tunnel: first a few, in the rekey a stream every 100 ms. */
+/**
+ * Pings through the tunnel: first a few, then a stream across the rekey, dense enough (every
+ * 20 ms) that the switch to the new SAs happens with packets in flight both ways.
+ */
 export const PING_COUNT = 5;
-export const STREAM_COUNT = 80;
-export const STREAM_INTERVAL = 0.1;
+export const STREAM_COUNT = 300;
+export const STREAM_INTERVAL = 0.02;
 /** The acquire scenario's ping: the first packets are dropped while the SA is negotiated. */
 export const ACQUIRE_PING_COUNT = 10;
 
