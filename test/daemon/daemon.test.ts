@@ -10,6 +10,7 @@ import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
+import { startDaemonPair, until } from '../helpers/daemon-pair.js';
 
 /**
  * Two daemons on loopback (unprivileged ports, memory kernel backend): real UDP sockets, real
@@ -42,14 +43,6 @@ function config(dir: string, self: string, peer: string, start: 'initiate' | 're
   );
 }
 
-async function until(predicate: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 t.test('two daemons negotiate over UDP and report through the control socket', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
   const logs: string[] = [];
@@ -57,13 +50,7 @@ t.test('two daemons negotiate over UDP and report through the control socket', a
     new Logger({ level: 'debug', write: (line) => logs.push(`${name} ${line}`) });
   const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond'), { logger: logger('R') });
   const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate'), { logger: logger('I') });
-  t.teardown(async () => {
-    await initiator.stop();
-    await responder.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await responder.start();
-  await initiator.start();
+  await startDaemonPair(t, dir, responder, initiator);
   const socket = join(dir, '127.0.0.2.sock');
   t.equal(statSync(socket).mode & 0o777, 0o600, 'control socket is private');
   const statusOf = async (path: string) =>
@@ -112,13 +99,7 @@ t.test('a child SA the kernel refuses: Error with the reason, and the peer is to
     logger: quiet,
     kernel: new RefusingBackend(),
   });
-  t.teardown(async () => {
-    await initiator.stop();
-    await responder.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await responder.start();
-  await initiator.start();
+  await startDaemonPair(t, dir, responder, initiator);
   await until(async () => initiator.status()[0]!.status === 'Error');
   t.match(initiator.status()[0], { error: /the kernel refused the child SA: .*no aes256/, childSas: [] });
   await until(async () => said.some((line) => /child SA .* deleted: deleted by the peer/.test(line)));

@@ -10,6 +10,7 @@ import type { DaemonEvent } from '../../src/daemon/events.js';
 import { espRecords, ikev1Record, KEY_LOG_FILES, KeyLog } from '../../src/daemon/keylog.js';
 import { Logger } from '../../src/daemon/logger.js';
 import { fromHex, toHex } from '../../src/wire/bytes.js';
+import { startDaemonPair, until } from '../helpers/daemon-pair.js';
 
 /**
  * The Wireshark key log: the exact table formats (Wireshark's UAT files ikev1_decryption_table
@@ -211,14 +212,6 @@ function config(dir: string, self: string, peer: string, start: 'initiate' | 're
   );
 }
 
-async function until(predicate: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 t.test('two daemons with debug.keyLog write what they negotiated, and only there', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-keylog-'));
   const lines: string[] = [];
@@ -231,13 +224,7 @@ t.test('two daemons with debug.keyLog write what they negotiated, and only there
     logger: logger(),
   });
   for (const daemon of [responder, initiator]) daemon.on('event', (event) => events.push(event));
-  t.teardown(async () => {
-    await initiator.stop();
-    await responder.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await responder.start();
-  await initiator.start();
+  await startDaemonPair(t, dir, responder, initiator);
   await until(() => [initiator, responder].every((d) => d.status()[0]?.status === 'Active'));
 
   const table = (self: string, name: string) =>
