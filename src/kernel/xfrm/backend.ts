@@ -139,6 +139,8 @@ export interface XfrmBackendStats {
   overruns: number;
   /** Subscription errors other than ENOBUFS. */
   errors: number;
+  /** Child SAs the kernel (or we, before asking it) refused: an algorithm it lacks, a bad selector... */
+  refused: number;
 }
 
 const ALL_ALGORITHMS = 0xffffffff;
@@ -261,15 +263,17 @@ export class XfrmBackend implements KernelBackend {
     malformed: 0,
     overruns: 0,
     errors: 0,
+    refused: 0,
   };
 
   problems(): Readonly<Record<string, number>> {
-    const { ignored, malformed, overruns, errors } = this.stats;
+    const { ignored, malformed, overruns, errors, refused } = this.stats;
     return {
       'ignored-event': ignored,
       'malformed-message': malformed,
       'event-overrun': overruns,
       error: errors,
+      'install-refused': refused,
     };
   }
 
@@ -406,11 +410,21 @@ export class XfrmBackend implements KernelBackend {
   // --- child SAs ---------------------------------------------------------------------------------
 
   install(child: ChildSa): Promise<void> {
-    return this.#exclusive(() => this.#install(child));
+    return this.#counted(this.#exclusive(() => this.#install(child)));
   }
 
   installInbound(child: ChildSa): Promise<void> {
-    return this.#exclusive(() => this.#installInbound(child));
+    return this.#counted(this.#exclusive(() => this.#installInbound(child)));
+  }
+
+  /** Refusals are counted here; the caller (the daemon) logs each one and tells the engine. */
+  async #counted(installing: Promise<void>): Promise<void> {
+    try {
+      await installing;
+    } catch (error) {
+      this.stats.refused++;
+      throw error;
+    }
   }
 
   remove(child: ChildSa): Promise<void> {

@@ -585,6 +585,7 @@ t.test('refusals become XfrmErrors naming the SA, and nothing is left half-insta
   );
   t.same(channel.sent, [], 'refused before asking the kernel');
   t.equal(host.messages('error').length, 0);
+  t.equal(backend.problems()['install-refused'], 6, 'each of the six refusals is counted for the metrics');
 });
 
 t.test("NEWPOLICY EEXIST: a leftover of ours is replaced, anyone else's is refused", async (t) => {
