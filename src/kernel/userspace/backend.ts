@@ -525,7 +525,9 @@ export class UserspaceBackend implements KernelBackend {
     }
     const packet = this.#decapsulate(state, result.nextHeader, result.payload);
     if (packet) {
-      if (this.#pendingWrites.length === 0) queueMicrotask(() => this.#flushWrites());
+      // Written once this round of I/O is through (the check phase), all together: a microtask
+      // would run after each datagram node:dgram hands over, and coalesce nothing (tun-gro.ts).
+      if (this.#pendingWrites.length === 0) setImmediate(() => this.#flushWrites());
       this.#pendingWrites.push(packet);
     }
     this.#checkLimits(state);
