@@ -39,6 +39,7 @@ export const IFF_UP = 0x1;
 /** Link attributes (linux/if_link.h). */
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
+export const IFLA_TXQLEN = 13;
 
 /** Address attributes and flags (linux/if_addr.h). */
 export const IFA_ADDRESS = 1;
@@ -81,6 +82,8 @@ export interface LinkSettings {
   /** Sets or clears IFF_UP; absent leaves it as it is. */
   readonly up?: boolean;
   readonly mtu?: number;
+  /** The transmit queue's length in packets (IFLA_TXQLEN; `ip link set ... txqueuelen`). */
+  readonly txQueueLength?: number;
 }
 
 export interface AddressSpec {
@@ -195,12 +198,15 @@ export function encodeDumpLinks(): Uint8Array {
   return ifinfomsg(0, 0, 0);
 }
 
-/** RTM_NEWLINK on an existing link: IFF_UP in flags and change mask, IFLA_MTU. */
+/** RTM_NEWLINK on an existing link: IFF_UP in flags and change mask, IFLA_MTU, IFLA_TXQLEN. */
 export function encodeSetLink(index: number, settings: LinkSettings): Uint8Array {
   const change = settings.up === undefined ? 0 : IFF_UP;
   const flags = settings.up ? IFF_UP : 0;
   const parts: Uint8Array[] = [ifinfomsg(ifindex(index), flags, change)];
   if (settings.mtu !== undefined) parts.push(encodeAttribute(IFLA_MTU, u32(settings.mtu)));
+  if (settings.txQueueLength !== undefined) {
+    parts.push(encodeAttribute(IFLA_TXQLEN, u32(settings.txQueueLength)));
+  }
   return concat(parts);
 }
 
@@ -307,7 +313,10 @@ export class Rtnetlink {
 
   /** Sets a link up (or down) and its MTU. */
   async setLink(index: number, settings: LinkSettings): Promise<void> {
-    const what = `set link #${index}${settings.up !== undefined ? (settings.up ? ' up' : ' down') : ''}${settings.mtu !== undefined ? ` mtu ${settings.mtu}` : ''}`;
+    const what =
+      `set link #${index}${settings.up !== undefined ? (settings.up ? ' up' : ' down') : ''}` +
+      `${settings.mtu !== undefined ? ` mtu ${settings.mtu}` : ''}` +
+      `${settings.txQueueLength !== undefined ? ` txqueuelen ${settings.txQueueLength}` : ''}`;
     await this.channel.request(RTM_NEWLINK, 0, encodeSetLink(index, settings), what);
   }
 

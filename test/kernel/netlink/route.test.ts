@@ -54,7 +54,7 @@ t.test('RTM_GETLINK by name and as a dump', async (t) => {
   t.throws(() => encodeGetLink('a-very-long-name0'), /is not an interface name/);
 });
 
-t.test('RTM_NEWLINK on a link: IFF_UP in flags and change, IFLA_MTU', async (t) => {
+t.test('RTM_NEWLINK on a link: IFF_UP in flags and change, IFLA_MTU, IFLA_TXQLEN', async (t) => {
   // family 0, pad, type 0, index 5, flags IFF_UP, change IFF_UP; IFLA_MTU 1400 (0x578)
   t.equal(
     toHex(encodeSetLink(5, { up: true, mtu: 1400 })),
@@ -64,6 +64,11 @@ t.test('RTM_NEWLINK on a link: IFF_UP in flags and change, IFLA_MTU', async (t) 
   t.equal(
     toHex(encodeSetLink(300, { mtu: 9000 })),
     '00000000' + '2c010000' + '00000000' + '00000000' + '08000400' + '28230000',
+  );
+  // IFLA_TXQLEN (13) 1000 (0x3e8)
+  t.equal(
+    toHex(encodeSetLink(5, { mtu: 1400, txQueueLength: 1000 })),
+    '00000000' + '05000000' + '00000000' + '00000000' + '08000400' + '78050000' + '08000d00' + 'e8030000',
   );
   t.throws(() => encodeSetLink(0, { up: true }), /0 is not an interface index/);
 });
