@@ -16,7 +16,7 @@ import { MemoryBackend } from '../kernel/memory.js';
 import { openKernelBackend } from '../kernel/open.js';
 import { trapPolicy } from '../kernel/trap.js';
 import { socketFd } from '../native/dgram-fd.js';
-import { loadNative, type NativeError } from '../native/index.js';
+import { loadNative, type Native, type NativeError } from '../native/index.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
 import {
@@ -136,12 +136,14 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       crypto: this.#crypto,
       host: this.#kernelHost(),
     });
+    const espReader = this.#espReader();
     this.#udp = await UdpEndpoints.open({
       addresses: listen.addresses,
       port: listen.port,
       natPort: listen.natPort,
       onReceive: (received) => this.#receive(received),
       onError: (message) => this.logger.log({ level: 'warn', subsystem: 'net', message }),
+      ...(espReader && { native: espReader }),
     });
     for (const socket of this.#udp.sockets())
       this.kernel.configureSocket?.(socketFd(socket.socket), socket.family, socket.natPort);
@@ -198,6 +200,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       sendDatagram: (from, to, data) => this.#udp?.send(from, to, data, false),
       ...(this.#config.kernel === 'userspace' && { sendDatagrams: this.#sendDatagrams() }),
     };
+  }
+
+  /**
+   * The shim, for the NAT-T sockets to be read in batches (UdpOptions.native) when ESP in UDP
+   * comes to them for the userspace data plane; undefined otherwise (node:dgram reads).
+   */
+  #espReader(): Native | undefined {
+    if (this.#config.kernel !== 'userspace' || !this.kernel.receiveEsp) return undefined;
+    try {
+      return loadNative();
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -14,6 +14,16 @@
  * reading does not clear (a TUN device whose interface was deleted), or that keeps failing
  * without delivering anything, is reported once more ("... no longer watched") and left
  * unwatched instead of spinning the event loop; close() is still the caller's.
+ *
+ * watchBatch is the same watch with one JS call and one buffer per wakeup instead of one Buffer
+ * per datagram: up to WATCH_BATCH reads or BATCH_BYTES (recvmmsg(2) on a socket, read(2) after
+ * read(2) otherwise) are copied back to back into a single Buffer behind a table of fixed-size
+ * records (offset, length, and for an IP socket the source address and port; BATCH_RECORD below).
+ * A read that the kernel coalesced (UDP GRO, when the caller turned UDP_GRO on) is handed over as
+ * the datagrams it was made of, cut at the segment size the kernel reports. It reads through a
+ * duplicate of the descriptor (dup), so that a descriptor the runtime polls too (a node:dgram
+ * socket whose reading the caller stopped, but which libuv still polls for writes) has an epoll
+ * registration of its own; unwatch and close close the duplicate.
  */
 #define _GNU_SOURCE
 #ifndef NAPI_VERSION
@@ -60,6 +70,36 @@
 #define WATCH_BATCH 64
 /* Consecutive wakeups that deliver nothing and fail before a watch gives up. */
 #define WATCH_MAX_FRUITLESS 64
+/*
+ * watchBatch: each datagram's record at the start of the batch, BATCH_RECORD bytes, int32 fields
+ * in host byte order: [0] offset of the datagram in the batch, [1] its length, [2] the source's
+ * address family (4, 6, or 0: not an IP socket), [3] source port, [4] IPv6 scope id; bytes 32-47
+ * the source address as in the sockaddr (IPv4: the first 4); bytes 48-111 the address as text,
+ * NUL-terminated, as Node formats rinfo.address (inet_ntop, and %interface for a link-local IPv6
+ * address with a scope). The datagrams follow the records, back to back.
+ */
+#define BATCH_RECORD 112
+/* A watchBatch slot: any datagram, or a TUN packet of up to 64 KiB (a TCP super-packet when the
+ * device has offloads) behind its virtio_net_hdr. */
+#define BATCH_SLOT_SIZE (65536 + 256)
+/* watchBatch stops reading once a wakeup brought this many bytes (a TUN device with offloads
+ * reads up to 64 KiB at a time), so that one wakeup's work stays short. */
+#define BATCH_BYTES (256 * 1024)
+#define BATCH_ADDRESS 32
+#define BATCH_TEXT 48
+#define BATCH_TEXT_SIZE 64
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* linux/udp.h */
+#endif
+/* Room for the one control message watchBatch looks for: UDP_GRO's segment size (an int). */
+typedef union {
+  char buffer[CMSG_SPACE(sizeof(int))];
+  struct cmsghdr align;
+} udp_gro_control;
 
 /* ------------------------------------------------------------------------------------------- */
 /* Per-environment state (one per main thread or worker that loads the addon)                 */
@@ -75,6 +115,8 @@ struct watcher {
   bool is_socket;
   bool closing;         /* uv_close requested: ignore every event from now on */
   bool js_released;     /* references and async context released */
+  bool batch;           /* watchBatch: one Buffer per wakeup, read through read_fd */
+  int read_fd;          /* the descriptor read: fd, or (batch) a duplicate of it */
   int fruitless;        /* consecutive failing wakeups that delivered nothing */
   napi_ref on_data;
   napi_ref on_error;
@@ -91,6 +133,14 @@ struct env_state {
   size_t owned_count;
   size_t owned_capacity;
   uint8_t *scratch; /* READ_BUFFER_SIZE bytes for reads */
+  /* watchBatch: WATCH_BATCH slots of BATCH_SLOT_SIZE bytes (allocated on first use; the kernel
+   * writes only the bytes of each datagram, so only those pages are ever touched), with a
+   * message header and a source address per slot. */
+  uint8_t *batch_slots;
+  struct mmsghdr *batch_messages;
+  struct iovec *batch_iov;
+  struct sockaddr_storage *batch_sources;
+  udp_gro_control *batch_controls;
   size_t refs;      /* 1 for the instance data + 1 per watcher whose uv handle is not closed yet */
   napi_async_cleanup_hook_handle cleanup_hook;
   bool tearing_down;
@@ -100,6 +150,11 @@ static void state_release(env_state *state) {
   if (--state->refs > 0) return;
   free(state->owned);
   free(state->scratch);
+  free(state->batch_slots);
+  free(state->batch_messages);
+  free(state->batch_iov);
+  free(state->batch_sources);
+  free(state->batch_controls);
   free(state);
 }
 
@@ -356,7 +411,7 @@ static napi_value open_pfkey(napi_env env, napi_callback_info info) {
 #endif
 }
 
-/* openTun(name: string, options?: { vnetHeader?: boolean }): { fd, name } */
+/* openTun(name: string, options?: { vnetHeader?: boolean, offload?: number }): { fd, name, offload } */
 static napi_value open_tun(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -365,6 +420,7 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   if (argc >= 1) napi_typeof(env, argv[0], &type);
   if (type != napi_string) return throw_type(env, "name must be a string ('' lets the kernel choose)");
   bool vnet_header = false;
+  uint32_t offload = 0;
   napi_valuetype options_type = napi_undefined;
   if (argc >= 2) napi_typeof(env, argv[1], &options_type);
   if (options_type == napi_object) {
@@ -373,6 +429,10 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
     if (napi_has_named_property(env, argv[1], "vnetHeader", &has) == napi_ok && has &&
         napi_get_named_property(env, argv[1], "vnetHeader", &value) == napi_ok)
       napi_get_value_bool(env, value, &vnet_header);
+    has = false;
+    if (napi_has_named_property(env, argv[1], "offload", &has) == napi_ok && has &&
+        napi_get_named_property(env, argv[1], "offload", &value) == napi_ok)
+      napi_get_value_uint32(env, value, &offload);
   } else if (options_type != napi_undefined) {
     return throw_type(env, "options must be an object");
   }
@@ -397,14 +457,20 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_system(env, err, "ioctl(TUNSETIFF)");
   }
+  /* TUNSETOFFLOAD (with the virtio_net_hdr only): what the kernel may leave to us in the packets
+   * we read, TUN_F_CSUM (checksums) and TUN_F_TSO4/6 (TCP super-packets). A kernel that refuses
+   * it keeps doing both itself: the device opens without offloads (`offload` 0 in the result). */
+  if (!vnet_header || offload == 0 || ioctl(fd, TUNSETOFFLOAD, (unsigned long)offload) < 0) offload = 0;
   owned_add(get_state(env), fd);
-  napi_value result, fd_value, name_value;
+  napi_value result, fd_value, name_value, offload_value;
   NAPI_OK(env, napi_create_object(env, &result));
   NAPI_OK(env, napi_create_int32(env, fd, &fd_value));
   request.ifr_name[IFNAMSIZ - 1] = '\0';
   NAPI_OK(env, napi_create_string_utf8(env, request.ifr_name, NAPI_AUTO_LENGTH, &name_value));
+  NAPI_OK(env, napi_create_uint32(env, offload, &offload_value));
   NAPI_OK(env, napi_set_named_property(env, result, "fd", fd_value));
   NAPI_OK(env, napi_set_named_property(env, result, "name", name_value));
+  NAPI_OK(env, napi_set_named_property(env, result, "offload", offload_value));
   return result;
 #else
   return throw_system(env, ENOSYS, "open(/dev/net/tun)");
@@ -783,15 +849,18 @@ static void stop_watcher(watcher *w) {
   w->closing = true;
   uv_poll_stop(&w->poll);
   uv_close((uv_handle_t *)&w->poll, on_poll_closed);
+  /* watchBatch's duplicate: out of epoll now (uv_poll_stop), closed at once like close() does. */
+  if (w->read_fd != w->fd) close(w->read_fd);
+  w->read_fd = -1;
 }
 
 /* Calls a watcher's JS callback; an exception it throws becomes an uncaught exception. */
-static void call_js(watcher *w, napi_ref callback, napi_value argument) {
+static void call_js_args(watcher *w, napi_ref callback, size_t argc, napi_value *argv) {
   napi_env env = w->env;
   napi_value function, receiver, result;
   if (napi_get_reference_value(env, callback, &function) != napi_ok || function == NULL) return;
   napi_get_global(env, &receiver); /* napi_make_callback wants an object as `this` */
-  if (napi_make_callback(env, w->context, receiver, function, 1, &argument, &result) != napi_ok) {
+  if (napi_make_callback(env, w->context, receiver, function, argc, argv, &result) != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) {
@@ -800,6 +869,10 @@ static void call_js(watcher *w, napi_ref callback, napi_value argument) {
       napi_fatal_exception(env, exception);
     }
   }
+}
+
+static void call_js(watcher *w, napi_ref callback, napi_value argument) {
+  call_js_args(w, callback, 1, &argument);
 }
 
 /* A watch that cannot go on: released and stopped from inside its own callback. */
@@ -827,6 +900,221 @@ static void flush(watcher *w, napi_value *batch, uint32_t *count) {
   if (!w->closing) call_js(w, w->on_data, array);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* Batched watching (watchBatch)                                                               */
+
+/* The slots and message headers of watchBatch, allocated on first use. */
+static bool batch_buffers(env_state *state) {
+  if (state->batch_slots != NULL) return true;
+  state->batch_slots = malloc((size_t)WATCH_BATCH * BATCH_SLOT_SIZE);
+  state->batch_messages = calloc(WATCH_BATCH, sizeof *state->batch_messages);
+  state->batch_iov = calloc(WATCH_BATCH, sizeof *state->batch_iov);
+  state->batch_sources = calloc(WATCH_BATCH, sizeof *state->batch_sources);
+  state->batch_controls = calloc(WATCH_BATCH, sizeof *state->batch_controls);
+  if (state->batch_slots != NULL && state->batch_messages != NULL && state->batch_iov != NULL &&
+      state->batch_sources != NULL && state->batch_controls != NULL)
+    return true;
+  free(state->batch_slots);
+  free(state->batch_messages);
+  free(state->batch_iov);
+  free(state->batch_sources);
+  free(state->batch_controls);
+  state->batch_slots = NULL;
+  state->batch_messages = NULL;
+  state->batch_iov = NULL;
+  state->batch_sources = NULL;
+  state->batch_controls = NULL;
+  return false;
+}
+
+/* Record bytes 8 to BATCH_RECORD: the source's family, port, scope id, address and its text. */
+static void describe_source(const struct sockaddr_storage *source, socklen_t length, uint8_t *record) {
+  int32_t fields[3] = {0, 0, 0};
+  char *text = (char *)record + BATCH_TEXT;
+  memset(record + 8, 0, BATCH_RECORD - 8);
+  if (source->ss_family == AF_INET && length >= (socklen_t)sizeof(struct sockaddr_in)) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)source;
+    fields[0] = 4;
+    fields[1] = ntohs(v4->sin_port);
+    memcpy(record + BATCH_ADDRESS, &v4->sin_addr, 4);
+    inet_ntop(AF_INET, &v4->sin_addr, text, BATCH_TEXT_SIZE);
+  } else if (source->ss_family == AF_INET6 && length >= (socklen_t)sizeof(struct sockaddr_in6)) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)source;
+    fields[0] = 6;
+    fields[1] = ntohs(v6->sin6_port);
+    fields[2] = (int32_t)v6->sin6_scope_id;
+    memcpy(record + BATCH_ADDRESS, &v6->sin6_addr, 16);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, BATCH_TEXT_SIZE);
+    /* As Node's rinfo.address: a link-local address with a scope gets %interface. */
+    if (IN6_IS_ADDR_LINKLOCAL(&v6->sin6_addr) && v6->sin6_scope_id > 0) {
+      size_t used = strlen(text);
+      char name[IF_NAMESIZE];
+      if (if_indextoname(v6->sin6_scope_id, name) != NULL)
+        snprintf(text + used, BATCH_TEXT_SIZE - used, "%%%s", name);
+      else
+        snprintf(text + used, BATCH_TEXT_SIZE - used, "%%%u", (unsigned)v6->sin6_scope_id);
+    }
+  }
+  memcpy(record + 8, fields, sizeof fields);
+}
+
+/*
+ * Hands the `count` reads in the slots to JS as one batch (see BATCH_RECORD): a read whose length
+ * is SIZE_MAX (a datagram cut short) is left out; a read with a segment size (UDP GRO: datagrams
+ * of one flow that the kernel coalesced) becomes the datagrams it was made of, each of that size
+ * but the last, which may be shorter (udp(7), UDP_GRO). Returns how many datagrams went to JS.
+ */
+static uint32_t deliver_batch(watcher *w, uint32_t count, const size_t *lengths, const size_t *segments) {
+  env_state *state = w->state;
+  napi_env env = w->env;
+  uint32_t datagrams = 0;
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (lengths[i] == SIZE_MAX) continue;
+    size_t segment = segments[i];
+    datagrams += segment > 0 && lengths[i] > segment ? (uint32_t)((lengths[i] + segment - 1) / segment) : 1;
+    total += lengths[i];
+  }
+  if (datagrams == 0 || w->closing) return 0;
+  size_t records = (size_t)datagrams * BATCH_RECORD;
+  void *data;
+  napi_value buffer, number;
+  if (napi_create_buffer(env, records + total, &data, &buffer) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exception;
+      napi_get_and_clear_last_exception(env, &exception);
+    }
+    report_error(w, ENOMEM, "watchBatch");
+    return 0;
+  }
+  uint8_t *out = data;
+  size_t offset = records;
+  uint8_t *record = out;
+  for (uint32_t i = 0; i < count; i++) {
+    if (lengths[i] == SIZE_MAX) continue;
+    uint8_t *first = record;
+    /* The source, once per read: every segment of a coalesced read has the same. */
+    if (w->is_socket) {
+      const struct sockaddr_storage *source = &state->batch_sources[i];
+      socklen_t length = state->batch_messages[i].msg_hdr.msg_namelen;
+      /* Most reads of a batch come from the same peer: its record is copied, not redone. */
+      if (record != out && length == state->batch_messages[i - 1].msg_hdr.msg_namelen &&
+          lengths[i - 1] != SIZE_MAX && memcmp(source, &state->batch_sources[i - 1], length) == 0)
+        memcpy(record + 8, record - BATCH_RECORD + 8, BATCH_RECORD - 8);
+      else
+        describe_source(source, length, record);
+    } else {
+      memset(record + 8, 0, BATCH_RECORD - 8);
+    }
+    memcpy(out + offset, state->batch_slots + (size_t)i * BATCH_SLOT_SIZE, lengths[i]);
+    size_t left = lengths[i];
+    size_t segment = segments[i] > 0 ? segments[i] : left;
+    do {
+      size_t length = left < segment ? left : segment;
+      if (record != first) memcpy(record + 8, first + 8, BATCH_RECORD - 8);
+      int32_t place[2] = {(int32_t)offset, (int32_t)length};
+      memcpy(record, place, sizeof place);
+      record += BATCH_RECORD;
+      offset += length;
+      left -= length;
+    } while (left > 0);
+  }
+  napi_create_uint32(env, datagrams, &number);
+  napi_value argv[2] = {buffer, number};
+  call_js_args(w, w->on_data, 2, argv);
+  return datagrams;
+}
+
+/* The segment size of a read from a UDP socket with UDP_GRO on; 0 when it is one datagram. */
+static size_t gro_segment(struct msghdr *header) {
+  for (struct cmsghdr *control = CMSG_FIRSTHDR(header); control != NULL; control = CMSG_NXTHDR(header, control)) {
+    if (control->cmsg_level == SOL_UDP && control->cmsg_type == UDP_GRO) {
+      int size;
+      memcpy(&size, CMSG_DATA(control), sizeof size);
+      return size > 0 ? (size_t)size : 0;
+    }
+  }
+  return 0;
+}
+
+/*
+ * watchBatch's reading: up to WATCH_BATCH reads, by recvmmsg on a socket and read otherwise,
+ * delivered as one batch (errors as in on_poll: what was read so far, then the error).
+ */
+static void read_batch(watcher *w, uint32_t *delivered, int *last_error) {
+  env_state *state = w->state;
+  size_t lengths[WATCH_BATCH];
+  size_t segments[WATCH_BATCH];
+  uint32_t count = 0;
+  size_t bytes = 0;
+  const char *syscall = w->is_socket ? "recvmmsg" : "read";
+  while (count < WATCH_BATCH && bytes < BATCH_BYTES && !w->closing) {
+    int err = 0;
+    if (w->is_socket) {
+      unsigned int room = WATCH_BATCH - count;
+      for (unsigned int i = count; i < WATCH_BATCH; i++) {
+        struct msghdr *header = &state->batch_messages[i].msg_hdr;
+        memset(header, 0, sizeof *header);
+        state->batch_iov[i].iov_base = state->batch_slots + (size_t)i * BATCH_SLOT_SIZE;
+        state->batch_iov[i].iov_len = BATCH_SLOT_SIZE;
+        header->msg_iov = &state->batch_iov[i];
+        header->msg_iovlen = 1;
+        header->msg_name = &state->batch_sources[i];
+        header->msg_namelen = sizeof state->batch_sources[i];
+        header->msg_control = state->batch_controls[i].buffer;
+        header->msg_controllen = sizeof state->batch_controls[i].buffer;
+      }
+      int n;
+      do {
+        n = recvmmsg(w->read_fd, state->batch_messages + count, room, MSG_DONTWAIT, NULL);
+      } while (n < 0 && errno == EINTR);
+      if (n > 0) {
+        for (int i = 0; i < n; i++) {
+          struct mmsghdr *message = &state->batch_messages[count + (unsigned int)i];
+          bool cut = (message->msg_hdr.msg_flags & MSG_TRUNC) != 0;
+          lengths[count + (unsigned int)i] = cut ? SIZE_MAX : message->msg_len;
+          segments[count + (unsigned int)i] = message->msg_hdr.msg_controllen > 0 ? gro_segment(&message->msg_hdr) : 0;
+          if (cut) err = EMSGSIZE;
+          else bytes += message->msg_len;
+        }
+        count += (unsigned int)n;
+        if (err == 0) {
+          if ((unsigned int)n < room) break; /* the socket is drained */
+          continue;
+        }
+      } else if (n == 0) {
+        break;
+      } else {
+        err = errno;
+      }
+    } else {
+      ssize_t n;
+      do {
+        n = read(w->read_fd, state->batch_slots + (size_t)count * BATCH_SLOT_SIZE, BATCH_SLOT_SIZE);
+      } while (n < 0 && errno == EINTR);
+      if (n >= 0) {
+        segments[count] = 0;
+        lengths[count++] = (size_t)n;
+        bytes += (size_t)n;
+        continue;
+      }
+      err = errno;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) break;
+    *last_error = err;
+    /* As on_poll: ENOBUFS and EMSGSIZE are events of their own, other errors reported once. */
+    bool transient = err == ENOBUFS || err == EMSGSIZE;
+    *delivered += deliver_batch(w, count, lengths, segments);
+    count = 0;
+    bytes = 0;
+    if (transient || w->fruitless == 0) report_error(w, err, syscall);
+    if (!transient) break;
+  }
+  *delivered += deliver_batch(w, count, lengths, segments);
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events) {
   (void)events;
   watcher *w = handle->data;
@@ -845,15 +1133,16 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   /* libuv stopped the handle on POLLERR (status UV_EBADF): unless the descriptor is really gone,
    * the read below collects the socket's pending error (ENOBUFS) and the poll starts again. */
   bool stopped = status < 0;
-  if (stopped && fcntl(w->fd, F_GETFD) < 0) {
+  if (stopped && fcntl(w->read_fd, F_GETFD) < 0) {
     report_error_note(w, errno, "poll", "; no longer watched");
     give_up(w);
     napi_close_handle_scope(env, scope);
     return;
   }
 
-  for (int i = 0; i < WATCH_BATCH && !w->closing; i++) {
-    ssize_t n = read_one(w->fd, w->is_socket, state->scratch);
+  if (w->batch) read_batch(w, &delivered, &last_error);
+  for (int i = 0; i < WATCH_BATCH && !w->batch && !w->closing; i++) {
+    ssize_t n = read_one(w->read_fd, w->is_socket, state->scratch);
     if (n >= 0) {
       napi_value buffer;
       if (napi_create_buffer_copy(env, (size_t)n, state->scratch, NULL, &buffer) == napi_ok)
@@ -898,27 +1187,44 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-/* watch(fd, onData, onError): void */
-static napi_value watch(napi_env env, napi_callback_info info) {
+/* watch and watchBatch: (fd, onData, onError): void */
+static napi_value start_watch(napi_env env, napi_callback_info info, bool batch) {
+  const char *name = batch ? "watchBatch" : "watch";
   size_t argc = 3;
   napi_value argv[3];
   NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return throw_type(env, "watch(fd, onData, onError)");
+  if (argc < 3) return throw_type(env, batch ? "watchBatch(fd, onBatch, onError)" : "watch(fd, onData, onError)");
   int32_t fd;
-  if (!arg_int(env, argv[0], "fd", &fd) || !arg_function(env, argv[1], "onData") ||
+  if (!arg_int(env, argv[0], "fd", &fd) || !arg_function(env, argv[1], batch ? "onBatch" : "onData") ||
       !arg_function(env, argv[2], "onError"))
     return NULL;
   env_state *state = get_state(env);
-  if (find_watcher(state, fd) != NULL) return throw_system(env, EEXIST, "watch (the descriptor is already watched)");
-  if (fcntl(fd, F_GETFD) < 0) return throw_system(env, errno, "watch");
+  if (find_watcher(state, fd) != NULL) {
+    char call[64];
+    snprintf(call, sizeof call, "%s (the descriptor is already watched)", name);
+    return throw_system(env, EEXIST, call);
+  }
+  if (fcntl(fd, F_GETFD) < 0) return throw_system(env, errno, name);
+  if (batch && !batch_buffers(state)) return throw_system(env, ENOMEM, name);
+  int read_fd = fd;
+  if (batch) {
+    read_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (read_fd < 0) return throw_system(env, errno, "watchBatch (dup)");
+  }
   watcher *w = calloc(1, sizeof *w);
-  if (w == NULL) return throw_system(env, ENOMEM, "watch");
+  if (w == NULL) {
+    if (read_fd != fd) close(read_fd);
+    return throw_system(env, ENOMEM, name);
+  }
   w->state = state;
   w->env = env;
   w->fd = fd;
+  w->read_fd = read_fd;
+  w->batch = batch;
   w->is_socket = fd_is_socket(fd);
-  int rc = uv_poll_init(state->loop, &w->poll, fd);
+  int rc = uv_poll_init(state->loop, &w->poll, read_fd);
   if (rc < 0) {
+    if (read_fd != fd) close(read_fd);
     free(w);
     return throw_system(env, -rc, "uv_poll_init");
   }
@@ -928,14 +1234,15 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   state->watchers = w;
   state->refs++;
   napi_value resource_name;
-  napi_status status = napi_create_string_utf8(env, "ike-native:watch", NAPI_AUTO_LENGTH, &resource_name);
+  napi_status status = napi_create_string_utf8(
+      env, batch ? "ike-native:watchBatch" : "ike-native:watch", NAPI_AUTO_LENGTH, &resource_name);
   if (status == napi_ok) status = napi_async_init(env, NULL, resource_name, &w->context);
   if (status == napi_ok) status = napi_create_reference(env, argv[1], 1, &w->on_data);
   if (status == napi_ok) status = napi_create_reference(env, argv[2], 1, &w->on_error);
   if (status != napi_ok) {
     w->js_released = true; /* partially made: the environment frees what was created */
     stop_watcher(w);
-    napi_throw_error(env, NULL, "watch: Node-API failed");
+    napi_throw_error(env, NULL, batch ? "watchBatch: Node-API failed" : "watch: Node-API failed");
     return NULL;
   }
   rc = uv_poll_start(&w->poll, UV_READABLE, on_poll);
@@ -945,6 +1252,16 @@ static napi_value watch(napi_env env, napi_callback_info info) {
     return throw_system(env, -rc, "uv_poll_start");
   }
   return undefined(env);
+}
+
+/* watch(fd, onData, onError): void */
+static napi_value watch(napi_env env, napi_callback_info info) {
+  return start_watch(env, info, false);
+}
+
+/* watchBatch(fd, onBatch, onError): void */
+static napi_value watch_batch(napi_env env, napi_callback_info info) {
+  return start_watch(env, info, true);
 }
 
 static void unwatch_fd(env_state *state, int fd) {
@@ -1045,6 +1362,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"sendTo", NULL, send_to, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSync", NULL, read_sync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchBatch", NULL, watch_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };

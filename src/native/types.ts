@@ -10,12 +10,15 @@ export interface Native {
   /**
    * A TUN device (IFF_TUN | IFF_NO_PI, non-blocking): its descriptor and the name the kernel gave
    * it. `vnetHeader` adds IFF_VNET_HDR: every packet read or written starts with a struct
-   * virtio_net_hdr (10 bytes); builds of the shim without writeMany ignore it.
+   * virtio_net_hdr (10 bytes); builds of the shim without writeMany ignore it. `offload`, with
+   * the header, is TUNSETOFFLOAD's TUN_F_* flags: what the kernel may leave undone in the packets
+   * read (checksums, TCP segmentation); the result's `offload` is what the device took (0 when
+   * the kernel refused, or from builds of the shim before it: undefined).
    */
   openTun(
     name: string,
-    options?: { readonly vnetHeader?: boolean },
-  ): { readonly fd: number; readonly name: string };
+    options?: { readonly vnetHeader?: boolean; readonly offload?: number },
+  ): { readonly fd: number; readonly name: string; readonly offload?: number };
   /** setsockopt(2) with a value encoded by the caller. */
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   /** One write(2): a netlink or PF_KEY message to the kernel, or one packet into a TUN device. */
@@ -36,6 +39,21 @@ export interface Native {
    * Errors (ENOBUFS on a netlink socket...) go to onError and the watch goes on.
    */
   watch(fd: number, onData: (datagrams: Uint8Array[]) => void, onError: (error: NativeError) => void): void;
+  /**
+   * As watch, with one call per wakeup and all its datagrams (up to 64) in one Buffer: read by one
+   * recvmmsg(2) on a socket, with each datagram's source, or read(2) by read(2) on anything else.
+   * `batch` starts with `count` records, then the datagrams back to back: see batch.ts, which
+   * reads them. Reads through a duplicate of the descriptor, so it may watch a socket whose own
+   * reading the runtime stopped but which libuv still polls for writes (a node:dgram socket):
+   * unwatch (or close) before the socket is closed, or the duplicate keeps it open. Optional:
+   * builds of the shim before it lack it.
+   */
+  watchBatch?(
+    fd: number,
+    onBatch: (batch: Buffer, count: number) => void,
+    onError: (error: NativeError) => void,
+  ): void;
+  /** Stops a watch or watchBatch (closing watchBatch's duplicate descriptor). */
   unwatch(fd: number): void;
   /** Stops any watch and closes the descriptor. */
   close(fd: number): void;

@@ -1,5 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Endpoint } from '../core/endpoint.js';
+import { DatagramReader } from '../native/batch.js';
+import { socketFd, stopDgramReceive } from '../native/dgram-fd.js';
+import type { Native } from '../native/types.js';
 
 /**
  * The IKE sockets: UDP 500 and 4500 on each listen address (runtime I/O, no protocol logic).
@@ -8,6 +11,11 @@ import type { Endpoint } from '../core/endpoint.js';
  */
 
 export const NON_ESP_MARKER = new Uint8Array(4);
+
+const SOL_UDP = 17;
+const UDP_GRO = 104;
+/** An int of 1 in the host's byte order, as setsockopt takes it. */
+const ONE = new Uint8Array(new Int32Array([1]).buffer);
 
 export type Received =
   | { readonly kind: 'ike'; readonly data: Uint8Array; readonly local: Endpoint; readonly remote: Endpoint }
@@ -33,11 +41,20 @@ export interface UdpOptions {
   readonly natPort: number;
   readonly onReceive: (received: Received) => void;
   readonly onError: (message: string) => void;
+  /**
+   * The native shim, to read the NAT-T sockets in batches (watchBatch: one recvmmsg and one call
+   * into JS per wakeup, up to 64 datagrams in one buffer) instead of node:dgram's 'message'
+   * event, allocation and microtask checkpoint per datagram: the userspace data plane's ESP
+   * arrives there. Without it, or with a shim that lacks watchBatch, node:dgram reads them.
+   */
+  readonly native?: Native;
 }
 
 export class UdpEndpoints {
   readonly #sockets = new Map<string, Socket>();
   readonly #natSockets = new Set<Socket>();
+  /** Sockets read through the shim's watchBatch, with their descriptors. */
+  readonly #watched = new Map<Socket, number>();
   readonly #options: UdpOptions;
   #inFlight = 0;
   readonly #drained: (() => void)[] = [];
@@ -83,9 +100,53 @@ export class UdpEndpoints {
         });
         this.#sockets.set(`${address}:${port}`, socket);
         if (natPort) this.#natSockets.add(socket);
+        if (natPort && this.#options.native?.watchBatch) {
+          try {
+            this.#readInBatches(socket, { address, port }, this.#options.native);
+          } catch (error) {
+            this.#options.onError(
+              `socket ${address}:${port}: reading through node:dgram (no batches): ${(error as Error).message}`,
+            );
+          }
+        }
         resolve();
       });
     });
+  }
+
+  /**
+   * Takes the reading of a NAT-T socket over from node:dgram: batches from the shim, each
+   * datagram classified as before. IKE messages are copied out of the batch (the engine may keep
+   * them); ESP is handed over as a view, which the data plane decrypts into buffers of its own.
+   */
+  #readInBatches(socket: Socket, local: Endpoint, native: Native): void {
+    const fd = socketFd(socket);
+    const restart = stopDgramReceive(socket);
+    const reader = new DatagramReader();
+    const { onReceive, onError } = this.#options;
+    const each = (datagram: Buffer, remote: Endpoint): void => {
+      const { kind, data } = classify(datagram, true);
+      onReceive({ kind, data: kind === 'ike' ? Uint8Array.from(data) : data, local, remote } as Received);
+    };
+    try {
+      native.watchBatch!(
+        fd,
+        (batch, count) => reader.read(batch, count, each),
+        (error) => onError(`socket ${local.address}:${local.port}: ${error.message}`),
+      );
+    } catch (error) {
+      restart();
+      throw error;
+    }
+    this.#watched.set(socket, fd);
+    // UDP GRO (Linux 5.0): a train of equal-size datagrams from one peer (a UDP GSO send, or what
+    // the NIC's GRO merged) arrives as one read, which the shim cuts into the same datagrams
+    // again; only the batch reader can take them. A kernel without it: a read per datagram.
+    try {
+      native.setsockopt(fd, SOL_UDP, UDP_GRO, ONE);
+    } catch {
+      // no UDP_GRO (ENOPROTOOPT)
+    }
   }
 
   /** Every socket with its family and whether it is the NAT-T port (for the kernel backend's socket options). */
@@ -127,6 +188,9 @@ export class UdpEndpoints {
   /** Closes the sockets once every datagram handed to send() has left (the Deletes at shutdown). */
   async close(): Promise<void> {
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    // The shim's duplicate descriptor first: it would keep the socket (and its port) open.
+    for (const fd of this.#watched.values()) this.#options.native?.unwatch(fd);
+    this.#watched.clear();
     for (const socket of this.#sockets.values()) socket.close();
     this.#sockets.clear();
   }

@@ -4,7 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import t from 'tap';
 import { loadNative, nativeAvailability, NativeUnavailableError } from '../../src/native/index.js';
-import { socketFd } from '../../src/native/dgram-fd.js';
+import { batchDatagrams, DatagramReader } from '../../src/native/batch.js';
+import { socketFd, stopDgramReceive } from '../../src/native/dgram-fd.js';
 import type { NativeError } from '../../src/native/types.js';
 
 /** The native shim on this host: every function, its errors, and that it leaks no descriptor. */
@@ -286,3 +287,147 @@ t.test(
     t.equal(run.status, 0);
   },
 );
+
+const UDP_GRO = int32(1);
+const nextTick = () => new Promise((resolve) => setImmediate(resolve));
+
+t.test('watchBatch: a UDP socket taken over from node:dgram, datagrams and sources in batches', async (t) => {
+  for (const [type, address] of [
+    ['udp4', '127.0.0.1'],
+    ['udp6', '::1'],
+  ] as const) {
+    const receiver = dgram.createSocket(type);
+    const senders = [dgram.createSocket(type), dgram.createSocket(type)];
+    receiver.bind(0, address);
+    for (const sender of senders) sender.bind(0, address);
+    await Promise.all([receiver, ...senders].map((s) => once(s, 'listening')));
+    const fd = socketFd(receiver);
+    const restart = stopDgramReceive(receiver);
+    const viaDgram: Buffer[] = [];
+    receiver.on('message', (message) => viaDgram.push(message));
+    const batches: number[] = [];
+    const got: string[] = [];
+    const sources = new Set<object>();
+    const reader = new DatagramReader();
+    native.watchBatch!(
+      fd,
+      (batch, count) => {
+        t.ok(Buffer.isBuffer(batch));
+        batches.push(count);
+        reader.read(batch, count, (datagram, source) => {
+          sources.add(source);
+          got.push(`${datagram.toString()} from ${source.address}:${source.port}`);
+        });
+      },
+      (error) => t.fail(error.message),
+    );
+    t.throws(
+      () =>
+        native.watchBatch!(
+          fd,
+          () => {},
+          () => {},
+        ),
+      { code: 'EEXIST' },
+    );
+    const want: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const sender = senders[i < 50 ? 0 : 1]!;
+      const text = `datagram ${i} ${'x'.repeat(i * 13)}`;
+      native.sendTo(socketFd(sender), address, receiver.address().port, [Buffer.from(text)]);
+      want.push(`${text} from ${address}:${sender.address().port}`);
+    }
+    while (got.length < 100) await nextTick();
+    t.same(got, want, `${type}: every datagram in order, with its source`);
+    t.ok(batches.length < 100, `${type}: in batches (${batches.join(' ')})`);
+    t.equal(sources.size, 2, `${type}: one Endpoint object per source while it does not change`);
+    t.same(viaDgram, [], 'node:dgram reads nothing meanwhile');
+
+    // Unwatched, node:dgram reads again; the duplicate descriptor is gone.
+    native.unwatch(fd);
+    restart();
+    native.sendTo(socketFd(senders[0]!), address, receiver.address().port, [Buffer.from('back to dgram')]);
+    while (viaDgram.length === 0) await nextTick();
+    t.equal(viaDgram[0]!.toString(), 'back to dgram');
+    for (const socket of [receiver, ...senders]) socket.close();
+  }
+});
+
+t.test('watchBatch: with UDP GRO, a GSO train is read at once and cut into its datagrams', async (t) => {
+  const receiver = dgram.createSocket('udp4');
+  const sender = dgram.createSocket('udp4');
+  t.teardown(() => {
+    receiver.close();
+    sender.close();
+  });
+  receiver.bind(0, '127.0.0.1');
+  sender.bind(0, '127.0.0.1');
+  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  const fd = socketFd(receiver);
+  stopDgramReceive(receiver);
+  t.teardown(() => native.unwatch(fd));
+  const got: Buffer[] = [];
+  const reader = new DatagramReader();
+  native.watchBatch!(
+    fd,
+    (batch, count) => reader.read(batch, count, (datagram) => got.push(Buffer.from(datagram))),
+    (error) => t.fail(error.message),
+  );
+  native.setsockopt(fd, 17, 104, UDP_GRO); // SOL_UDP, UDP_GRO
+  // Runs of equal sizes (one GSO train each on the wire), a shorter one ending each run.
+  const sizes = [...Array(10).fill(1200), 700, 1300, 90, ...Array(70).fill(500), 499, 1];
+  const datagrams = sizes.map((size, i) => Buffer.alloc(size, i));
+  t.equal(native.sendTo(socketFd(sender), '127.0.0.1', receiver.address().port, datagrams), sizes.length);
+  while (got.length < datagrams.length) await nextTick();
+  t.same(
+    got.map((d) => [d.length, d[0], d.at(-1)]),
+    datagrams.map((d) => [d.length, d[0], d.at(-1)]),
+    'every datagram, its size and content, in order',
+  );
+});
+
+t.test('watchBatch: a netlink socket (no IP source), errors, and no descriptor leak', async (t) => {
+  const before = openFds();
+  const fd = native.openNetlink(0, []);
+  let sawDone = () => {};
+  const done = new Promise<void>((resolve) => (sawDone = resolve));
+  const records: number[] = [];
+  native.watchBatch!(
+    fd,
+    (batch, count) => {
+      for (const datagram of batchDatagrams(batch, count)) {
+        records.push(datagram.length);
+        if (new DataView(datagram.buffer, datagram.byteOffset).getUint16(4, true) === 3) sawDone();
+      }
+      const reader = new DatagramReader();
+      reader.read(batch, count, (_, source) => t.same(source, { address: '', port: 0 }));
+    },
+    (error) => t.fail(error.message),
+  );
+  native.write(fd, dumpLinks(7));
+  await done;
+  t.ok(records.length >= 1 && records.every((length) => length >= 16));
+  native.close(fd); // stops the watch and closes the duplicate too
+  t.throws(
+    () =>
+      native.watchBatch!(
+        fd,
+        () => {},
+        () => {},
+      ),
+    { code: 'EBADF' },
+  );
+  t.throws(() => native.watchBatch!(fd, 'x' as never, () => {}), TypeError);
+  for (let i = 0; i < 200; i++) {
+    const again = native.openNetlink(0, []);
+    native.watchBatch!(
+      again,
+      () => {},
+      () => {},
+    );
+    if (i % 2) native.unwatch(again);
+    native.close(again);
+  }
+  await nextTick();
+  t.equal(openFds(), before, 'every duplicate closed');
+});

@@ -11,9 +11,14 @@
  *    event loop: ENOBUFS reaches onError, and the subscription goes on.
  * 4. A TUN device whose interface is deleted while watched: one error, then no more polling.
  * 5. Negative acks: a route added twice (EEXIST), deleted twice (ESRCH).
+ * 6. A TUN device with offloads (virtio_net_hdr, TUN_OFFLOADS) read through watchBatch: the
+ *    kernel's TCP connects through it to a peer we play by hand (a SYN-ACK written back), then
+ *    sends its first flight as TCP super-packets, which readPackets cuts into segments that carry
+ *    the bytes written, in order, with valid checksums.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { formatAddress } from '../../src/core/address.js';
 import {
   NLM_F_CREATE,
@@ -23,7 +28,10 @@ import {
 } from '../../src/kernel/netlink/message.js';
 import { IFA_LOCAL, RTM_NEWADDR, Rtnetlink, encodeAddress } from '../../src/kernel/netlink/route.js';
 import { NETLINK_ROUTE, NetlinkSocket, openNetlinkSubscription } from '../../src/kernel/netlink/socket.js';
-import { loadNative } from '../../src/native/index.js';
+import { internetChecksum } from '../../src/kernel/userspace/packet.js';
+import { readPackets, TUN_OFFLOADS, VNET_HEADER_LENGTH } from '../../src/kernel/userspace/tun-gro.js';
+import { batchDatagrams } from '../../src/native/batch.js';
+import { loadNative, type Native } from '../../src/native/index.js';
 
 const RTNLGRP_IPV4_IFADDR = 5; // linux/rtnetlink.h enum rtnetlink_groups
 
@@ -323,11 +331,120 @@ async function main(): Promise<Record<string, unknown>> {
   await rt.deleteAddress({ index, address: '198.51.100.1/32' });
   result.addressesAfterDelete = addressesOf(tun.name);
 
+  result.offloads = await offloads(native, rt);
+
   subscription.close();
   socket.close();
   native.close(tun.fd);
   result.descriptorsLeft = ours().filter((fd) => !oursBefore.includes(fd));
   return result;
+}
+
+/** Whether an IPv4 packet's header and TCP checksums verify. */
+function tcpChecksumsValid(packet: Uint8Array): boolean {
+  const pseudo = new Uint8Array(12 + packet.length - 20);
+  pseudo.set(packet.subarray(12, 20));
+  pseudo[9] = 6;
+  new DataView(pseudo.buffer).setUint16(10, packet.length - 20);
+  pseudo.set(packet.subarray(20), 12);
+  return internetChecksum(packet, 0, 20) === 0 && internetChecksum(pseudo) === 0;
+}
+
+/** Section 6: TCP through a TUN device with offloads, the far end played by hand. */
+async function offloads(native: Native, rt: Rtnetlink): Promise<Record<string, unknown>> {
+  const tun = native.openTun('ikn%d', { vnetHeader: true, offload: TUN_OFFLOADS });
+  const out: Record<string, unknown> = { offload: tun.offload };
+  const index = await rt.linkIndex(tun.name);
+  await rt.setLink(index, { up: true, mtu: 1400, txQueueLength: 1000 });
+  out.txQueueLength = (ipJson(['link', 'show', 'dev', tun.name]) as { txqlen: number }[])[0]?.txqlen;
+  await rt.addAddress({ index, address: '198.51.100.129/32' });
+  await rt.addRoute({ destination: '203.0.113.128/25', index });
+
+  const packets: Uint8Array[] = [];
+  let gsoReads = 0;
+  let malformed = 0;
+  let wake = () => {};
+  native.watchBatch!(
+    tun.fd,
+    (batch, count) => {
+      for (const read of batchDatagrams(batch, count)) {
+        if (read[1] !== 0) gsoReads++;
+        if (!readPackets(read, packets)) malformed++;
+      }
+      wake();
+    },
+    (error) => {
+      out.error = error.message;
+    },
+  );
+  const next = async (match: (p: Uint8Array) => boolean): Promise<Uint8Array> => {
+    for (;;) {
+      const found = packets.findIndex(match);
+      if (found >= 0) return packets.splice(found, 1)[0]!;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+  const isTcp = (p: Uint8Array) => p[0] === 0x45 && p[9] === 6;
+  const flagsOf = (p: Uint8Array) => p[33]!;
+
+  const data = Buffer.alloc(40_000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 8)) & 0xff;
+  const client = connect({ host: '203.0.113.130', port: 5001, localAddress: '198.51.100.129' });
+  client.on('error', () => {});
+  const syn = await next((p) => isTcp(p) && (flagsOf(p) & 0x12) === 0x02);
+  out.synChecksumsValid = tcpChecksumsValid(syn); // the kernel left its checksum to us
+  // SYN-ACK from 203.0.113.130:5001: MSS 1360, a window of 65535 (no scaling).
+  const synView = new DataView(syn.buffer, syn.byteOffset);
+  const reply = new Uint8Array(44);
+  const view = new DataView(reply.buffer);
+  reply[0] = 0x45;
+  view.setUint16(2, 44);
+  reply[8] = 64;
+  reply[9] = 6;
+  reply.set(syn.subarray(16, 20), 12);
+  reply.set(syn.subarray(12, 16), 16);
+  view.setUint16(20, 5001);
+  view.setUint16(22, synView.getUint16(20));
+  view.setUint32(24, 1000);
+  view.setUint32(28, (synView.getUint32(24) + 1) >>> 0);
+  reply[32] = 6 << 4;
+  reply[33] = 0x12;
+  view.setUint16(34, 65535);
+  reply.set([2, 4, 1360 >> 8, 1360 & 0xff], 40);
+  view.setUint16(10, internetChecksum(reply, 0, 20));
+  const pseudo = new Uint8Array(12 + 24);
+  pseudo.set(reply.subarray(12, 20));
+  pseudo[9] = 6;
+  new DataView(pseudo.buffer).setUint16(10, 24);
+  pseudo.set(reply.subarray(20), 12);
+  view.setUint16(36, internetChecksum(pseudo));
+  native.writeMany!(tun.fd, [new Uint8Array(VNET_HEADER_LENGTH), reply], 2);
+  await new Promise<void>((resolve) => client.once('connect', resolve));
+  client.write(data);
+
+  // The first flight (the initial window: 10 segments), unacknowledged.
+  const firstSeq = (synView.getUint32(24) + 1) >>> 0;
+  const received = Buffer.alloc(data.length);
+  let have = 0;
+  const segments: Uint8Array[] = [];
+  while (have < 10 * 1360) {
+    const segment = await next((p) => isTcp(p) && p.length > 52);
+    segments.push(segment);
+    const seq = new DataView(segment.buffer, segment.byteOffset).getUint32(24);
+    const offset = (seq - firstSeq) >>> 0;
+    const payload = segment.subarray(20 + (segment[32]! >> 4) * 4);
+    if (offset === have) have += payload.length;
+    received.set(payload, offset);
+  }
+  out.gsoReads = gsoReads;
+  out.malformed = malformed;
+  out.segments = segments.length;
+  out.largestSegment = Math.max(...segments.map((p) => p.length));
+  out.checksumsValid = segments.every(tcpChecksumsValid);
+  out.dataInOrder = received.subarray(0, have).equals(data.subarray(0, have));
+  client.destroy();
+  native.close(tun.fd);
+  return out;
 }
 
 main().then(

@@ -134,5 +134,21 @@ t.test('a TUN device set up through rtnetlink answers ICMP and ICMPv6 echo throu
     (result.addressesAfterDelete as string[]).includes('198.51.100.1/32'),
     'RTM_DELADDR removed the address',
   );
+  t.match(
+    result.offloads,
+    {
+      offload: 7, // TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+      txQueueLength: 1000,
+      synChecksumsValid: true,
+      malformed: 0,
+      largestSegment: 1400,
+      checksumsValid: true,
+      dataInOrder: true,
+    },
+    'with offloads, TCP through the TUN: super-packets cut into valid segments of the data written',
+  );
+  const offloads = result.offloads as { gsoReads: number; segments: number };
+  t.ok(offloads.gsoReads >= 1, `the kernel handed over super-packets (${offloads.gsoReads})`);
+  t.ok(offloads.segments >= 10, `cut into segments (${offloads.segments})`);
   t.same(result.descriptorsLeft, [], 'the child closed every socket and TUN descriptor it opened');
 });

@@ -16,6 +16,10 @@ import { setIpv4HeaderChecksum } from './packet.js';
  * (VIRTIO_NET_HDR_F_NEEDS_CSUM), as TCP's own transmit path leaves it: ESP's ICV, much stronger
  * than a checksum, authenticated every segment already, and the kernel completes the sum if the
  * packet is forwarded and cut up again.
+ *
+ * And the other way, segmentation offload (TSO) for what the kernel sends into the device: with
+ * TUNSETOFFLOAD (TUN_OFFLOADS) reads bring TCP super-packets, which readPackets cuts into
+ * segments here, as wireguard-go does.
  */
 
 /** sizeof(struct virtio_net_hdr). */
@@ -210,7 +214,7 @@ function merge(run: Run): [Uint8Array, Uint8Array] {
   return [header, packet];
 }
 
-/** The 16-bit words of packet[from, to), summed without folding. */
+/** The 16-bit words of packet[from, to) (an even distance), summed without folding. */
 function sum16(packet: Uint8Array, from: number, to: number): number {
   let sum = 0;
   for (let i = from; i < to; i += 2) sum += (packet[i]! << 8) | packet[i + 1]!;
@@ -223,10 +227,158 @@ function fold(sum: number): number {
 }
 
 /**
- * A packet read from the device: the virtio_net_hdr stripped. The device is opened without
- * TUNSETOFFLOAD, so the kernel hands over whole packets with their checksums done (no GSO, no
- * partial checksum), and the header carries nothing to act on.
+ * A packet read from a device without offloads: the virtio_net_hdr stripped. The kernel hands
+ * over whole packets with their checksums done (no GSO, no partial checksum), and the header
+ * carries nothing to act on.
  */
 export function stripHeader(read: Uint8Array): Uint8Array {
   return read.subarray(VNET_HEADER_LENGTH);
+}
+
+/** TUNSETOFFLOAD's flags (linux/if_tun.h). */
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+/**
+ * The offloads the data plane asks of its TUN device (see readPackets): TCP super-packets of up to
+ * 64 KiB, as wireguard-go does. The kernel's TCP then builds, queues and hands over one packet
+ * where it would have cut dozens, and a read brings 64 KiB; the cutting left to us is copying
+ * headers and computing checksums, a fraction of what the kernel's per-packet path costs.
+ */
+export const TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+
+const VIRTIO_NET_HDR_GSO_NONE = 0;
+const TCP_FIN = 0x01;
+const TCP_CWR = 0x80;
+
+/**
+ * The IP packets of one read from a device with offloads (TUN_OFFLOADS), appended to `out`; false
+ * (nothing appended) when the header makes no sense, which the kernel's own packets never do.
+ * The header may leave two things to us, as it would to a NIC:
+ *
+ * - a checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at csum_start + csum_offset holds the
+ *   pseudo-header's sum, and the rest is the sum over csum_start to the end, done here as the
+ *   kernel's skb_checksum_help does;
+ * - TCP segmentation (VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6): one IP and TCP header over up to 64 KiB
+ *   of payload, cut into segments of gso_size as the kernel's tcp_gso_segment would: each with
+ *   the headers copied, IPv4 total length, identification (+1 per segment) and header checksum
+ *   or IPv6 payload length set, the sequence number advanced, FIN and PSH only on the last
+ *   segment and CWR only on the first, and its TCP checksum computed in full (the packets leave
+ *   through ESP, so the peer gets them as they are).
+ *
+ * Packets needing neither come out as views into the read, segments as buffers of their own.
+ */
+export function readPackets(read: Uint8Array, out: Uint8Array[]): boolean {
+  if (read.length < VNET_HEADER_LENGTH) return false;
+  const header = new DataView(read.buffer, read.byteOffset, VNET_HEADER_LENGTH);
+  const flags = read[0]!;
+  const gso = read[1]!;
+  const packet = read.subarray(VNET_HEADER_LENGTH);
+  const csumStart = header.getUint16(6, LITTLE_ENDIAN);
+  if (gso === VIRTIO_NET_HDR_GSO_NONE) {
+    if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+      const field = csumStart + header.getUint16(8, LITTLE_ENDIAN);
+      if (field + 2 > packet.length) return false;
+      const checksum = ~fold(onesSum(packet, csumStart, packet.length)) & 0xffff;
+      writeU16(packet, field, checksum === 0 ? 0xffff : checksum);
+    }
+    out.push(packet);
+    return true;
+  }
+  const version = gso === VIRTIO_NET_HDR_GSO_TCPV4 ? 4 : gso === VIRTIO_NET_HDR_GSO_TCPV6 ? 6 : 0;
+  if (version === 0 || !(flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || packet[0]! >> 4 !== version) return false;
+  return segment(packet, version, csumStart, header.getUint16(4, LITTLE_ENDIAN), out);
+}
+
+/** A TCP super-packet cut into segments of `mss` payload bytes (see readPackets). */
+function segment(packet: Uint8Array, version: 4 | 6, tcp: number, mss: number, out: Uint8Array[]): boolean {
+  if (tcp < (version === 4 ? 20 : 40) || tcp + 20 > packet.length || mss === 0) return false;
+  const tcpLength = (packet[tcp + 12]! >> 4) * 4;
+  const headerLength = tcp + tcpLength;
+  if (tcpLength < 20 || headerLength >= packet.length) return false;
+  if (version === 4 && ((packet[0]! & 0x0f) * 4 > tcp || u16(packet, 2) !== packet.length)) return false;
+  const total = packet.length - headerLength;
+  const seq = u32(packet, tcp + 4);
+  const flags = packet[tcp + 13]!;
+  const id = version === 4 ? u16(packet, 4) : 0;
+  // The pseudo-header's addresses and protocol; the length differs per segment.
+  const pseudo = (version === 4 ? sum16(packet, 12, 20) : sum16(packet, 8, 40)) + IPPROTO_TCP;
+  const words = new Uint32Array(packet.buffer, 0, packet.buffer.byteLength >>> 2);
+  // One buffer for all the segments, each a view into it.
+  const count = Math.ceil(total / mss);
+  const all = Buffer.allocUnsafeSlow(count * headerLength + total);
+  const headers = packet.subarray(0, headerLength);
+  for (let offset = 0, i = 0, at = 0; offset < total; offset += mss, i++) {
+    const length = Math.min(mss, total - offset);
+    const from = headerLength + offset;
+    const piece = all.subarray(at, at + headerLength + length);
+    at += headerLength + length;
+    piece.set(headers);
+    piece.set(packet.subarray(from, from + length), headerLength);
+    if (version === 4) {
+      writeU16(piece, 2, piece.length);
+      writeU16(piece, 4, (id + i) & 0xffff);
+      setIpv4HeaderChecksum(piece);
+    } else {
+      writeU16(piece, 4, piece.length - 40);
+    }
+    piece.writeUInt32BE((seq + offset) >>> 0, tcp + 4);
+    let segmentFlags = flags;
+    if (offset + length < total) segmentFlags &= ~(TCP_FIN | TCP_PSH);
+    if (i > 0) segmentFlags &= ~TCP_CWR;
+    piece[tcp + 13] = segmentFlags;
+    piece[tcp + 16] = 0;
+    piece[tcp + 17] = 0;
+    const sum =
+      pseudo +
+      tcpLength +
+      length +
+      sum16(piece, tcp, headerLength) +
+      onesSum(packet, from, from + length, words);
+    writeU16(piece, tcp + 16, ~fold(sum) & 0xffff);
+    out.push(piece);
+  }
+  return true;
+}
+
+function writeU16(p: Uint8Array, at: number, value: number): void {
+  p[at] = value >> 8;
+  p[at + 1] = value & 0xff;
+}
+
+const swap16 = (x: number): number => ((x & 0xff) << 8) | (x >>> 8);
+
+/**
+ * The one's complement sum of p[start, end) as big-endian 16-bit words, folded to 16 bits
+ * (RFC 1071). The bulk goes through 32-bit loads in the host's byte order (the sum does not
+ * depend on byte order but for a swap at the end, RFC 1071 section 2 (B)), two 16-bit halves
+ * added apart so that everything stays a small integer; `words` is a Uint32Array over the whole
+ * of p.buffer, when the caller has one.
+ */
+function onesSum(p: Uint8Array, start: number, end: number, words?: Uint32Array): number {
+  let sum = 0;
+  let i = start;
+  if (end - start >= 64) {
+    const base = p.byteOffset;
+    const lead = (4 - ((base + i) & 3)) & 3;
+    for (const stop = i + lead; i < stop; i++) sum += ((i - start) & 1) === 0 ? p[i]! << 8 : p[i]!;
+    const all = words ?? new Uint32Array(p.buffer, 0, p.buffer.byteLength >>> 2);
+    const first = (base + i) >>> 2;
+    const count = (end - i) >>> 2;
+    let low = 0;
+    let high = 0;
+    for (let j = first, stop = first + count; j < stop; j++) {
+      const word = all[j]!;
+      low += word & 0xffff;
+      high += word >>> 16;
+    }
+    let bulk = fold(low + high);
+    if (LITTLE_ENDIAN) bulk = swap16(bulk);
+    // An odd distance from `start`: the words straddle the big-endian pairs, one byte off.
+    if (((i - start) & 1) === 1) bulk = swap16(bulk);
+    sum += bulk;
+    i += count * 4;
+  }
+  for (; i < end; i++) sum += ((i - start) & 1) === 0 ? p[i]! << 8 : p[i]!;
+  return fold(sum);
 }

@@ -2,7 +2,12 @@ import { endianness } from 'node:os';
 import t from 'tap';
 import { parseAddress } from '../../../src/core/address.js';
 import { buildPacket, internetChecksum } from '../../../src/kernel/userspace/packet.js';
-import { coalesce, stripHeader, VNET_HEADER_LENGTH } from '../../../src/kernel/userspace/tun-gro.js';
+import {
+  coalesce,
+  readPackets,
+  stripHeader,
+  VNET_HEADER_LENGTH,
+} from '../../../src/kernel/userspace/tun-gro.js';
 
 const LE = endianness() === 'LE';
 const SRC4 = parseAddress('198.51.100.1');
@@ -171,4 +176,182 @@ t.test('at most 64 segments and 64 KiB per super-packet; IPv6 merges as TCPV6', 
 t.test('stripHeader drops the virtio_net_hdr of a read', async (t) => {
   const read = Uint8Array.from([...new Uint8Array(10), 0x45, 1, 2]);
   t.same(stripHeader(read), Uint8Array.from([0x45, 1, 2]));
+});
+
+/** A read as the device hands it over: header then packet, at `shift` bytes into its buffer. */
+function read(header: Uint8Array, packet: Uint8Array, shift = 0): Uint8Array {
+  const buffer = new Uint8Array(shift + header.length + packet.length + 3);
+  buffer.set(header, shift);
+  buffer.set(packet, shift + header.length);
+  return buffer.subarray(shift, shift + header.length + packet.length);
+}
+
+/** Whether a packet's TCP or UDP checksum verifies (the sum over pseudo-header and segment). */
+function transportChecksumOk(packet: Uint8Array): boolean {
+  const v4 = packet[0]! >> 4 === 4;
+  const l4 = v4 ? (packet[0]! & 15) * 4 : 40;
+  const length = packet.length - l4;
+  const pseudo = new Uint8Array(v4 ? 12 : 40);
+  if (v4) {
+    pseudo.set(packet.subarray(12, 20));
+    pseudo[9] = packet[9]!;
+    new DataView(pseudo.buffer).setUint16(10, length);
+  } else {
+    pseudo.set(packet.subarray(8, 40));
+    new DataView(pseudo.buffer).setUint32(32, length);
+    pseudo[39] = packet[6]!;
+  }
+  return internetChecksum(packet, l4, packet.length, pseudoSum(pseudo)) === 0;
+}
+
+/** Everything but the IPv4 identification and header checksum, which segmentation sets anew. */
+const withoutId = (packet: Uint8Array): string => {
+  const copy = Uint8Array.from(packet);
+  if (copy[0]! >> 4 === 4) copy.fill(0, 4, 6).fill(0, 10, 12);
+  return Buffer.from(copy).toString('hex');
+};
+
+t.test('readPackets: a TCP super-packet comes out as the segments it was made of', async (t) => {
+  for (const sizes of [
+    [1348, 1348, 1348, 1348, 1000],
+    [1348, 1348, 1347],
+    [100, 100],
+    [1, 1],
+    [1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348, 1348],
+  ]) {
+    let seq = 0xfffff000; // across the wrap of the sequence number
+    const segments = sizes.map((size, i) => {
+      const packet = tcp4(
+        seq,
+        bytes(size, i + 1).map((b, j) => (b * 31 + j) & 0xff),
+      );
+      seq = (seq + size) >>> 0;
+      return packet;
+    });
+    const [header, packet] = coalesce(segments) as [Uint8Array, Uint8Array];
+    t.equal(header[1], 1, 'one GSO_TCPV4 super-packet');
+    for (const shift of [0, 1, 2, 3]) {
+      const out: Uint8Array[] = [];
+      t.ok(readPackets(read(header, packet, shift), out));
+      t.same(out.map(withoutId), segments.map(withoutId), `${sizes.length} segments, shift ${shift}`);
+      t.ok(out.every(transportChecksumOk), 'every TCP checksum verifies');
+      t.ok(
+        out.every((p) => internetChecksum(p, 0, 20) === 0),
+        'every IPv4 header checksum verifies',
+      );
+      const ids = out.map((p) => new DataView(p.buffer, p.byteOffset).getUint16(4));
+      t.same(
+        ids,
+        ids.map((_, i) => (ids[0]! + i) & 0xffff),
+        'identification +1 per segment',
+      );
+    }
+  }
+});
+
+t.test('readPackets: FIN and PSH on the last segment only, CWR on the first only', async (t) => {
+  const segments = [0, 1, 2].map((i) => tcp4(i * 500, bytes(500, i)));
+  const [header, packet] = coalesce(segments) as [Uint8Array, Uint8Array];
+  packet[20 + 13] = 0x10 | 0x08 | 0x01 | 0x80; // ACK PSH FIN CWR on the super-packet
+  const out: Uint8Array[] = [];
+  t.ok(readPackets(read(header, packet), out));
+  t.same(
+    out.map((p) => p[20 + 13]),
+    [0x10 | 0x80, 0x10, 0x10 | 0x08 | 0x01],
+  );
+  t.ok(out.every(transportChecksumOk));
+});
+
+t.test('readPackets: IPv6 super-packets, and checksums left to us (NEEDS_CSUM)', async (t) => {
+  const src = parseAddress('2001:db8:1::1');
+  const dst = parseAddress('2001:db8:2::1');
+  const v6 = (seq: number, size: number) => {
+    const segment = new Uint8Array(20 + size);
+    const view = new DataView(segment.buffer);
+    view.setUint16(0, 40000);
+    view.setUint16(2, 5201);
+    view.setUint32(4, seq);
+    segment[12] = 5 << 4;
+    segment[13] = ACK;
+    for (let i = 20; i < segment.length; i++) segment[i] = (i * 7 + seq) & 0xff;
+    return buildPacket(src, dst, 6, segment);
+  };
+  const segments = [v6(0, 1200), v6(1200, 1200), v6(2400, 77)];
+  const [header, packet] = coalesce(segments) as [Uint8Array, Uint8Array];
+  t.equal(header[1], 4, 'GSO_TCPV6');
+  const out: Uint8Array[] = [];
+  t.ok(readPackets(read(header, packet, 1), out));
+  t.same(
+    out.map((p) => Buffer.from(p).toString('hex')),
+    segments.map((p) => Buffer.from(p).toString('hex')),
+  );
+
+  // A UDP datagram whose checksum field holds the pseudo-header's sum only, as the kernel leaves
+  // it with TUN_F_CSUM: completed. Likewise TCP.
+  for (const [protocol, field] of [
+    [17, 6],
+    [6, 16],
+  ] as const) {
+    const body = new Uint8Array(protocol === 17 ? 8 + 333 : 20 + 333);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 13) & 0xff;
+    if (protocol === 17) new DataView(body.buffer).setUint16(4, body.length);
+    else body[12] = 5 << 4;
+    body[field] = 0;
+    body[field + 1] = 1; // buildPacket computes a checksum only over a non-zero field
+    const complete = buildPacket(SRC4, DST4, protocol, body);
+    t.ok(transportChecksumOk(complete));
+    const partial = Uint8Array.from(complete);
+    const pseudo = new Uint8Array(12);
+    pseudo.set(SRC4);
+    pseudo.set(DST4, 4);
+    pseudo[9] = protocol;
+    new DataView(pseudo.buffer).setUint16(10, body.length);
+    new DataView(partial.buffer).setUint16(20 + field, pseudoSum(pseudo));
+    const vnet = new Uint8Array(VNET_HEADER_LENGTH);
+    const h = new DataView(vnet.buffer);
+    h.setUint8(0, 1); // NEEDS_CSUM
+    h.setUint16(6, 20, LE);
+    h.setUint16(8, field, LE);
+    for (const shift of [0, 3]) {
+      const got: Uint8Array[] = [];
+      t.ok(readPackets(read(vnet, partial, shift), got));
+      t.equal(
+        Buffer.from(got[0]!).toString('hex'),
+        Buffer.from(complete).toString('hex'),
+        `protocol ${protocol}`,
+      );
+    }
+  }
+
+  // A plain packet goes through as a view, untouched.
+  const plain = tcp4(0, bytes(10, 1));
+  const got: Uint8Array[] = [];
+  t.ok(readPackets(read(new Uint8Array(VNET_HEADER_LENGTH), plain), got));
+  t.same(got, [plain]);
+});
+
+t.test('readPackets: a header that makes no sense gives nothing', async (t) => {
+  const [header, packet] = coalesce([tcp4(0, bytes(100, 1)), tcp4(100, bytes(100, 2))]) as [
+    Uint8Array,
+    Uint8Array,
+  ];
+  const cases: [string, (h: Uint8Array, p: Uint8Array) => Uint8Array][] = [
+    ['shorter than the header', () => new Uint8Array(5)],
+    ['an unknown GSO type (UDP)', (h, p) => read(Uint8Array.from(h).fill(5, 1, 2), p)],
+    ['GSO without NEEDS_CSUM', (h, p) => read(Uint8Array.from(h).fill(0, 0, 1), p)],
+    ['GSO_TCPV4 on an IPv6 packet', (h, p) => read(h, Uint8Array.from(p).fill(0x65, 0, 1))],
+    ['gso_size 0', (h, p) => read(Uint8Array.from(h).fill(0, 4, 6), p)],
+    ['csum_start beyond the packet', (h, p) => read(Uint8Array.from(h).fill(0xff, 6, 8), p)],
+    ['an IPv4 total length that is not the packet', (h, p) => read(h, Uint8Array.from(p).fill(0x7f, 3, 4))],
+    ['no payload', (h, p) => read(h, p.subarray(0, 52))],
+    [
+      'a checksum field beyond the packet',
+      (_, p) => read(Uint8Array.from([1, 0, 0, 0, 0, 0, 20, 0, 0xff, 0xff]), p),
+    ],
+  ];
+  for (const [what, make] of cases) {
+    const out: Uint8Array[] = [];
+    t.notOk(readPackets(make(header, packet), out), what);
+    t.same(out, [], what);
+  }
 });
