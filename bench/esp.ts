@@ -23,7 +23,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../conformance/lib/ike-node.js';
 import { startIperfServer, tcpStream } from './lib/iperf.js';
@@ -42,6 +42,9 @@ const { values: options } = parseArgs({
 });
 const SECONDS = Number(options.seconds);
 const RUNS = Number(options.runs);
+// Absolute: the daemons run with their own working directory (a temporary one, removed at the end).
+const profileDir = options.profile === undefined ? undefined : resolve(options.profile);
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
 
 interface Scenario {
   readonly id: string;
@@ -119,7 +122,7 @@ async function benchCipher(esp: string): Promise<CipherResult> {
         left: scenario.left,
         right: scenario.right,
         esp,
-        ...(options.profile !== undefined && { profileDir: options.profile }),
+        ...(profileDir !== undefined && { profileDir }),
       });
       tunnels.set(scenario, tunnel);
       startIperfServer(tunnel.topology.right, tunnel.topology.rightInner);
