@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadNative, nativeAvailability, NativeUnavailableError } from '../../src/native/index.js';
 import { batchDatagrams, DatagramReader } from '../../src/native/batch.js';
 import { socketFd, stopDgramReceive } from '../../src/native/dgram-fd.js';
@@ -23,6 +23,20 @@ const dumpLinks = (seq: number) => {
   dv.setUint32(8, seq, true);
   return bytes;
 };
+
+/** Two UDP sockets bound on 127.0.0.1, closed when the test ends. */
+async function loopbackPair(t: Test): Promise<{ receiver: dgram.Socket; sender: dgram.Socket }> {
+  const receiver = dgram.createSocket('udp4');
+  const sender = dgram.createSocket('udp4');
+  t.teardown(() => {
+    receiver.close();
+    sender.close();
+  });
+  receiver.bind(0, '127.0.0.1');
+  sender.bind(0, '127.0.0.1');
+  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  return { receiver, sender };
+}
 
 t.test('the shim is built and loads', async (t) => {
   t.same(nativeAvailability(), { available: true });
@@ -185,15 +199,7 @@ t.test('socketFd and sendTo: setsockopt on a dgram socket, several datagrams in 
 });
 
 t.test('sendTo: runs of equal-size datagrams (UDP GSO) arrive as the same datagrams', async (t) => {
-  const receiver = dgram.createSocket('udp4');
-  const sender = dgram.createSocket('udp4');
-  t.teardown(() => {
-    receiver.close();
-    sender.close();
-  });
-  receiver.bind(0, '127.0.0.1');
-  sender.bind(0, '127.0.0.1');
-  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  const { receiver, sender } = await loopbackPair(t);
   // Runs of 1200, then a shorter one that ends its run, a lone size, a run longer than 64.
   const sizes = [...Array(10).fill(1200), 700, 1300, 90, ...Array(70).fill(500), 499, 1];
   const datagrams = sizes.map((size, i) => Buffer.alloc(size, i));
@@ -214,15 +220,7 @@ t.test('sendTo: runs of equal-size datagrams (UDP GSO) arrive as the same datagr
 });
 
 t.test('writeMany: one writev per packet, perPacket buffers each, in one call', async (t) => {
-  const receiver = dgram.createSocket('udp4');
-  const sender = dgram.createSocket('udp4');
-  t.teardown(() => {
-    receiver.close();
-    sender.close();
-  });
-  receiver.bind(0, '127.0.0.1');
-  sender.bind(0, '127.0.0.1');
-  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  const { receiver, sender } = await loopbackPair(t);
   // A connected UDP socket takes one datagram per write: it shows where each packet ends.
   sender.connect(receiver.address().port, '127.0.0.1');
   await once(sender, 'connect');
@@ -354,15 +352,7 @@ t.test('watchBatch: a UDP socket taken over from node:dgram, datagrams and sourc
 });
 
 t.test('watchBatch: with UDP GRO, a GSO train is read at once and cut into its datagrams', async (t) => {
-  const receiver = dgram.createSocket('udp4');
-  const sender = dgram.createSocket('udp4');
-  t.teardown(() => {
-    receiver.close();
-    sender.close();
-  });
-  receiver.bind(0, '127.0.0.1');
-  sender.bind(0, '127.0.0.1');
-  await Promise.all([once(receiver, 'listening'), once(sender, 'listening')]);
+  const { receiver, sender } = await loopbackPair(t);
   const fd = socketFd(receiver);
   stopDgramReceive(receiver);
   t.teardown(() => native.unwatch(fd));
