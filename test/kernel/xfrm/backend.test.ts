@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap';
-import type { ChildSa } from '../../../src/core/sa.js';
 import { parseTrafficSelector } from '../../../src/core/traffic-selector.js';
 import { algorithm } from '../../../src/crypto/registry.js';
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from '../../../src/kernel/netlink/message.js';
@@ -8,41 +7,11 @@ import * as C from '../../../src/kernel/xfrm/constants.js';
 import { XfrmError } from '../../../src/kernel/xfrm/errors.js';
 import { FakeChannel, FakeSubscription, nlmsg, RecordingHost, type SentRequest } from './fake-channel.js';
 import { attr, defaultLifetimeCfg, hex, ip4, join, Layout } from './layout.js';
+import { child, KEYS } from './fixtures/child.js';
 
 const ACK = NLM_F_REQUEST | NLM_F_ACK;
 const BASE = 0x1ce00000;
 const PRIO = 0x1ce000;
-
-const KEYS = {
-  encrIn: new Uint8Array(16).fill(0x11),
-  integIn: new Uint8Array(32).fill(0x22),
-  encrOut: new Uint8Array(16).fill(0x33),
-  integOut: new Uint8Array(32).fill(0x44),
-};
-
-function child(overrides: Partial<ChildSa> = {}): ChildSa {
-  return {
-    id: 1,
-    connection: 'office',
-    ikeSaId: 1,
-    protocol: 'esp',
-    mode: 'tunnel',
-    encapsulation: false,
-    local: { address: '192.0.2.1', port: 500 },
-    remote: { address: '203.0.113.9', port: 500 },
-    spiIn: 0xc0000001,
-    spiOut: 0xd0000001,
-    localTs: [parseTrafficSelector('198.51.100.0/24')],
-    remoteTs: [parseTrafficSelector('203.0.113.128/25')],
-    suite: { encr: algorithm('encr', 'aes128'), integ: algorithm('integ', 'sha256') },
-    keys: KEYS,
-    lifetime: { seconds: 3600 },
-    installedAt: 1000,
-    rekeyAt: 4000,
-    expiresAt: 4600,
-    ...overrides,
-  };
-}
 
 function setup(options: ConstructorParameters<typeof XfrmBackend>[3] = {}) {
   const channel = new FakeChannel();
