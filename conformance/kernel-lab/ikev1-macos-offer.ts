@@ -1,10 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importIsakmpd } from '../../src/config/import/index.js';
 import { IKE_FILTER, startCapture, type Capture } from '../lib/capture.js';
 import { startIkeNode, type IkeNode } from '../lib/ike-node.js';
-import { decodeGuestRun, type GuestRun, isMainModule, runGuestScenarios } from '../lib/kernel-lab-guest.js';
+import {
+  decodeGuestRun,
+  type GuestRun,
+  isMainModule,
+  keepCaptures,
+  runGuestScenarios,
+} from '../lib/kernel-lab-guest.js';
 import { createTopology, type Topology, type TopologyKind } from '../lib/netns.js';
 import { type IkeNodeStatus, until } from '../lib/scenario.js';
 import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../lib/strongswan.js';
@@ -327,14 +333,7 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
     result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
   } finally {
     result.logs = { charon: tail(charon?.log() ?? ''), ikeNode: tail(ikeNode?.log() ?? '') };
-    for (const capture of captures) await capture.stop().catch(() => {});
-    for (const name of Object.values(result.pcaps)) {
-      try {
-        writeFileSync(join(out, name), readFileSync(join(dir, name)));
-      } catch (error) {
-        result.error = `${result.error ?? ''}\ncopying ${name}: ${String(error)}`.trim();
-      }
-    }
+    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error);
     const cleanup = now();
     await ikeNode?.stop().catch(() => {});
     await topology?.destroy();

@@ -1,10 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlRequest } from '../../src/daemon/control.js';
 import { startCapture, type Capture } from '../lib/capture.js';
 import { startIkeNode, type IkeNode } from '../lib/ike-node.js';
-import { decodeGuestRun, type GuestRun, isMainModule, runGuestScenarios } from '../lib/kernel-lab-guest.js';
+import {
+  decodeGuestRun,
+  type GuestRun,
+  isMainModule,
+  keepCaptures,
+  runGuestScenarios,
+} from '../lib/kernel-lab-guest.js';
 import { createTopology, delay, type Ns, type Topology, type TopologyKind } from '../lib/netns.js';
 import { type IkeNodeStatus, until } from '../lib/scenario.js';
 import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../lib/strongswan.js';
@@ -568,14 +574,7 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
       left: tail(ikeNode?.log() ?? '', 400),
       right: tail(charon?.log() ?? peerNode?.log() ?? '', 300),
     };
-    for (const capture of captures) await capture.stop().catch(() => {});
-    for (const file of Object.values(result.pcaps)) {
-      try {
-        writeFileSync(join(out, file), readFileSync(join(dir, file)));
-      } catch (error) {
-        result.error = `${result.error ?? ''}\ncopying ${file}: ${String(error)}`.trim();
-      }
-    }
+    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error);
     const cleanup = now();
     await ikeNode?.stop().catch(() => {});
     await peerNode?.stop().catch(() => {});

@@ -33,6 +33,30 @@ export interface GuestRun<R> {
   files?: Record<string, string>;
 }
 
+/**
+ * A scenario's end: stops its captures and copies their files from its own directory to
+ * $KLAB_OUT (`out`), where runGuestScenarios picks them up. Returns `error` with a line added for
+ * each file that could not be copied.
+ */
+export async function keepCaptures(
+  captures: readonly { stop(): Promise<unknown> }[],
+  files: Readonly<Record<string, string | undefined>>,
+  dir: string,
+  out: string,
+  error: string | undefined,
+): Promise<string | undefined> {
+  for (const capture of captures) await capture.stop().catch(() => {});
+  for (const file of Object.values(files)) {
+    if (file === undefined) continue;
+    try {
+      writeFileSync(join(out, file), readFileSync(join(dir, file)));
+    } catch (failure) {
+      error = `${error ?? ''}\ncopying ${file}: ${String(failure)}`.trim();
+    }
+  }
+  return error;
+}
+
 const MARK_BEGIN = 'RESULT_BEGIN';
 const MARK_END = 'RESULT_END';
 
