@@ -1,7 +1,7 @@
 /**
  * ike-node as a library. The usual way in is createNode(config): the same engine, sockets and
  * kernel backends as the daemon, with typed events. Below it, everything a program that brings
- * its own I/O needs: the sans-I/O IKEv1 engine, configuration checking, kernel backends, the
+ * its own I/O needs: the sans-I/O engine, configuration checking, kernel backends, the
  * status model and the crypto layer.
  */
 
@@ -32,7 +32,10 @@ export type {
 } from './core/status.js';
 
 // Sans-I/O: bring your own sockets and timers.
-export { Ikev1Engine, type Ikev1EngineOptions } from './ikev1/engine.js';
+export { createEngine, type EngineOptions, protocolModules } from './engine.js';
+export { IkeEngine, type IkeEngineOptions } from './core/engine.js';
+export type { IkeProtocol, ProtocolContext } from './core/protocol.js';
+export type { Failure, FailureCause } from './core/failure.js';
 export type { Action, EngineEvent } from './core/actions.js';
 export type { Connection, IkePolicy, IpsecPolicy, Identity } from './core/connection.js';
 export type { ChildSa, ChildSaKeys, IkeSaInfo } from './core/sa.js';

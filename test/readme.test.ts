@@ -36,6 +36,7 @@ t.test('type definitions ship with the package', async (t) => {
   };
   const types = readFileSync(new URL(`../${pkg.types}`, import.meta.url), 'utf8');
   t.match(types, /createNode/, `${pkg.types} declares createNode (built by npm ci)`);
-  t.match(types, /Ikev1Engine/);
+  t.match(types, /createEngine/);
+  t.match(types, /IkeEngine/);
   t.ok(pkg.files.includes('dist'));
 });

@@ -1,6 +1,9 @@
 import type { Endpoint } from './endpoint.js';
+import type { DhJob } from '../crypto/dh-job.js';
 import type { EncryptionAlgorithm } from '../crypto/registry.js';
+import type { FailureCause } from './failure.js';
 import type { ChildSa, IkeSaInfo } from './sa.js';
+import type { ConnectionState } from './status.js';
 
 /**
  * What an engine asks the runtime to do. Engines return these from every input and never perform
@@ -24,6 +27,11 @@ export type Action =
    */
   | { readonly type: 'install-inbound'; readonly child: ChildSa }
   | { readonly type: 'delete-child'; readonly child: ChildSa }
+  /**
+   * A Diffie-Hellman computation to run off the event loop (IkeEngineOptions.compute 'deferred'):
+   * its result goes back in through IkeEngine.computed(id, ...).
+   */
+  | { readonly type: 'compute'; readonly id: number; readonly job: DhJob }
   | { readonly type: 'event'; readonly event: EngineEvent };
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -57,7 +65,24 @@ export type EngineEvent =
   | { readonly type: 'child-up'; readonly child: ChildSa; readonly rekeyed?: number }
   | { readonly type: 'child-down'; readonly child: ChildSa; readonly reason: string }
   /** A negotiation that failed for good; `connection` when we know which one it was for. */
-  | { readonly type: 'failed'; readonly connection?: string; readonly reason: string }
+  | {
+      readonly type: 'failed';
+      readonly kind: 'ike' | 'child';
+      readonly connection?: string;
+      readonly cause: FailureCause;
+      readonly reason: string;
+    }
+  /**
+   * A connection's status moved (at most once per input: what it was before the input and what it
+   * is after). `error` is the reason of an Error status.
+   */
+  | {
+      readonly type: 'connection';
+      readonly connection: string;
+      readonly status: ConnectionState;
+      readonly previous: ConnectionState;
+      readonly error?: string;
+    }
   | {
       readonly type: 'log';
       readonly level: LogLevel;

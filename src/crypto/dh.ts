@@ -20,6 +20,11 @@ export class KeyExchange {
     this.publicKey = this.#pair.publicKey;
   }
 
+  /** The private value, for a computation finished elsewhere (dh-job.ts); never logged. */
+  get privateKey(): Uint8Array {
+    return this.#pair.privateKey;
+  }
+
   /** Validates the peer's public value and returns g^xy in IKE's form; throws InvalidPublicValueError. */
   computeSharedSecret(peerPublic: Uint8Array): Uint8Array {
     validatePeerPublic(this.group, peerPublic);

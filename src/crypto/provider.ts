@@ -55,5 +55,10 @@ export type AeadCipher = Extract<CipherPrimitive, 'aes-gcm' | 'chacha20-poly1305
  */
 export interface RawKeyPair {
   readonly publicKey: Uint8Array;
+  /**
+   * The private value in the form `keyPair(group, privateKey)` takes back (MODP exponent, ECP
+   * scalar, X25519 scalar): so that a computation can finish on another thread (dh-job.ts).
+   */
+  readonly privateKey: Uint8Array;
   sharedSecret(peerPublic: Uint8Array): Uint8Array;
 }

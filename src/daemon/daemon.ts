@@ -10,7 +10,8 @@ import type { ChildSa } from '../core/sa.js';
 import { type DaemonConfig, loadConfig } from '../config/index.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
-import { Ikev1Engine } from '../ikev1/engine.js';
+import type { IkeEngine } from '../core/engine.js';
+import { createEngine } from '../engine.js';
 import type { KernelBackend, KernelBackendHost } from '../kernel/backend.js';
 import { MemoryBackend } from '../kernel/memory.js';
 import { openKernelBackend } from '../kernel/open.js';
@@ -19,13 +20,7 @@ import { socketFd } from '../native/dgram-fd.js';
 import { loadNative, type Native, type NativeError } from '../native/index.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
-import {
-  type DaemonEvent,
-  type DaemonEventBody,
-  type DaemonEventMap,
-  fromEngineEvent,
-  StatusTracker,
-} from './events.js';
+import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -55,12 +50,11 @@ export interface ReloadResult extends ConnectionDiff {
 }
 
 export class Daemon extends EventEmitter<DaemonEventMap> {
-  readonly engine: Ikev1Engine;
+  readonly engine: IkeEngine;
   /** Memory or the embedder's backend from the start; a kernel backend once start() opened it. */
   #kernel: KernelBackend | undefined;
   readonly logger: Logger;
   #config: DaemonConfig;
-  readonly #statuses = new StatusTracker();
   readonly #clock: () => number;
   #udp: UdpEndpoints | undefined;
   #control: Server | undefined;
@@ -82,7 +76,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
     this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
-    this.engine = new Ikev1Engine({
+    this.engine = createEngine({
       crypto: this.#crypto,
       connections: config.connections,
       retransmit: config.retransmit,
@@ -91,7 +85,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       ...(explicit && { defaultLocalAddress: explicit }),
       exportKeys: this.#keyLog !== undefined,
       forceEncapsulation: options.kernel?.forcesUdpEncapsulation ?? config.kernel === 'userspace',
-      allocateSpi: (local, remote) => this.#kernel?.allocateSpi?.(local, remote),
+      allocateSpi: (local: string, remote: string) => this.#kernel?.allocateSpi?.(local, remote),
     });
   }
 
@@ -246,7 +240,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   #initiateAtStart(name: string): void {
     try {
-      this.#apply(this.engine.initiate(name, this.#clock()), true);
+      this.#apply(this.engine.initiate(name, this.#clock()));
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
       this.logger.log({ level: 'error', subsystem: 'cfg', connection: name, message: error.message });
@@ -279,13 +273,13 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   /** Starts a connection; throws CommandError for an unknown name or one that cannot initiate. */
   initiate(name: string): void {
-    this.#apply(this.engine.initiate(name, this.#clock()), true);
+    this.#apply(this.engine.initiate(name, this.#clock()));
     this.#arm();
   }
 
   /** Deletes a connection's SAs, telling the peer; throws CommandError for an unknown name. */
   terminate(name: string): void {
-    this.#apply(this.engine.terminate(name, this.#clock()), true);
+    this.#apply(this.engine.terminate(name, this.#clock()));
     this.#arm();
   }
 
@@ -308,7 +302,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
     const previous = this.#config;
     this.#config = next;
-    this.#apply(this.engine.reconfigure(next.connections, this.#clock()), true);
+    this.#apply(this.engine.reconfigure(next.connections, this.#clock()));
     this.#arm();
     this.#retrap(previous.connections, next.connections, result);
     this.logger.log({
@@ -400,8 +394,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
   }
 
-  /** `command`: an operator's command, whose effect on status may come without an engine event. */
-  #apply(actions: readonly Action[], command = false): void {
+  #apply(actions: readonly Action[]): void {
     for (const action of actions) {
       switch (action.type) {
         case 'send':
@@ -425,6 +418,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;
+        case 'compute':
+          // Only an engine made with compute: 'deferred' asks; this one computes inline.
+          break;
         case 'event': {
           const { event: engineEvent } = action;
           if (engineEvent.type === 'ike-keys') {
@@ -432,27 +428,21 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
             this.#logKeys(() => this.#keyLog?.ikeKeys(engineEvent));
             break;
           }
-          this.logger.event(action.event);
-          const event = fromEngineEvent(action.event);
+          if (engineEvent.type === 'connection') {
+            this.logger.log({
+              level: engineEvent.status === 'Error' ? 'warn' : 'info',
+              subsystem: 'ike',
+              connection: engineEvent.connection,
+              message: `${engineEvent.previous} -> ${engineEvent.status}${engineEvent.error ? `: ${engineEvent.error}` : ''}`,
+            });
+          } else {
+            this.logger.event(engineEvent);
+          }
+          const event = fromEngineEvent(engineEvent);
           if (event) this.#emit(event);
           break;
         }
       }
-    }
-    // On datagrams and ticks a connection's status only moves with an engine event: skip the
-    // status walk on those that change nothing (keepalives, repeats, DPD answers). A command may
-    // change it silently (terminating a connection in Error clears the error).
-    if (!command && !actions.some((action) => action.type === 'event')) return;
-    for (const change of this.#statuses.changes(this.engine.status())) {
-      if (change.type === 'connection') {
-        this.logger.log({
-          level: change.status === 'Error' ? 'warn' : 'info',
-          subsystem: 'ike',
-          connection: change.connection,
-          message: `${change.previous} -> ${change.status}${change.error ? `: ${change.error}` : ''}`,
-        });
-      }
-      this.#emit(change);
     }
   }
 

@@ -1,9 +1,9 @@
 import type { EngineEvent } from '../core/actions.js';
+import type { FailureCause } from '../core/failure.js';
 import {
   childSaStatus,
   type ChildSaStatus,
   type ConnectionState,
-  type ConnectionStatus,
   ikeSaStatus,
   type IkeSaStatus,
 } from '../core/status.js';
@@ -56,7 +56,10 @@ export type DaemonEvent = Stamped &
       }
     | {
         readonly type: 'negotiation-failed';
+        /** An IKE SA or a child SA (quick mode, CREATE_CHILD_SA) negotiation. */
+        readonly kind: 'ike' | 'child';
         readonly connection?: string;
+        readonly cause: FailureCause;
         readonly reason: string;
       }
     | { readonly type: 'retransmit'; readonly ikeSa: number; readonly connection?: string }
@@ -117,8 +120,18 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
     case 'failed':
       return {
         type: 'negotiation-failed',
+        kind: event.kind,
+        cause: event.cause,
         reason: event.reason,
         ...(event.connection && { connection: event.connection }),
+      };
+    case 'connection':
+      return {
+        type: 'connection',
+        connection: event.connection,
+        status: event.status,
+        previous: event.previous,
+        ...(event.error && { error: event.error }),
       };
     case 'negotiation-started':
     case 'retransmit':
@@ -126,26 +139,6 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
     case 'log':
     case 'ike-keys':
       return undefined;
-  }
-}
-
-/** Remembers each connection's status so that only changes become events. */
-export class StatusTracker {
-  readonly #last = new Map<string, ConnectionState>();
-
-  /** The 'connection' events between the last call and `statuses`. */
-  changes(statuses: readonly ConnectionStatus[]): DaemonEventBody[] {
-    const out: DaemonEventBody[] = [];
-    const seen = new Set<string>();
-    for (const { name, status, error } of statuses) {
-      seen.add(name);
-      const previous = this.#last.get(name) ?? 'Down';
-      this.#last.set(name, status);
-      if (previous !== status)
-        out.push({ type: 'connection', connection: name, status, previous, ...(error && { error }) });
-    }
-    for (const name of [...this.#last.keys()]) if (!seen.has(name)) this.#last.delete(name);
-    return out;
   }
 }
 

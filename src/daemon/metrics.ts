@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FailureCause } from '../core/failure.js';
 import type { ChildSa } from '../core/sa.js';
 import type { ConnectionState, ConnectionStatus, TrafficCounters } from '../core/status.js';
 import type { KernelBackend } from '../kernel/backend.js';
@@ -30,18 +31,20 @@ export const FAILURE_REASONS = [
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
-/**
- * A failure's reason text reduced to a label value. The engine's texts end in the notify they
- * send or received ("... (NO_PROPOSAL_CHOSEN)", "peer sent AUTHENTICATION_FAILED"), which is
- * checked first; a few phrases cover the rest.
- */
-export function failureReason(text: string): FailureReason {
-  if (/NO_PROPOSAL_CHOSEN|no proposal chosen/i.test(text)) return 'no_proposal_chosen';
-  if (/AUTHENTICATION_FAILED|INVALID_HASH_INFORMATION|pre-shared key/i.test(text))
-    return 'authentication_failed';
-  if (/INVALID_ID_INFORMATION/.test(text)) return 'invalid_id';
-  if (/no answer|timed out/i.test(text)) return 'timeout';
-  return 'other';
+/** A failure's typed cause as a label value (a fixed, small set). */
+export function failureReason(cause: FailureCause): FailureReason {
+  switch (cause) {
+    case 'no-proposal':
+      return 'no_proposal_chosen';
+    case 'authentication':
+      return 'authentication_failed';
+    case 'identity':
+      return 'invalid_id';
+    case 'timeout':
+      return 'timeout';
+    default:
+      return 'other';
+  }
 }
 
 const KINDS = ['ike', 'child'] as const;
@@ -82,7 +85,7 @@ export class Metrics {
         if (event.change !== 'deleted') increment(this.#succeeded, event.type === 'ike-sa' ? 'ike' : 'child');
         break;
       case 'negotiation-failed':
-        increment(this.#failed, failureReason(event.reason));
+        increment(this.#failed, failureReason(event.cause));
         break;
       case 'retransmit':
         this.#retransmissions++;

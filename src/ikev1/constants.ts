@@ -135,3 +135,12 @@ export const EncapsulationMode = {
 } as const;
 
 export const KEY_IKE_TRANSFORM = 1; // the only phase 1 transform id (RFC 2407 section 4.4.2)
+
+const NOTIFY_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(NotifyType).map(([name, value]) => [value, name]),
+);
+
+/** A notify type by its RFC 2408 name, or its number. */
+export function notifyName(type: number): string {
+  return NOTIFY_NAMES[type] ?? `notify ${type}`;
+}

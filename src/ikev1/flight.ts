@@ -8,6 +8,9 @@ import { equalBytes } from '../wire/bytes.js';
  */
 export class Flight {
   lastSent: Uint8Array | undefined;
+  /** `timer`: the name of the timer (ProtocolContext.arm) that its retransmissions run on. */
+  constructor(readonly timer: string) {}
+
   #lastReceived: Uint8Array | undefined;
   /** Whether lastSent answers lastReceived; only then does a repeat get it again. */
   #answered = false;

@@ -1,10 +1,10 @@
+import type { Endpoint } from '../core/endpoint.js';
+import type { ProtocolContext } from '../core/protocol.js';
 import { equalBytes, u32be } from '../wire/bytes.js';
 import { type DecodedMessage, encodePayloads, encodeMessage, type Payload } from './codec.js';
-import { DOI_IPSEC, ExchangeType, NotifyType, ProtocolId } from './constants.js';
-import { ExchangeError } from './errors.js';
-import type { Endpoint } from '../core/endpoint.js';
-import { findAll, type Host, type IsakmpSa, isakmpSpi } from './isakmp-sa.js';
-import { newMessageId } from './quick-mode.js';
+import { DOI_IPSEC, ExchangeType, notifyName, NotifyType, ProtocolId } from './constants.js';
+import { beforeVerification, causeOfNotify, ExchangeError } from './errors.js';
+import { findAll, type IsakmpSa, isakmpSpi, newMessageId } from './isakmp-sa.js';
 
 /**
  * Informational exchanges (RFC 2408 section 4.8, RFC 2409 section 5.7): notifies and deletes,
@@ -12,19 +12,11 @@ import { newMessageId } from './quick-mode.js';
  * DPD messages of RFC 3706 that travel in them.
  */
 
-export const NOTIFY_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(NotifyType).map(([name, value]) => [value, name]),
-);
-
-export function notifyName(type: number): string {
-  return NOTIFY_NAMES[type] ?? `notify ${type}`;
-}
-
 /** Sends one notify or delete in a new, protected informational exchange. */
-export function sendInformational(host: Host, sa: IsakmpSa, payload: Payload): void {
-  const messageId = newMessageId(host, sa);
+export function sendInformational(ctx: ProtocolContext, sa: IsakmpSa, payload: Payload): void {
+  const messageId = newMessageId(ctx, sa);
   const hash = sa.prf!.compute(sa.keys!.SKEYID_a, u32be(messageId), encodePayloads([payload]));
-  sa.send(host, ExchangeType.INFORMATIONAL, messageId, [{ kind: 'hash', data: hash }, payload], {
+  sa.send(ctx, ExchangeType.INFORMATIONAL, messageId, [{ kind: 'hash', data: hash }, payload], {
     encrypt: true,
   });
   sa.protection!.forget(messageId);
@@ -82,61 +74,86 @@ export function clearNotify(
   return { type: 'send', from, to, data, nonEspMarker };
 }
 
-/** Processes a received informational exchange for `sa`. */
-export function receiveInformational(host: Host, sa: IsakmpSa, message: DecodedMessage): void {
+/**
+ * Processes a received informational exchange for `sa`. Nothing changes before its HASH(1) is
+ * verified; after that the peer is heard from, and followed if its NAT mapping moved.
+ */
+export function receiveInformational(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  message: DecodedMessage,
+  local: Endpoint,
+  remote: Endpoint,
+): void {
   if (!message.payloads && sa.state !== 'ESTABLISHED' && !sa.protection) return;
   if (message.payloads) {
     // In the clear: only believable before the keys exist; it may end a negotiation.
     for (const notify of findAll(message.payloads, 'notify')) {
-      host.log('warn', `peer sent ${notifyName(notify.notifyType)} (unprotected)`, sa);
-      if (notify.notifyType < 16384 && sa.state !== 'ESTABLISHED')
-        host.fail(sa, `peer sent ${notifyName(notify.notifyType)}`);
+      const name = notifyName(notify.notifyType);
+      ctx.logUnauthenticated('warn', 'clear-notify', `peer sent ${name} (unprotected)`, sa.connection?.name);
+      if (notify.notifyType < 16384 && sa.state !== 'ESTABLISHED' && !sa.computing) {
+        ctx.ikeFailed(sa, { cause: causeOfNotify(notify.notifyType), reason: `peer sent ${name}` });
+        return;
+      }
     }
     return;
   }
   const messageId = message.header.messageId;
-  let opened;
+  let payloads: readonly Payload[];
   try {
-    opened = sa.open(message);
+    payloads = beforeVerification(() => {
+      const { payloads, chain } = sa.open(message);
+      const hash = payloads[0];
+      if (hash?.kind !== 'hash')
+        throw new ExchangeError('informational without HASH(1)', NotifyType.INVALID_HASH_INFORMATION);
+      const expected = sa.prf!.compute(
+        sa.keys!.SKEYID_a,
+        u32be(messageId),
+        chain.subarray(4 + hash.data.length),
+      );
+      if (!equalBytes(expected, hash.data))
+        throw new ExchangeError('informational HASH(1) mismatch', NotifyType.INVALID_HASH_INFORMATION);
+      return payloads;
+    });
   } finally {
     sa.protection?.forget(messageId);
   }
-  const { payloads, chain } = opened;
-  const hash = payloads[0];
-  if (hash?.kind !== 'hash')
-    throw new ExchangeError('informational without HASH(1)', NotifyType.INVALID_HASH_INFORMATION);
-  const expected = sa.prf!.compute(sa.keys!.SKEYID_a, u32be(messageId), chain.subarray(4 + hash.data.length));
-  if (!equalBytes(expected, hash.data))
-    throw new ExchangeError('informational HASH(1) mismatch', NotifyType.INVALID_HASH_INFORMATION);
-  sa.lastHeard = host.now;
+  ctx.heard(sa);
+  if (sa.state === 'ESTABLISHED') ctx.peerMoved(sa, local, remote);
   for (const payload of payloads.slice(1)) {
-    if (payload.kind === 'delete') onDelete(host, sa, payload);
-    else if (payload.kind === 'notify') onNotify(host, sa, payload);
+    if (payload.kind === 'delete') onDelete(ctx, sa, payload);
+    else if (payload.kind === 'notify') onNotify(ctx, sa, payload);
   }
 }
 
-function onDelete(host: Host, sa: IsakmpSa, payload: Extract<Payload, { kind: 'delete' }>): void {
+function onDelete(ctx: ProtocolContext, sa: IsakmpSa, payload: Extract<Payload, { kind: 'delete' }>): void {
   if (payload.protocolId === ProtocolId.ISAKMP) {
-    if (payload.spis.some((spi) => equalBytes(spi, isakmpSpi(sa)))) host.isakmpSaDeletedByPeer(sa);
+    // The peer deleted this ISAKMP SA; its IPsec SAs live on (RFC 2409 keeps the phases apart).
+    if (payload.spis.some((spi) => equalBytes(spi, isakmpSpi(sa)))) ctx.ikeDeletedByPeer(sa, 'keep');
     return;
   }
-  if (payload.protocolId === ProtocolId.IPSEC_ESP) host.deleteChildren(sa, payload.spis);
+  if (payload.protocolId === ProtocolId.IPSEC_ESP)
+    ctx.childrenDeletedByPeer(
+      sa,
+      payload.spis
+        .filter((spi) => spi.length === 4)
+        .map((spi) => new DataView(spi.buffer, spi.byteOffset).getUint32(0)),
+    );
 }
 
-function onNotify(host: Host, sa: IsakmpSa, notify: Extract<Payload, { kind: 'notify' }>): void {
+function onNotify(ctx: ProtocolContext, sa: IsakmpSa, notify: Extract<Payload, { kind: 'notify' }>): void {
   switch (notify.notifyType) {
     case NotifyType.R_U_THERE:
-      sendInformational(host, sa, dpdNotify(sa, NotifyType.R_U_THERE_ACK, readSeq(notify.data)));
+      sendInformational(ctx, sa, dpdNotify(sa, NotifyType.R_U_THERE_ACK, readSeq(notify.data)));
       return;
     case NotifyType.R_U_THERE_ACK:
-      if (sa.dpd.outstanding !== undefined && readSeq(notify.data) === sa.dpd.outstanding)
-        sa.dpd.outstanding = undefined;
+      // Any authenticated message says the peer is alive (ProtocolContext.heard, above).
       return;
     case NotifyType.INITIAL_CONTACT:
-      host.initialContact(sa);
+      ctx.initialContact(sa);
       return;
     default:
-      host.log(notify.notifyType < 16384 ? 'warn' : 'info', `peer sent ${notifyName(notify.notifyType)}`, sa);
+      ctx.log(notify.notifyType < 16384 ? 'warn' : 'info', `peer sent ${notifyName(notify.notifyType)}`, sa);
   }
 }
 

@@ -1,12 +1,10 @@
-import type { Action, LogLevel } from '../core/actions.js';
-import type { Connection } from '../core/connection.js';
-import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { IkeSa } from '../core/ike-sa.js';
 import type { Suite } from '../core/proposal.js';
-import type { RetransmitPolicy } from '../core/retransmit.js';
-import type { ChildSa, IkeSaInfo, NatState, Role } from '../core/sa.js';
-import type { KeyExchange } from '../crypto/dh.js';
+import type { ProtocolContext } from '../core/protocol.js';
+import type { Role } from '../core/sa.js';
+import type { DhJobResult } from '../crypto/dh-job.js';
 import type { Phase1Keys } from '../crypto/kdf-ikev1.js';
-import type { CryptoProvider } from '../crypto/provider.js';
 import type { Prf } from '../crypto/transforms.js';
 import { concat, toHex } from '../wire/bytes.js';
 import {
@@ -18,41 +16,12 @@ import {
   payloadChainLength,
   payloadType,
 } from './codec.js';
-import { HeaderFlag } from './constants.js';
+import { HeaderFlag, NotifyType } from './constants.js';
+import { ExchangeError } from './errors.js';
 import { Flight } from './flight.js';
 import type { Phase1Protection } from './protection.js';
 import type { NatTVariant, PeerVendorIds } from './vendor-ids.js';
 import type { QuickModeExchange } from './quick-mode.js';
-
-/** What the exchange modules need from the engine that runs them. */
-export interface Host {
-  readonly crypto: CryptoProvider;
-  readonly now: number;
-  readonly retransmit: RetransmitPolicy;
-  readonly natPort: number;
-  /** Emit 'ike-keys' events (the debug key log): off unless asked for. */
-  readonly exportKeys: boolean;
-  readonly connections: readonly Connection[];
-  /** Claim a NAT in NAT-D (as strongSwan's encap=yes does) so both ends send ESP in UDP. */
-  readonly forceEncapsulation: boolean;
-  /** An inbound SPI reserved by the kernel backend; absent, SPIs are random. */
-  allocateSpi?(local: string, remote: string): number | undefined;
-  emit(action: Action): void;
-  log(level: LogLevel, message: string, sa?: IsakmpSa, connection?: string): void;
-  nextId(): number;
-  random(): number;
-  /** Register an SA under a lookup key (see SaTable). */
-  index(sa: IsakmpSa, key: string): void;
-  established(sa: IsakmpSa): void;
-  fail(sa: IsakmpSa, reason: string): void;
-  installChild(child: ChildSa, exchange: QuickModeExchange): void;
-  deleteChildren(sa: IsakmpSa, spis: readonly Uint8Array[]): void;
-  /** The peer deleted this ISAKMP SA; its IPsec SAs live on (RFC 2409 keeps the phases apart). */
-  isakmpSaDeletedByPeer(sa: IsakmpSa): void;
-  initialContact(sa: IsakmpSa): void;
-  /** Whether another established ISAKMP SA with this SA's peer exists (else INITIAL-CONTACT). */
-  hasOtherSaWith(sa: IsakmpSa): boolean;
-}
 
 export type IsakmpState =
   | 'MM_SA_I' // sent message 1, awaiting 2
@@ -64,22 +33,19 @@ export type IsakmpState =
   | 'DELETED';
 
 /** A phase 1 SA and everything its exchanges share. */
-export class IsakmpSa {
+export class IsakmpSa extends IkeSa {
   state: IsakmpState;
   CKY_R: Uint8Array;
-  connection: Connection | undefined;
   peerVendorIds: PeerVendorIds | undefined;
   /** The NAT-T flavour both sides announced, if any. */
   natT: NatTVariant | undefined;
-  nat: NatState = { local: false, remote: false };
-  /** IKE moved to the NAT-T port: messages carry the non-ESP marker. */
-  floated = false;
   /** Initiator: what we offered; responder: what we accepted. */
   offered: readonly Suite[] = [];
-  suite: Suite | undefined;
-  lifetimeSeconds = 0;
   SAi_b: Uint8Array | undefined;
-  ke: KeyExchange | undefined;
+  /** Our Diffie-Hellman key pair (sealed), until the keys are derived. */
+  dh: DhJobResult | undefined;
+  /** A Diffie-Hellman computation is under way: the peer's messages wait for their retransmission. */
+  computing = false;
   gxi: Uint8Array | undefined;
   gxr: Uint8Array | undefined;
   Ni_b: Uint8Array | undefined;
@@ -87,67 +53,34 @@ export class IsakmpSa {
   prf: Prf | undefined;
   keys: Phase1Keys | undefined;
   protection: Phase1Protection | undefined;
-  remoteId: string | undefined;
-  localId: string | undefined;
-  readonly mainMode = new Flight();
+  readonly mainMode = new Flight('mm');
   readonly exchanges = new Map<number, QuickModeExchange>();
-  establishedAt: number | undefined;
-  rekeyAt: number | undefined;
-  expiresAt: number | undefined;
-  lastHeard: number;
-  dpd: { seq: number; outstanding?: number; sentAt?: number; dueAt?: number } = { seq: 0 };
-  keepaliveAt: number | undefined;
-  /** The SA this one replaces (ISAKMP SA rekey): deleted once this one is up. */
-  replaces: number | undefined;
-  /** Set once a rekey replacement has been started, so it is started once. */
-  rekeying = false;
-  /** Sibling connections (same peer and key) that wait for this SA to run their quick modes. */
-  readonly alsoFor = new Set<Connection>();
+  /** RFC 3706: the sequence number of our last R-U-THERE. */
+  dpdSeq = 0;
 
   constructor(
-    readonly id: number,
-    readonly role: Role,
+    id: number,
+    role: Role,
     readonly CKY_I: Uint8Array,
-    public local: Endpoint,
-    public remote: Endpoint,
-    readonly createdAt: number,
+    local: Endpoint,
+    remote: Endpoint,
+    createdAt: number,
   ) {
+    super(id, 1, role, local, remote, createdAt);
     this.CKY_R = new Uint8Array(8);
     this.state = role === 'initiator' ? 'MM_SA_I' : 'MM_SA_R';
-    this.lastHeard = createdAt;
+  }
+
+  get spiIHex(): string {
+    return toHex(this.CKY_I);
+  }
+
+  get spiRHex(): string {
+    return toHex(this.CKY_R);
   }
 
   get cookies(): string {
     return `${toHex(this.CKY_I)}_${toHex(this.CKY_R)}`;
-  }
-
-  get label(): string {
-    return `${this.connection?.name ?? '?'}[${this.id}]`;
-  }
-
-  info(): IkeSaInfo {
-    return {
-      id: this.id,
-      connection: this.connection?.name ?? '',
-      version: 1,
-      role: this.role,
-      state: this.state,
-      spiI: toHex(this.CKY_I),
-      spiR: toHex(this.CKY_R),
-      local: this.local,
-      remote: this.remote,
-      ...(this.suite && { suite: this.suite }),
-      nat: this.nat,
-      ...(this.localId && { localId: this.localId }),
-      ...(this.remoteId && { remoteId: this.remoteId }),
-      ...(this.establishedAt !== undefined && { establishedAt: this.establishedAt }),
-      ...(this.rekeyAt !== undefined && { rekeyAt: this.rekeyAt }),
-      ...(this.expiresAt !== undefined && { expiresAt: this.expiresAt }),
-    };
-  }
-
-  describe(): string {
-    return `${formatEndpoint(this.local)} <-> ${formatEndpoint(this.remote)}`;
   }
 
   /**
@@ -155,7 +88,7 @@ export class IsakmpSa {
    * exchange is past main mode's clear part.
    */
   send(
-    host: Host,
+    ctx: ProtocolContext,
     exchangeType: number,
     messageId: number,
     payloads: readonly Payload[],
@@ -166,7 +99,7 @@ export class IsakmpSa {
     const fields = { CKY_I: this.CKY_I, CKY_R: this.CKY_R, exchangeType, messageId };
     let data: Uint8Array;
     if (options.encrypt) {
-      if (!this.protection) throw new Error('encrypting before keys exist');
+      if (!this.protection) throw new ExchangeError('encrypting before keys exist', NotifyType.INVALID_FLAGS);
       data = encodeWithBody(
         { ...fields, flags: HeaderFlag.ENCRYPTION },
         first,
@@ -175,13 +108,17 @@ export class IsakmpSa {
     } else {
       data = encodeWithBody({ ...fields, flags: 0 }, first, chain);
     }
-    options.flight?.sent(data, host.now, host.retransmit, options.awaitReply ?? false);
-    this.transmit(host, data);
+    const { flight } = options;
+    if (flight) {
+      flight.sent(data, ctx.now, ctx.settings.retransmit, options.awaitReply ?? false);
+      if (flight.dueAt !== undefined) ctx.arm(this, flight.timer, flight.dueAt);
+    }
+    this.transmit(ctx, data);
     return data;
   }
 
-  transmit(host: Host, data: Uint8Array): void {
-    host.emit({ type: 'send', from: this.local, to: this.remote, data, nonEspMarker: this.floated });
+  transmit(ctx: ProtocolContext, data: Uint8Array): void {
+    ctx.emit({ type: 'send', from: this.local, to: this.remote, data, nonEspMarker: this.floated });
   }
 
   /**
@@ -191,11 +128,21 @@ export class IsakmpSa {
   open(message: DecodedMessage): { payloads: readonly Payload[]; chain: Uint8Array; accept(): void } {
     const { header } = message;
     if (message.payloads) return { payloads: message.payloads, chain: message.body, accept: () => {} };
-    if (!this.protection) throw new Error('encrypted message before keys exist');
+    // The encryption flag before keys exist: a forged or confused message, not a bug of ours.
+    if (!this.protection)
+      throw new ExchangeError('encrypted message before keys exist', NotifyType.INVALID_FLAGS);
     const { plaintext, accept } = this.protection.decrypt(header.messageId, message.body);
     const payloads = decodePayloads(plaintext, header.nextPayload, { offset: 28, allowTrailing: true });
     const chain = plaintext.subarray(0, payloads.length ? payloadChainLength(plaintext) : 0);
     return { payloads, chain, accept };
+  }
+}
+
+/** A fresh message ID for a new exchange on `sa` (never 0, never one in use). */
+export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
+  for (;;) {
+    const id = new DataView(ctx.crypto.randomBytes(4).buffer).getUint32(0);
+    if (id !== 0 && !sa.exchanges.has(id)) return id;
   }
 }
 

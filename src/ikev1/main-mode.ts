@@ -1,18 +1,26 @@
-import { addressIdentity, type Connection, formatIdentity, policyLabel } from '../core/connection.js';
+import {
+  addressIdentity,
+  type Connection,
+  formatIdentity,
+  type Identity,
+  policyLabel,
+} from '../core/connection.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { explainMismatch, formatSuite, selectSuite, type Suite } from '../core/proposal.js';
+import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
+import type { ProtocolContext } from '../core/protocol.js';
 import { udpEncapsulated } from '../core/sa.js';
-import { KeyExchange } from '../crypto/dh.js';
-import { InvalidPublicValueError } from '../crypto/errors.js';
+import type { DhJobResult } from '../crypto/dh-job.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
 import { Encryption, Prf } from '../crypto/transforms.js';
-import { equalBytes } from '../wire/bytes.js';
+import { equalBytes, toHex } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, type Payload, payloadBody } from './codec.js';
 import { ExchangeType, NotifyType } from './constants.js';
-import { ExchangeError } from './errors.js';
+import { computeDh } from './dh.js';
+import { ExchangeError, failureOf, notifyOf } from './errors.js';
+import { clearNotify } from './informational.js';
 import { identityFromIdPayload, idPayloadFromIdentity, sameIdentity } from './identification.js';
-import { find, findAll, type Host, IsakmpSa, isakmpSpi } from './isakmp-sa.js';
+import { find, findAll, IsakmpSa, isakmpSpi } from './isakmp-sa.js';
 import { detectNat, natDetectionHash } from './nat-t.js';
 import { parsePhase1Sa, phase1Sa } from './proposals.js';
 import { Phase1Protection } from './protection.js';
@@ -24,6 +32,9 @@ import { OWN_VENDOR_ID, recognizeVendorIds, VendorId } from './vendor-ids.js';
  *   1 I->R  HDR, SA, VID*            2 R->I  HDR, SA, VID*
  *   3 I->R  HDR, KE, Ni, NAT-D*      4 R->I  HDR, KE, Nr, NAT-D*
  *   5 I->R  HDR*, IDii, HASH_I       6 R->I  HDR*, IDir, HASH_R
+ *
+ * The Diffie-Hellman computations go through ProtocolContext.compute, which may finish them on
+ * another thread: the SA waits (`computing`) and ignores the peer's retransmissions meanwhile.
  */
 
 const NONCE_LENGTH = 32;
@@ -52,20 +63,25 @@ function vendorIds(natT: boolean, dpd: boolean): Payload[] {
 // ---------------------------------------------------------------------------------------------
 // Initiator
 
-export function startMainMode(host: Host, connection: Connection, from: Endpoint, to: Endpoint): IsakmpSa {
-  const sa = new IsakmpSa(host.nextId(), 'initiator', cookie(host), from, to, host.now);
+export function startMainMode(
+  ctx: ProtocolContext,
+  connection: Connection,
+  from: Endpoint,
+  to: Endpoint,
+): IsakmpSa {
+  const sa = new IsakmpSa(ctx.nextId(), 'initiator', cookie(ctx), from, to, ctx.now);
   sa.connection = connection;
   sa.offered = phase1Suites(connection);
   if (sa.offered.length === 0) throw new RangeError(`${connection.name}: no IKEv1-capable IKE proposal`);
   const SAi = phase1Sa(sa.offered, connection.ike.lifetime.seconds);
   sa.SAi_b = payloadBody(SAi);
-  host.index(sa, `i:${sa.cookies.slice(0, 16)}`);
-  sa.send(host, ExchangeType.IDENTITY_PROTECTION, 0, [SAi, ...vendorIds(true, true)], {
+  ctx.index(sa, initiatorKey(sa.CKY_I));
+  sa.send(ctx, ExchangeType.IDENTITY_PROTECTION, 0, [SAi, ...vendorIds(true, true)], {
     encrypt: false,
     flight: sa.mainMode,
     awaitReply: true,
   });
-  host.log(
+  ctx.log(
     'info',
     `initiating main mode to ${sa.describe()}, offering ${sa.offered.map(formatSuite).join(', ')}`,
     sa,
@@ -73,7 +89,12 @@ export function startMainMode(host: Host, connection: Connection, from: Endpoint
   return sa;
 }
 
-function onMessage2(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
+/** The lookup key of an initiator's SA until the responder's cookie is known. */
+export function initiatorKey(CKY_I: Uint8Array): string {
+  return `1i:${toHex(CKY_I)}`;
+}
+
+function onMessage2(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
   const saPayload = find(payloads, 'sa');
   if (!saPayload) throw new ExchangeError('message 2 without SA', NotifyType.PAYLOAD_MALFORMED);
   const { offers } = parsePhase1Sa(saPayload);
@@ -85,82 +106,72 @@ function onMessage2(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): voi
     chosen.lifetime.seconds ?? DEFAULT_PHASE1_LIFETIME,
     sa.connection!.ike.lifetime.seconds,
   );
-  learnVendorIds(host, sa, payloads);
-  sa.ke = new KeyExchange(host.crypto, sa.suite.dh!);
-  sa.gxi = sa.ke.publicKey;
-  sa.Ni_b = host.crypto.randomBytes(NONCE_LENGTH);
+  learnVendorIds(ctx, sa, payloads);
+  sa.Ni_b = ctx.crypto.randomBytes(NONCE_LENGTH);
   sa.state = 'MM_KE_I';
-  sa.send(
-    host,
-    ExchangeType.IDENTITY_PROTECTION,
-    0,
-    [{ kind: 'ke', data: sa.gxi }, { kind: 'nonce', data: sa.Ni_b }, ...natDetectionPayloads(host, sa)],
-    { encrypt: false, flight: sa.mainMode, awaitReply: true },
-  );
+  compute(ctx, sa, undefined, (dh) => {
+    sa.dh = dh;
+    sa.gxi = dh.publicKey;
+    sa.send(
+      ctx,
+      ExchangeType.IDENTITY_PROTECTION,
+      0,
+      [{ kind: 'ke', data: sa.gxi }, { kind: 'nonce', data: sa.Ni_b! }, ...natDetectionPayloads(ctx, sa)],
+      { encrypt: false, flight: sa.mainMode, awaitReply: true },
+    );
+  });
 }
 
-function onMessage4(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
+function onMessage4(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
   const ke = find(payloads, 'ke');
   const nonce = find(payloads, 'nonce');
   if (!ke || !nonce) throw new ExchangeError('message 4 without KE or nonce', NotifyType.PAYLOAD_MALFORMED);
   sa.gxr = ke.data;
   sa.Nr_b = nonce.data;
-  deriveKeys(host, sa);
-  detect(host, sa, payloads);
-  if (udpEncapsulated(sa.nat)) {
-    // RFC 3947 section 4: the initiator moves to port 4500 for message 5 onwards.
-    sa.floated = true;
-    sa.local = { address: sa.local.address, port: host.natPort };
-    sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
-  }
-  const idPayload = ownIdPayload(sa);
-  const HASH_I = authHash(sa, 'initiator', payloadBody(idPayload));
-  const message5: Payload[] = [idPayload, { kind: 'hash', data: HASH_I }];
-  if (!host.hasOtherSaWith(sa)) {
-    message5.push({
-      kind: 'notify',
-      doi: 1,
-      protocolId: 1,
-      notifyType: NotifyType.INITIAL_CONTACT,
-      spi: isakmpSpi(sa),
-      data: new Uint8Array(0),
+  compute(ctx, sa, sa.gxr, (dh) => {
+    deriveKeys(ctx, sa, dh.sharedSecret!);
+    detect(ctx, sa, payloads);
+    if (udpEncapsulated(sa.nat)) {
+      // RFC 3947 section 4: the initiator moves to port 4500 for message 5 onwards.
+      sa.floated = true;
+      sa.local = { address: sa.local.address, port: ctx.settings.natPort };
+      sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
+    }
+    const idPayload = ownIdPayload(sa);
+    const HASH_I = authHash(sa, 'initiator', payloadBody(idPayload));
+    const message5: Payload[] = [idPayload, { kind: 'hash', data: HASH_I }];
+    if (!ctx.hasOtherSaWithPeer(sa)) {
+      message5.push({
+        kind: 'notify',
+        doi: 1,
+        protocolId: 1,
+        notifyType: NotifyType.INITIAL_CONTACT,
+        spi: isakmpSpi(sa),
+        data: new Uint8Array(0),
+      });
+    }
+    sa.state = 'MM_AUTH_I';
+    sa.send(ctx, ExchangeType.IDENTITY_PROTECTION, 0, message5, {
+      encrypt: true,
+      flight: sa.mainMode,
+      awaitReply: true,
     });
-  }
-  sa.state = 'MM_AUTH_I';
-  sa.send(host, ExchangeType.IDENTITY_PROTECTION, 0, message5, {
-    encrypt: true,
-    flight: sa.mainMode,
-    awaitReply: true,
   });
 }
 
-function onMessage6(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
-  verifyPeer(sa, payloads, 'responder');
-  sa.mainMode.stop();
-  sa.protection!.finishPhase1();
-  host.established(sa);
+function onMessage6(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
+  const identity = verifyPeer(sa, payloads, 'responder');
+  checkIdentity(sa, identity);
+  ctx.authenticated(sa, identity);
+  established(ctx, sa);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Responder
 
-/** Connections that may answer a main mode from `remote` at `local`, the exact address first. */
-export function responderCandidates(
-  connections: readonly Connection[],
-  local: Endpoint,
-  remote: Endpoint,
-): Connection[] {
-  const fits = (c: Connection) =>
-    c.ike.version === 1 && (c.local.address === undefined || c.local.address === local.address);
-  return [
-    ...connections.filter((c) => fits(c) && c.peer.address === remote.address),
-    ...connections.filter((c) => fits(c) && c.peer.address === 'any'),
-  ];
-}
-
 /** Message 1: choose a connection and a transform, or explain why none fits. */
 export function respondToMessage1(
-  host: Host,
+  ctx: ProtocolContext,
   message: DecodedMessage,
   local: Endpoint,
   remote: Endpoint,
@@ -169,7 +180,7 @@ export function respondToMessage1(
   const saPayload = find(payloads, 'sa');
   if (!saPayload) throw new ExchangeError('message 1 without SA', NotifyType.PAYLOAD_MALFORMED);
   const { offers, skipped } = parsePhase1Sa(saPayload);
-  const candidates = responderCandidates(host.connections, local, remote);
+  const candidates = ctx.responderCandidates(1, local, remote);
   if (candidates.length === 0)
     throw new ExchangeError(
       `no IKEv1 connection for ${remote.address} at ${local.address}`,
@@ -182,9 +193,9 @@ export function respondToMessage1(
     );
     if (index === undefined) continue;
     const offer = offers[index]!;
-    const sa = new IsakmpSa(host.nextId(), 'responder', message.header.CKY_I, local, remote, host.now);
+    const sa = new IsakmpSa(ctx.nextId(), 'responder', message.header.CKY_I, local, remote, ctx.now);
     sa.connection = connection;
-    sa.CKY_R = cookie(host);
+    sa.CKY_R = cookie(ctx);
     sa.suite = offer.suite;
     sa.offered = [offer.suite];
     sa.lifetimeSeconds = Math.min(
@@ -192,13 +203,13 @@ export function respondToMessage1(
       connection.ike.lifetime.seconds,
     );
     sa.SAi_b = payloadBody(saPayload);
-    learnVendorIds(host, sa, payloads);
+    learnVendorIds(ctx, sa, payloads);
     const proposal = saPayload.proposals.find((p) => p.transforms.includes(offer.transform))!;
     const reply: Payload = { ...saPayload, proposals: [{ ...proposal, transforms: [offer.transform] }] };
-    host.index(sa, `p:${sa.cookies}`);
-    host.index(sa, `h:${sa.cookies.slice(0, 16)}@${remote.address}:${remote.port}`);
+    ctx.index(sa, pairKey(sa.CKY_I, sa.CKY_R));
+    ctx.index(sa, firstMessageKey(sa.CKY_I, remote));
     sa.send(
-      host,
+      ctx,
       ExchangeType.IDENTITY_PROTECTION,
       0,
       [reply, { kind: 'vendor', data: OWN_VENDOR_ID }, ...answerVendorIds(sa)],
@@ -208,7 +219,7 @@ export function respondToMessage1(
         awaitReply: true,
       },
     );
-    host.log(
+    ctx.log(
       'info',
       `main mode from ${sa.describe()} for '${connection.name}': chose ${formatSuite(offer.suite)}`,
       sa,
@@ -229,53 +240,109 @@ export function respondToMessage1(
   );
 }
 
-function onMessage3(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
+/** The lookup key of an SA by both cookies. */
+export function pairKey(CKY_I: Uint8Array, CKY_R: Uint8Array): string {
+  return `1p:${toHex(CKY_I)}${toHex(CKY_R)}`;
+}
+
+/** The lookup key of a responder's SA by the initiator's cookie and address: a repeated message 1. */
+export function firstMessageKey(CKY_I: Uint8Array, remote: Endpoint): string {
+  return `1h:${toHex(CKY_I)}@${remote.address}:${remote.port}`;
+}
+
+function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
   const ke = find(payloads, 'ke');
   const nonce = find(payloads, 'nonce');
   if (!ke || !nonce) throw new ExchangeError('message 3 without KE or nonce', NotifyType.PAYLOAD_MALFORMED);
   sa.gxi = ke.data;
   sa.Ni_b = nonce.data;
-  sa.ke = new KeyExchange(host.crypto, sa.suite!.dh!);
-  sa.gxr = sa.ke.publicKey;
-  sa.Nr_b = host.crypto.randomBytes(NONCE_LENGTH);
-  deriveKeys(host, sa);
-  detect(host, sa, payloads);
+  sa.Nr_b = ctx.crypto.randomBytes(NONCE_LENGTH);
   sa.state = 'MM_KE_R';
-  sa.send(
-    host,
-    ExchangeType.IDENTITY_PROTECTION,
-    0,
-    [{ kind: 'ke', data: sa.gxr }, { kind: 'nonce', data: sa.Nr_b }, ...natDetectionPayloads(host, sa)],
-    { encrypt: false, flight: sa.mainMode, awaitReply: true },
-  );
+  compute(ctx, sa, sa.gxi, (dh) => {
+    sa.gxr = dh.publicKey;
+    deriveKeys(ctx, sa, dh.sharedSecret!);
+    detect(ctx, sa, payloads);
+    sa.send(
+      ctx,
+      ExchangeType.IDENTITY_PROTECTION,
+      0,
+      [{ kind: 'ke', data: sa.gxr }, { kind: 'nonce', data: sa.Nr_b! }, ...natDetectionPayloads(ctx, sa)],
+      { encrypt: false, flight: sa.mainMode, awaitReply: true },
+    );
+  });
 }
 
-function onMessage5(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
-  verifyPeer(sa, payloads, 'initiator');
+function onMessage5(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  payloads: readonly Payload[],
+  local: Endpoint,
+  remote: Endpoint,
+): void {
+  const identity = verifyPeer(sa, payloads, 'initiator');
+  chooseByIdentity(ctx, sa, identity);
+  ctx.authenticated(sa, identity);
+  // The initiator floats to the NAT-T port with message 5 (RFC 3947 section 4); the SA follows it
+  // only now that the message is authenticated.
+  if (local.port === ctx.settings.natPort && sa.state === 'MM_KE_R') {
+    sa.floated = true;
+    sa.local = local;
+    sa.remote = remote;
+  }
   const idPayload = ownIdPayload(sa);
   const HASH_R = authHash(sa, 'responder', payloadBody(idPayload));
   if (findAll(payloads, 'notify').some((n) => n.notifyType === NotifyType.INITIAL_CONTACT))
-    host.initialContact(sa);
-  sa.send(host, ExchangeType.IDENTITY_PROTECTION, 0, [idPayload, { kind: 'hash', data: HASH_R }], {
+    ctx.initialContact(sa);
+  sa.send(ctx, ExchangeType.IDENTITY_PROTECTION, 0, [idPayload, { kind: 'hash', data: HASH_R }], {
     encrypt: true,
     flight: sa.mainMode,
     awaitReply: false,
   });
-  sa.protection!.finishPhase1();
-  host.established(sa);
+  established(ctx, sa);
+}
+
+/**
+ * Main mode picks the key by address, before any identity: every connection that could answer
+ * the address shares it (the configuration checks so). Message 5 names the peer: the SA moves to
+ * the connection configured for that identity, among those that accept the chosen transform.
+ */
+function chooseByIdentity(ctx: ProtocolContext, sa: IsakmpSa, identity: Identity): void {
+  const current = sa.connection!;
+  if (!current.peer.id || sameIdentity(current.peer.id, identity)) return;
+  const better = ctx
+    .responderCandidates(1, sa.local, sa.remote)
+    .find(
+      (c) =>
+        c.peer.id !== undefined &&
+        sameIdentity(c.peer.id, identity) &&
+        equalBytes(c.psk, current.psk) &&
+        phase1Suites(c).some((suite) => sameSuite(suite, sa.suite!)),
+    );
+  if (better) ctx.assign(sa, better);
+  else checkIdentity(sa, identity);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
 /** Handles a main mode message for an existing SA (messages 2 to 6). */
-export function continueMainMode(host: Host, sa: IsakmpSa, message: DecodedMessage): void {
+export function continueMainMode(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  message: DecodedMessage,
+  local: Endpoint,
+  remote: Endpoint,
+): void {
   let opened: ReturnType<IsakmpSa['open']>;
   try {
     opened = sa.open(message);
   } catch (error) {
     // Garbage after decryption: the keys differ, and in main mode that means the PSK does.
-    if (!message.payloads && (error instanceof DecodeError || error instanceof RangeError))
+    if (
+      !message.payloads &&
+      sa.protection &&
+      (error instanceof DecodeError || error instanceof ExchangeError)
+    )
       throw new ExchangeError(
         `message ${sa.role === 'responder' ? 5 : 6} does not decrypt to valid payloads: wrong pre-shared key?`,
         NotifyType.AUTHENTICATION_FAILED,
@@ -283,32 +350,79 @@ export function continueMainMode(host: Host, sa: IsakmpSa, message: DecodedMessa
     throw error;
   }
   const { payloads, accept } = opened;
-  const step: Partial<
-    Record<IsakmpSa['state'], (host: Host, sa: IsakmpSa, payloads: readonly Payload[]) => void>
-  > = {
+  const handler = {
     MM_SA_I: onMessage2,
     MM_KE_I: onMessage4,
     MM_AUTH_I: onMessage6,
     MM_SA_R: onMessage3,
-    MM_KE_R: onMessage5,
-  };
-  const handler = step[sa.state];
+    MM_KE_R: (c: ProtocolContext, s: IsakmpSa, p: readonly Payload[]) => onMessage5(c, s, p, local, remote),
+  }[sa.state as 'MM_SA_I'];
   if (!handler) {
-    host.log('debug', `main mode message in state ${sa.state} ignored`, sa);
+    ctx.log('debug', `main mode message in state ${sa.state} ignored`, sa);
     return;
   }
   // Our reply chains from this message's last block, so the IV advances before we answer. A
   // message that then fails verification ends the SA anyway.
   accept();
-  handler(host, sa, payloads);
+  handler(ctx, sa, payloads);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared steps
 
-function cookie(host: Host): Uint8Array {
+function established(ctx: ProtocolContext, sa: IsakmpSa): void {
+  sa.mainMode.stop();
+  ctx.disarm(sa, sa.mainMode.timer);
+  sa.protection!.finishPhase1();
+  sa.state = 'ESTABLISHED';
+  sa.dh = undefined;
+  ctx.ikeUp(sa);
+}
+
+/** A Diffie-Hellman step: our key pair and, with the peer's value, the shared secret. */
+function compute(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  peerPublic: Uint8Array | undefined,
+  then: (result: DhJobResult) => void,
+): void {
+  const job = {
+    group: sa.suite!.dh!.name,
+    ...(sa.dh && { privateKey: sa.dh.privateKey }),
+    ...(peerPublic && { peerPublic }),
+  };
+  sa.computing = true;
+  computeDh(
+    ctx,
+    sa,
+    job,
+    (error) => {
+      sa.computing = false;
+      failMainMode(ctx, sa, error);
+    },
+    (result) => {
+      sa.computing = false;
+      then(result);
+    },
+  );
+}
+
+/**
+ * A main mode that cannot go on: the peer learns of an authentication failure (RFC 2408 5.1,
+ * in the clear: there is nothing else yet), and the SA goes with a typed failure.
+ */
+export function failMainMode(ctx: ProtocolContext, sa: IsakmpSa, error: ExchangeError | DecodeError): void {
+  const notify = notifyOf(error);
+  if (notify === NotifyType.AUTHENTICATION_FAILED || notify === NotifyType.PAYLOAD_MALFORMED)
+    ctx.emit(
+      clearNotify(sa.CKY_I, sa.CKY_R, NotifyType.AUTHENTICATION_FAILED, sa.local, sa.remote, sa.floated),
+    );
+  ctx.ikeFailed(sa, failureOf(error));
+}
+
+function cookie(ctx: ProtocolContext): Uint8Array {
   for (;;) {
-    const value = host.crypto.randomBytes(8);
+    const value = ctx.crypto.randomBytes(8);
     if (value.some((byte) => byte !== 0)) return value;
   }
 }
@@ -320,11 +434,12 @@ function ownIdPayload(sa: IsakmpSa): Extract<Payload, { kind: 'id' }> {
   return idPayloadFromIdentity(identity);
 }
 
-function learnVendorIds(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
+function learnVendorIds(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
   sa.peerVendorIds = recognizeVendorIds(findAll(payloads, 'vendor').map((v) => v.data));
   sa.natT = sa.peerVendorIds.natT;
+  sa.probes = sa.peerVendorIds.dpd;
   if (sa.peerVendorIds.names.length)
-    host.log('debug', `peer vendor IDs: ${sa.peerVendorIds.names.join(', ')}`, sa);
+    ctx.log('debug', `peer vendor IDs: ${sa.peerVendorIds.names.join(', ')}`, sa);
 }
 
 /** The responder answers with the one NAT-T VID it picked, and DPD. */
@@ -337,47 +452,40 @@ function answerVendorIds(sa: IsakmpSa): Payload[] {
   return vids.map((data) => ({ kind: 'vendor', data }));
 }
 
-function natDetectionPayloads(host: Host, sa: IsakmpSa): Payload[] {
+function natDetectionPayloads(ctx: ProtocolContext, sa: IsakmpSa): Payload[] {
   if (!sa.natT) return [];
   const draft = sa.natT !== 'rfc3947';
   const hash = (endpoint: Endpoint) =>
-    natDetectionHash(host.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
+    natDetectionHash(ctx.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
   // Forced: our own address's hash can never match, so the peer sees us "behind a NAT" and both
   // ends float to the NAT-T port and encapsulate (what strongSwan's encap=yes does).
-  const own = host.forceEncapsulation ? host.crypto.randomBytes(sa.suite!.prf!.outputLength) : hash(sa.local);
+  const own = ctx.settings.forceEncapsulation
+    ? ctx.crypto.randomBytes(sa.suite!.prf!.outputLength)
+    : hash(sa.local);
   return [
     { kind: 'nat-d', draft, data: hash(sa.remote) },
     { kind: 'nat-d', draft, data: own },
   ];
 }
 
-function detect(host: Host, sa: IsakmpSa, payloads: readonly Payload[]): void {
+function detect(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
   if (!sa.natT) return;
   const received = findAll(payloads, 'nat-d').map((p) => p.data);
   if (received.length < 2) return;
   const hash = (endpoint: Endpoint) =>
-    natDetectionHash(host.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
+    natDetectionHash(ctx.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
   const detected = detectNat(received, hash(sa.local), hash(sa.remote));
-  sa.nat = host.forceEncapsulation ? { ...detected, forced: true } : detected;
+  sa.nat = ctx.settings.forceEncapsulation ? { ...detected, forced: true } : detected;
   if (detected.local || detected.remote)
-    host.log('info', `NAT detected: ${detected.local ? 'we are' : 'the peer is'} behind a NAT`, sa);
-  else if (host.forceEncapsulation)
-    host.log('info', 'no NAT, but ESP goes in UDP (forced by the kernel backend)', sa);
+    ctx.log('info', `NAT detected: ${detected.local ? 'we are' : 'the peer is'} behind a NAT`, sa);
+  else if (ctx.settings.forceEncapsulation)
+    ctx.log('info', 'no NAT, but ESP goes in UDP (forced by the kernel backend)', sa);
 }
 
-function deriveKeys(host: Host, sa: IsakmpSa): void {
+function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
   const suite = sa.suite!;
-  const peerPublic = sa.role === 'initiator' ? sa.gxr! : sa.gxi!;
-  let gxy: Uint8Array;
-  try {
-    gxy = sa.ke!.computeSharedSecret(peerPublic);
-  } catch (error) {
-    if (error instanceof InvalidPublicValueError)
-      throw new ExchangeError(error.message, NotifyType.INVALID_KEY_INFORMATION);
-    throw error;
-  }
-  sa.prf = new Prf(host.crypto, suite.prf!);
-  const encryption = new Encryption(host.crypto, suite.encr);
+  sa.prf = new Prf(ctx.crypto, suite.prf!);
+  const encryption = new Encryption(ctx.crypto, suite.encr);
   sa.keys = derivePhase1PskKeys(sa.prf, {
     psk: sa.connection!.psk,
     Ni_b: sa.Ni_b!,
@@ -388,18 +496,15 @@ function deriveKeys(host: Host, sa: IsakmpSa): void {
     encryptionKeyLength: encryption.keyMaterialLength,
   });
   sa.protection = new Phase1Protection(encryption, sa.keys.encryptionKey, sa.prf, sa.gxi!, sa.gxr!);
-  if (host.exportKeys) {
-    host.emit({
-      type: 'event',
-      event: {
-        type: 'ike-keys',
-        ikeSa: sa.id,
-        version: 1,
-        spiI: sa.CKY_I,
-        spiR: sa.CKY_R,
-        encryption: suite.encr,
-        encryptionKey: sa.keys.encryptionKey,
-      },
+  if (ctx.settings.exportKeys) {
+    ctx.event({
+      type: 'ike-keys',
+      ikeSa: sa.id,
+      version: 1,
+      spiI: sa.CKY_I,
+      spiR: sa.CKY_R,
+      encryption: suite.encr,
+      encryptionKey: sa.keys.encryptionKey,
     });
   }
 }
@@ -414,7 +519,12 @@ function authHash(sa: IsakmpSa, of: 'initiator' | 'responder', ID_b: Uint8Array)
   return sa.prf!.compute(sa.keys!.SKEYID, ...parts, sa.SAi_b!, ID_b);
 }
 
-function verifyPeer(sa: IsakmpSa, payloads: readonly Payload[], peerRole: 'initiator' | 'responder'): void {
+/** Checks HASH_I or HASH_R; returns the identity the peer authenticated. */
+function verifyPeer(
+  sa: IsakmpSa,
+  payloads: readonly Payload[],
+  peerRole: 'initiator' | 'responder',
+): Identity {
   const id = find(payloads, 'id');
   const hash = find(payloads, 'hash');
   if (!id || !hash)
@@ -430,11 +540,14 @@ function verifyPeer(sa: IsakmpSa, payloads: readonly Payload[], peerRole: 'initi
   const identity = identityFromIdPayload(id);
   if (!identity)
     throw new ExchangeError(`ID type ${id.idType} is not supported`, NotifyType.INVALID_ID_INFORMATION);
+  return identity;
+}
+
+function checkIdentity(sa: IsakmpSa, identity: Identity): void {
   const expected = sa.connection!.peer.id;
   if (expected && !sameIdentity(expected, identity))
     throw new ExchangeError(
       `peer identifies as '${formatIdentity(identity)}', expected '${formatIdentity(expected)}'`,
       NotifyType.INVALID_ID_INFORMATION,
     );
-  sa.remoteId = formatIdentity(identity);
 }

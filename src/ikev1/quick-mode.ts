@@ -1,7 +1,9 @@
 import { parseAddress } from '../core/address.js';
-import { type Connection, type IpsecMode, policyLabel } from '../core/connection.js';
-import { schedule } from '../core/lifetime.js';
+import { type Connection, formatIdentity, type IpsecMode, policyLabel } from '../core/connection.js';
+import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
+import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
 import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
+import type { ProtocolContext } from '../core/protocol.js';
 import { type ChildSa, type Role, udpEncapsulated } from '../core/sa.js';
 import {
   contains,
@@ -9,12 +11,12 @@ import {
   parseTrafficSelector,
   type TrafficSelector,
 } from '../core/traffic-selector.js';
-import { KeyExchange } from '../crypto/dh.js';
-import { InvalidPublicValueError } from '../crypto/errors.js';
+import type { DhJobResult } from '../crypto/dh-job.js';
 import { quickModeKeymat } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
 import { Encryption, Integrity } from '../crypto/transforms.js';
-import { equalBytes, u32be } from '../wire/bytes.js';
+import { equalBytes, toHex, u32be } from '../wire/bytes.js';
+import type { DecodeError } from '../wire/errors.js';
 import {
   type DecodedMessage,
   decodeAttributes,
@@ -23,10 +25,12 @@ import {
   type Payload,
 } from './codec.js';
 import { ExchangeType, IdType, NotifyType, ProtocolId } from './constants.js';
-import { ExchangeError } from './errors.js';
+import { computeDh } from './dh.js';
+import { beforeVerification, ExchangeError, failureOf, notifyOf, UnverifiedMessage } from './errors.js';
 import { Flight } from './flight.js';
 import { idFromTrafficSelector, trafficSelectorFromId } from './identification.js';
-import { find, findAll, type Host, type IsakmpSa } from './isakmp-sa.js';
+import { deletePayload, isakmpNotify, sendInformational } from './informational.js';
+import { find, findAll, type IsakmpSa, newMessageId } from './isakmp-sa.js';
 import { decodeEncapsulationMode, encapsulationMode } from './nat-t.js';
 import {
   type Lifetimes,
@@ -52,6 +56,10 @@ import {
 
 const NONCE_LENGTH = 32;
 const DEFAULT_PHASE2_LIFETIME = 28800; // RFC 2407 section 4.5
+/** Finished exchanges are kept this long, to answer a repeated message 1 or 2 with our reply again. */
+export const DONE_EXCHANGE_LINGER = 30;
+/** Finished exchanges kept per ISAKMP SA at most (a peer that runs many quick modes fast). */
+const MAX_LINGERING = 32;
 
 type IdPayload = Extract<Payload, { kind: 'id' }>;
 
@@ -59,14 +67,18 @@ export interface QuickModeExchange {
   readonly messageId: number;
   readonly role: Role;
   readonly flight: Flight;
-  connection: Connection;
+  readonly negotiation: ChildNegotiation;
+  readonly connection: Connection;
   state: 'QM_I1' | 'QM_R1' | 'DONE';
   readonly spiIn: Uint8Array;
   spiOut?: Uint8Array;
   Ni_b: Uint8Array;
   Nr_b?: Uint8Array;
-  ke?: KeyExchange;
+  /** PFS: our key pair (sealed) and g^xy of quick mode. */
+  dh?: DhJobResult;
   gqm?: Uint8Array;
+  /** A Diffie-Hellman computation is under way: the peer's messages wait for their retransmission. */
+  computing: boolean;
   offered: readonly Suite[];
   suite?: Suite;
   /** Proposed (initiator) or chosen from the offer (responder). */
@@ -76,35 +88,48 @@ export interface QuickModeExchange {
   remoteTs: TrafficSelector;
   ids?: { readonly ci: IdPayload; readonly cr: IdPayload };
   lifetime: Lifetimes;
-  readonly rekeyOf?: number;
   doneAt?: number;
   /** The responder's child SA, built when it answers; its inbound SA is installed from then on. */
   child?: ChildSa;
-  /** Why the kernel refused that inbound SA: message 3 then ends in a Delete, not an install. */
-  refused?: string;
+}
+
+function timerOf(messageId: number): string {
+  return `qm:${messageId}`;
+}
+
+/** The message ID a quick mode timer belongs to, or undefined for another timer. */
+export function quickModeTimer(name: string): number | undefined {
+  return name.startsWith('qm:') ? Number(name.slice(3)) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Initiator
 
 export function startQuickMode(
-  host: Host,
+  ctx: ProtocolContext,
   sa: IsakmpSa,
   connection: Connection,
   localTs: TrafficSelector,
   remoteTs: TrafficSelector,
-  rekeyOf?: number,
-): QuickModeExchange {
+  rekeyOf?: ChildEntry,
+): void {
   const { ipsec } = connection;
+  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs }, rekeyOf?.id)!;
   const udp = udpEncapsulated(sa.nat) && sa.natT !== undefined;
+  // A rekey asks for no more than the SA it replaces had: a peer that imposed a shorter lifetime
+  // would otherwise enforce it silently.
+  const seconds = Math.min(ipsec.lifetime.seconds, rekeyOf?.child.lifetime.seconds ?? Infinity);
+  const messageId = newMessageId(ctx, sa);
   const exchange: QuickModeExchange = {
-    messageId: newMessageId(host, sa),
+    messageId,
     role: 'initiator',
-    flight: new Flight(),
+    flight: new Flight(timerOf(messageId)),
+    negotiation,
     connection,
     state: 'QM_I1',
-    spiIn: newSpi(host, sa),
-    Ni_b: host.crypto.randomBytes(NONCE_LENGTH),
+    spiIn: u32be(ctx.allocateSpi(sa)),
+    Ni_b: ctx.crypto.randomBytes(NONCE_LENGTH),
+    computing: false,
     offered: ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) })),
     mode: ipsec.mode,
     udp,
@@ -112,44 +137,42 @@ export function startQuickMode(
     remoteTs,
     ids: { ci: idFromTrafficSelector(localTs), cr: idFromTrafficSelector(remoteTs) },
     lifetime: {
-      seconds: ipsec.lifetime.seconds,
+      seconds,
       ...(ipsec.lifetime.kilobytes && { kilobytes: ipsec.lifetime.kilobytes }),
     },
-    ...(rekeyOf !== undefined && { rekeyOf }),
   };
-  if (ipsec.pfs) exchange.ke = new KeyExchange(host.crypto, ipsec.pfs);
-  const payloads: Payload[] = [
-    phase2Sa(exchange.offered, {
-      spi: exchange.spiIn,
-      encapsulation: encapsulationMode(ipsec.mode, udp ? sa.natT : undefined),
-      lifetime: exchange.lifetime,
-    }),
-    { kind: 'nonce', data: exchange.Ni_b },
-  ];
-  if (exchange.ke) payloads.push({ kind: 'ke', data: exchange.ke.publicKey });
-  payloads.push(exchange.ids!.ci, exchange.ids!.cr);
-  if (udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'initiator'));
-  sa.exchanges.set(exchange.messageId, exchange);
-  negotiationStarted(host, sa, connection);
-  sendProtected(host, sa, exchange, payloads, [], true);
-  host.log(
-    'info',
-    `quick mode ${hexId(exchange.messageId)}: ${formatTrafficSelector(localTs)} === ${formatTrafficSelector(remoteTs)}` +
-      ` ${ipsec.mode}${udp ? ' UDP-encapsulated' : ''}, offering ${exchange.offered.map(formatSuite).join(', ')}`,
-    sa,
-    connection.name,
-  );
-  return exchange;
+  sa.exchanges.set(messageId, exchange);
+  const send = () => {
+    const payloads: Payload[] = [
+      phase2Sa(exchange.offered, {
+        spi: exchange.spiIn,
+        encapsulation: encapsulationMode(ipsec.mode, udp ? sa.natT : undefined),
+        lifetime: exchange.lifetime,
+      }),
+      { kind: 'nonce', data: exchange.Ni_b },
+    ];
+    if (exchange.dh) payloads.push({ kind: 'ke', data: exchange.dh.publicKey });
+    payloads.push(exchange.ids!.ci, exchange.ids!.cr);
+    if (udp && ipsec.mode === 'transport') payloads.push(...natOaPayloads(sa, 'initiator'));
+    sendProtected(ctx, sa, exchange, payloads, [], true);
+    ctx.log(
+      'info',
+      `quick mode ${hexId(messageId)}: ${formatTrafficSelector(localTs)} === ${formatTrafficSelector(remoteTs)}` +
+        ` ${ipsec.mode}${udp ? ' UDP-encapsulated' : ''}, offering ${exchange.offered.map(formatSuite).join(', ')}`,
+      sa,
+      connection.name,
+    );
+  };
+  if (ipsec.pfs) pfs(ctx, sa, exchange, undefined, send);
+  else send();
 }
 
 function onMessage2(
-  host: Host,
+  ctx: ProtocolContext,
   sa: IsakmpSa,
   exchange: QuickModeExchange,
   payloads: readonly Payload[],
-  chain: Uint8Array,
 ): void {
-  verifyHash(sa, payloads, chain, [exchange.Ni_b], 'HASH(2)', exchange.messageId);
   const saPayload = find(payloads, 'sa');
   const nonce = find(payloads, 'nonce');
   if (!saPayload || !nonce)
@@ -160,52 +183,65 @@ function onMessage2(
     throw new ExchangeError('responder chose a transform we did not offer', NotifyType.NO_PROPOSAL_CHOSEN);
   const ids = findAll(payloads, 'id');
   if (!responderIdsAcceptable(exchange.ids!, ids, exchange.mode === 'transport' && exchange.udp))
-    throw new ExchangeError('responder changed the client IDs', NotifyType.INVALID_ID_INFORMATION);
+    throw new ExchangeError(
+      'responder changed the client IDs',
+      NotifyType.INVALID_ID_INFORMATION,
+      [],
+      'selectors',
+    );
+  if (chosen.suite.dh && !find(payloads, 'ke'))
+    throw new ExchangeError('PFS negotiated but no KE payload', NotifyType.INVALID_KEY_INFORMATION);
   exchange.suite = chosen.suite;
   exchange.spiOut = chosen.spi;
   exchange.Nr_b = nonce.data;
-  pfsSecret(exchange, find(payloads, 'ke'));
   for (const notify of findAll(payloads, 'notify')) {
     if (notify.notifyType === NotifyType.RESPONDER_LIFETIME) {
       const adopted = readLifetimes(decodeAttributes(notify.data));
       exchange.lifetime = { ...exchange.lifetime, ...adopted };
-      host.log('info', `responder lifetime: ${JSON.stringify(adopted)}`, sa, exchange.connection.name);
+      ctx.log('info', `responder lifetime: ${JSON.stringify(adopted)}`, sa, exchange.connection.name);
     }
   }
-  const hash3 = sa.prf!.compute(
-    sa.keys!.SKEYID_a,
-    Uint8Array.of(0),
-    u32be(exchange.messageId),
-    exchange.Ni_b,
-    exchange.Nr_b,
-  );
-  exchange.state = 'DONE';
-  exchange.doneAt = host.now;
-  sa.send(host, ExchangeType.QUICK_MODE, exchange.messageId, [{ kind: 'hash', data: hash3 }], {
-    encrypt: true,
-    flight: exchange.flight,
-    awaitReply: false,
-  });
-  host.installChild(childSa(host, sa, exchange), exchange);
+  const finish = () => {
+    const hash3 = sa.prf!.compute(
+      sa.keys!.SKEYID_a,
+      Uint8Array.of(0),
+      u32be(exchange.messageId),
+      exchange.Ni_b,
+      exchange.Nr_b!,
+    );
+    done(ctx, sa, exchange);
+    sa.send(ctx, ExchangeType.QUICK_MODE, exchange.messageId, [{ kind: 'hash', data: hash3 }], {
+      encrypt: true,
+      flight: exchange.flight,
+      awaitReply: false,
+    });
+    ctx.childUp(exchange.negotiation, childSa(ctx, sa, exchange));
+  };
+  if (exchange.dh) pfs(ctx, sa, exchange, find(payloads, 'ke')!.data, finish);
+  else finish();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Responder
 
-function negotiationStarted(host: Host, sa: IsakmpSa, connection: Connection): void {
-  host.emit({
-    type: 'event',
-    event: { type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name },
-  });
-}
-
-export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMessage): void {
+export function respondToQuickMode(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  message: DecodedMessage,
+  datagram: Uint8Array,
+  local: Endpoint,
+  remote: Endpoint,
+): void {
   const messageId = message.header.messageId;
-  const { payloads, chain, accept } = sa.open(message);
-  const first = find(payloads, 'hash');
-  if (!first) throw new ExchangeError('quick mode without HASH(1)', NotifyType.PAYLOAD_MALFORMED);
-  verifyHash(sa, payloads, chain, [], 'HASH(1)', messageId);
-  accept();
+  const opened = beforeVerification(() => {
+    const opened = sa.open(message);
+    verifyHash(sa, opened.payloads, opened.chain, [], 'HASH(1)', messageId);
+    return opened;
+  });
+  opened.accept();
+  const { payloads } = opened;
+  ctx.heard(sa);
+  ctx.peerMoved(sa, local, remote);
   const saPayload = find(payloads, 'sa');
   const nonce = find(payloads, 'nonce');
   if (!saPayload || !nonce)
@@ -220,7 +256,8 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
 
   const reasons: string[] = [];
   const policies: { what: string; suites: Suite[] }[] = [];
-  for (const connection of quickModeCandidates(host, sa)) {
+  let selectorsOnly = true;
+  for (const connection of ctx.siblings(sa.connection!)) {
     const { ipsec } = connection;
     const modes = ipsec.acceptModes ?? [ipsec.mode];
     // PFS preference first: a suite with our group beats the same suite without PFS.
@@ -236,6 +273,7 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
       usable.map((offer) => offer.suite),
     );
     if (index === undefined) {
+      selectorsOnly = false;
       reasons.push(
         `'${connection.name}' accepts ${ours.map(formatSuite).join(', ')} in ${modes.join(' or ')} mode`,
       );
@@ -252,14 +290,21 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
       );
       continue;
     }
+    const ke = find(payloads, 'ke');
+    const offer = usable[index]!;
+    if (!offer.suite.dh && ke)
+      throw new ExchangeError('KE payload without a PFS group', NotifyType.INVALID_KEY_INFORMATION);
+    if (offer.suite.dh && !ke)
+      throw new ExchangeError('PFS negotiated but no KE payload', NotifyType.INVALID_KEY_INFORMATION);
     answer(
-      host,
+      ctx,
       sa,
       messageId,
+      datagram,
       connection,
-      usable[index]!,
+      offer,
       nonce.data,
-      find(payloads, 'ke'),
+      ke,
       localTs,
       remoteTs,
       ids,
@@ -281,13 +326,16 @@ export function respondToQuickMode(host: Host, sa: IsakmpSa, message: DecodedMes
       `${skipped.length ? ` (unusable: ${skipped.join('; ')})` : ''}; ${reasons.join('; ')}` +
       `${advice ? `; ${advice}` : ''}`,
     NotifyType.NO_PROPOSAL_CHOSEN,
+    [sa.connection!.name],
+    selectorsOnly && reasons.length ? 'selectors' : 'no-proposal',
   );
 }
 
 function answer(
-  host: Host,
+  ctx: ProtocolContext,
   sa: IsakmpSa,
   messageId: number,
+  datagram: Uint8Array,
   connection: Connection,
   offer: Phase2Offer,
   Ni_b: Uint8Array,
@@ -297,6 +345,12 @@ function answer(
   ids: readonly IdPayload[],
   saPayload: Extract<Payload, { kind: 'sa' }>,
 ): void {
+  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs, peerStarted: true });
+  if (!negotiation) {
+    // Too many under way: no answer, no state (the IV this message would have started goes too).
+    sa.protection?.forget(messageId);
+    return;
+  }
   const { ipsec } = connection;
   const offeredSeconds = offer.lifetime.seconds ?? DEFAULT_PHASE2_LIFETIME;
   const lifetime: Lifetimes = {
@@ -308,13 +362,15 @@ function answer(
   const exchange: QuickModeExchange = {
     messageId,
     role: 'responder',
-    flight: new Flight(),
+    flight: new Flight(timerOf(messageId)),
+    negotiation,
     connection,
     state: 'QM_R1',
-    spiIn: newSpi(host, sa),
+    spiIn: u32be(ctx.allocateSpi(sa)),
     spiOut: offer.spi,
     Ni_b,
-    Nr_b: host.crypto.randomBytes(NONCE_LENGTH),
+    Nr_b: ctx.crypto.randomBytes(NONCE_LENGTH),
+    computing: false,
     offered: [offer.suite],
     suite: offer.suite,
     mode: decodeEncapsulationMode(offer.encapsulation)!.mode,
@@ -324,43 +380,41 @@ function answer(
     ...(ids.length === 2 && { ids: { ci: ids[0]!, cr: ids[1]! } }),
     lifetime,
   };
-  if (offer.suite.dh) {
-    exchange.ke = new KeyExchange(host.crypto, offer.suite.dh);
-    pfsSecret(exchange, ke);
-  } else if (ke) {
-    throw new ExchangeError('KE payload without a PFS group', NotifyType.INVALID_KEY_INFORMATION);
-  }
-  const proposal = saPayload.proposals.find((p) => p.number === offer.proposalNumber)!;
-  const payloads: Payload[] = [
-    { ...saPayload, proposals: [{ ...proposal, spi: exchange.spiIn, transforms: [offer.transform] }] },
-    { kind: 'nonce', data: exchange.Nr_b! },
-  ];
-  if (exchange.ke) payloads.push({ kind: 'ke', data: exchange.ke.publicKey });
-  if (exchange.ids) payloads.push(exchange.ids.ci, exchange.ids.cr);
-  if (exchange.udp && exchange.mode === 'transport') payloads.push(...natOaPayloads(sa, 'responder'));
-  if (offeredSecondsExceed(offer, ipsec)) {
-    // RFC 2407 section 4.6.3.1: tell the initiator the shorter lifetime we apply.
-    payloads.push({
-      kind: 'notify',
-      doi: 1,
-      protocolId: ProtocolId.IPSEC_ESP,
-      notifyType: NotifyType.RESPONDER_LIFETIME,
-      spi: exchange.spiIn,
-      data: encodeAttributes(lifetimeAttributes(lifetime)),
-    });
-  }
-  sa.exchanges.set(messageId, exchange);
-  negotiationStarted(host, sa, connection);
-  exchange.child = childSa(host, sa, exchange);
-  host.emit({ type: 'install-inbound', child: exchange.child });
-  sendProtected(host, sa, exchange, payloads, [Ni_b], true);
-  host.log(
-    'info',
-    `quick mode ${hexId(messageId)} for '${connection.name}': ${formatTrafficSelector(localTs)} === ` +
-      `${formatTrafficSelector(remoteTs)} ${exchange.mode}${exchange.udp ? ' UDP-encapsulated' : ''}, chose ${formatSuite(offer.suite)}`,
-    sa,
-    connection.name,
-  );
+  addExchange(ctx, sa, exchange);
+  exchange.flight.received(datagram, { alreadyAnswered: true });
+  const reply = () => {
+    const proposal = saPayload.proposals.find((p) => p.number === offer.proposalNumber)!;
+    const payloads: Payload[] = [
+      { ...saPayload, proposals: [{ ...proposal, spi: exchange.spiIn, transforms: [offer.transform] }] },
+      { kind: 'nonce', data: exchange.Nr_b! },
+    ];
+    if (exchange.dh) payloads.push({ kind: 'ke', data: exchange.dh.publicKey });
+    if (exchange.ids) payloads.push(exchange.ids.ci, exchange.ids.cr);
+    if (exchange.udp && exchange.mode === 'transport') payloads.push(...natOaPayloads(sa, 'responder'));
+    if (offeredSecondsExceed(offer, ipsec)) {
+      // RFC 2407 section 4.6.3.1: tell the initiator the shorter lifetime we apply.
+      payloads.push({
+        kind: 'notify',
+        doi: 1,
+        protocolId: ProtocolId.IPSEC_ESP,
+        notifyType: NotifyType.RESPONDER_LIFETIME,
+        spi: exchange.spiIn,
+        data: encodeAttributes(lifetimeAttributes(lifetime)),
+      });
+    }
+    exchange.child = childSa(ctx, sa, exchange);
+    ctx.installInbound(negotiation, exchange.child);
+    sendProtected(ctx, sa, exchange, payloads, [Ni_b], true);
+    ctx.log(
+      'info',
+      `quick mode ${hexId(messageId)} for '${connection.name}': ${formatTrafficSelector(localTs)} === ` +
+        `${formatTrafficSelector(remoteTs)} ${exchange.mode}${exchange.udp ? ' UDP-encapsulated' : ''}, chose ${formatSuite(offer.suite)}`,
+      sa,
+      connection.name,
+    );
+  };
+  if (offer.suite.dh) pfs(ctx, sa, exchange, ke!.data, reply);
+  else reply();
 }
 
 /**
@@ -382,64 +436,155 @@ function natOaPayloads(sa: IsakmpSa, role: 'initiator' | 'responder'): Payload[]
   });
 }
 
-function onMessage3(
-  host: Host,
-  sa: IsakmpSa,
-  exchange: QuickModeExchange,
-  payloads: readonly Payload[],
-): void {
-  const hash = find(payloads, 'hash');
-  const expected = sa.prf!.compute(
-    sa.keys!.SKEYID_a,
-    Uint8Array.of(0),
-    u32be(exchange.messageId),
-    exchange.Ni_b,
-    exchange.Nr_b!,
-  );
-  if (!hash || !equalBytes(hash.data, expected))
-    throw new ExchangeError('HASH(3) mismatch', NotifyType.INVALID_HASH_INFORMATION);
-  exchange.flight.stop();
-  exchange.state = 'DONE';
-  exchange.doneAt = host.now;
+function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
+  done(ctx, sa, exchange);
+  const { negotiation } = exchange;
+  const child = exchange.child!;
+  if (negotiation.refused !== undefined) {
+    // The initiator installed its SAs when it sent message 3: the Delete takes them away again.
+    sendInformational(ctx, sa, deletePayload(ProtocolId.IPSEC_ESP, [u32be(child.spiIn)]));
+    ctx.log('warn', `quick mode done, child SA deleted: ${negotiation.refused}`, sa, child.connection);
+    ctx.endChild(negotiation);
+    return;
+  }
   // The endpoints of now: a NAT mapping may have moved since message 2 (the kernel then installs
   // the inbound SA again with them).
-  host.installChild({ ...exchange.child!, local: sa.local, remote: sa.remote }, exchange);
+  ctx.childUp(negotiation, { ...child, local: sa.local, remote: sa.remote });
 }
 
-/** Handles a quick mode message of an exchange we know (messages 2 and 3). */
+/**
+ * Handles a quick mode message of an exchange we know (messages 2 and 3). Nothing changes before
+ * its HASH is verified; then the peer is heard from, and followed if its NAT mapping moved.
+ */
 export function continueQuickMode(
-  host: Host,
+  ctx: ProtocolContext,
   sa: IsakmpSa,
   exchange: QuickModeExchange,
   message: DecodedMessage,
+  datagram: Uint8Array,
+  local: Endpoint,
+  remote: Endpoint,
 ): void {
-  if (exchange.state === 'DONE') return;
-  const { payloads, chain, accept } = sa.open(message);
-  accept(); // before answering: HASH(3) chains from message 2's last block
-  if (exchange.state === 'QM_I1') onMessage2(host, sa, exchange, payloads, chain);
-  else onMessage3(host, sa, exchange, payloads);
+  if (exchange.state === 'DONE' || exchange.computing) return;
+  const opened = beforeVerification(() => {
+    const opened = sa.open(message);
+    if (exchange.state === 'QM_I1')
+      verifyHash(sa, opened.payloads, opened.chain, [exchange.Ni_b], 'HASH(2)', exchange.messageId);
+    else verifyHash3(sa, exchange, opened.payloads);
+    return opened;
+  });
+  opened.accept(); // before answering: HASH(3) chains from message 2's last block
+  exchange.flight.received(datagram); // only now: a forged copy must not stop us answering a repeat
+  ctx.heard(sa);
+  ctx.peerMoved(sa, local, remote);
+  if (exchange.state === 'QM_I1') onMessage2(ctx, sa, exchange, opened.payloads);
+  else onMessage3(ctx, sa, exchange);
+}
+
+/** A quick mode ends in error: authenticated errors fail the negotiation, unverified ones change nothing. */
+export function failQuickMode(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  messageId: number,
+  error: ExchangeError | DecodeError,
+): void {
+  const exchange = sa.exchanges.get(messageId);
+  if (error instanceof UnverifiedMessage) {
+    ctx.logUnauthenticated(
+      'warn',
+      'quick-mode-unverified',
+      `quick mode ${hexId(messageId)} from ${formatEndpoint(sa.remote)} ignored: ${failureOf(error.error).reason}`,
+    );
+    if (!exchange) sa.protection?.forget(messageId);
+    return;
+  }
+  const failure = failureOf(error);
+  ctx.log('warn', `quick mode ${hexId(messageId)}: ${failure.reason}`, sa, exchange?.connection.name);
+  if (exchange) {
+    ctx.childFailed(exchange.negotiation, failure);
+    dropExchange(ctx, sa, exchange);
+  } else {
+    const concerned = error instanceof ExchangeError && error.connections.length ? error.connections : [];
+    ctx.refused(concerned.length ? concerned : [sa.connection!.name], failure, 'child');
+    sa.protection?.forget(messageId);
+  }
+  const notify = notifyOf(error);
+  if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION)
+    sendInformational(ctx, sa, isakmpNotify(sa, notify));
+}
+
+/** A quick mode timer: retransmission while waiting, then giving up; or a finished exchange's end. */
+export function quickModeTimeout(ctx: ProtocolContext, sa: IsakmpSa, messageId: number): void {
+  const exchange = sa.exchanges.get(messageId);
+  if (!exchange) return;
+  if (exchange.doneAt !== undefined) {
+    if (ctx.now >= exchange.doneAt + DONE_EXCHANGE_LINGER) dropExchange(ctx, sa, exchange);
+    else ctx.arm(sa, exchange.flight.timer, exchange.doneAt + DONE_EXCHANGE_LINGER);
+    return;
+  }
+  const verdict = exchange.flight.poll(ctx.now);
+  if (verdict === 'resend' && exchange.flight.lastSent) {
+    ctx.log(
+      'debug',
+      `retransmitting quick mode message (${exchange.flight.resends})`,
+      sa,
+      exchange.connection.name,
+    );
+    ctx.event({ type: 'retransmit', ikeSa: sa.id, connection: exchange.connection.name });
+    sa.transmit(ctx, exchange.flight.lastSent);
+  } else if (verdict === 'give-up') {
+    const reason = `no answer from ${formatEndpoint(sa.remote)} in quick mode`;
+    ctx.log('warn', reason, sa, exchange.connection.name);
+    ctx.childFailed(exchange.negotiation, { cause: 'timeout', reason });
+    dropExchange(ctx, sa, exchange);
+    return;
+  }
+  if (exchange.flight.dueAt !== undefined) ctx.arm(sa, exchange.flight.timer, exchange.flight.dueAt);
+}
+
+/** Forgets an exchange; one that never finished takes its responder's inbound SA along (the core does). */
+export function dropExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
+  sa.exchanges.delete(exchange.messageId);
+  sa.protection?.forget(exchange.messageId);
+  ctx.disarm(sa, exchange.flight.timer);
+  ctx.endChild(exchange.negotiation);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Pieces
 
-/**
- * Connections to the same peer with the same key may carry their subnets over one ISAKMP SA:
- * main mode picks the key by address, so one SA authenticates them all.
- */
-export function sharesIsakmpSa(a: Connection, b: Connection): boolean {
-  return (
-    a.ike.version === 1 &&
-    b.ike.version === 1 &&
-    a.peer.address === b.peer.address &&
-    a.local.address === b.local.address &&
-    equalBytes(a.psk, b.psk)
-  );
+/** Adds an exchange, dropping the oldest finished ones beyond the bound. */
+function addExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
+  sa.exchanges.set(exchange.messageId, exchange);
+  if (sa.exchanges.size <= MAX_LINGERING) return;
+  for (const other of sa.exchanges.values()) {
+    if (sa.exchanges.size <= MAX_LINGERING) break;
+    if (other.state === 'DONE') dropExchange(ctx, sa, other);
+  }
 }
 
-function quickModeCandidates(host: Host, sa: IsakmpSa): Connection[] {
-  const own = sa.connection!;
-  return [own, ...host.connections.filter((c) => c !== own && sharesIsakmpSa(c, own))];
+/** The exchange is complete: it lingers to answer repeats, then goes. */
+function done(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
+  exchange.flight.stop();
+  exchange.state = 'DONE';
+  exchange.doneAt = ctx.now;
+  exchange.dh = undefined;
+  ctx.arm(sa, exchange.flight.timer, exchange.doneAt + DONE_EXCHANGE_LINGER);
+}
+
+/**
+ * Keys an ISAKMP SA carries child SAs for: IKEv1 main mode picks the pre-shared key by address,
+ * so one ISAKMP SA authenticates every connection with the same ends, identities and key.
+ */
+export function isakmpShareKey(connection: Connection): string {
+  const id = (identity: Connection['local']['id']) => (identity ? formatIdentity(identity) : '');
+  return [
+    connection.local.address ?? '',
+    connection.peer.address,
+    id(connection.local.id),
+    id(connection.peer.id),
+    toHex(connection.psk),
+  ].join('\0');
 }
 
 function selectorsFit(connection: Connection, localTs: TrafficSelector, remoteTs: TrafficSelector): boolean {
@@ -462,16 +607,34 @@ function offeredSecondsExceed(offer: Phase2Offer, ipsec: Connection['ipsec']): b
   return (offer.lifetime.seconds ?? DEFAULT_PHASE2_LIFETIME) > ipsec.lifetime.seconds;
 }
 
-function pfsSecret(exchange: QuickModeExchange, ke: Extract<Payload, { kind: 'ke' }> | undefined): void {
-  if (!exchange.ke) return;
-  if (!ke) throw new ExchangeError('PFS negotiated but no KE payload', NotifyType.INVALID_KEY_INFORMATION);
-  try {
-    exchange.gqm = exchange.ke.computeSharedSecret(ke.data);
-  } catch (error) {
-    if (error instanceof InvalidPublicValueError)
-      throw new ExchangeError(error.message, NotifyType.INVALID_KEY_INFORMATION);
-    throw error;
-  }
+/** PFS: our key pair (initiator, before message 1), or the shared secret of quick mode. */
+function pfs(
+  ctx: ProtocolContext,
+  sa: IsakmpSa,
+  exchange: QuickModeExchange,
+  peerPublic: Uint8Array | undefined,
+  then: () => void,
+): void {
+  const group = (exchange.suite ?? exchange.offered[0]!).dh!.name;
+  exchange.computing = true;
+  const finish = () => {
+    exchange.computing = false;
+  };
+  computeDh(
+    ctx,
+    sa,
+    { group, ...(exchange.dh && { privateKey: exchange.dh.privateKey }), ...(peerPublic && { peerPublic }) },
+    (error) => {
+      finish();
+      failQuickMode(ctx, sa, exchange.messageId, error);
+    },
+    (result) => {
+      finish();
+      exchange.dh = result;
+      if (result.sharedSecret) exchange.gqm = result.sharedSecret;
+      then();
+    },
+  );
 }
 
 /** HASH(1) = prf(SKEYID_a, M-ID | rest); HASH(2) = prf(SKEYID_a, M-ID | Ni_b | rest). */
@@ -492,8 +655,22 @@ function verifyHash(
     throw new ExchangeError(`${name} mismatch`, NotifyType.INVALID_HASH_INFORMATION);
 }
 
+/** HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b). */
+function verifyHash3(sa: IsakmpSa, exchange: QuickModeExchange, payloads: readonly Payload[]): void {
+  const hash = find(payloads, 'hash');
+  const expected = sa.prf!.compute(
+    sa.keys!.SKEYID_a,
+    Uint8Array.of(0),
+    u32be(exchange.messageId),
+    exchange.Ni_b,
+    exchange.Nr_b!,
+  );
+  if (!hash || !equalBytes(hash.data, expected))
+    throw new ExchangeError('HASH(3) mismatch', NotifyType.INVALID_HASH_INFORMATION);
+}
+
 function sendProtected(
-  host: Host,
+  ctx: ProtocolContext,
   sa: IsakmpSa,
   exchange: QuickModeExchange,
   payloads: readonly Payload[],
@@ -502,17 +679,17 @@ function sendProtected(
 ): void {
   const rest = encodePayloads(payloads);
   const hash = sa.prf!.compute(sa.keys!.SKEYID_a, u32be(exchange.messageId), ...prefix, rest);
-  sa.send(host, ExchangeType.QUICK_MODE, exchange.messageId, [{ kind: 'hash', data: hash }, ...payloads], {
+  sa.send(ctx, ExchangeType.QUICK_MODE, exchange.messageId, [{ kind: 'hash', data: hash }, ...payloads], {
     encrypt: true,
     flight: exchange.flight,
     awaitReply,
   });
 }
 
-function childSa(host: Host, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa {
+function childSa(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa {
   const suite = exchange.suite!;
-  const encryption = new Encryption(host.crypto, suite.encr);
-  const integrity = suite.integ ? new Integrity(host.crypto, suite.integ) : undefined;
+  const encryption = new Encryption(ctx.crypto, suite.encr);
+  const integrity = suite.integ ? new Integrity(ctx.crypto, suite.integ) : undefined;
   const length = encryption.keyMaterialLength + (integrity?.keyLength ?? 0);
   const keymat = (spi: Uint8Array) =>
     quickModeKeymat(
@@ -529,42 +706,31 @@ function childSa(host: Host, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa
     );
   const inbound = keymat(exchange.spiIn);
   const outbound = keymat(exchange.spiOut!);
-  const split = (material: Uint8Array) => ({
-    encr: material.slice(0, encryption.keyMaterialLength),
-    integ: material.slice(encryption.keyMaterialLength),
-  });
+  const encr = encryption.keyMaterialLength;
   const keys = sealKeys('ChildSaKeys', {
-    encrIn: split(inbound).encr,
-    integIn: split(inbound).integ,
-    encrOut: split(outbound).encr,
-    integOut: split(outbound).integ,
+    encrIn: inbound.slice(0, encr),
+    integIn: inbound.slice(encr),
+    encrOut: outbound.slice(0, encr),
+    integOut: outbound.slice(encr),
   });
-  const { ipsec } = exchange.connection;
-  const seconds = exchange.lifetime.seconds ?? DEFAULT_PHASE2_LIFETIME;
-  const { rekeyAt, expiresAt } = schedule(host.now, ipsec.lifetime, () => host.random(), seconds);
-  return {
-    id: host.nextId(),
-    connection: exchange.connection.name,
-    ikeSaId: sa.id,
-    protocol: 'esp',
+  return ctx.buildChild(exchange.negotiation, {
     mode: exchange.mode,
     encapsulation: exchange.udp,
-    local: sa.local,
-    remote: sa.remote,
-    spiIn: new DataView(exchange.spiIn.buffer, exchange.spiIn.byteOffset).getUint32(0),
-    spiOut: new DataView(exchange.spiOut!.buffer, exchange.spiOut!.byteOffset).getUint32(0),
+    spiIn: readU32(exchange.spiIn),
+    spiOut: readU32(exchange.spiOut!),
     localTs: [exchange.localTs],
     remoteTs: [exchange.remoteTs],
     suite,
     keys,
     lifetime: {
-      seconds,
+      seconds: exchange.lifetime.seconds ?? DEFAULT_PHASE2_LIFETIME,
       ...(exchange.lifetime.kilobytes !== undefined && { kilobytes: exchange.lifetime.kilobytes }),
     },
-    installedAt: host.now,
-    rekeyAt,
-    expiresAt,
-  };
+  });
+}
+
+function readU32(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
 }
 
 /**
@@ -595,29 +761,6 @@ function sameId(a: IdPayload, b: IdPayload): boolean {
   return (
     a.idType === b.idType && a.protocolId === b.protocolId && a.port === b.port && equalBytes(a.data, b.data)
   );
-}
-
-/** The kernel backend's SPI when it reserves them (XFRM_MSG_ALLOCSPI, SADB_GETSPI), else a random one. */
-function newSpi(host: Host, sa: IsakmpSa): Uint8Array {
-  try {
-    const allocated = host.allocateSpi?.(sa.local.address, sa.remote.address);
-    if (allocated !== undefined) return u32be(allocated);
-  } catch (error) {
-    // The install adds the SA outright then (the backends fall back from UPDATE to ADD).
-    host.log('warn', `the kernel reserved no SPI (${(error as Error).message}): using a random one`, sa);
-  }
-  for (;;) {
-    const spi = host.crypto.randomBytes(4);
-    // SPIs 1-255 are reserved by IANA (RFC 4303 section 2.1); 0 is invalid.
-    if (spi[0]! | spi[1]! | spi[2]!) return spi;
-  }
-}
-
-export function newMessageId(host: Host, sa: IsakmpSa): number {
-  for (;;) {
-    const id = new DataView(host.crypto.randomBytes(4).buffer).getUint32(0);
-    if (id !== 0 && !sa.exchanges.has(id)) return id;
-  }
 }
 
 function hexId(id: number): string {

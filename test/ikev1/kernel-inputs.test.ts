@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { ChildSa } from '../../src/core/sa.js';
 import { connection, EnginePair, type Side } from '../helpers/engine-pair.js';
-import type { Ikev1EngineOptions } from '../../src/ikev1/engine.js';
+import type { EngineOptions } from '../../src/engine.js';
 
 /**
  * What the kernel backends ask of the IKEv1 engine: SPIs the kernel reserved, ESP in UDP without a
@@ -12,8 +12,8 @@ const A = '192.0.2.1';
 const B = '192.0.2.2';
 
 function pair(
-  aOptions: Partial<Ikev1EngineOptions> = {},
-  bOptions: Partial<Ikev1EngineOptions> = {},
+  aOptions: Partial<EngineOptions> = {},
+  bOptions: Partial<EngineOptions> = {},
   start: 'initiate' | 'respond' = 'initiate',
 ) {
   const pair = new EnginePair();

@@ -101,8 +101,10 @@ function aead(alg: AeadCipher, key: Uint8Array, nonce: Uint8Array, aad: Uint8Arr
 
 function modpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
   const p = modpPrime(group.name as ModpGroupName);
-  const x = bytesToBigInt(given ?? randomExponent(group.exponentBits!, randomBytes));
+  const exponent = given ?? randomExponent(group.exponentBits!, randomBytes);
+  const x = bytesToBigInt(exponent);
   return {
+    privateKey: exponent,
     publicKey: bigIntToBytes(modPow(2n, x, p), group.publicLength),
     sharedSecret: (peerPublic) => bigIntToBytes(modPow(bytesToBigInt(peerPublic), x, p), group.sharedLength),
   };
@@ -112,6 +114,7 @@ function ecpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
   const curve = group.name === 'ecp256' ? p256 : p384;
   const secretKey = given ?? curve.utils.randomSecretKey();
   return {
+    privateKey: secretKey,
     // Uncompressed points are 0x04 ‖ x ‖ y; IKE carries x ‖ y (RFC 5903 section 7).
     publicKey: curve.getPublicKey(secretKey, false).subarray(1),
     sharedSecret: (peerPublic) =>
@@ -122,6 +125,7 @@ function ecpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
 function x25519KeyPair(given?: Uint8Array): RawKeyPair {
   const secretKey = given ?? x25519.utils.randomSecretKey();
   return {
+    privateKey: secretKey,
     publicKey: x25519.getPublicKey(secretKey),
     sharedSecret: (peerPublic) => x25519.getSharedSecret(secretKey, peerPublic),
   };

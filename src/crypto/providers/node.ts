@@ -118,6 +118,7 @@ function modpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
   const publicKey = pad(engine.getPublicKey(), group.publicLength);
   return {
     publicKey,
+    privateKey,
     sharedSecret(peerPublic) {
       engine.setPrivateKey(privateKey);
       return pad(engine.computeSecret(asBuffer(peerPublic)), group.sharedLength);
@@ -140,6 +141,7 @@ function ecpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
   const publicKey = ecdh.getPublicKey().subarray(1);
   return {
     publicKey,
+    privateKey: pad(ecdh.getPrivateKey(), group.sharedLength),
     sharedSecret: (peerPublic) =>
       pad(ecdh.computeSecret(Buffer.concat([Buffer.of(4), peerPublic])), group.sharedLength),
   };
@@ -160,9 +162,10 @@ function x25519KeyPair(given?: Uint8Array): RawKeyPair {
         type: 'pkcs8',
       })
     : crypto.generateKeyPairSync('x25519').privateKey;
-  const { x } = crypto.createPublicKey(privateKey).export({ format: 'jwk' });
+  const { x, d } = privateKey.export({ format: 'jwk' });
   return {
     publicKey: Buffer.from(x!, 'base64url'),
+    privateKey: Buffer.from(d!, 'base64url'),
     sharedSecret(peerPublic) {
       const publicKey = crypto.createPublicKey({
         key: { kty: 'OKP', crv: 'X25519', x: asBuffer(peerPublic).toString('base64url') },

@@ -1,0 +1,61 @@
+import type { Connection } from './connection.js';
+import type { Endpoint } from './endpoint.js';
+
+/**
+ * The configured connections indexed for what an input needs: by name, and by peer address for
+ * a responder choosing among them, so that neither walks every connection (a gateway may have
+ * thousands). Built once per configuration.
+ */
+export class ConnectionIndex {
+  readonly list: readonly Connection[];
+  readonly #byName = new Map<string, Connection>();
+  /** Per version: connections with a concrete peer address, by it; and those with "any". */
+  readonly #byPeer = new Map<string, Connection[]>();
+  readonly #anyPeer = new Map<number, Connection[]>();
+  /** Share groups (ProtocolContext.siblings): connections one IKE SA carries, by group key. */
+  readonly #groupOf = new Map<Connection, string>();
+  readonly #groups = new Map<string, Connection[]>();
+
+  constructor(connections: readonly Connection[], groupKey: (connection: Connection) => string) {
+    this.list = connections;
+    for (const connection of connections) {
+      this.#byName.set(connection.name, connection);
+      const key = groupKey(connection);
+      this.#groupOf.set(connection, key);
+      push(this.#groups, key, connection);
+      const version = connection.ike.version;
+      if (connection.peer.address === 'any') push(this.#anyPeer, version, connection);
+      else push(this.#byPeer, `${version}/${connection.peer.address}`, connection);
+    }
+  }
+
+  get(name: string): Connection | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** The share group's key of a configured connection. */
+  groupKey(connection: Connection): string | undefined {
+    return this.#groupOf.get(connection);
+  }
+
+  /** The connections of `connection`'s share group, itself first. */
+  siblings(connection: Connection): Connection[] {
+    const group = this.#groups.get(this.#groupOf.get(connection) ?? '') ?? [];
+    return [connection, ...group.filter((c) => c !== connection)];
+  }
+
+  /** Connections that may answer a first message from `remote` at `local`: exact peer first, then "any". */
+  responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): Connection[] {
+    const fits = (c: Connection) => c.local.address === undefined || c.local.address === local.address;
+    return [
+      ...(this.#byPeer.get(`${version}/${remote.address}`) ?? []).filter(fits),
+      ...(this.#anyPeer.get(version) ?? []).filter(fits),
+    ];
+  }
+}
+
+function push<K>(map: Map<K, Connection[]>, key: K, connection: Connection): void {
+  const list = map.get(key);
+  if (list) list.push(connection);
+  else map.set(key, [connection]);
+}

@@ -1,0 +1,1271 @@
+import type { Action, EngineEvent, LogLevel } from './actions.js';
+import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
+import { ConnectionIndex } from './connection-index.js';
+import { CommandError } from './command-error.js';
+import { Deadlines } from './deadlines.js';
+import { type Endpoint, formatEndpoint, sameEndpoint } from './endpoint.js';
+import type { Failure } from './failure.js';
+import type { ChildEntry, ChildNegotiation, IkeSa } from './ike-sa.js';
+import type { KernelEvent } from './kernel-event.js';
+import { schedule } from './lifetime.js';
+import type { ChildSaSpec, EngineSettings, IkeProtocol, ProtocolContext } from './protocol.js';
+import { heldBack, RateLimitedLog } from './rate-limited-log.js';
+import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './retransmit.js';
+import type { ChildSa } from './sa.js';
+import { childSaStatus, type ConnectionState, type ConnectionStatus, ikeSaStatus } from './status.js';
+import { parseTrafficSelector, sameTrafficSelector, type TrafficSelector } from './traffic-selector.js';
+import { type DhJob, type DhJobResult, runDhJob } from '../crypto/dh-job.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { peekIkeHeader } from '../wire/ike-header.js';
+
+/**
+ * The IKE engine both versions stand on, sans-I/O: datagrams, timer ticks, kernel events and
+ * commands in (each with `now` in seconds), actions out. It owns what IKEv1 and IKEv2 share: the
+ * SA table with its indexes (one id space for IKE SAs, child SAs and negotiations), dispatch by
+ * the header's version, the child SA lifecycle (schedule, install, rekey, expiry, the kernel's
+ * events), liveness checks and NAT-T keepalives, half-open limits, INITIAL-CONTACT, status and
+ * reconfiguration. The protocol modules (IkeProtocol) do the exchanges.
+ *
+ * Nothing one input does walks every SA: timers are deadlines in a heap, lookups go through
+ * indexes, and a connection's status is kept up to date as its SAs change.
+ */
+
+export interface IkeEngineOptions {
+  readonly crypto: CryptoProvider;
+  readonly connections: readonly Connection[];
+  /** The protocol modules, one per IKE version (src/protocols.ts has the usual set). */
+  readonly protocols: readonly IkeProtocol[];
+  /** Our IKE ports (500 and 4500 in production; anything in tests). */
+  readonly port?: number;
+  readonly natPort?: number;
+  /** Source address for connections that name no local address. */
+  readonly defaultLocalAddress?: string;
+  readonly retransmit?: RetransmitPolicy;
+  /** Uniform in [0, 1): rekey jitter. */
+  readonly random?: () => number;
+  /** Responder SAs not yet authenticated, at most, in all and per peer address. */
+  readonly maxHalfOpen?: number;
+  readonly maxHalfOpenPerAddress?: number;
+  readonly halfOpenTimeout?: number;
+  /** Child SA negotiations a peer may have under way on one IKE SA. */
+  readonly maxChildNegotiations?: number;
+  /** RFC 3948 section 4: keepalives every 20 s from behind a NAT. */
+  readonly keepaliveInterval?: number;
+  /** Emit 'ike-keys' events with the keys that protect IKE messages, for a Wireshark key log. */
+  readonly exportKeys?: boolean;
+  /** Claim a NAT so that ESP goes in UDP (the userspace data plane sends nothing else). */
+  readonly forceEncapsulation?: boolean;
+  /** Inbound SPIs from the kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI); absent, random ones. */
+  readonly allocateSpi?: (local: string, remote: string) => number | undefined;
+  /**
+   * Where Diffie-Hellman runs: 'inline' (default) computes at once with `crypto`; 'deferred'
+   * emits `compute` actions for the runtime (a worker pool) and continues on `computed()`.
+   */
+  readonly compute?: 'inline' | 'deferred';
+}
+
+/** What a connection's status is made of, kept current as its SAs change. */
+interface ConnectionRecord {
+  readonly ikeSas: Set<IkeSa>;
+  readonly children: Set<ChildEntry>;
+  /** IKE SAs of this connection not yet up. */
+  pendingIke: number;
+  /** Child negotiations under way. */
+  negotiations: number;
+  /** Waiting for another connection's IKE SA (an IKEv1 sibling) to come up. */
+  waitingOn: IkeSa | undefined;
+  error: Failure | undefined;
+  /** The status last reported in a 'connection' event. */
+  reported: ConnectionState;
+}
+
+/** Core timer names; anything else belongs to the SA's protocol. */
+const HALF_OPEN = '#half-open';
+const REKEY = '#rekey';
+const EXPIRE = '#expire';
+const LIVENESS = '#liveness';
+const KEEPALIVE = '#keepalive';
+
+/** Log lines about unauthenticated input: one per cause per interval, each at most this long. */
+const UNAUTHENTICATED_LOG_INTERVAL = 5;
+const MAX_LOG_LINE = 400;
+
+export class IkeEngine {
+  #connections: ConnectionIndex;
+  readonly #protocols = new Map<number, IkeProtocol>();
+  readonly #settings: EngineSettings;
+  readonly #crypto: CryptoProvider;
+  readonly #random: () => number;
+  readonly #defaultLocalAddress: string | undefined;
+  readonly #limits: {
+    maxHalfOpen: number;
+    maxHalfOpenPerAddress: number;
+    halfOpenTimeout: number;
+    maxChildNegotiations: number;
+    keepaliveInterval: number;
+  };
+  readonly #allocateSpi: IkeEngineOptions['allocateSpi'];
+  readonly #deferCompute: boolean;
+
+  readonly #sas = new Map<number, IkeSa>();
+  readonly #keys = new Map<string, IkeSa>();
+  readonly #children = new Map<number, ChildEntry>();
+  /** Children by the SPI the peer knows them by (its Deletes name it). */
+  readonly #bySpiOut = new Map<number, Set<ChildEntry>>();
+  /** Children by connection and peer address: the IKEv1 adoption of orphans looks here. */
+  readonly #byPeer = new Map<string, Set<ChildEntry>>();
+  /** Negotiations by the id of the child whose inbound SA went in ahead. */
+  readonly #inbound = new Map<number, ChildNegotiation>();
+  /** IKE SAs by share group (ProtocolContext: siblings carried by one SA) and by authenticated identity. */
+  readonly #groups = new Map<string, Set<IkeSa>>();
+  readonly #identities = new Map<string, Set<IkeSa>>();
+  readonly #records = new Map<string, ConnectionRecord>();
+  readonly #dirty = new Set<string>();
+  #halfOpen = 0;
+  readonly #halfOpenByAddress = new Map<string, number>();
+  readonly #deadlines = new Deadlines<IkeSa | ChildEntry>();
+  readonly #computes = new Map<number, { sa: IkeSa; then: (result: DhJobResult | Error) => void }>();
+  readonly #unauthenticatedLog: RateLimitedLog;
+  /** Protocol work that an outcome asks for, run after the protocol call that reported it. */
+  readonly #after: (() => void)[] = [];
+  #out: Action[] = [];
+  #now = 0;
+  #nextId = 1;
+  readonly #ctx: ProtocolContext;
+  readonly #stats = { refusedHalfOpen: 0, refusedNegotiations: 0, internalErrors: 0 };
+
+  constructor(options: IkeEngineOptions) {
+    this.#crypto = options.crypto;
+    this.#random = options.random ?? Math.random;
+    this.#defaultLocalAddress = options.defaultLocalAddress;
+    this.#allocateSpi = options.allocateSpi;
+    this.#deferCompute = options.compute === 'deferred';
+    this.#settings = {
+      port: options.port ?? 500,
+      natPort: options.natPort ?? 4500,
+      retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
+      exportKeys: options.exportKeys ?? false,
+      forceEncapsulation: options.forceEncapsulation ?? false,
+    };
+    const maxHalfOpen = options.maxHalfOpen ?? 1024;
+    this.#limits = {
+      maxHalfOpen,
+      maxHalfOpenPerAddress: options.maxHalfOpenPerAddress ?? maxHalfOpen,
+      halfOpenTimeout: options.halfOpenTimeout ?? 30,
+      maxChildNegotiations: options.maxChildNegotiations ?? 16,
+      keepaliveInterval: options.keepaliveInterval ?? 20,
+    };
+    for (const protocol of options.protocols) this.#protocols.set(protocol.version, protocol);
+    this.#connections = this.#index(options.connections);
+    for (const connection of options.connections) this.#record(connection.name);
+    this.#unauthenticatedLog = new RateLimitedLog(
+      UNAUTHENTICATED_LOG_INTERVAL * 1000,
+      () => this.#now * 1000,
+    );
+    this.#ctx = this.#makeContext();
+  }
+
+  get connections(): readonly Connection[] {
+    return this.#connections.list;
+  }
+
+  /** Counters of refusals and internal errors (metrics, tests). */
+  get stats(): Readonly<{ refusedHalfOpen: number; refusedNegotiations: number; internalErrors: number }> {
+    return { ...this.#stats };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  receive(datagram: Uint8Array, local: Endpoint, remote: Endpoint, now: number): Action[] {
+    return this.#run(now, () => {
+      if (datagram.length === 1 && datagram[0] === 0xff) return; // NAT-T keepalive
+      const header = peekIkeHeader(datagram);
+      if (!header) {
+        this.#logUnauthenticated(
+          'debug',
+          'short',
+          `dropped ${datagram.length} bytes from ${formatEndpoint(remote)}: shorter than an IKE header`,
+        );
+        return;
+      }
+      const protocol = this.#protocols.get(header.majorVersion);
+      if (!protocol) {
+        this.#logUnauthenticated(
+          header.majorVersion === 2 ? 'info' : 'debug',
+          `version ${header.majorVersion}`,
+          `dropped an IKE version ${header.majorVersion} message from ${formatEndpoint(remote)}: ` +
+            (header.majorVersion === 2 ? 'IKEv2 is not supported yet' : 'no such IKE version'),
+        );
+        return;
+      }
+      protocol.receive(this.#ctx, datagram, header, local, remote);
+    });
+  }
+
+  /** Throws CommandError for an unknown name or a connection that cannot initiate. */
+  initiate(name: string, now: number): Action[] {
+    const connection = this.#connectionNamed(name);
+    const problem = this.#cannotInitiate(connection);
+    if (problem) throw new CommandError(problem);
+    return this.#run(now, () => this.#initiate(connection));
+  }
+
+  /** Throws CommandError for an unknown name. */
+  terminate(name: string, now: number): Action[] {
+    this.#connectionNamed(name);
+    return this.#run(now, () => this.#terminate(name, 'terminated'));
+  }
+
+  /**
+   * The kernel's events: traffic on a trap policy (ACQUIRE) starts its connection unless it is up or
+   * under way; a soft expiry (bytes or packets) rekeys the child SA now, a hard one deletes it.
+   */
+  kernelEvent(event: KernelEvent, now: number): Action[] {
+    return this.#run(now, () => {
+      switch (event.type) {
+        case 'acquire': {
+          const connection = this.#connections.get(event.connection);
+          if (!connection || this.#busy(connection)) return;
+          this.#log(
+            'info',
+            'traffic for the connection (kernel ACQUIRE): initiating',
+            undefined,
+            connection.name,
+          );
+          this.#initiate(connection);
+          return;
+        }
+        case 'expire': {
+          const entry = this.#children.get(event.child);
+          if (!entry) return;
+          if (event.hard) this.#removeChild(entry, 'hard lifetime reached (kernel)', true);
+          else if (!entry.rekeying) this.#rekeyChild(entry, 'soft lifetime reached (kernel)');
+          return;
+        }
+        case 'mapping': {
+          const entry = this.#children.get(event.child);
+          if (!entry || sameEndpoint(entry.child.remote, event.remote)) return;
+          this.#followPeer(entry.sa, entry.sa.local, event.remote);
+          return;
+        }
+        case 'install-failed':
+          this.#installFailed(event.child, `the kernel refused the child SA: ${event.reason}`);
+          return;
+      }
+    });
+  }
+
+  /** The result of a `compute` action (the deferred Diffie-Hellman of IkeEngineOptions.compute). */
+  computed(id: number, result: DhJobResult | Error, now: number): Action[] {
+    return this.#run(now, () => {
+      const pending = this.#computes.get(id);
+      if (!pending) return;
+      this.#computes.delete(id);
+      if (!pending.sa.deleted) pending.then(result);
+    });
+  }
+
+  /**
+   * Replaces the connections (a configuration reload). Unchanged connections keep their SAs
+   * untouched; removed and changed ones are torn down with Deletes; changed and added ones whose
+   * start is "initiate" are initiated.
+   */
+  reconfigure(connections: readonly Connection[], now: number): Action[] {
+    return this.#run(now, () => {
+      const { changed, removed, unchanged } = diffConnections(this.#connections.list, connections);
+      for (const name of removed) this.#terminate(name, 'removed from the configuration');
+      for (const name of changed) this.#terminate(name, 'configuration changed');
+      // Unchanged connections keep their objects: their SAs refer to them.
+      const kept = new Map(unchanged.map((name) => [name, this.#connections.get(name)!]));
+      this.#connections = this.#index(connections.map((c) => kept.get(c.name) ?? c));
+      for (const name of removed) {
+        this.#records.delete(name);
+        this.#dirty.delete(name);
+      }
+      for (const connection of this.#connections.list) {
+        this.#record(connection.name);
+        if (!kept.has(connection.name) && connection.start === 'initiate') this.#initiate(connection);
+      }
+    });
+  }
+
+  /** Deletes everything, telling the peers: for shutdown. */
+  shutdown(now: number): Action[] {
+    return this.#run(now, () => {
+      for (const sa of [...this.#sas.values()]) this.#deleteIkeSa(sa, 'shutting down', true);
+      for (const entry of [...this.#children.values()]) this.#removeChild(entry, 'shutting down', false);
+    });
+  }
+
+  /** Runs what is due at `now`: only that, whatever the number of SAs. */
+  tick(now: number): Action[] {
+    return this.#run(now, () => {
+      for (let due = this.#deadlines.pop(now); due; due = this.#deadlines.pop(now)) {
+        const { owner, name } = due;
+        this.#guard(() => ('child' in owner ? this.#fireChild(owner, name) : this.#fireSa(owner, name)));
+      }
+    });
+  }
+
+  /** When the engine next needs a tick, or undefined when nothing is pending. */
+  nextTimeout(): number | undefined {
+    return this.#deadlines.next();
+  }
+
+  /**
+   * Per connection: its status, IKE SAs and child SAs. With a name, that connection alone, at the
+   * cost of its own SAs. Throws CommandError for an unknown name.
+   */
+  status(name?: string): ConnectionStatus[] {
+    const connections = name === undefined ? this.#connections.list : [this.#connectionNamed(name)];
+    return connections.map((connection) => {
+      const record = this.#record(connection.name);
+      const status = this.#stateOf(record);
+      return {
+        name: connection.name,
+        peer: connection.peer.address,
+        status,
+        ...(record.error && { error: record.error.reason }),
+        ikeSas: [...record.ikeSas].map((sa) => ikeSaStatus(sa.info())),
+        childSas: [...record.children].map((entry) => childSaStatus(entry.child)),
+      };
+    });
+  }
+
+  /** Installed child SAs, keys included: for the kernel backend and for tests. */
+  children(): ChildSa[] {
+    return [...this.#children.values()].map((entry) => entry.child);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Running an input
+
+  #run(now: number, body: () => void): Action[] {
+    this.#now = now;
+    this.#guard(body);
+    // Work an outcome asked for runs after the protocol call that reported it, never inside it.
+    for (let job = this.#after.shift(); job; job = this.#after.shift()) this.#guard(job);
+    this.#reportStates();
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  /** A bug of ours must not take the engine down with it: it is logged and counted (tests assert none). */
+  #guard(body: () => void): void {
+    try {
+      body();
+    } catch (error) {
+      this.#stats.internalErrors++;
+      this.#log('error', `internal error: ${(error as Error).stack ?? String(error)}`);
+    }
+  }
+
+  #connectionNamed(name: string): Connection {
+    const connection = this.#connections.get(name);
+    if (!connection) throw new CommandError(`no connection named '${name}'`);
+    return connection;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers
+
+  #fireSa(sa: IkeSa, name: string): void {
+    if (sa.deleted) return;
+    switch (name) {
+      case HALF_OPEN:
+        if (sa.established) return;
+        this.#log('info', 'half-open SA timed out', sa);
+        this.#removeSa(sa);
+        return;
+      case EXPIRE:
+        // A client we never rekey towards (peer "any") may keep its IPsec SAs past its IKE SA.
+        this.#deleteIkeSa(sa, 'lifetime expired', true, 'keep');
+        return;
+      case REKEY:
+        if (sa.rekeying || !this.#mayRekey(sa.connection) || this.#superseded(sa)) return;
+        sa.rekeying = true;
+        this.#log('info', `rekeying the ${saKind(sa)}`, sa);
+        this.#protocol(sa).rekeyIke(this.#ctx, sa);
+        return;
+      case LIVENESS:
+        this.#liveness(sa);
+        return;
+      case KEEPALIVE:
+        this.#out.push({ type: 'keepalive', from: sa.local, to: sa.remote });
+        this.#deadlines.set(sa, KEEPALIVE, this.#now + this.#limits.keepaliveInterval);
+        return;
+      default:
+        this.#protocol(sa).timer(this.#ctx, sa, name);
+    }
+  }
+
+  #fireChild(entry: ChildEntry, name: string): void {
+    if (this.#children.get(entry.id) !== entry) return;
+    if (name === EXPIRE) this.#removeChild(entry, 'lifetime expired', true);
+    else if (name === REKEY && !entry.rekeying) this.#rekeyChild(entry, 'rekey time');
+  }
+
+  /** Liveness (RFC 3706 DPD, RFC 7296 2.4): probe a silent peer, give it up when probes go unanswered. */
+  #liveness(sa: IkeSa): void {
+    const connection = sa.connection;
+    const dpd = connection?.ike.dpd;
+    if (!connection || !dpd || !sa.probes) return;
+    const silent = this.#now - sa.lastHeard;
+    if (sa.probing && silent >= dpd.timeout) {
+      this.#log('warn', `dead peer: no answer for ${Math.round(silent)} s, action ${dpd.action}`, sa);
+      this.#deleteIkeSa(sa, 'dead peer', false);
+      this.#setError(connection.name, { cause: 'dead-peer', reason: 'dead peer detected' });
+      if (dpd.action === 'restart' && connection.peer.address !== 'any') this.#initiate(connection);
+      return;
+    }
+    if (silent >= dpd.delay) {
+      sa.probing = true;
+      this.#protocol(sa).probe(this.#ctx, sa);
+      this.#deadlines.set(sa, LIVENESS, this.#now + Math.min(dpd.delay, Math.max(1, dpd.timeout - silent)));
+    } else {
+      this.#deadlines.set(sa, LIVENESS, sa.lastHeard + dpd.delay);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // IKE SA lifecycle
+
+  #protocol(sa: IkeSa): IkeProtocol {
+    return this.#protocols.get(sa.version)!;
+  }
+
+  #cannotInitiate(connection: Connection): string | undefined {
+    if (connection.peer.address === 'any')
+      return `'${connection.name}' has peer address "any": it can only respond`;
+    if (!this.#protocols.has(connection.ike.version))
+      return `'${connection.name}' is IKEv${connection.ike.version}: not supported yet`;
+    if (!(connection.local.address ?? this.#defaultLocalAddress))
+      return `'${connection.name}' needs local.address to initiate (there is no single listen address to use)`;
+    return undefined;
+  }
+
+  #initiate(connection: Connection): void {
+    // Reached from timers too (rekey, DPD restart): a connection that cannot initiate is an Error status.
+    const problem = this.#cannotInitiate(connection);
+    if (problem) {
+      this.#setError(connection.name, { cause: 'config', reason: problem });
+      this.#log('error', problem, undefined, connection.name);
+      return;
+    }
+    const live = this.#liveSaFor(connection);
+    if (live) {
+      this.#startChildren(live, connection);
+      return;
+    }
+    // One IKE SA per share group: one under way carries this connection's children too.
+    const record = this.#record(connection.name);
+    const underWay = this.#underWay(connection);
+    if (underWay) {
+      if (underWay.connection !== connection && !record.waitingOn) {
+        underWay.waiting.add(connection);
+        record.waitingOn = underWay;
+        this.#touch(connection.name);
+      }
+      return;
+    }
+    this.#clearError(connection.name);
+    this.#protocols
+      .get(connection.ike.version)!
+      .initiate(this.#ctx, connection, this.#initiatorEndpoint(connection), this.#peerEndpoint(connection));
+  }
+
+  /** Call only after #cannotInitiate said yes. */
+  #initiatorEndpoint(connection: Connection): Endpoint {
+    return { address: (connection.local.address ?? this.#defaultLocalAddress)!, port: this.#settings.port };
+  }
+
+  #peerEndpoint(connection: Connection, address = connection.peer.address): Endpoint {
+    return { address, port: connection.peer.port };
+  }
+
+  #terminate(name: string, reason: string): void {
+    const record = this.#records.get(name);
+    if (!record) return;
+    for (const sa of [...record.ikeSas]) this.#deleteIkeSa(sa, reason, true);
+    for (const entry of [...record.children]) this.#removeChild(entry, reason, true);
+    if (record.waitingOn) {
+      const connection = [...record.waitingOn.waiting].find((c) => c.name === name);
+      if (connection) record.waitingOn.waiting.delete(connection);
+      record.waitingOn = undefined;
+    }
+    this.#clearError(name);
+  }
+
+  #index(connections: readonly Connection[]): ConnectionIndex {
+    return new ConnectionIndex(connections, (connection) => {
+      const shared = this.#protocols.get(connection.ike.version)?.shareKey?.(connection);
+      return shared === undefined ? `name\0${connection.name}` : `${connection.ike.version}\0${shared}`;
+    });
+  }
+
+  /** The SAs whose connection shares `connection`'s group (IKEv1 siblings, else the connection's own). */
+  #groupSas(connection: Connection): Iterable<IkeSa> {
+    const key = this.#connections.groupKey(connection);
+    return (key !== undefined && this.#groups.get(key)) || [];
+  }
+
+  /** Whether an SA can carry child SAs of `connection`: its own, or a sibling's. */
+  #carries(sa: IkeSa, connection: Connection): boolean {
+    return (
+      sa.connection === connection ||
+      (sa.groupKey !== undefined && sa.groupKey === this.#connections.groupKey(connection))
+    );
+  }
+
+  /** The newest established IKE SA that can carry this connection's child SAs. */
+  #liveSaFor(connection: Connection): IkeSa | undefined {
+    let best: IkeSa | undefined;
+    for (const sa of this.#groupSas(connection)) {
+      if (sa.established && this.#carries(sa, connection) && (!best || sa.id > best.id)) best = sa;
+    }
+    return best;
+  }
+
+  #underWay(connection: Connection): IkeSa | undefined {
+    for (const sa of this.#groupSas(connection)) {
+      if (!sa.established && this.#carries(sa, connection)) return sa;
+    }
+    return undefined;
+  }
+
+  /** The peer rekeyed it already: a newer IKE SA with the same peer exists. */
+  #superseded(sa: IkeSa): boolean {
+    if (!sa.connection) return false;
+    for (const other of this.#groupSas(sa.connection)) {
+      if (other.established && other.id > sa.id && this.#samePeer(other, sa)) return true;
+    }
+    return false;
+  }
+
+  /** Another SA of the same connection with the same peer (address and, when known, identity). */
+  #samePeer(other: IkeSa, sa: IkeSa): boolean {
+    return (
+      other !== sa &&
+      other.connection === sa.connection &&
+      other.remote.address === sa.remote.address &&
+      (other.remoteId === undefined || other.remoteId === sa.remoteId)
+    );
+  }
+
+  /** Peers at "any" address are clients: they rekey, we cannot reach them reliably. */
+  #mayRekey(connection: Connection | undefined): boolean {
+    return connection !== undefined && connection.peer.address !== 'any';
+  }
+
+  /** A child SA up, or a negotiation for the connection under way. */
+  #busy(connection: Connection): boolean {
+    const record = this.#record(connection.name);
+    return (
+      record.children.size > 0 ||
+      record.negotiations > 0 ||
+      record.waitingOn !== undefined ||
+      this.#underWay(connection) !== undefined
+    );
+  }
+
+  #addSa(sa: IkeSa): void {
+    this.#sas.set(sa.id, sa);
+    if (sa.role === 'responder') {
+      sa.halfOpen = true;
+      this.#halfOpen++;
+      const address = sa.remote.address;
+      this.#halfOpenByAddress.set(address, (this.#halfOpenByAddress.get(address) ?? 0) + 1);
+      this.#deadlines.set(sa, HALF_OPEN, sa.createdAt + this.#limits.halfOpenTimeout);
+    }
+    if (sa.connection) this.#attach(sa, sa.connection);
+    this.#event({
+      type: 'negotiation-started',
+      kind: 'ike',
+      ikeSa: sa.id,
+      ...(sa.connection && { connection: sa.connection.name }),
+    });
+  }
+
+  /** Puts an SA into its connection's indexes. */
+  #attach(sa: IkeSa, connection: Connection): void {
+    const record = this.#record(connection.name);
+    record.ikeSas.add(sa);
+    if (!sa.established) record.pendingIke++;
+    sa.groupKey = this.#connections.groupKey(connection);
+    if (sa.groupKey !== undefined) addTo(this.#groups, sa.groupKey, sa);
+    this.#touch(connection.name);
+  }
+
+  #detach(sa: IkeSa, connection: Connection): void {
+    const record = this.#records.get(connection.name);
+    if (record?.ikeSas.delete(sa) && !sa.established) record.pendingIke--;
+    if (sa.groupKey !== undefined) removeFrom(this.#groups, sa.groupKey, sa);
+    sa.groupKey = undefined;
+    this.#touch(connection.name);
+  }
+
+  /** A responder found the connection an SA is for (by its identity): move it there. */
+  #assign(sa: IkeSa, connection: Connection): void {
+    if (sa.connection === connection) return;
+    if (sa.connection && this.#sas.has(sa.id)) this.#detach(sa, sa.connection);
+    sa.connection = connection;
+    if (this.#sas.has(sa.id)) this.#attach(sa, connection);
+  }
+
+  #endHalfOpen(sa: IkeSa): void {
+    if (!sa.halfOpen) return;
+    sa.halfOpen = false;
+    this.#halfOpen--;
+    const address = sa.remote.address;
+    const count = (this.#halfOpenByAddress.get(address) ?? 1) - 1;
+    if (count > 0) this.#halfOpenByAddress.set(address, count);
+    else this.#halfOpenByAddress.delete(address);
+    this.#deadlines.clear(sa, HALF_OPEN);
+  }
+
+  #ikeUp(sa: IkeSa): void {
+    const connection = sa.connection!;
+    this.#endHalfOpen(sa);
+    const record = this.#record(connection.name);
+    if (record.ikeSas.has(sa) && !sa.established) record.pendingIke--;
+    sa.established = true;
+    sa.establishedAt = this.#now;
+    const { rekeyAt, expiresAt } = schedule(
+      this.#now,
+      connection.ike.lifetime,
+      this.#random,
+      sa.lifetimeSeconds,
+    );
+    sa.rekeyAt = rekeyAt;
+    sa.expiresAt = expiresAt;
+    this.#deadlines.set(sa, EXPIRE, expiresAt);
+    if (this.#mayRekey(connection)) this.#deadlines.set(sa, REKEY, rekeyAt);
+    if (sa.nat.local) this.#deadlines.set(sa, KEEPALIVE, this.#now + this.#limits.keepaliveInterval);
+    if (connection.ike.dpd && sa.probes)
+      this.#deadlines.set(sa, LIVENESS, this.#now + connection.ike.dpd.delay);
+    this.#clearError(connection.name);
+    this.#log('info', `${saKind(sa)} established: ${sa.describe()}, ${sa.localId} <-> ${sa.remoteId}`, sa);
+    this.#event({
+      type: 'ike-up',
+      ikeSa: sa.info(),
+      ...(sa.replaces !== undefined && { rekeyed: sa.replaces }),
+    });
+    this.#adoptChildren(sa);
+    const waiting = [...sa.waiting];
+    sa.waiting.clear();
+    for (const other of waiting) {
+      const otherRecord = this.#records.get(other.name);
+      if (otherRecord?.waitingOn === sa) otherRecord.waitingOn = undefined;
+      this.#touch(other.name);
+      this.#after.push(() => this.#startChildren(sa, other));
+    }
+    if (sa.replaces !== undefined) {
+      const old = this.#sas.get(sa.replaces);
+      if (old) this.#deleteIkeSa(old, `replaced by a rekeyed ${saKind(sa)}`, true);
+      return;
+    }
+    if (sa.role === 'initiator') this.#after.push(() => this.#startChildren(sa, connection));
+  }
+
+  /**
+   * Child SAs outlive the IKE SA that made them in IKEv1 (RFC 2409): the newest IKE SA with the
+   * same peer takes over those of older ones, live or deleted, whoever rekeyed. strongSwan, for
+   * one, deletes its old ISAKMP SA before the new main mode completes.
+   */
+  #adoptChildren(sa: IkeSa): void {
+    const children = this.#byPeer.get(peerKey(sa.connection!.name, sa.remote.address));
+    if (!children) return;
+    for (const entry of children) {
+      if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
+      this.#log('debug', `child SA ${entry.child.id} moves over from ${saKind(sa)} ${entry.sa.id}`, sa);
+      entry.sa.children.delete(entry);
+      entry.sa = sa;
+      sa.children.add(entry);
+      entry.child = { ...entry.child, ikeSaId: sa.id };
+      // A rekey that was waiting for (or lost with) the old SA starts again on this one.
+      entry.rekeying = false;
+      if (this.#mayRekey(sa.connection))
+        this.#deadlines.set(entry, REKEY, Math.max(this.#now, entry.child.rekeyAt));
+    }
+  }
+
+  #ikeFailed(sa: IkeSa, failure: Failure): void {
+    this.#log('error', `negotiation failed: ${failure.reason}`, sa);
+    this.#setError(sa.connection?.name, failure);
+    this.#event({
+      type: 'failed',
+      kind: 'ike',
+      cause: failure.cause,
+      reason: failure.reason,
+      ...(sa.connection && { connection: sa.connection.name }),
+    });
+    this.#removeSa(sa);
+  }
+
+  /** `children`: delete its child SAs too (teardown), or leave them to their own lifetimes. */
+  #deleteIkeSa(sa: IkeSa, reason: string, notifyPeer: boolean, children: 'delete' | 'keep' = 'delete'): void {
+    if (sa.deleted) return;
+    if (children === 'delete')
+      for (const entry of [...sa.children]) this.#removeChild(entry, reason, notifyPeer);
+    if (sa.established && notifyPeer) this.#protocol(sa).deleteIke(this.#ctx, sa);
+    if (sa.established) {
+      this.#log('info', `${saKind(sa)} deleted: ${reason}`, sa);
+      this.#event({ type: 'ike-down', ikeSa: sa.info(), reason });
+    }
+    this.#removeSa(sa);
+  }
+
+  /** Takes an SA out of every table; its unfinished negotiations take their inbound SAs along. */
+  #removeSa(sa: IkeSa): void {
+    if (sa.deleted) return;
+    for (const negotiation of [...sa.negotiations]) this.#endNegotiation(negotiation);
+    this.#endHalfOpen(sa);
+    sa.deleted = true;
+    this.#protocol(sa).forget?.(this.#ctx, sa);
+    this.#sas.delete(sa.id);
+    for (const key of sa.lookupKeys) if (this.#keys.get(key) === sa) this.#keys.delete(key);
+    if (sa.connection) this.#detach(sa, sa.connection);
+    if (sa.identityKey) removeFrom(this.#identities, sa.identityKey, sa);
+    for (const waiting of sa.waiting) {
+      const record = this.#records.get(waiting.name);
+      if (record?.waitingOn === sa) record.waitingOn = undefined;
+      this.#touch(waiting.name);
+    }
+    sa.waiting.clear();
+    // Pending computations stay until their results come back, which then find the SA deleted.
+    this.#deadlines.clearAll(sa);
+  }
+
+  /**
+   * INITIAL-CONTACT (RFC 2407 4.6.3.3, RFC 7296 2.4): the peer has no state for us, so our older
+   * SAs with the same authenticated identity are stale. SAs of other identities (other clients
+   * behind the same NAT) and SAs still negotiating are not touched; child SAs whose IKE SA is
+   * already gone stay for adoption (strongSwan sends INITIAL-CONTACT when it reauthenticates
+   * after deleting its old ISAKMP SA, and keeps those IPsec SAs).
+   */
+  #initialContact(sa: IkeSa): void {
+    if (!sa.identityKey) return;
+    for (const other of [...(this.#identities.get(sa.identityKey) ?? [])]) {
+      if (other === sa || other.id > sa.id) continue;
+      this.#log('info', 'INITIAL-CONTACT: removing stale SAs', other);
+      this.#deleteIkeSa(other, 'peer sent INITIAL-CONTACT', false);
+    }
+  }
+
+  #authenticated(sa: IkeSa, identity: Identity): void {
+    sa.remoteId = formatIdentity(identity);
+    // An address identity says little behind a NAT (two clients may both be 192.168.1.10): the
+    // address they come from is part of who they are. Names and key ids stand on their own.
+    const byAddress = identity.type === 'ipv4' || identity.type === 'ipv6';
+    const key = `${sa.connection?.name ?? ''}\0${identity.type}\0${sa.remoteId}${byAddress ? `\0${sa.remote.address}` : ''}`;
+    if (sa.identityKey === key) return;
+    if (sa.identityKey) removeFrom(this.#identities, sa.identityKey, sa);
+    sa.identityKey = key;
+    addTo(this.#identities, key, sa);
+  }
+
+  #hasOtherSaWithPeer(sa: IkeSa): boolean {
+    if (!sa.connection) return false;
+    for (const other of this.#groupSas(sa.connection)) {
+      if (other !== sa && other.established && other.remote.address === sa.remote.address) return true;
+    }
+    return false;
+  }
+
+  /** A NAT mapping changed under an SA (RFC 3947, RFC 7296 2.23): its child SAs in UDP follow. */
+  #followPeer(sa: IkeSa, local: Endpoint, remote: Endpoint): void {
+    if (!sa.floated || (sameEndpoint(sa.remote, remote) && sameEndpoint(sa.local, local))) return;
+    this.#log('info', `peer moved from ${formatEndpoint(sa.remote)} to ${formatEndpoint(remote)}`, sa);
+    sa.remote = remote;
+    sa.local = local;
+    // The SAs' UDP encapsulation names the old port: install them again with the new one.
+    for (const entry of sa.children) {
+      if (!entry.child.encapsulation) continue;
+      this.#setChild(entry, { ...entry.child, local, remote });
+      this.#out.push({ type: 'install-child', child: entry.child });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Child SA lifecycle
+
+  /** Starts a child SA negotiation for every selector pair that has none yet. */
+  #startChildren(sa: IkeSa, connection: Connection): void {
+    if (sa.deleted || !sa.established) return;
+    const locals = connection.local.trafficSelectors.length
+      ? connection.local.trafficSelectors
+      : [parseTrafficSelector(sa.local.address)];
+    const peers = connection.peer.trafficSelectors.length
+      ? connection.peer.trafficSelectors
+      : [parseTrafficSelector(sa.remote.address)];
+    const record = this.#record(connection.name);
+    for (const localTs of locals) {
+      for (const remoteTs of peers) {
+        const covered = [...record.children].some(
+          (e) =>
+            sameTrafficSelector(e.child.localTs[0]!, localTs) &&
+            sameTrafficSelector(e.child.remoteTs[0]!, remoteTs),
+        );
+        const pending = [...sa.negotiations].some(
+          (n) =>
+            n.connection === connection &&
+            sameTrafficSelector(n.localTs, localTs) &&
+            sameTrafficSelector(n.remoteTs, remoteTs),
+        );
+        if (!covered && !pending)
+          this.#protocol(sa).createChild(this.#ctx, sa, connection, localTs, remoteTs);
+      }
+    }
+  }
+
+  #rekeyChild(entry: ChildEntry, why: string): void {
+    const { child } = entry;
+    if (!this.#mayRekey(entry.sa.connection)) return;
+    const connection = this.#connections.get(child.connection);
+    if (!connection) return;
+    entry.rekeying = true;
+    const sa = this.#liveSaFor(connection);
+    if (!sa) {
+      this.#initiate(connection);
+      return;
+    }
+    this.#log('info', `rekeying child SA ${child.id} (${why})`, sa, connection.name);
+    this.#protocol(sa).createChild(this.#ctx, sa, connection, child.localTs[0]!, child.remoteTs[0]!, entry);
+  }
+
+  #beginChild(
+    sa: IkeSa,
+    connection: Connection,
+    selectors: { localTs: TrafficSelector; remoteTs: TrafficSelector; peerStarted?: boolean },
+    rekeyOf?: number,
+  ): ChildNegotiation | undefined {
+    if (selectors.peerStarted) {
+      // The peer's requests are bounded; our own (one per configured selector pair) are not.
+      let underWay = 0;
+      for (const n of sa.negotiations) if (n.peerStarted) underWay++;
+      if (underWay >= this.#limits.maxChildNegotiations) {
+        this.#stats.refusedNegotiations++;
+        this.#logUnauthenticated(
+          'warn',
+          'negotiations',
+          `${saKind(sa)} ${sa.id}: refused a child SA negotiation from ${formatEndpoint(sa.remote)}: ` +
+            `${underWay} under way already`,
+        );
+        return undefined;
+      }
+    }
+    const negotiation: ChildNegotiation = {
+      id: this.#nextId++,
+      sa,
+      connection,
+      localTs: selectors.localTs,
+      remoteTs: selectors.remoteTs,
+      peerStarted: selectors.peerStarted ?? false,
+      ...(rekeyOf !== undefined && { rekeyOf }),
+      open: true,
+    };
+    sa.negotiations.add(negotiation);
+    this.#record(connection.name).negotiations++;
+    this.#touch(connection.name);
+    this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
+    return negotiation;
+  }
+
+  /** Closes a negotiation; one that never produced its child takes its inbound SA away. */
+  #endNegotiation(negotiation: ChildNegotiation, succeeded = false): void {
+    if (!negotiation.open) return;
+    negotiation.open = false;
+    negotiation.sa.negotiations.delete(negotiation);
+    const record = this.#records.get(negotiation.connection.name);
+    if (record) record.negotiations--;
+    this.#touch(negotiation.connection.name);
+    const inbound = negotiation.inbound;
+    if (!inbound) return;
+    this.#inbound.delete(inbound.id);
+    if (!succeeded && negotiation.refused === undefined) {
+      this.#out.push({ type: 'delete-child', child: inbound });
+      this.#log(
+        'debug',
+        `inbound SA ${inbound.spiIn.toString(16)} of an unfinished negotiation removed`,
+        negotiation.sa,
+        negotiation.connection.name,
+      );
+    }
+  }
+
+  #buildChild(negotiation: ChildNegotiation, spec: ChildSaSpec): ChildSa {
+    const { sa, connection } = negotiation;
+    const { rekeyAt, expiresAt } = schedule(
+      this.#now,
+      connection.ipsec.lifetime,
+      this.#random,
+      spec.lifetime.seconds,
+    );
+    return {
+      id: this.#nextId++,
+      connection: connection.name,
+      ikeSaId: sa.id,
+      protocol: 'esp',
+      mode: spec.mode,
+      encapsulation: spec.encapsulation,
+      local: sa.local,
+      remote: sa.remote,
+      spiIn: spec.spiIn,
+      spiOut: spec.spiOut,
+      localTs: spec.localTs,
+      remoteTs: spec.remoteTs,
+      suite: spec.suite,
+      keys: spec.keys,
+      lifetime: spec.lifetime,
+      installedAt: this.#now,
+      rekeyAt,
+      expiresAt,
+    };
+  }
+
+  #childUp(negotiation: ChildNegotiation, child: ChildSa): void {
+    this.#endNegotiation(negotiation, true);
+    const { sa } = negotiation;
+    const entry: ChildEntry = { id: child.id, child, sa, rekeying: false };
+    this.#children.set(child.id, entry);
+    sa.children.add(entry);
+    this.#record(child.connection).children.add(entry);
+    this.#indexChild(entry);
+    this.#clearError(child.connection);
+    this.#deadlines.set(entry, EXPIRE, child.expiresAt);
+    if (this.#mayRekey(sa.connection)) this.#deadlines.set(entry, REKEY, child.rekeyAt);
+    this.#out.push({ type: 'install-child', child });
+    this.#log(
+      'info',
+      `child SA installed: ${child.mode}${child.encapsulation ? ' (UDP-encapsulated)' : ''}, SPIs ${child.spiIn.toString(16)}/${child.spiOut.toString(16)}`,
+      sa,
+      child.connection,
+    );
+    this.#event({
+      type: 'child-up',
+      child,
+      ...(negotiation.rekeyOf !== undefined && { rekeyed: negotiation.rekeyOf }),
+    });
+    this.#touch(child.connection);
+    if (negotiation.rekeyOf !== undefined) {
+      const old = this.#children.get(negotiation.rekeyOf);
+      if (old) this.#removeChild(old, 'rekeyed', true);
+    }
+  }
+
+  #childFailed(negotiation: ChildNegotiation, failure: Failure): void {
+    this.#endNegotiation(negotiation);
+    const name = negotiation.connection.name;
+    this.#setError(name, failure);
+    this.#event({
+      type: 'failed',
+      kind: 'child',
+      connection: name,
+      cause: failure.cause,
+      reason: failure.reason,
+    });
+    if (negotiation.rekeyOf !== undefined) {
+      // The old child SA is still there: try again (through another IKE SA if this one goes).
+      const old = this.#children.get(negotiation.rekeyOf);
+      if (old) {
+        old.rekeying = false;
+        if (this.#mayRekey(old.sa.connection)) this.#deadlines.set(old, REKEY, this.#now);
+      }
+    }
+  }
+
+  #indexChild(entry: ChildEntry): void {
+    addTo(this.#bySpiOut, entry.child.spiOut, entry);
+    addTo(this.#byPeer, peerKey(entry.child.connection, entry.child.remote.address), entry);
+  }
+
+  #unindexChild(entry: ChildEntry): void {
+    removeFrom(this.#bySpiOut, entry.child.spiOut, entry);
+    removeFrom(this.#byPeer, peerKey(entry.child.connection, entry.child.remote.address), entry);
+  }
+
+  #setChild(entry: ChildEntry, child: ChildSa): void {
+    this.#unindexChild(entry);
+    entry.child = child;
+    this.#indexChild(entry);
+  }
+
+  #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean): void {
+    if (this.#children.get(entry.id) !== entry) return;
+    this.#children.delete(entry.id);
+    entry.sa.children.delete(entry);
+    this.#records.get(entry.child.connection)?.children.delete(entry);
+    this.#unindexChild(entry);
+    this.#deadlines.clearAll(entry);
+    // Its own IKE SA may be gone (the child outlived it): no SA, no Delete; the peer's expires too.
+    if (notifyPeer && entry.sa.established && !entry.sa.deleted)
+      this.#protocol(entry.sa).deleteChild(this.#ctx, entry.sa, entry.child);
+    this.#out.push({ type: 'delete-child', child: entry.child });
+    this.#log(
+      'info',
+      `child SA ${entry.child.spiIn.toString(16)}/${entry.child.spiOut.toString(16)} deleted: ${reason}`,
+      entry.sa,
+      entry.child.connection,
+    );
+    this.#event({ type: 'child-down', child: entry.child, reason });
+    this.#touch(entry.child.connection);
+  }
+
+  /** A Delete from the peer names its inbound SPIs: our outbound ones. */
+  #childrenDeletedByPeer(sa: IkeSa, spisOut: readonly number[]): void {
+    for (const spi of spisOut) {
+      for (const entry of [...(this.#bySpiOut.get(spi) ?? [])]) {
+        if (entry.child.remote.address === sa.remote.address)
+          this.#removeChild(entry, 'deleted by the peer', false);
+      }
+    }
+  }
+
+  /** An installed child SA goes (with a Delete to the peer); a responder's unfinished one, its negotiation. */
+  #installFailed(id: number, reason: string): void {
+    const entry = this.#children.get(id);
+    if (entry) {
+      this.#log('error', reason, entry.sa, entry.child.connection);
+      this.#setError(entry.child.connection, { cause: 'kernel', reason });
+      this.#removeChild(entry, reason, true);
+      return;
+    }
+    const negotiation = this.#inbound.get(id);
+    if (!negotiation || !negotiation.open || negotiation.refused !== undefined) return;
+    this.#log('error', reason, negotiation.sa, negotiation.connection.name);
+    this.#setError(negotiation.connection.name, { cause: 'kernel', reason });
+    // The protocol answers the rest of the exchange with a Delete instead of installing.
+    negotiation.refused = reason;
+    this.#out.push({ type: 'delete-child', child: negotiation.inbound! });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Status
+
+  #record(name: string): ConnectionRecord {
+    let record = this.#records.get(name);
+    if (!record) {
+      record = {
+        ikeSas: new Set(),
+        children: new Set(),
+        pendingIke: 0,
+        negotiations: 0,
+        waitingOn: undefined,
+        error: undefined,
+        reported: 'Down',
+      };
+      this.#records.set(name, record);
+    }
+    return record;
+  }
+
+  #stateOf(record: ConnectionRecord): ConnectionState {
+    if (record.children.size) return 'Active';
+    if (record.pendingIke > 0 || record.negotiations > 0 || record.waitingOn) return 'Pending';
+    return record.error ? 'Error' : 'Down';
+  }
+
+  /** The connection's status may have moved: reported at the end of the input, once. */
+  #touch(name: string): void {
+    this.#dirty.add(name);
+  }
+
+  #reportStates(): void {
+    for (const name of this.#dirty) {
+      const record = this.#records.get(name);
+      if (!record) continue;
+      const status = this.#stateOf(record);
+      if (status === record.reported) continue;
+      const previous = record.reported;
+      record.reported = status;
+      this.#event({
+        type: 'connection',
+        connection: name,
+        status,
+        previous,
+        ...(status === 'Error' && record.error && { error: record.error.reason }),
+      });
+    }
+    this.#dirty.clear();
+  }
+
+  #setError(connection: string | undefined, failure: Failure): void {
+    if (!connection) return;
+    const record = this.#records.get(connection);
+    if (!record) return;
+    record.error = failure;
+    this.#touch(connection);
+  }
+
+  #clearError(connection: string): void {
+    const record = this.#records.get(connection);
+    if (!record?.error) return;
+    record.error = undefined;
+    this.#touch(connection);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Output
+
+  #log(level: LogLevel, message: string, sa?: IkeSa, connection?: string): void {
+    const name = connection ?? sa?.connection?.name;
+    this.#event({
+      type: 'log',
+      level,
+      message,
+      ...(name && { connection: name }),
+      ...(sa && { ikeSa: sa.id }),
+    });
+  }
+
+  #logUnauthenticated(level: LogLevel, cause: string, message: string, connection?: string): void {
+    this.#unauthenticatedLog.log(cause, (suppressed) => {
+      const text = message.length > MAX_LOG_LINE ? `${message.slice(0, MAX_LOG_LINE)}...` : message;
+      this.#log(level, `${text}${heldBack(suppressed)}`, undefined, connection);
+    });
+  }
+
+  #event(event: EngineEvent): void {
+    this.#out.push({ type: 'event', event });
+  }
+
+  #makeContext(): ProtocolContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    return {
+      get now() {
+        return engine.#now;
+      },
+      crypto: this.#crypto,
+      settings: this.#settings,
+      random: () => this.#random(),
+      nextId: () => this.#nextId++,
+      emit: (action) => this.#out.push(action),
+      event: (event) => this.#event(event),
+      log: (level, message, sa, connection) => this.#log(level, message, sa, connection),
+      logUnauthenticated: (level, cause, message, connection) =>
+        this.#logUnauthenticated(level, cause, message, connection),
+      get connections() {
+        return engine.#connections.list;
+      },
+      responderCandidates: (version, local, remote) =>
+        this.#connections.responderCandidates(version, local, remote),
+      siblings: (connection) => this.#connections.siblings(connection),
+      lookup: (key) => this.#keys.get(key),
+      index: (sa, key) => {
+        this.#keys.set(key, sa);
+        sa.lookupKeys.push(key);
+      },
+      admitHalfOpen: (remote) => {
+        const fromAddress = this.#halfOpenByAddress.get(remote.address) ?? 0;
+        if (this.#halfOpen < this.#limits.maxHalfOpen && fromAddress < this.#limits.maxHalfOpenPerAddress)
+          return true;
+        this.#stats.refusedHalfOpen++;
+        this.#logUnauthenticated(
+          'warn',
+          'half-open',
+          `dropped a first message from ${formatEndpoint(remote)}: ${this.#halfOpen} half-open SAs already` +
+            ` (${fromAddress} from ${remote.address})`,
+        );
+        return false;
+      },
+      addSa: (sa) => this.#addSa(sa),
+      assign: (sa, connection) => this.#assign(sa, connection),
+      ikeUp: (sa) => this.#ikeUp(sa),
+      ikeFailed: (sa, failure) => this.#ikeFailed(sa, failure),
+      refused: (connections, failure, kind) => {
+        // A client's own mistake does not hide their Active tunnels: Active outranks Error.
+        for (const name of connections) this.#setError(name, failure);
+        this.#event({
+          type: 'failed',
+          kind,
+          cause: failure.cause,
+          reason: failure.reason,
+          ...(connections.length === 1 && { connection: connections[0]! }),
+        });
+      },
+      ikeDeletedByPeer: (sa, children) => this.#deleteIkeSa(sa, 'deleted by the peer', false, children),
+      authenticated: (sa, identity) => this.#authenticated(sa, identity),
+      initialContact: (sa) => this.#initialContact(sa),
+      hasOtherSaWithPeer: (sa) => this.#hasOtherSaWithPeer(sa),
+      heard: (sa) => {
+        sa.lastHeard = this.#now;
+        sa.probing = false;
+      },
+      peerMoved: (sa, local, remote) => this.#followPeer(sa, local, remote),
+      beginChild: (sa, connection, selectors, rekeyOf) =>
+        this.#beginChild(sa, connection, selectors, rekeyOf),
+      buildChild: (negotiation, spec) => this.#buildChild(negotiation, spec),
+      installInbound: (negotiation, child) => {
+        negotiation.inbound = child;
+        this.#inbound.set(child.id, negotiation);
+        this.#out.push({ type: 'install-inbound', child });
+      },
+      childUp: (negotiation, child) => this.#childUp(negotiation, child),
+      childFailed: (negotiation, failure) => this.#childFailed(negotiation, failure),
+      endChild: (negotiation) => this.#endNegotiation(negotiation),
+      childrenDeletedByPeer: (sa, spisOut) => this.#childrenDeletedByPeer(sa, spisOut),
+      arm: (sa, name, at) => this.#deadlines.set(sa, name, at),
+      disarm: (sa, name) => this.#deadlines.clear(sa, name),
+      allocateSpi: (sa) => this.#spi(sa),
+      compute: (sa, job, then) => this.#compute(sa, job, then),
+    };
+  }
+
+  /** The kernel backend's SPI when it reserves them (XFRM_MSG_ALLOCSPI, SADB_GETSPI), else a random one. */
+  #spi(sa: IkeSa): number {
+    try {
+      const allocated = this.#allocateSpi?.(sa.local.address, sa.remote.address);
+      if (allocated !== undefined) return allocated;
+    } catch (error) {
+      // The install adds the SA outright then (the backends fall back from UPDATE to ADD).
+      this.#log('warn', `the kernel reserved no SPI (${(error as Error).message}): using a random one`, sa);
+    }
+    for (;;) {
+      const bytes = this.#crypto.randomBytes(4);
+      const spi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+      // SPIs 1-255 are reserved by IANA (RFC 4303 section 2.1); 0 is invalid.
+      if (spi > 255) return spi;
+    }
+  }
+
+  #compute(sa: IkeSa, job: DhJob, then: (result: DhJobResult | Error) => void): void {
+    if (!this.#deferCompute) {
+      let result: DhJobResult | Error;
+      try {
+        result = runDhJob(this.#crypto, job);
+      } catch (error) {
+        result = error as Error;
+      }
+      then(result);
+      return;
+    }
+    const id = this.#nextId++;
+    this.#computes.set(id, { sa, then });
+    this.#out.push({ type: 'compute', id, job });
+  }
+}
+
+/** "ISAKMP SA" in IKEv1's words, "IKE SA" in IKEv2's. */
+function saKind(sa: IkeSa): string {
+  return sa.version === 1 ? 'ISAKMP SA' : 'IKE SA';
+}
+
+function peerKey(connection: string, address: string): string {
+  return `${connection}\0${address}`;
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (set) set.add(value);
+  else map.set(key, new Set([value]));
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

@@ -1,0 +1,190 @@
+import type { Action, EngineEvent, LogLevel } from './actions.js';
+import type { Connection, Identity } from './connection.js';
+import type { Endpoint } from './endpoint.js';
+import type { Failure } from './failure.js';
+import type { ChildEntry, ChildNegotiation, IkeSa } from './ike-sa.js';
+import type { Suite } from './proposal.js';
+import type { RetransmitPolicy } from './retransmit.js';
+import type { ChildSa, ChildSaKeys } from './sa.js';
+import type { TrafficSelector } from './traffic-selector.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import type { DhJob, DhJobResult } from '../crypto/dh-job.js';
+import type { IkeHeaderPeek } from '../wire/ike-header.js';
+
+/**
+ * The seam between the core (src/core/engine.ts) and a protocol module (src/ikev1, src/ikev2).
+ * The core owns what both IKE versions share: the SA table and its indexes, timers, the child SA
+ * lifecycle, liveness and keepalives, half-open limits, status. A protocol module owns its codec
+ * and exchanges: it is handed datagrams and jobs (`IkeProtocol`) and reports what happened
+ * through the `ProtocolContext` (an SA is up, failed with a typed cause, a child SA is ready...),
+ * which the core turns into actions. Neither does I/O.
+ */
+
+export interface EngineSettings {
+  /** Our IKE ports (500 and 4500 in production; anything in tests). */
+  readonly port: number;
+  readonly natPort: number;
+  readonly retransmit: RetransmitPolicy;
+  /** Emit 'ike-keys' events (a Wireshark key log): off unless asked for. */
+  readonly exportKeys: boolean;
+  /** Claim a NAT in NAT-D (as strongSwan's encap=yes does) so that both ends send ESP in UDP. */
+  readonly forceEncapsulation: boolean;
+}
+
+/** What a protocol module negotiated for a child SA; the core adds its id, endpoints and schedule. */
+export interface ChildSaSpec {
+  readonly mode: 'tunnel' | 'transport';
+  readonly encapsulation: boolean;
+  readonly spiIn: number;
+  readonly spiOut: number;
+  readonly localTs: readonly TrafficSelector[];
+  readonly remoteTs: readonly TrafficSelector[];
+  readonly suite: Suite;
+  /** Sealed (sealKeys). */
+  readonly keys: ChildSaKeys;
+  readonly lifetime: { readonly seconds: number; readonly kilobytes?: number };
+}
+
+export interface ProtocolContext {
+  readonly now: number;
+  readonly crypto: CryptoProvider;
+  readonly settings: EngineSettings;
+  /** Uniform in [0, 1). */
+  random(): number;
+  /** A fresh id in the one id space of IKE SAs, child SAs and negotiations. */
+  nextId(): number;
+
+  emit(action: Action): void;
+  event(event: EngineEvent): void;
+  log(level: LogLevel, message: string, sa?: IkeSa, connection?: string): void;
+  /**
+   * A line about input nobody has authenticated: at most one per cause per interval (the rest
+   * counted into the next one), the message cut to a bounded length, so a flood of bad packets
+   * cannot become a flood of log lines.
+   */
+  logUnauthenticated(level: LogLevel, cause: string, message: string, connection?: string): void;
+
+  readonly connections: readonly Connection[];
+  /** Connections that may answer a first message from `remote` at `local`: exact address first. */
+  responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): readonly Connection[];
+  /** The connections one IKE SA of `connection` can carry child SAs for (IkeProtocol.shareKey), itself first. */
+  siblings(connection: Connection): readonly Connection[];
+
+  /** The SA registered under a lookup key (the protocol chooses its keys). */
+  lookup(key: string): IkeSa | undefined;
+  index(sa: IkeSa, key: string): void;
+
+  /**
+   * A responder may create one more half-open SA for `remote`; false (and a rate-limited line)
+   * when a limit is reached. Ask before any expensive work.
+   */
+  admitHalfOpen(remote: Endpoint): boolean;
+  /** A new IKE SA, either role: registered, indexed, counted; a responder's is half-open. */
+  addSa(sa: IkeSa): void;
+  /** A responder found which connection the SA is for (by the peer's identity): re-indexed. */
+  assign(sa: IkeSa, connection: Connection): void;
+  /** The IKE SA is authenticated and up: schedules, events, children waiting for it. */
+  ikeUp(sa: IkeSa): void;
+  /** The negotiation failed for good; the SA goes (without a Delete: it never was up). */
+  ikeFailed(sa: IkeSa, failure: Failure): void;
+  /**
+   * A negotiation refused before any SA or child negotiation was made for it (a first message or
+   * a quick mode that matches nothing): the connections it was meant for show why.
+   */
+  refused(connections: readonly string[], failure: Failure, kind: 'ike' | 'child'): void;
+  /** The peer deleted the IKE SA. `children`: IKEv1 keeps them (phases are independent). */
+  ikeDeletedByPeer(sa: IkeSa, children: 'keep' | 'delete'): void;
+  /** The peer's identity is authenticated: recorded and indexed (INITIAL-CONTACT looks it up). */
+  authenticated(sa: IkeSa, identity: Identity): void;
+  /** INITIAL-CONTACT: the peer has no state for us, so its older SAs with the same identity go. */
+  initialContact(sa: IkeSa): void;
+  /** Whether another established IKE SA with this SA's connection and peer exists. */
+  hasOtherSaWithPeer(sa: IkeSa): boolean;
+  /** An authenticated message arrived: the peer is alive. */
+  heard(sa: IkeSa): void;
+  /** An authenticated message came from new addresses (a NAT mapping changed): follow it. */
+  peerMoved(sa: IkeSa, local: Endpoint, remote: Endpoint): void;
+
+  /**
+   * A child SA negotiation starts; undefined when the IKE SA has too many under way (the peer
+   * gets no answer; the refusal is counted and logged at a bounded rate).
+   */
+  beginChild(
+    sa: IkeSa,
+    connection: Connection,
+    selectors: { localTs: TrafficSelector; remoteTs: TrafficSelector; peerStarted?: boolean },
+    rekeyOf?: number,
+  ): ChildNegotiation | undefined;
+  /** The child SA the negotiation produced, with its schedule. */
+  buildChild(negotiation: ChildNegotiation, spec: ChildSaSpec): ChildSa;
+  /** Install the inbound half now (the peer may send before the negotiation is over). */
+  installInbound(negotiation: ChildNegotiation, child: ChildSa): void;
+  /** The negotiation succeeded: install, report, and delete the SA it replaces. */
+  childUp(negotiation: ChildNegotiation, child: ChildSa): void;
+  childFailed(negotiation: ChildNegotiation, failure: Failure): void;
+  /** The negotiation is over without an outcome of its own (its failure was reported already). */
+  endChild(negotiation: ChildNegotiation): void;
+  /** The peer deleted child SAs, named by their SPIs as it knows them (our outbound SPIs). */
+  childrenDeletedByPeer(sa: IkeSa, spisOut: readonly number[]): void;
+
+  /** Arm (or re-arm) a timer of the protocol's own; `IkeProtocol.timer` gets it when due. */
+  arm(sa: IkeSa, name: string, at: number): void;
+  disarm(sa: IkeSa, name: string): void;
+
+  /** An inbound SPI: reserved by the kernel backend when it does, else random (never below 256). */
+  allocateSpi(sa: IkeSa): number;
+  /**
+   * A Diffie-Hellman computation, possibly on another thread: `then` runs with the result (or the
+   * error) inside a later input of the engine, or at once with a synchronous executor. It is not
+   * run if the SA is gone by then.
+   */
+  compute(sa: IkeSa, job: DhJob, then: (result: DhJobResult | Error) => void): void;
+}
+
+/** What the core asks of a protocol module. */
+export interface IkeProtocol {
+  readonly version: 1 | 2;
+  /** A datagram of this version (NAT-T keepalives and marker already gone). */
+  receive(
+    ctx: ProtocolContext,
+    datagram: Uint8Array,
+    header: IkeHeaderPeek,
+    local: Endpoint,
+    remote: Endpoint,
+  ): void;
+  /** Start an IKE SA for `connection`; `replaces`: an IKE SA rekey by a new negotiation (IKEv1). */
+  initiate(
+    ctx: ProtocolContext,
+    connection: Connection,
+    local: Endpoint,
+    remote: Endpoint,
+    replaces?: IkeSa,
+  ): void;
+  /** Negotiate a child SA over an established IKE SA (a new one, or a rekey of `rekeyOf`). */
+  createChild(
+    ctx: ProtocolContext,
+    sa: IkeSa,
+    connection: Connection,
+    localTs: TrafficSelector,
+    remoteTs: TrafficSelector,
+    rekeyOf?: ChildEntry,
+  ): void;
+  /** Replace the IKE SA before it expires. */
+  rekeyIke(ctx: ProtocolContext, sa: IkeSa): void;
+  /** Tell the peer the IKE SA is going (the core removes it). */
+  deleteIke(ctx: ProtocolContext, sa: IkeSa): void;
+  /** Tell the peer a child SA is going (the core removes it). */
+  deleteChild(ctx: ProtocolContext, sa: IkeSa, child: ChildSa): void;
+  /** Send a liveness check (DPD R-U-THERE, an empty INFORMATIONAL). */
+  probe(ctx: ProtocolContext, sa: IkeSa): void;
+  /** A timer armed through the context is due. */
+  timer(ctx: ProtocolContext, sa: IkeSa, name: string): void;
+  /** The IKE SA is gone from the core's tables: drop what the protocol keeps beside it. */
+  forget?(ctx: ProtocolContext, sa: IkeSa): void;
+  /**
+   * Connections with the same key share one IKE SA for their child SAs (IKEv1: main mode picks the
+   * pre-shared key by address, so one ISAKMP SA authenticates siblings with the same ends,
+   * identities and key). Absent or undefined: each connection has its own IKE SAs.
+   */
+  shareKey?(connection: Connection): string | undefined;
+}

@@ -1,0 +1,37 @@
+/**
+ * The part of the 28-byte header that IKEv1 (RFC 2408 section 3.1) and IKEv2 (RFC 7296 section
+ * 3.1) share: two 8-byte SPIs (IKEv1's cookies), next payload, version, exchange type, flags,
+ * message ID and length. Enough to pick the protocol module and the SA; each module's own codec
+ * then checks the whole message.
+ */
+
+export const IKE_HEADER_LENGTH = 28;
+
+export interface IkeHeaderPeek {
+  /** The major version: 1 (ISAKMP) or 2 (IKEv2); anything else is for nobody. */
+  readonly majorVersion: number;
+  readonly spiI: Uint8Array;
+  readonly spiR: Uint8Array;
+  readonly exchangeType: number;
+  readonly flags: number;
+  readonly messageId: number;
+  /** The responder's SPI is zero: the first message of an exchange that creates an SA. */
+  readonly initial: boolean;
+}
+
+/** The header's fixed fields, or undefined when the datagram is too short to hold one. */
+export function peekIkeHeader(datagram: Uint8Array): IkeHeaderPeek | undefined {
+  if (datagram.length < IKE_HEADER_LENGTH) return undefined;
+  const spiR = datagram.subarray(8, 16);
+  let initial = true;
+  for (let i = 0; i < 8; i++) if (spiR[i] !== 0) initial = false;
+  return {
+    majorVersion: datagram[17]! >> 4,
+    spiI: datagram.subarray(0, 8),
+    spiR,
+    exchangeType: datagram[18]!,
+    flags: datagram[19]!,
+    messageId: ((datagram[20]! << 24) | (datagram[21]! << 16) | (datagram[22]! << 8) | datagram[23]!) >>> 0,
+    initial,
+  };
+}
