@@ -146,6 +146,11 @@ export class EnginePair {
 
   /** Applies actions of `side`, delivering datagrams until the network is quiet. */
   run(side: Side, actions: Action[]): void {
+    this.runAll([[side, actions]]);
+  }
+
+  /** The same for several sides' actions at once: their messages interleave on the wire. */
+  runAll(batches: readonly (readonly [Side, Action[]])[]): void {
     const queue: (
       { to: Side; packet: Packet } | { to: Side; compute: Extract<Action, { type: 'compute' }> }
     )[] = [];
@@ -192,10 +197,10 @@ export class EnginePair {
         }
       }
     };
-    apply(side, actions);
+    for (const [side, actions] of batches) apply(side, actions);
     let guard = 0;
     while (queue.length) {
-      if (++guard > 1000) throw new Error('message loop');
+      if (++guard > 1000 * batches.length) throw new Error('message loop');
       const next = queue.shift()!;
       if ('compute' in next) {
         const { id, job } = next.compute;
