@@ -1,4 +1,4 @@
-import type { Connection } from './connection.js';
+import { type Connection, formatIdentity, type Identity } from './connection.js';
 import type { Endpoint } from './endpoint.js';
 
 /**
@@ -12,6 +12,8 @@ export class ConnectionIndex {
   /** Per version: connections with a concrete peer address, by it; and those with "any". */
   readonly #byPeer = new Map<string, Connection[]>();
   readonly #anyPeer = new Map<number, Connection[]>();
+  /** Per version: connections by the peer identity they require. */
+  readonly #byPeerId = new Map<string, Connection[]>();
   /** Share groups (ProtocolContext.siblings): connections one IKE SA carries, by group key. */
   readonly #groupOf = new Map<Connection, string>();
   readonly #groups = new Map<string, Connection[]>();
@@ -26,6 +28,7 @@ export class ConnectionIndex {
       const version = connection.ike.version;
       if (connection.peer.address === 'any') push(this.#anyPeer, version, connection);
       else push(this.#byPeer, `${version}/${connection.peer.address}`, connection);
+      if (connection.peer.id) push(this.#byPeerId, identityKey(version, connection.peer.id), connection);
     }
   }
 
@@ -46,12 +49,29 @@ export class ConnectionIndex {
 
   /** Connections that may answer a first message from `remote` at `local`: exact peer first, then "any". */
   responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): Connection[] {
-    const fits = (c: Connection) => c.local.address === undefined || c.local.address === local.address;
     return [
-      ...(this.#byPeer.get(`${version}/${remote.address}`) ?? []).filter(fits),
-      ...(this.#anyPeer.get(version) ?? []).filter(fits),
+      ...(this.#byPeer.get(`${version}/${remote.address}`) ?? []).filter((c) => fitsLocal(c, local)),
+      ...(this.#anyPeer.get(version) ?? []).filter((c) => fitsLocal(c, local)),
     ];
   }
+
+  /**
+   * Connections configured for exactly this peer identity that may serve `remote` at `local`
+   * (the peer's address, or "any"): a gateway with a key or policy per client picks by identity.
+   */
+  forPeerIdentity(version: 1 | 2, identity: Identity, local: Endpoint, remote: Endpoint): Connection[] {
+    return (this.#byPeerId.get(identityKey(version, identity)) ?? []).filter(
+      (c) => fitsLocal(c, local) && (c.peer.address === 'any' || c.peer.address === remote.address),
+    );
+  }
+}
+
+function fitsLocal(connection: Connection, local: Endpoint): boolean {
+  return connection.local.address === undefined || connection.local.address === local.address;
+}
+
+function identityKey(version: number, identity: Identity): string {
+  return `${version}/${identity.type}/${formatIdentity(identity).toLowerCase()}`;
 }
 
 function push<K>(map: Map<K, Connection[]>, key: K, connection: Connection): void {

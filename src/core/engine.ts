@@ -1153,6 +1153,8 @@ export class IkeEngine {
       responderCandidates: (version, local, remote) =>
         this.#connections.responderCandidates(version, local, remote),
       siblings: (connection) => this.#connections.siblings(connection),
+      forPeerIdentity: (version, identity, local, remote) =>
+        this.#connections.forPeerIdentity(version, identity, local, remote),
       lookup: (key) => this.#keys.get(key),
       index: (sa, key) => {
         this.#keys.set(key, sa);

@@ -67,6 +67,13 @@ export interface ProtocolContext {
   readonly connections: readonly Connection[];
   /** Connections that may answer a first message from `remote` at `local`: exact address first. */
   responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): readonly Connection[];
+  /** Connections configured for exactly this peer identity that may serve `remote` at `local`. */
+  forPeerIdentity(
+    version: 1 | 2,
+    identity: Identity,
+    local: Endpoint,
+    remote: Endpoint,
+  ): readonly Connection[];
   /** The connections one IKE SA of `connection` can carry child SAs for (IkeProtocol.shareKey), itself first. */
   siblings(connection: Connection): readonly Connection[];
 

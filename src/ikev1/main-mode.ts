@@ -310,11 +310,10 @@ function chooseByIdentity(ctx: ProtocolContext, sa: IsakmpSa, identity: Identity
   const current = sa.connection!;
   if (!current.peer.id || sameIdentity(current.peer.id, identity)) return;
   const better = ctx
-    .responderCandidates(1, sa.local, sa.remote)
+    .forPeerIdentity(1, identity, sa.local, sa.remote)
     .find(
       (c) =>
-        c.peer.id !== undefined &&
-        sameIdentity(c.peer.id, identity) &&
+        sameIdentity(c.peer.id!, identity) &&
         equalBytes(c.psk, current.psk) &&
         phase1Suites(c).some((suite) => sameSuite(suite, sa.suite!)),
     );
