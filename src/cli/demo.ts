@@ -118,7 +118,8 @@ export async function demoCommand(io: CliIo, timeoutMs = 10_000): Promise<number
     io.stdout('\nBoth sides are Active. Stopping: each side sends Deletes.\n');
     return 0;
   } finally {
-    for (const daemon of daemons) await daemon.stop();
+    // Together: each side sends its Deletes before either reads the other's.
+    await Promise.all(daemons.map((daemon) => daemon.stop()));
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -19,6 +19,8 @@ export interface DaemonConfig {
   readonly listen: { readonly addresses: string[]; readonly port: number; readonly natPort: number };
   readonly kernel: KernelBackendName;
   readonly crypto: ProviderName;
+  /** Threads for Diffie-Hellman off the event loop; 'auto': one per CPU when there are two or more. */
+  readonly workers: number | 'auto';
   readonly control: { readonly socket: string };
   readonly log: {
     readonly level: LogLevel;
@@ -41,6 +43,7 @@ export const CONFIG_DEFAULTS = {
   listen: { addresses: ['0.0.0.0'], port: 500, natPort: 4500 },
   kernel: 'memory',
   crypto: 'node',
+  workers: 'auto',
   control: { socket: '/run/ike-node/ike-node.sock' },
   log: { level: 'info', format: 'text', subsystems: {} },
   debug: {},

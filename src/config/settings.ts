@@ -15,8 +15,8 @@ import {
 } from './daemon-config.js';
 
 /**
- * The daemon's own settings: listen, kernel, crypto, control, log, metrics, debug, dataPlane,
- * retransmit.
+ * The daemon's own settings: listen, kernel, crypto, workers, control, log, metrics, debug,
+ * dataPlane, retransmit.
  * Types and ranges are the schema's; what is left here is what a schema cannot say (addresses,
  * two ports that must differ) and the defaults.
  */
@@ -32,6 +32,7 @@ export function readSettings(root: Cursor, file: string): ReadSettings {
     listen: readListen(root.key('listen')),
     kernel: withDefault(root.key('kernel'), (at) => at.choice(KERNELS), CONFIG_DEFAULTS.kernel),
     crypto: readCryptoName(root),
+    workers: readWorkers(root.key('workers')),
     control: { socket: withDefault(socket, (at) => at.string(), CONFIG_DEFAULTS.control.socket) },
     log: readLog(root.key('log')),
     ...withMetrics(root.key('metrics')),
@@ -43,6 +44,11 @@ export function readSettings(root: Cursor, file: string): ReadSettings {
 
 export function readCryptoName(root: Cursor): Settings['crypto'] {
   return withDefault(root.key('crypto'), (at) => at.choice(PROVIDER_NAMES), CONFIG_DEFAULTS.crypto);
+}
+
+function readWorkers(at: Cursor): Settings['workers'] {
+  if (!at.present || !at.valid) return CONFIG_DEFAULTS.workers;
+  return at.value === 'auto' ? 'auto' : (at.number() ?? CONFIG_DEFAULTS.workers);
 }
 
 /** The value at `at` read by `read`, or `fallback` when absent (or rejected: that is reported). */

@@ -29,7 +29,7 @@ export class UnsupportedAlgorithmError extends CryptoError {
 export class InvalidPublicValueError extends CryptoError {
   constructor(
     readonly group: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super('INVALID_PUBLIC_VALUE', `invalid ${group} public value: ${reason}`);
   }

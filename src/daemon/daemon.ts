@@ -21,6 +21,7 @@ import { loadNative, type Native, type NativeError } from '../native/index.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
+import { autoWorkers, ComputePool } from './compute-pool.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -65,6 +66,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #metrics: Metrics | undefined;
   readonly #serveControl: boolean;
   readonly #crypto: CryptoProvider;
+  /** Threads for Diffie-Hellman; none (inline) with an embedder's own provider, which cannot move. */
+  readonly #workers: number;
+  #pool: ComputePool | undefined;
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
     super();
@@ -76,7 +80,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
     this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
+    this.#workers = options.crypto ? 0 : config.workers === 'auto' ? autoWorkers() : config.workers;
     this.engine = createEngine({
+      compute: this.#workers > 0 ? 'deferred' : 'inline',
       crypto: this.#crypto,
       connections: config.connections,
       retransmit: config.retransmit,
@@ -124,6 +130,14 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         message: `metrics on http://${formatEndpoint(bound)}/metrics`,
       });
     }
+    if (this.#workers > 0) this.#pool = new ComputePool(this.#workers, this.#config.crypto);
+    this.logger.log({
+      level: 'info',
+      subsystem: 'crypto',
+      message: this.#pool
+        ? `Diffie-Hellman on ${this.#pool.size} worker thread${this.#pool.size === 1 ? '' : 's'}`
+        : 'Diffie-Hellman on the event loop (no worker threads)',
+    });
     // The kernel before the sockets: the sockets need its bypass policies and UDP_ENCAP.
     this.#kernel ??= await openKernelBackend(this.#config.kernel, {
       dataPlane: this.#config.dataPlane,
@@ -297,7 +311,16 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       ...diffConnections(this.#config.connections, next.connections),
       needsRestart: [],
     };
-    for (const key of ['listen', 'kernel', 'dataPlane', 'crypto', 'control', 'metrics', 'debug'] as const) {
+    for (const key of [
+      'listen',
+      'kernel',
+      'dataPlane',
+      'crypto',
+      'workers',
+      'control',
+      'metrics',
+      'debug',
+    ] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.#config[key])) result.needsRestart.push(key);
     }
     const previous = this.#config;
@@ -345,6 +368,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     await this.#udp?.close(); // after the Deletes have left
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     await this.#metrics?.close();
+    await this.#pool?.close();
     await this.#kernel?.close();
     this.logger.log({ level: 'info', subsystem: 'ike', message: 'stopped' });
   }
@@ -418,9 +442,15 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;
-        case 'compute':
-          // Only an engine made with compute: 'deferred' asks; this one computes inline.
+        case 'compute': {
+          const { id } = action;
+          void this.#pool!.run(action.job).then((result) => {
+            if (this.#stopping) return;
+            this.#apply(this.engine.computed(id, result, this.#clock()));
+            this.#arm();
+          });
           break;
+        }
         case 'event': {
           const { event: engineEvent } = action;
           if (engineEvent.type === 'ike-keys') {

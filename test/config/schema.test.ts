@@ -231,6 +231,7 @@ t.test("the schema's defaults are CONFIG_DEFAULTS and the policies' defaults", a
       },
       kernel: top.kernel?.default,
       crypto: top.crypto?.default,
+      workers: top.workers?.default,
       control: { socket: props(top.control!).socket?.default },
       log: Object.fromEntries(Object.entries(props(defs.log!)).map(([key, node]) => [key, node.default])),
       debug: {},

@@ -19,11 +19,18 @@ import { startDaemonPair, until } from '../helpers/daemon-pair.js';
 
 const PSK = 'daemon-test-psk-7f3a9c';
 
-function config(dir: string, self: string, peer: string, start: 'initiate' | 'respond') {
+function config(
+  dir: string,
+  self: string,
+  peer: string,
+  start: 'initiate' | 'respond',
+  workers: number | 'auto' = 'auto',
+) {
   const subnet = (address: string) => (address === '127.0.0.1' ? '198.51.100.0/24' : '203.0.113.0/24');
   return parseConfig(
     JSON.stringify({
       listen: { addresses: [self], port: 15500, natPort: 15501 },
+      workers,
       control: { socket: join(dir, `${self}.sock`) },
       log: { level: 'debug' },
       ikePolicies: { ike: { proposals: ['aes256-sha256-modp2048'] } },
@@ -79,6 +86,21 @@ t.test('two daemons negotiate over UDP and report through the control socket', a
   const all = logs.join('');
   t.notOk(all.includes(PSK), 'the PSK never reaches the log, even at debug level');
   t.match(all, /ISAKMP SA established/);
+});
+
+t.test('key exchange on worker threads or on the event loop: the same tunnel either way', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-daemon-'));
+  const said: string[] = [];
+  const logger = (name: string) =>
+    new Logger({ level: 'info', write: (line) => said.push(`${name} ${line}`) });
+  const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond', 2), { logger: logger('R') });
+  const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate', 0), { logger: logger('I') });
+  await startDaemonPair(t, dir, responder, initiator);
+  await until(() => responder.status()[0]!.status === 'Active' && initiator.status()[0]!.status === 'Active');
+  t.match(said.join(''), /R .*Diffie-Hellman on 2 worker threads/, 'the responder computes on two threads');
+  t.match(said.join(''), /I .*Diffie-Hellman on the event loop/, 'the initiator on its event loop');
+  t.equal(responder.kernel.installed()[0]!.spiIn, initiator.kernel.installed()[0]!.spiOut, 'one tunnel');
+  t.equal(responder.kernel.installed()[0]!.suite.dh?.name, 'modp2048', 'with PFS, computed by the pool');
 });
 
 /** A kernel that refuses every child SA, as one without the negotiated algorithm would. */
