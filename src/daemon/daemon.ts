@@ -60,6 +60,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #udp: UdpEndpoints | undefined;
   #control: Server | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The engine deadline #timer is set for. */
+  #armedAt: number | undefined;
   #stopping = false;
   /** `debug.keyLog`: the only place keys go. */
   readonly #keyLog: KeyLog | undefined;
@@ -144,14 +146,14 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       crypto: this.#crypto,
       host: this.#kernelHost(),
     });
-    const espReader = this.#espReader();
+    const native = this.#batchReader();
     this.#udp = await UdpEndpoints.open({
       addresses: listen.addresses,
       port: listen.port,
       natPort: listen.natPort,
       onReceive: (received) => this.#receive(received),
       onError: (message) => this.logger.log({ level: 'warn', subsystem: 'net', message }),
-      ...(espReader && { native: espReader }),
+      ...(native && { native }),
     });
     for (const socket of this.#udp.sockets())
       this.kernel.configureSocket?.(socketFd(socket.socket), socket.family, socket.natPort);
@@ -211,11 +213,11 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   }
 
   /**
-   * The shim, for the NAT-T sockets to be read in batches (UdpOptions.native) when ESP in UDP
-   * comes to them for the userspace data plane; undefined otherwise (node:dgram reads).
+   * The shim, for the IKE sockets to be read in batches (UdpOptions.native): bursts of handshakes,
+   * and the userspace data plane's ESP in UDP. Without it (no compiler at install), node:dgram
+   * reads them, a datagram at a time.
    */
-  #espReader(): Native | undefined {
-    if (this.#config.kernel !== 'userspace' || !this.kernel.receiveEsp) return undefined;
+  #batchReader(): Native | undefined {
     try {
       return loadNative();
     } catch {
@@ -523,14 +525,21 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#arm();
   }
 
-  /** One timer for the engine's next deadline. */
+  /**
+   * One timer for the engine's next deadline. It is set again only when the deadline comes
+   * earlier than the armed one: a timer that fires early ticks nothing and arms the next.
+   */
   #arm(): void {
-    clearTimeout(this.#timer);
     if (this.#stopping) return;
     const next = this.engine.nextTimeout();
     if (next === undefined) return;
+    if (this.#timer !== undefined && this.#armedAt !== undefined && this.#armedAt <= next) return;
+    clearTimeout(this.#timer);
+    this.#armedAt = next;
     const delay = Math.max(0, Math.min((next - this.#clock()) * 1000, 2 ** 31 - 1));
     this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#armedAt = undefined;
       this.#apply(this.engine.tick(this.#clock()));
       this.#arm();
     }, delay);

@@ -12,10 +12,18 @@ import type { Native } from '../native/types.js';
 
 export const NON_ESP_MARKER = new Uint8Array(4);
 
+const SOL_SOCKET = 1;
+const SO_RCVBUFFORCE = 33;
 const SOL_UDP = 17;
 const UDP_GRO = 104;
 /** An int of 1 in the host's byte order, as setsockopt takes it. */
 const ONE = new Uint8Array(new Int32Array([1]).buffer);
+/**
+ * The receive buffer of every IKE socket: a burst of first messages (thousands of peers starting
+ * at once) must wait in the kernel while the engine works, not be dropped. Above the kernel's
+ * net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); without it, what rmem_max allows.
+ */
+export const RECEIVE_BUFFER = 8 * 1024 * 1024;
 
 export type Received =
   | { readonly kind: 'ike'; readonly data: Uint8Array; readonly local: Endpoint; readonly remote: Endpoint }
@@ -42,10 +50,11 @@ export interface UdpOptions {
   readonly onReceive: (received: Received) => void;
   readonly onError: (message: string) => void;
   /**
-   * The native shim, to read the NAT-T sockets in batches (watchBatch: one recvmmsg and one call
-   * into JS per wakeup, up to 64 datagrams in one buffer) instead of node:dgram's 'message'
-   * event, allocation and microtask checkpoint per datagram: the userspace data plane's ESP
-   * arrives there. Without it, or with a shim that lacks watchBatch, node:dgram reads them.
+   * The native shim, to read the sockets in batches (watchBatch: one recvmmsg and one call into
+   * JS per wakeup, up to 64 datagrams in one buffer) instead of node:dgram's 'message' event,
+   * allocation and microtask checkpoint per datagram: what a burst of handshakes and the
+   * userspace data plane's ESP need. Without it, or with a shim that lacks watchBatch,
+   * node:dgram reads them.
    */
   readonly native?: Native;
 }
@@ -77,7 +86,11 @@ export class UdpEndpoints {
   }
 
   #bind(address: string, port: number): Promise<void> {
-    const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({
+      type: address.includes(':') ? 'udp6' : 'udp4',
+      reuseAddr: false,
+      recvBufferSize: RECEIVE_BUFFER,
+    });
     const natPort = port === this.#options.natPort;
     return new Promise((resolve, reject) => {
       socket.once('error', (error) =>
@@ -100,7 +113,8 @@ export class UdpEndpoints {
         });
         this.#sockets.set(`${address}:${port}`, socket);
         if (natPort) this.#natSockets.add(socket);
-        if (natPort && this.#options.native?.watchBatch) {
+        this.#forceReceiveBuffer(socket);
+        if (this.#options.native?.watchBatch) {
           try {
             this.#readInBatches(socket, { address, port }, this.#options.native);
           } catch (error) {
@@ -114,18 +128,35 @@ export class UdpEndpoints {
     });
   }
 
+  /** Past net.core.rmem_max where we may (CAP_NET_ADMIN); node:dgram set what it allows. */
+  #forceReceiveBuffer(socket: Socket): void {
+    const native = this.#options.native;
+    if (!native) return;
+    try {
+      native.setsockopt(
+        socketFd(socket),
+        SOL_SOCKET,
+        SO_RCVBUFFORCE,
+        new Uint8Array(new Int32Array([RECEIVE_BUFFER]).buffer),
+      );
+    } catch {
+      // EPERM without CAP_NET_ADMIN: the capped size stays.
+    }
+  }
+
   /**
-   * Takes the reading of a NAT-T socket over from node:dgram: batches from the shim, each
-   * datagram classified as before. IKE messages are copied out of the batch (the engine may keep
-   * them); ESP is handed over as a view, which the data plane decrypts into buffers of its own.
+   * Takes the reading of a socket over from node:dgram: batches from the shim, each datagram
+   * classified as before. IKE messages are copied out of the batch (the engine may keep them);
+   * ESP is handed over as a view, which the data plane decrypts into buffers of its own.
    */
   #readInBatches(socket: Socket, local: Endpoint, native: Native): void {
+    const natPort = local.port === this.#options.natPort;
     const fd = socketFd(socket);
     const restart = stopDgramReceive(socket);
     const reader = new DatagramReader();
     const { onReceive, onError } = this.#options;
     const each = (datagram: Buffer, remote: Endpoint): void => {
-      const { kind, data } = classify(datagram, true);
+      const { kind, data } = classify(datagram, natPort);
       onReceive({ kind, data: kind === 'ike' ? Uint8Array.from(data) : data, local, remote } as Received);
     };
     try {
