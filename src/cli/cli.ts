@@ -18,7 +18,7 @@ const USAGE = `ike-node ${VERSION}: an IKEv1/IKEv2 daemon and library for Node.j
 Usage:
   ike-node --config FILE       run the daemon in the foreground (also: ike-node run --config FILE)
   ike-node check --config FILE validate a configuration and print it normalised
-  ike-node status [--json]     show connections and SAs of the running daemon
+  ike-node status [NAME]       show connections and SAs of the running daemon (--json)
   ike-node initiate NAME       start a connection
   ike-node terminate NAME      delete a connection's SAs
   ike-node reload              re-read the configuration (as SIGHUP does)
@@ -56,10 +56,10 @@ SIGINT sends Deletes, removes what was installed and exits 0 (within 5 seconds).
 Validates FILE. Prints the normalised configuration (keys never shown) and exits 0,
 or prints every problem with its JSON path and exits 1.
 `,
-  status: `Usage: ike-node status [--json] [--config FILE | --socket PATH]
+  status: `Usage: ike-node status [NAME] [--json] [--config FILE | --socket PATH]
 
-Per connection: its status (Active, Pending, Down or Error), its ISAKMP/IKE SAs and
-its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
+Per connection (or connection NAME alone): its status (Active, Pending, Down or Error), its
+ISAKMP/IKE SAs and its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
 `,
   initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]
 
@@ -165,7 +165,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'check':
       return checkCommand(values, io);
     case 'status':
-      return statusCommand(values, io);
+      return statusCommand(positionals[1], values, io);
     case 'initiate':
     case 'terminate':
       return controlCommand(command, positionals[1], values, io);

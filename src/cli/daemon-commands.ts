@@ -127,10 +127,17 @@ function socketPath(options: CommandOptions, io: CliIo): string | undefined {
   return load(options, io)?.control.socket;
 }
 
-export async function statusCommand(options: CommandOptions, io: CliIo): Promise<number> {
+export async function statusCommand(
+  name: string | undefined,
+  options: CommandOptions,
+  io: CliIo,
+): Promise<number> {
   const path = socketPath(options, io);
   if (!path) return 1;
-  const status = (await controlRequest(path, { command: 'status' })) as ConnectionStatus[];
+  const status = (await controlRequest(path, {
+    command: 'status',
+    ...(name !== undefined && { name }),
+  })) as ConnectionStatus[];
   io.stdout(options.json ? `${JSON.stringify(status, null, 2)}\n` : statusTable(status));
   return 0;
 }

@@ -333,6 +333,11 @@ export class IkeEngine {
     });
   }
 
+  /** An installed child SA by id, keys included (the kernel backend's counters ask with it). */
+  child(id: number): ChildSa | undefined {
+    return this.#children.get(id)?.child;
+  }
+
   /** Installed child SAs, keys included: for the kernel backend and for tests. */
   children(): ChildSa[] {
     return [...this.#children.values()].map((entry) => entry.child);

@@ -263,22 +263,22 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     }
   }
 
-  status(): ConnectionStatus[] {
-    return this.engine.status();
+  /** Every connection's status, or connection `name`'s alone (throws CommandError for an unknown one). */
+  status(name?: string): ConnectionStatus[] {
+    return this.engine.status(name);
   }
 
   /** status() with each child SA's bytes and packets, from backends that count them. */
-  async statusWithTraffic(): Promise<ConnectionStatus[]> {
-    const statuses = this.engine.status();
+  async statusWithTraffic(name?: string): Promise<ConnectionStatus[]> {
+    const statuses = this.engine.status(name);
     const counters = this.#kernel?.counters?.bind(this.#kernel);
     if (!counters) return statuses;
-    const installed = new Map(this.kernel.installed().map((child) => [child.id, child]));
     return Promise.all(
       statuses.map(async (status) => ({
         ...status,
         childSas: await Promise.all(
           status.childSas.map(async (child) => {
-            const sa = installed.get(child.id);
+            const sa = this.engine.child(child.id);
             const traffic = sa && (await counters(sa).catch(() => undefined));
             return traffic ? { ...child, traffic } : child;
           }),
@@ -398,7 +398,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const name = typeof request['name'] === 'string' ? request['name'] : undefined;
     switch (request.command) {
       case 'status':
-        return this.statusWithTraffic();
+        return this.statusWithTraffic(name);
       case 'reload':
         return this.reload();
       case 'events': {

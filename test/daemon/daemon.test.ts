@@ -78,6 +78,29 @@ t.test('two daemons negotiate over UDP and report through the control socket', a
   const printed = JSON.parse(out.join('')) as ConnectionStatus[];
   t.equal(printed[0]!.status, 'Active', 'ike-node status --json reads the daemon');
   t.equal(printed[0]!.ikeSas[0]!.role, 'responder');
+  const one: string[] = [];
+  t.equal(
+    await runCli(['status', 'site', '--json', '--socket', socket], {
+      stdout: (s) => one.push(s),
+      stderr: () => {},
+    }),
+    0,
+  );
+  t.same(
+    (JSON.parse(one.join('')) as ConnectionStatus[]).map((c) => c.name),
+    ['site'],
+    'ike-node status NAME: that connection alone',
+  );
+  const unknown: string[] = [];
+  t.not(
+    await runCli(['status', 'nope', '--socket', socket], {
+      stdout: () => {},
+      stderr: (s) => unknown.push(s),
+    }),
+    0,
+    'an unknown name fails',
+  );
+  t.match(unknown.join(''), /no connection named 'nope'/);
 
   // Stopping the initiator sends Deletes: the responder's SAs go too.
   await initiator.stop();
