@@ -9,7 +9,7 @@ import type { ConnectionStatus } from '../core/status.js';
 import { controlEvents, controlRequest } from '../daemon/control.js';
 import { Daemon, type ReloadResult } from '../daemon/daemon.js';
 import { type DaemonEvent, describeEvent } from '../daemon/events.js';
-import { Logger, type LoggerOptions, parseLogLevels } from '../daemon/logger.js';
+import { batchedWriter, Logger, type LoggerOptions, parseLogLevels } from '../daemon/logger.js';
 import type { CliIo } from './cli.js';
 import { statusTable } from './status-table.js';
 
@@ -47,7 +47,7 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
   if (!config) return 1;
   let logger: Logger;
   try {
-    logger = new Logger({ ...loggerOptions(config, options), write: io.stderr });
+    logger = new Logger({ ...loggerOptions(config, options), write: batchedWriter(io.stderr) });
   } catch (error) {
     io.stderr(`ike-node: ${(error as Error).message}\n`);
     return 2;

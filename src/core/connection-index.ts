@@ -12,6 +12,7 @@ export class ConnectionIndex {
   /** Per version: connections with a concrete peer address, by it; and those with "any". */
   readonly #byPeer = new Map<string, Connection[]>();
   readonly #anyPeer = new Map<number, Connection[]>();
+  readonly #anyByLocal = new Map<string, readonly Connection[]>();
   /** Per version: connections by the peer identity they require. */
   readonly #byPeerId = new Map<string, Connection[]>();
   /** Share groups (ProtocolContext.siblings): connections one IKE SA carries, by group key. */
@@ -48,11 +49,22 @@ export class ConnectionIndex {
   }
 
   /** Connections that may answer a first message from `remote` at `local`: exact peer first, then "any". */
-  responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): Connection[] {
-    return [
-      ...(this.#byPeer.get(`${version}/${remote.address}`) ?? []).filter((c) => fitsLocal(c, local)),
-      ...(this.#anyPeer.get(version) ?? []).filter((c) => fitsLocal(c, local)),
-    ];
+  responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): readonly Connection[] {
+    const any = this.#anyAt(version, local.address);
+    const exact = this.#byPeer.get(`${version}/${remote.address}`);
+    if (!exact) return any;
+    return [...exact.filter((c) => fitsLocal(c, local)), ...any];
+  }
+
+  /** The "any" peers that may answer at a local address, computed once per address. */
+  #anyAt(version: number, address: string): readonly Connection[] {
+    const key = `${version}/${address}`;
+    let list = this.#anyByLocal.get(key);
+    if (!list) {
+      list = (this.#anyPeer.get(version) ?? []).filter((c) => fitsLocal(c, { address, port: 0 }));
+      this.#anyByLocal.set(key, list);
+    }
+    return list;
   }
 
   /**

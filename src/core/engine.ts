@@ -57,6 +57,8 @@ export interface IkeEngineOptions {
   readonly forceEncapsulation?: boolean;
   /** Inbound SPIs from the kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI); absent, random ones. */
   readonly allocateSpi?: (local: string, remote: string) => number | undefined;
+  /** The most verbose log events to emit (default debug: all); the runtime's filter, applied early. */
+  readonly logLevel?: LogLevel;
   /**
    * Where Diffie-Hellman runs: 'inline' (default) computes at once with `crypto`; 'deferred'
    * emits `compute` actions for the runtime (a worker pool) and continues on `computed()`.
@@ -86,6 +88,8 @@ const EXPIRE = '#expire';
 const LIVENESS = '#liveness';
 const KEEPALIVE = '#keepalive';
 
+const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
 /** Log lines about unauthenticated input: one per cause per interval, each at most this long. */
 const UNAUTHENTICATED_LOG_INTERVAL = 5;
 const MAX_LOG_LINE = 400;
@@ -106,6 +110,8 @@ export class IkeEngine {
   };
   readonly #allocateSpi: IkeEngineOptions['allocateSpi'];
   readonly #deferCompute: boolean;
+  /** Log events above this rank (LOG_RANK) are not emitted. */
+  readonly #logRank: number;
 
   readonly #sas = new Map<number, IkeSa>();
   readonly #keys = new Map<string, IkeSa>();
@@ -140,6 +146,7 @@ export class IkeEngine {
     this.#defaultLocalAddress = options.defaultLocalAddress;
     this.#allocateSpi = options.allocateSpi;
     this.#deferCompute = options.compute === 'deferred';
+    this.#logRank = LOG_RANK[options.logLevel ?? 'debug'];
     this.#settings = {
       port: options.port ?? 500,
       natPort: options.natPort ?? 4500,
@@ -1115,6 +1122,7 @@ export class IkeEngine {
   // Output
 
   #log(level: LogLevel, message: string, sa?: IkeSa, connection?: string): void {
+    if (LOG_RANK[level] > this.#logRank) return;
     const name = connection ?? sa?.connection?.name;
     this.#event({
       type: 'log',
@@ -1126,6 +1134,7 @@ export class IkeEngine {
   }
 
   #logUnauthenticated(level: LogLevel, cause: string, message: string, connection?: string): void {
+    if (LOG_RANK[level] > this.#logRank) return;
     this.#unauthenticatedLog.log(cause, (suppressed) => {
       const text = message.length > MAX_LOG_LINE ? `${message.slice(0, MAX_LOG_LINE)}...` : message;
       this.#log(level, `${text}${heldBack(suppressed)}`, undefined, connection);

@@ -38,6 +38,8 @@ function spawn(provider: ProviderName): Worker {
 interface PooledWorker {
   readonly worker: Worker;
   pending: number;
+  /** Jobs of this turn of the event loop, posted together (one message per worker per turn). */
+  batch: { id: number; job: DhJob }[];
 }
 
 /** How many threads 'auto' means: one per CPU we may use, none on a machine with a single one. */
@@ -58,8 +60,10 @@ export class ComputePool {
   constructor(size: number, provider: ProviderName) {
     for (let i = 0; i < size; i++) {
       const worker = spawn(provider);
-      const pooled: PooledWorker = { worker, pending: 0 };
-      worker.on('message', (answer: WorkerAnswer) => this.#answer(answer));
+      const pooled: PooledWorker = { worker, pending: 0, batch: [] };
+      worker.on('message', (answers: WorkerAnswer[]) => {
+        for (const answer of answers) this.#answer(answer);
+      });
       worker.on('error', (error) => this.#lost(pooled, error));
       // An idle pool does not keep the process alive (its sockets and timers do); a busy one does.
       worker.unref();
@@ -78,10 +82,14 @@ export class ComputePool {
     for (const candidate of this.#workers) if (candidate.pending < target.pending) target = candidate;
     const id = this.#nextId++;
     if (target.pending++ === 0) target.worker.ref();
-    return new Promise((resolve) => {
-      this.#waiting.set(id, { resolve, from: target });
-      target.worker.postMessage({ id, job });
-    });
+    if (target.batch.push({ id, job }) === 1) queueMicrotask(() => this.#post(target));
+    return new Promise((resolve) => this.#waiting.set(id, { resolve, from: target }));
+  }
+
+  #post(target: PooledWorker): void {
+    const jobs = target.batch;
+    target.batch = [];
+    if (jobs.length && !this.#closed) target.worker.postMessage(jobs);
   }
 
   async close(): Promise<void> {

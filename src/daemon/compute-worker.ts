@@ -9,16 +9,18 @@ import type { WorkerAnswer } from './compute-pool.js';
 
 const provider = createCryptoProvider((workerData as { provider: ProviderName }).provider);
 
-parentPort!.on('message', ({ id, job }: { id: number; job: DhJob }) => {
-  let answer: WorkerAnswer;
+/** A batch of jobs in, their answers out in one message. */
+parentPort!.on('message', (jobs: { id: number; job: DhJob }[]) => {
+  parentPort!.postMessage(jobs.map(({ id, job }) => answer(id, job)));
+});
+
+function answer(id: number, job: DhJob): WorkerAnswer {
   try {
     const { publicKey, privateKey, sharedSecret } = runDhJob(provider, job);
-    answer = { id, result: { publicKey, privateKey, ...(sharedSecret && { sharedSecret }) } };
+    return { id, result: { publicKey, privateKey, ...(sharedSecret && { sharedSecret }) } };
   } catch (error) {
-    answer =
-      error instanceof InvalidPublicValueError
-        ? { id, invalidPublic: { group: error.group, reason: error.reason } }
-        : { id, error: (error as Error).message };
+    return error instanceof InvalidPublicValueError
+      ? { id, invalidPublic: { group: error.group, reason: error.reason } }
+      : { id, error: (error as Error).message };
   }
-  parentPort!.postMessage(answer);
-});
+}

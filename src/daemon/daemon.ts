@@ -85,6 +85,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#workers = options.crypto ? 0 : config.workers === 'auto' ? autoWorkers() : config.workers;
     this.engine = createEngine({
       compute: this.#workers > 0 ? 'deferred' : 'inline',
+      logLevel: this.logger.levelOf('ike'),
       crypto: this.#crypto,
       connections: config.connections,
       retransmit: config.retransmit,
@@ -470,12 +471,28 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           } else {
             this.logger.event(engineEvent);
           }
+          // Subscribers' views of SAs cost formatting: made only when someone listens.
+          if (!this.#listened(engineEvent.type)) break;
           const event = fromEngineEvent(engineEvent);
           if (event) this.#emit(event);
           break;
         }
       }
     }
+  }
+
+  /** Whether anyone listens to what an engine event becomes (or to every event). */
+  #listened(type: string): boolean {
+    if (this.listenerCount('event') > 0) return true;
+    const daemonType =
+      type === 'ike-up' || type === 'ike-down'
+        ? 'ike-sa'
+        : type === 'child-up' || type === 'child-down'
+          ? 'child-sa'
+          : type === 'failed'
+            ? 'negotiation-failed'
+            : type;
+    return this.listenerCount(daemonType as keyof DaemonEventMap) > 0;
   }
 
   #emit(body: DaemonEventBody): void {

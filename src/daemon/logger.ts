@@ -51,6 +51,11 @@ export class Logger {
     this.#onLine = options.onLine;
   }
 
+  /** The most verbose level that passes for `subsystem` (what an engine need not go below). */
+  levelOf(subsystem: Subsystem): LogLevel {
+    return this.#subsystems[subsystem] ?? this.level;
+  }
+
   enabled(level: LogLevel, subsystem?: Subsystem): boolean {
     const threshold = (subsystem && this.#subsystems[subsystem]) ?? this.level;
     // LOG_LEVELS runs from the most to the least severe.
@@ -84,6 +89,35 @@ export class Logger {
       ...(event.ikeSa !== undefined && { sa: event.ikeSa }),
     });
   }
+}
+
+/**
+ * A writer that gathers the lines of one turn of the event loop into one write: under a burst
+ * of handshakes that is one system call per batch of datagrams instead of one per line. What is
+ * gathered is written at the latest on the next turn, and at once when the process exits.
+ */
+export function batchedWriter(write: (text: string) => void, limit = 64 * 1024): (line: string) => void {
+  let pending: string[] = [];
+  let size = 0;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!pending.length) return;
+    const text = pending.join('');
+    pending = [];
+    size = 0;
+    write(text);
+  };
+  process.once('exit', flush);
+  return (line) => {
+    pending.push(line);
+    size += line.length;
+    if (size >= limit) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
 }
 
 /** `debug` or `ike=debug,net=warn` or `info,knl=debug`: the --log-level option. */

@@ -57,4 +57,12 @@ export class Flight {
   stop(): void {
     this.#retransmission = undefined;
   }
+
+  /** Drops the messages kept for repeats: nothing is answered again after this. */
+  forget(): void {
+    this.stop();
+    this.lastSent = undefined;
+    this.#lastReceived = undefined;
+    this.#answered = false;
+  }
 }

@@ -51,7 +51,8 @@ export class IsakmpSa extends IkeSa {
   Ni_b: Uint8Array | undefined;
   Nr_b: Uint8Array | undefined;
   prf: Prf | undefined;
-  keys: Phase1Keys | undefined;
+  /** All of them during main mode; SKEYID_d and SKEYID_a (what later exchanges use) once it is over. */
+  keys: (Pick<Phase1Keys, 'SKEYID_d' | 'SKEYID_a'> & Partial<Phase1Keys>) | undefined;
   protection: Phase1Protection | undefined;
   readonly mainMode = new Flight('mm');
   readonly exchanges = new Map<number, QuickModeExchange>();

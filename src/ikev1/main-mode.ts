@@ -11,6 +11,7 @@ import type { ProtocolContext } from '../core/protocol.js';
 import { udpEncapsulated } from '../core/sa.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
+import { sealKeys } from '../crypto/secret.js';
 import { Encryption, Prf } from '../crypto/transforms.js';
 import { equalBytes, toHex } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
@@ -369,12 +370,19 @@ export function continueMainMode(
 // ---------------------------------------------------------------------------------------------
 // Shared steps
 
+/** Main mode messages are answered again this long after the SA is up (a lost message 6). */
+export const MAIN_MODE_LINGER = 30;
+
 function established(ctx: ProtocolContext, sa: IsakmpSa): void {
   sa.mainMode.stop();
-  ctx.disarm(sa, sa.mainMode.timer);
+  // What only main mode needed goes: an SA is kept for hours, and there may be many.
+  ctx.arm(sa, sa.mainMode.timer, ctx.now + MAIN_MODE_LINGER);
   sa.protection!.finishPhase1();
   sa.state = 'ESTABLISHED';
   sa.dh = undefined;
+  sa.gxi = sa.gxr = sa.SAi_b = sa.Ni_b = sa.Nr_b = undefined;
+  const { SKEYID_d, SKEYID_a } = sa.keys!;
+  sa.keys = sealKeys('IsakmpSaKeys', { SKEYID_d, SKEYID_a });
   ctx.ikeUp(sa);
 }
 
@@ -485,7 +493,7 @@ function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
   const suite = sa.suite!;
   sa.prf = new Prf(ctx.crypto, suite.prf!);
   const encryption = new Encryption(ctx.crypto, suite.encr);
-  sa.keys = derivePhase1PskKeys(sa.prf, {
+  const keys = derivePhase1PskKeys(sa.prf, {
     psk: sa.connection!.psk,
     Ni_b: sa.Ni_b!,
     Nr_b: sa.Nr_b!,
@@ -494,7 +502,8 @@ function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
     CKY_R: sa.CKY_R,
     encryptionKeyLength: encryption.keyMaterialLength,
   });
-  sa.protection = new Phase1Protection(encryption, sa.keys.encryptionKey, sa.prf, sa.gxi!, sa.gxr!);
+  sa.keys = keys;
+  sa.protection = new Phase1Protection(encryption, keys.encryptionKey, sa.prf, sa.gxi!, sa.gxr!);
   if (ctx.settings.exportKeys) {
     ctx.event({
       type: 'ike-keys',
@@ -503,7 +512,7 @@ function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
       spiI: sa.CKY_I,
       spiR: sa.CKY_R,
       encryption: suite.encr,
-      encryptionKey: sa.keys.encryptionKey,
+      encryptionKey: keys.encryptionKey,
     });
   }
 }
@@ -515,7 +524,7 @@ function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
 function authHash(sa: IsakmpSa, of: 'initiator' | 'responder', ID_b: Uint8Array): Uint8Array {
   const parts =
     of === 'initiator' ? [sa.gxi!, sa.gxr!, sa.CKY_I, sa.CKY_R] : [sa.gxr!, sa.gxi!, sa.CKY_R, sa.CKY_I];
-  return sa.prf!.compute(sa.keys!.SKEYID, ...parts, sa.SAi_b!, ID_b);
+  return sa.prf!.compute(sa.keys!.SKEYID!, ...parts, sa.SAi_b!, ID_b);
 }
 
 /** Checks HASH_I or HASH_R; returns the identity the peer authenticated. */

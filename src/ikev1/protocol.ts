@@ -174,7 +174,11 @@ export class Ikev1Protocol implements IkeProtocol {
       quickModeTimeout(ctx, isakmp, messageId);
       return;
     }
-    if (name !== isakmp.mainMode.timer || isakmp.state === 'ESTABLISHED') return;
+    if (name !== isakmp.mainMode.timer) return;
+    if (isakmp.state === 'ESTABLISHED') {
+      isakmp.mainMode.forget(); // the linger is over: repeats of message 5 are not answered now
+      return;
+    }
     const verdict = isakmp.mainMode.poll(ctx.now);
     if (verdict === 'resend' && isakmp.mainMode.lastSent) {
       ctx.log('debug', `retransmitting main mode message (${isakmp.mainMode.resends})`, sa);

@@ -216,6 +216,7 @@ function onMessage2(
       awaitReply: false,
     });
     ctx.childUp(exchange.negotiation, childSa(ctx, sa, exchange));
+    exchange.gqm = undefined; // it lingers for repeats: the flight, not the keys
   };
   if (exchange.dh) pfs(ctx, sa, exchange, find(payloads, 'ke')!.data, finish);
   else finish();
@@ -445,11 +446,13 @@ function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExcha
     sendInformational(ctx, sa, deletePayload(ProtocolId.IPSEC_ESP, [u32be(child.spiIn)]));
     ctx.log('warn', `quick mode done, child SA deleted: ${negotiation.refused}`, sa, child.connection);
     ctx.endChild(negotiation);
+    exchange.child = exchange.gqm = undefined;
     return;
   }
   // The endpoints of now: a NAT mapping may have moved since message 2 (the kernel then installs
   // the inbound SA again with them).
   ctx.childUp(negotiation, { ...child, local: sa.local, remote: sa.remote });
+  exchange.child = exchange.gqm = undefined; // it lingers for repeats: the flight, not the keys
 }
 
 /**

@@ -2,7 +2,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import type { Endpoint } from '../core/endpoint.js';
 import { DatagramReader } from '../native/batch.js';
 import { socketFd, stopDgramReceive } from '../native/dgram-fd.js';
-import type { Native } from '../native/types.js';
+import type { Native, NativeError } from '../native/types.js';
+import { concat } from '../wire/bytes.js';
 
 /**
  * The IKE sockets: UDP 500 and 4500 on each listen address (runtime I/O, no protocol logic).
@@ -62,6 +63,8 @@ export interface UdpOptions {
 export class UdpEndpoints {
   readonly #sockets = new Map<string, Socket>();
   readonly #natSockets = new Set<Socket>();
+  /** The descriptors of the sockets, when the shim is there to send through them. */
+  readonly #fds = new Map<Socket, number>();
   /** Sockets read through the shim's watchBatch, with their descriptors. */
   readonly #watched = new Map<Socket, number>();
   readonly #options: UdpOptions;
@@ -114,6 +117,7 @@ export class UdpEndpoints {
         this.#sockets.set(`${address}:${port}`, socket);
         if (natPort) this.#natSockets.add(socket);
         this.#forceReceiveBuffer(socket);
+        if (this.#options.native) this.#fds.set(socket, socketFd(socket));
         if (this.#options.native?.watchBatch) {
           try {
             this.#readInBatches(socket, { address, port }, this.#options.native);
@@ -208,12 +212,31 @@ export class UdpEndpoints {
       this.#options.onError(`no socket for ${from.address}:${from.port}`);
       return;
     }
+    const fd = this.#fds.get(socket);
+    if (fd !== undefined && this.#sendNow(fd, to, nonEspMarker ? concat(NON_ESP_MARKER, data) : data)) return;
     const payload = nonEspMarker ? [NON_ESP_MARKER, data] : [data];
     this.#inFlight++;
     socket.send(payload, to.port, to.address, (error) => {
       if (error) this.#options.onError(`send to ${to.address}:${to.port}: ${error.message}`);
       if (--this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
     });
+  }
+
+  /**
+   * A datagram straight through the shim (one sendmmsg, no request object or callback): what
+   * a burst of handshakes costs least with. False when the socket's buffer is full (node:dgram
+   * queues it then) or there is no shim.
+   */
+  #sendNow(fd: number, to: Endpoint, datagram: Uint8Array): boolean {
+    try {
+      if (this.#options.native!.sendTo(fd, to.address, to.port, [datagram]) === 1) return true;
+    } catch (error) {
+      const { code, message } = error as NativeError;
+      if (code === 'EAGAIN' || code === 'ENOBUFS') return false;
+      this.#options.onError(`send to ${to.address}:${to.port}: ${message}`);
+      return true;
+    }
+    return false;
   }
 
   /** Closes the sockets once every datagram handed to send() has left (the Deletes at shutdown). */
@@ -224,6 +247,7 @@ export class UdpEndpoints {
     this.#watched.clear();
     for (const socket of this.#sockets.values()) socket.close();
     this.#sockets.clear();
+    this.#fds.clear();
   }
 }
 
