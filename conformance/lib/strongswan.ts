@@ -63,6 +63,10 @@ export interface CharonOptions {
   verbose?: boolean;
   /** Extra text inside the `charon { }` section of strongswan.conf. */
   extraCharonConf?: string;
+  /** Extra top-level text of strongswan.conf (`libstrongswan { ... }`, say). */
+  extraConf?: string;
+  /** Log times with milliseconds (filelog time_add_ms), for measuring. */
+  logMilliseconds?: boolean;
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
   /**
@@ -172,6 +176,7 @@ export function strongswanConf(
   levels: Record<string, number>,
   extra = '',
   kernel: CharonOptions['kernel'] = 'libipsec',
+  options: { extraConf?: string; logMilliseconds?: boolean } = {},
 ): string {
   const plugins =
     kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
@@ -193,6 +198,7 @@ charon {
     ${name.replace(/[^A-Za-z0-9_]/g, '_')} {
       path = ${dir}/charon.log
       time_format = %T
+      time_add_ms = ${options.logMilliseconds ? 'yes' : 'no'}
       ike_name = yes
       flush_line = yes
 ${levelLines}
@@ -208,6 +214,7 @@ ${extra}
 swanctl {
   load = pem pkcs1 x509 pubkey
 }
+${options.extraConf ?? ''}
 `;
 }
 
@@ -223,7 +230,13 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     ...options.logLevels,
   };
   const confPath = join(dir, 'strongswan.conf');
-  writeFileSync(confPath, strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel));
+  writeFileSync(
+    confPath,
+    strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel, {
+      ...(options.extraConf !== undefined && { extraConf: options.extraConf }),
+      ...(options.logMilliseconds !== undefined && { logMilliseconds: options.logMilliseconds }),
+    }),
+  );
   writeFileSync(join(dir, 'charon.log'), '');
 
   const env = { ...process.env, STRONGSWAN_CONF: confPath };

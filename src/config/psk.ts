@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { describeSecret } from '../crypto/secret.js';
@@ -82,18 +83,41 @@ function checkLength(at: Cursor, bytes: Uint8Array): Uint8Array | undefined {
   return sealPsk(bytes);
 }
 
+/** A key that renders as `<secret N bytes>` in String(), JSON.stringify and util.inspect. */
+class SealedKey extends Uint8Array {
+  override toString(): string {
+    return describeSecret(this);
+  }
+
+  override toLocaleString(): string {
+    return describeSecret(this);
+  }
+
+  toJSON(): string {
+    return describeSecret(this);
+  }
+
+  [inspect.custom](): string {
+    return describeSecret(this);
+  }
+}
+
+/**
+ * Equal keys are one object: a gateway with a hundred thousand connections sharing a key holds it
+ * once. Looked up by a digest, so the table holds no copy of a key in another form.
+ */
+const keys = new Map<string, WeakRef<SealedKey>>();
+
 /**
  * Makes a key render as `<secret N bytes>` in String(), JSON.stringify and util.inspect, even when
  * it is copied out of its connection. The bytes themselves are untouched.
  */
 export function sealPsk(bytes: Uint8Array): Uint8Array {
-  if (Object.hasOwn(bytes, 'toJSON')) return bytes;
-  const text = (): string => describeSecret(bytes);
-  Object.defineProperties(bytes, {
-    toString: { value: text },
-    toLocaleString: { value: text },
-    toJSON: { value: text },
-    [inspect.custom]: { value: text },
-  });
-  return bytes;
+  if (bytes instanceof SealedKey) return bytes;
+  const digest = createHash('sha256').update(bytes).digest('base64');
+  const known = keys.get(digest)?.deref();
+  if (known) return known;
+  const sealed = new SealedKey(bytes);
+  keys.set(digest, new WeakRef(sealed));
+  return sealed;
 }

@@ -99,21 +99,37 @@ export function connectionSummary(connection: Connection): ConnectionSummary {
   };
 }
 
+/** What every sealed connection inherits: its views show the summary, never the key. */
+const SEALED_CONNECTION = Object.create(Object.prototype, {
+  toString: {
+    value(this: Connection) {
+      return `Connection ${this.name}`;
+    },
+  },
+  toJSON: {
+    value(this: Connection) {
+      return connectionSummary(this);
+    },
+  },
+  [inspect.custom]: {
+    value(this: Connection, _depth: number, options: object, show: typeof inspect) {
+      return `Connection ${show({ ...connectionSummary(this), psk: this.psk }, options)}`;
+    },
+  },
+}) as object;
+
 /**
  * Freezes a connection (its byte arrays aside: typed arrays cannot be frozen) and makes String(),
- * JSON.stringify and util.inspect show its summary, never the key.
+ * JSON.stringify and util.inspect show its summary, never the key. The views come from a shared
+ * prototype, not closures per connection: a gateway may have a hundred thousand.
  */
 export function sealConnection(connection: Connection): Connection {
-  sealPsk(connection.psk);
-  Object.defineProperties(connection, {
-    toString: { value: () => `Connection ${connection.name}` },
-    toJSON: { value: () => connectionSummary(connection) },
-    [inspect.custom]: {
-      value: (_depth: number, options: object, show: typeof inspect) =>
-        `Connection ${show({ ...connectionSummary(connection), psk: connection.psk }, options)}`,
-    },
+  const sealed = Object.assign(Object.create(SEALED_CONNECTION) as Connection, connection, {
+    psk: sealPsk(connection.psk),
   });
-  return deepFreeze(connection);
+  const groups = endpointGroups.get(connection);
+  if (groups) endpointGroups.set(sealed, groups);
+  return deepFreeze(sealed);
 }
 
 /** Freezes plain objects and arrays reachable from `value`; typed arrays and shared registry rows stay as they are. */

@@ -4,66 +4,72 @@
  * outnumber the live ones, so every operation is O(log n) and `next()` is O(1) amortised. This is
  * what keeps the cost of one engine input independent of the number of SAs: a tick touches only
  * what is due, and "when is the next tick" is the top of the heap.
+ *
+ * An owner's live entries are kept on the owner itself (`timers`), by name: no table of string
+ * keys beside it, and an owner's deadlines go with it in one step.
  */
 
-interface Entry<O> {
+export interface DeadlineEntry {
   readonly at: number;
-  readonly owner: O;
   readonly name: string;
   /** Cleared or replaced: skipped when it surfaces. */
   live: boolean;
 }
 
-export class Deadlines<O extends { readonly id: number }> {
-  #heap: Entry<O>[] = [];
-  /** The live entry of each key, `${owner.id}/${name}`. */
-  readonly #live = new Map<string, Entry<O>>();
-  /** The names armed per owner, so that an owner's deadlines go with it. */
-  readonly #names = new Map<number, Set<string>>();
+export interface DeadlineOwner {
+  readonly id: number;
+  /** Written by Deadlines alone. */
+  timers: Record<string, DeadlineEntry> | undefined;
+}
+
+interface HeapEntry<O> extends DeadlineEntry {
+  readonly owner: O;
+}
+
+export class Deadlines<O extends DeadlineOwner> {
+  #heap: HeapEntry<O>[] = [];
+  #live = 0;
 
   /** Arms `name` of `owner` at `at` (seconds), replacing its previous deadline. */
   set(owner: O, name: string, at: number): void {
-    const key = `${owner.id}/${name}`;
-    const previous = this.#live.get(key);
+    const timers = (owner.timers ??= {});
+    const previous = timers[name];
     if (previous) {
       if (previous.at === at) return;
       previous.live = false;
+      this.#live--;
     }
-    const entry: Entry<O> = { at, owner, name, live: true };
-    this.#live.set(key, entry);
-    let names = this.#names.get(owner.id);
-    if (!names) this.#names.set(owner.id, (names = new Set()));
-    names.add(name);
+    const entry: HeapEntry<O> = { at, owner, name, live: true };
+    timers[name] = entry;
+    this.#live++;
     this.#push(entry);
     this.#compactIfStale();
   }
 
   clear(owner: O, name: string): void {
-    const key = `${owner.id}/${name}`;
-    const entry = this.#live.get(key);
+    const entry = owner.timers?.[name];
     if (!entry) return;
     entry.live = false;
-    this.#live.delete(key);
-    this.#forgetName(owner.id, name);
+    this.#live--;
+    delete owner.timers![name];
     this.#compactIfStale();
   }
 
   /** Clears every deadline of `owner`. */
   clearAll(owner: O): void {
-    const names = this.#names.get(owner.id);
-    if (!names) return;
-    for (const name of names) {
-      const entry = this.#live.get(`${owner.id}/${name}`);
-      if (entry) entry.live = false;
-      this.#live.delete(`${owner.id}/${name}`);
+    const timers = owner.timers;
+    if (!timers) return;
+    for (const name in timers) {
+      timers[name]!.live = false;
+      this.#live--;
     }
-    this.#names.delete(owner.id);
+    owner.timers = undefined;
     this.#compactIfStale();
   }
 
   /** The deadline of a key, if armed. */
   get(owner: O, name: string): number | undefined {
-    return this.#live.get(`${owner.id}/${name}`)?.at;
+    return owner.timers?.[name]?.at;
   }
 
   /** The earliest live deadline. */
@@ -79,20 +85,13 @@ export class Deadlines<O extends { readonly id: number }> {
     if (!top || top.at > now) return undefined;
     this.#shift();
     top.live = false;
-    this.#live.delete(`${top.owner.id}/${top.name}`);
-    this.#forgetName(top.owner.id, top.name);
+    this.#live--;
+    delete top.owner.timers![top.name];
     return { owner: top.owner, name: top.name };
   }
 
   get size(): number {
-    return this.#live.size;
-  }
-
-  #forgetName(id: number, name: string): void {
-    const names = this.#names.get(id);
-    if (!names) return;
-    names.delete(name);
-    if (names.size === 0) this.#names.delete(id);
+    return this.#live;
   }
 
   #dropStaleTop(): void {
@@ -101,12 +100,12 @@ export class Deadlines<O extends { readonly id: number }> {
 
   /** Rebuilds the heap from the live entries when stale ones dominate, bounding its memory. */
   #compactIfStale(): void {
-    if (this.#heap.length < 64 || this.#heap.length < 2 * this.#live.size) return;
-    this.#heap = [...this.#live.values()];
+    if (this.#heap.length < 64 || this.#heap.length < 2 * this.#live) return;
+    this.#heap = this.#heap.filter((entry) => entry.live);
     for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
   }
 
-  #push(entry: Entry<O>): void {
+  #push(entry: HeapEntry<O>): void {
     const heap = this.#heap;
     heap.push(entry);
     let i = heap.length - 1;

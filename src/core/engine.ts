@@ -476,7 +476,7 @@ export class IkeEngine {
     const underWay = this.#underWay(connection);
     if (underWay) {
       if (underWay.connection !== connection && !record.waitingOn) {
-        underWay.waiting.add(connection);
+        underWay.waiting.push(connection);
         record.waitingOn = underWay;
         this.#touch(connection.name);
       }
@@ -503,8 +503,9 @@ export class IkeEngine {
     for (const sa of [...record.ikeSas]) this.#deleteIkeSa(sa, reason, true);
     for (const entry of [...record.children]) this.#removeChild(entry, reason, true);
     if (record.waitingOn) {
-      const connection = [...record.waitingOn.waiting].find((c) => c.name === name);
-      if (connection) record.waitingOn.waiting.delete(connection);
+      const waiting = record.waitingOn.waiting;
+      const at = waiting.findIndex((c) => c.name === name);
+      if (at >= 0) waiting.splice(at, 1);
       record.waitingOn = undefined;
     }
     this.#clearError(name);
@@ -665,8 +666,7 @@ export class IkeEngine {
       ...(sa.replaces !== undefined && { rekeyed: sa.replaces }),
     });
     this.#adoptChildren(sa);
-    const waiting = [...sa.waiting];
-    sa.waiting.clear();
+    const waiting = sa.waiting.splice(0);
     for (const other of waiting) {
       const otherRecord = this.#records.get(other.name);
       if (otherRecord?.waitingOn === sa) otherRecord.waitingOn = undefined;
@@ -692,9 +692,9 @@ export class IkeEngine {
     for (const entry of children) {
       if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
       this.#log('debug', `child SA ${entry.child.id} moves over from ${saKind(sa)} ${entry.sa.id}`, sa);
-      entry.sa.children.delete(entry);
+      remove(entry.sa.children, entry);
       entry.sa = sa;
-      sa.children.add(entry);
+      sa.children.push(entry);
       entry.child = { ...entry.child, ikeSaId: sa.id };
       // A rekey that was waiting for (or lost with) the old SA starts again on this one.
       entry.rekeying = false;
@@ -745,7 +745,7 @@ export class IkeEngine {
       if (record?.waitingOn === sa) record.waitingOn = undefined;
       this.#touch(waiting.name);
     }
-    sa.waiting.clear();
+    sa.waiting.length = 0;
     // Pending computations stay until their results come back, which then find the SA deleted.
     this.#deadlines.clearAll(sa);
   }
@@ -820,7 +820,7 @@ export class IkeEngine {
             sameTrafficSelector(e.child.localTs[0]!, localTs) &&
             sameTrafficSelector(e.child.remoteTs[0]!, remoteTs),
         );
-        const pending = [...sa.negotiations].some(
+        const pending = sa.negotiations.some(
           (n) =>
             n.connection === connection &&
             sameTrafficSelector(n.localTs, localTs) &&
@@ -878,7 +878,7 @@ export class IkeEngine {
       ...(rekeyOf !== undefined && { rekeyOf }),
       open: true,
     };
-    sa.negotiations.add(negotiation);
+    sa.negotiations.push(negotiation);
     this.#record(connection.name).negotiations++;
     this.#touch(connection.name);
     this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
@@ -889,7 +889,7 @@ export class IkeEngine {
   #endNegotiation(negotiation: ChildNegotiation, succeeded = false): void {
     if (!negotiation.open) return;
     negotiation.open = false;
-    negotiation.sa.negotiations.delete(negotiation);
+    remove(negotiation.sa.negotiations, negotiation);
     const record = this.#records.get(negotiation.connection.name);
     if (record) record.negotiations--;
     this.#touch(negotiation.connection.name);
@@ -940,9 +940,9 @@ export class IkeEngine {
   #childUp(negotiation: ChildNegotiation, child: ChildSa): void {
     this.#endNegotiation(negotiation, true);
     const { sa } = negotiation;
-    const entry: ChildEntry = { id: child.id, child, sa, rekeying: false };
+    const entry: ChildEntry = { id: child.id, child, sa, rekeying: false, timers: undefined };
     this.#children.set(child.id, entry);
-    sa.children.add(entry);
+    sa.children.push(entry);
     this.#record(child.connection).children.add(entry);
     this.#indexChild(entry);
     this.#clearError(child.connection);
@@ -1007,7 +1007,7 @@ export class IkeEngine {
   #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean): void {
     if (this.#children.get(entry.id) !== entry) return;
     this.#children.delete(entry.id);
-    entry.sa.children.delete(entry);
+    remove(entry.sa.children, entry);
     this.#records.get(entry.child.connection)?.children.delete(entry);
     this.#unindexChild(entry);
     this.#deadlines.clearAll(entry);
@@ -1271,6 +1271,12 @@ function saKind(sa: IkeSa): string {
 
 function peerKey(connection: string, address: string): string {
   return `${connection}\0${address}`;
+}
+
+/** Removes one item from a short list. */
+function remove<T>(list: T[], item: T): void {
+  const at = list.indexOf(item);
+  if (at >= 0) list.splice(at, 1);
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {

@@ -1,4 +1,5 @@
 import type { Connection } from './connection.js';
+import type { DeadlineEntry } from './deadlines.js';
 import { type Endpoint, formatEndpoint } from './endpoint.js';
 import type { Suite } from './proposal.js';
 import type { ChildSa, IkeSaInfo, NatState, Role } from './sa.js';
@@ -39,11 +40,12 @@ export abstract class IkeSa {
   probing = false;
   /** A replacement (rekey) was started: started once. */
   rekeying = false;
+  // Short lists (a few entries at most): arrays, which cost far less than Sets per SA.
   /** Connections waiting for this SA to come up to negotiate their child SAs over it. */
-  readonly waiting = new Set<Connection>();
+  readonly waiting: Connection[] = [];
   /** Child SAs this IKE SA manages (installed; see ChildNegotiation for those under way). */
-  readonly children = new Set<ChildEntry>();
-  readonly negotiations = new Set<ChildNegotiation>();
+  readonly children: ChildEntry[] = [];
+  readonly negotiations: ChildNegotiation[] = [];
   /** Lookup keys in the core's SA table, removed with the SA. */
   readonly lookupKeys: string[] = [];
   /** Counted as half-open by the core (a responder SA not yet authenticated). */
@@ -52,6 +54,8 @@ export abstract class IkeSa {
   identityKey: string | undefined;
   /** Its connection's share group (IkeProtocol.shareKey), while indexed under it. */
   groupKey: string | undefined;
+  /** Its armed deadlines (core/deadlines.ts keeps them here). */
+  timers: Record<string, DeadlineEntry> | undefined;
 
   constructor(
     readonly id: number,
@@ -103,6 +107,8 @@ export interface ChildEntry {
   sa: IkeSa;
   /** A replacement is being negotiated. */
   rekeying: boolean;
+  /** Its armed deadlines (core/deadlines.ts keeps them here). */
+  timers: Record<string, DeadlineEntry> | undefined;
 }
 
 /**

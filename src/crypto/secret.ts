@@ -11,17 +11,34 @@ export function describeSecret(bytes: Uint8Array | undefined): string {
   return bytes === undefined ? '<none>' : `<secret ${bytes.length} bytes>`;
 }
 
-export function sealKeys<T extends KeyRecord>(label: string, keys: T): T {
-  const redactedView = (): Record<string, string> =>
-    Object.fromEntries(Object.entries(keys).map(([name, value]) => [name, describeSecret(value)]));
-  const summary = (): string =>
-    `${label} { ${Object.entries(redactedView())
+/** One prototype per label carries the redacting views, so sealing costs an object, not closures. */
+const prototypes = new Map<string, object>();
+
+function sealedPrototype(label: string): object {
+  let proto = prototypes.get(label);
+  if (proto) return proto;
+  const redactedView = (keys: object): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(keys).map(([name, value]) => [name, describeSecret(value as Uint8Array)]),
+    );
+  function summary(this: object): string {
+    return `${label} { ${Object.entries(redactedView(this))
       .map(([name, text]) => `${name}: ${text}`)
       .join(', ')} }`;
-  Object.defineProperties(keys, {
+  }
+  proto = Object.create(Object.prototype, {
     toString: { value: summary },
-    toJSON: { value: () => ({ [label]: redactedView() }) },
+    toJSON: {
+      value(this: object) {
+        return { [label]: redactedView(this) };
+      },
+    },
     [inspect.custom]: { value: summary },
-  });
-  return Object.freeze(keys);
+  }) as object;
+  prototypes.set(label, proto);
+  return proto;
+}
+
+export function sealKeys<T extends KeyRecord>(label: string, keys: T): T {
+  return Object.freeze(Object.assign(Object.create(sealedPrototype(label)) as T, keys));
 }

@@ -154,3 +154,29 @@ const EMPTY = new Uint8Array(0);
 function counterBlock(nonce: Uint8Array, iv: Uint8Array): Uint8Array {
   return concat(nonce, iv, Uint8Array.of(0, 0, 0, 1));
 }
+
+/**
+ * One bound transform per provider and algorithm: they hold no keys, so every SA negotiating the
+ * same algorithm can share one (a gateway may hold a hundred thousand SAs).
+ */
+const shared = new WeakMap<CryptoProvider, Map<unknown, unknown>>();
+
+function sharedOf<A, T>(provider: CryptoProvider, alg: A, make: () => T): T {
+  let byAlgorithm = shared.get(provider);
+  if (!byAlgorithm) shared.set(provider, (byAlgorithm = new Map()));
+  let instance = byAlgorithm.get(alg) as T | undefined;
+  if (!instance) byAlgorithm.set(alg, (instance = make()));
+  return instance;
+}
+
+export function prfOf(provider: CryptoProvider, alg: PrfAlgorithm): Prf {
+  return sharedOf(provider, alg, () => new Prf(provider, alg));
+}
+
+export function encryptionOf(provider: CryptoProvider, alg: EncryptionAlgorithm): Encryption {
+  return sharedOf(provider, alg, () => new Encryption(provider, alg));
+}
+
+export function integrityOf(provider: CryptoProvider, alg: IntegrityAlgorithm): Integrity {
+  return sharedOf(provider, alg, () => new Integrity(provider, alg));
+}

@@ -56,31 +56,39 @@ export class ComputePool {
   >();
   #nextId = 1;
   #closed = false;
+  readonly #size: number;
+  readonly #provider: ProviderName;
 
+  /** Threads start as the load needs them, up to `size`: a quiet daemon keeps none busy starting. */
   constructor(size: number, provider: ProviderName) {
-    for (let i = 0; i < size; i++) {
-      const worker = spawn(provider);
-      const pooled: PooledWorker = { worker, pending: 0, batch: [] };
-      worker.on('message', (answers: WorkerAnswer[]) => {
-        for (const answer of answers) this.#answer(answer);
-      });
-      worker.on('error', (error) => this.#lost(pooled, error));
-      // An idle pool does not keep the process alive (its sockets and timers do); a busy one does.
-      worker.unref();
-      this.#workers.push(pooled);
-    }
+    this.#size = size;
+    this.#provider = provider;
   }
 
   get size(): number {
-    return this.#workers.length;
+    return this.#size;
+  }
+
+  #spawn(): PooledWorker {
+    const worker = spawn(this.#provider);
+    const pooled: PooledWorker = { worker, pending: 0, batch: [] };
+    worker.on('message', (answers: WorkerAnswer[]) => {
+      for (const answer of answers) this.#answer(answer);
+    });
+    worker.on('error', (error) => this.#lost(pooled, error));
+    this.#workers.push(pooled);
+    return pooled;
   }
 
   /** Runs a job; resolves with its result, or with the error (never rejects). */
   run(job: DhJob): Promise<DhJobResult | Error> {
     if (this.#closed) return Promise.resolve(new Error('the compute pool is closed'));
-    let target = this.#workers[0]!;
-    for (const candidate of this.#workers) if (candidate.pending < target.pending) target = candidate;
+    let target = this.#workers[0];
+    for (const candidate of this.#workers) if (candidate.pending < target!.pending) target = candidate;
+    // Another thread only when every one has work already.
+    if (!target || (target.pending > 0 && this.#workers.length < this.#size)) target = this.#spawn();
     const id = this.#nextId++;
+    // A busy pool keeps the process alive; an idle one does not (its sockets and timers do).
     if (target.pending++ === 0) target.worker.ref();
     if (target.batch.push({ id, job }) === 1) queueMicrotask(() => this.#post(target));
     return new Promise((resolve) => this.#waiting.set(id, { resolve, from: target }));

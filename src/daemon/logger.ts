@@ -92,16 +92,21 @@ export class Logger {
 }
 
 /**
- * A writer that gathers the lines of one turn of the event loop into one write: under a burst
- * of handshakes that is one system call per batch of datagrams instead of one per line. What is
- * gathered is written at the latest on the next turn, and at once when the process exits.
+ * A writer that gathers lines into one write per `intervalMs` (and at once past `limit`
+ * characters): under a burst of handshakes that is a system call per batch instead of one per
+ * line. A line waits at most the interval; what is gathered is written when the process exits.
  */
-export function batchedWriter(write: (text: string) => void, limit = 64 * 1024): (line: string) => void {
+export function batchedWriter(
+  write: (text: string) => void,
+  intervalMs = 50,
+  limit = 64 * 1024,
+): (line: string) => void {
   let pending: string[] = [];
   let size = 0;
-  let scheduled = false;
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
-    scheduled = false;
+    clearTimeout(timer);
+    timer = undefined;
     if (!pending.length) return;
     const text = pending.join('');
     pending = [];
@@ -113,10 +118,7 @@ export function batchedWriter(write: (text: string) => void, limit = 64 * 1024):
     pending.push(line);
     size += line.length;
     if (size >= limit) flush();
-    else if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    else timer ??= setTimeout(flush, intervalMs).unref();
   };
 }
 

@@ -20,7 +20,7 @@ import { HeaderFlag, NotifyType } from './constants.js';
 import { ExchangeError } from './errors.js';
 import { Flight } from './flight.js';
 import type { Phase1Protection } from './protection.js';
-import type { NatTVariant, PeerVendorIds } from './vendor-ids.js';
+import type { NatTVariant } from './vendor-ids.js';
 import type { QuickModeExchange } from './quick-mode.js';
 
 export type IsakmpState =
@@ -36,7 +36,6 @@ export type IsakmpState =
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
   CKY_R: Uint8Array;
-  peerVendorIds: PeerVendorIds | undefined;
   /** The NAT-T flavour both sides announced, if any. */
   natT: NatTVariant | undefined;
   /** Initiator: what we offered; responder: what we accepted. */
@@ -142,7 +141,8 @@ export class IsakmpSa extends IkeSa {
 /** A fresh message ID for a new exchange on `sa` (never 0, never one in use). */
 export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
   for (;;) {
-    const id = new DataView(ctx.crypto.randomBytes(4).buffer).getUint32(0);
+    const bytes = ctx.crypto.randomBytes(4);
+    const id = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
     if (id !== 0 && !sa.exchanges.has(id)) return id;
   }
 }

@@ -12,7 +12,7 @@ import { udpEncapsulated } from '../core/sa.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
-import { Encryption, Prf } from '../crypto/transforms.js';
+import { encryptionOf, prfOf } from '../crypto/transforms.js';
 import { equalBytes, toHex } from '../wire/bytes.js';
 import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, type Payload, payloadBody } from './codec.js';
@@ -442,11 +442,10 @@ function ownIdPayload(sa: IsakmpSa): Extract<Payload, { kind: 'id' }> {
 }
 
 function learnVendorIds(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
-  sa.peerVendorIds = recognizeVendorIds(findAll(payloads, 'vendor').map((v) => v.data));
-  sa.natT = sa.peerVendorIds.natT;
-  sa.probes = sa.peerVendorIds.dpd;
-  if (sa.peerVendorIds.names.length)
-    ctx.log('debug', `peer vendor IDs: ${sa.peerVendorIds.names.join(', ')}`, sa);
+  const { natT, dpd, names } = recognizeVendorIds(findAll(payloads, 'vendor').map((v) => v.data));
+  sa.natT = natT;
+  sa.probes = dpd;
+  if (names.length) ctx.log('debug', `peer vendor IDs: ${names.join(', ')}`, sa);
 }
 
 /** The responder answers with the one NAT-T VID it picked, and DPD. */
@@ -491,8 +490,8 @@ function detect(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]
 
 function deriveKeys(ctx: ProtocolContext, sa: IsakmpSa, gxy: Uint8Array): void {
   const suite = sa.suite!;
-  sa.prf = new Prf(ctx.crypto, suite.prf!);
-  const encryption = new Encryption(ctx.crypto, suite.encr);
+  sa.prf = prfOf(ctx.crypto, suite.prf!);
+  const encryption = encryptionOf(ctx.crypto, suite.encr);
   const keys = derivePhase1PskKeys(sa.prf, {
     psk: sa.connection!.psk,
     Ni_b: sa.Ni_b!,

@@ -14,7 +14,7 @@ import {
 import type { DhJobResult } from '../crypto/dh-job.js';
 import { quickModeKeymat } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
-import { Encryption, Integrity } from '../crypto/transforms.js';
+import { encryptionOf, integrityOf } from '../crypto/transforms.js';
 import { equalBytes, toHex, u32be } from '../wire/bytes.js';
 import type { DecodeError } from '../wire/errors.js';
 import {
@@ -691,8 +691,8 @@ function sendProtected(
 
 function childSa(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): ChildSa {
   const suite = exchange.suite!;
-  const encryption = new Encryption(ctx.crypto, suite.encr);
-  const integrity = suite.integ ? new Integrity(ctx.crypto, suite.integ) : undefined;
+  const encryption = encryptionOf(ctx.crypto, suite.encr);
+  const integrity = suite.integ ? integrityOf(ctx.crypto, suite.integ) : undefined;
   const length = encryption.keyMaterialLength + (integrity?.keyLength ?? 0);
   const keymat = (spi: Uint8Array) =>
     quickModeKeymat(

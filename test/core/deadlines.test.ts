@@ -1,10 +1,10 @@
 import t from 'tap';
-import { Deadlines } from '../../src/core/deadlines.js';
+import { type DeadlineOwner, Deadlines } from '../../src/core/deadlines.js';
 
-const owner = (id: number) => ({ id });
+const owner = (id: number): DeadlineOwner => ({ id, timers: undefined });
 
 t.test('deadlines come out in time order, replaced and cleared ones never', async (t) => {
-  const deadlines = new Deadlines<{ id: number }>();
+  const deadlines = new Deadlines<DeadlineOwner>();
   const [a, b, c] = [owner(1), owner(2), owner(3)];
   deadlines.set(a, 'x', 30);
   deadlines.set(b, 'x', 10);
@@ -25,7 +25,7 @@ t.test('deadlines come out in time order, replaced and cleared ones never', asyn
 });
 
 t.test('a heap of stale entries is compacted: memory follows the live deadlines', async (t) => {
-  const deadlines = new Deadlines<{ id: number }>();
+  const deadlines = new Deadlines<DeadlineOwner>();
   const owners = Array.from({ length: 100 }, (_, i) => owner(i));
   // Re-arming the same keys over and over (a keepalive, a retransmission) leaves stale entries.
   for (let round = 0; round < 1000; round++)
@@ -43,7 +43,7 @@ t.test('a heap of stale entries is compacted: memory follows the live deadlines'
 });
 
 t.test('random operations agree with a plain map', async (t) => {
-  const deadlines = new Deadlines<{ id: number }>();
+  const deadlines = new Deadlines<DeadlineOwner>();
   const model = new Map<string, number>();
   const owners = Array.from({ length: 20 }, (_, i) => owner(i));
   let seed = 7;

@@ -5,11 +5,35 @@ import { MODP_PRIMES, type ModpGroupName, randomExponent } from '../modp.js';
 import type { AeadCipher, CryptoProvider, RawCipher, RawKeyPair } from '../provider.js';
 import type { DhAlgorithm, DhGroupName } from '../registry.js';
 
+/**
+ * Random bytes for the many small values a handshake needs (cookies, nonces, SPIs, message IDs),
+ * read ahead from OpenSSL's CSPRNG a few kilobytes at a time: one call into OpenSSL per hundred
+ * values instead of one each. Each value is copied out and its bytes in the pool wiped. Larger
+ * requests go straight to the CSPRNG.
+ */
+function pooledRandom(poolSize = 4096): (length: number) => Uint8Array {
+  const pool = Buffer.alloc(poolSize);
+  let used = poolSize;
+  return (length) => {
+    if (length > poolSize / 8) return crypto.randomBytes(length);
+    if (used + length > poolSize) {
+      crypto.randomFillSync(pool);
+      used = 0;
+    }
+    // Its own ArrayBuffer (not Node's shared pool): callers may view `.buffer` from offset 0.
+    const out = new Uint8Array(length);
+    out.set(pool.subarray(used, used + length));
+    pool.fill(0, used, used + length);
+    used += length;
+    return out;
+  };
+}
+
 /** OpenSSL through node:crypto: the default provider. */
 export function createNodeProvider(): CryptoProvider {
   return {
     name: 'node',
-    randomBytes: (length) => crypto.randomBytes(length),
+    randomBytes: pooledRandom(),
     hash(alg, ...data) {
       const h = crypto.createHash(alg);
       for (const part of data) h.update(part);

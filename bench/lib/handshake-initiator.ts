@@ -1,0 +1,274 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import type { Action } from '../../src/core/actions.js';
+import type { Connection } from '../../src/core/connection.js';
+import { expandSuites, parseProposal } from '../../src/core/proposal.js';
+import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
+import { type DhJobResult, runDhJob } from '../../src/crypto/dh-job.js';
+import { createCryptoProvider } from '../../src/crypto/providers/index.js';
+import { algorithm } from '../../src/crypto/registry.js';
+import { ComputePool } from '../../src/daemon/compute-pool.js';
+import { createEngine } from '../../src/engine.js';
+import { loadNative, type Native } from '../../src/native/index.js';
+import { UdpEndpoints } from '../../src/net/udp.js';
+
+/**
+ * The handshake benchmark's own load generator, a process of its own: one sans-I/O engine with a
+ * connection per simulated client (each its own identity and ISAKMP SA), over real UDP sockets on
+ * many source addresses, initiated with a bound on those in flight and on the rate. It prints one
+ * JSON line with what it saw (SAs up, failures, setup latencies, retransmissions), and with
+ * `hold` keeps the SAs until its standard input closes (the scale sweep measures the responder
+ * meanwhile).
+ */
+
+export interface GeneratorSpec {
+  readonly responder: { readonly address: string; readonly port: number; readonly natPort: number };
+  /** Our source addresses; connection i uses addresses[i % length]. */
+  readonly addresses: readonly string[];
+  readonly port: number;
+  readonly natPort: number;
+  /** Connections c<first>..c<first + count - 1> (their identities: c<i>@bench.example). */
+  readonly first: number;
+  readonly count: number;
+  readonly concurrency: number;
+  /** Initiations per second at most (0: no limit). */
+  readonly rate: number;
+  readonly ike: readonly string[];
+  readonly esp: readonly string[];
+  readonly pfs?: string;
+  readonly psk: string;
+  /** Threads for our own Diffie-Hellman (at least one). */
+  readonly workers: number;
+  readonly hold: boolean;
+  /** Seconds before giving up on what is not up. */
+  readonly timeout: number;
+}
+
+export interface GeneratorResult {
+  readonly established: number;
+  readonly failed: number;
+  readonly retransmits: number;
+  /** Seconds from the first initiation to the last child SA up. */
+  readonly elapsed: number;
+  /** Setup latency in seconds (initiate to child SA up), sorted. */
+  readonly latencies: readonly number[];
+  readonly failures: readonly string[];
+}
+
+export function clientName(index: number): string {
+  return `c${index}`;
+}
+
+export function clientId(index: number): string {
+  return `c${index}@bench.example`;
+}
+
+/** A client's selectors: its source address and a UDP port of its own, so every pair is distinct. */
+export function clientSelector(
+  index: number,
+  addresses: readonly string[],
+): { address: string; port: number } {
+  return { address: addresses[index % addresses.length]!, port: 1024 + Math.floor(index / addresses.length) };
+}
+
+export const PROTECTED_SUBNET = '203.0.113.0/24';
+
+function connections(spec: GeneratorSpec): Connection[] {
+  const lifetime = (seconds: number) => ({ seconds, rekeyMargin: 540, rekeyFuzz: 180 });
+  const ike = spec.ike.flatMap((p) => expandSuites(parseProposal(p, 'ike'), 'ike'));
+  const esp = spec.esp.flatMap((p) => expandSuites(parseProposal(p, 'esp'), 'esp'));
+  const psk = new TextEncoder().encode(spec.psk);
+  const list: Connection[] = [];
+  for (let i = spec.first; i < spec.first + spec.count; i++) {
+    const { address, port } = clientSelector(i, spec.addresses);
+    list.push({
+      name: clientName(i),
+      ike: { name: 'ike', version: 1, mode: 'main', proposals: ike, lifetime: lifetime(10800) },
+      ipsec: {
+        name: 'esp',
+        protocol: 'esp',
+        mode: 'tunnel',
+        proposals: esp,
+        ...(spec.pfs && { pfs: algorithm('dh', spec.pfs) }),
+        lifetime: lifetime(3600),
+      },
+      local: {
+        address,
+        id: { type: 'user-fqdn', value: clientId(i) },
+        trafficSelectors: [parseTrafficSelector(`${address}/32`, 17, port)],
+      },
+      peer: {
+        address: spec.responder.address,
+        port: spec.responder.port,
+        natPort: spec.responder.natPort,
+        trafficSelectors: [parseTrafficSelector(PROTECTED_SUBNET, 17, port)],
+      },
+      psk,
+      start: 'respond',
+    });
+  }
+  return list;
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as GeneratorSpec;
+  const list = connections(spec);
+  const pool = new ComputePool(Math.max(1, spec.workers), 'node');
+  const provider = createCryptoProvider('node');
+  let keyPair: DhJobResult | undefined;
+  const engine = createEngine({
+    crypto: provider,
+    connections: list,
+    port: spec.port,
+    natPort: spec.natPort,
+    compute: 'deferred',
+    retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
+  });
+  const clock = () => performance.now() / 1000;
+  const startedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const failures: string[] = [];
+  let retransmits = 0;
+  let finished = 0;
+  let firstStart: number | undefined;
+  let lastUp = 0;
+  let native: Native | undefined;
+  try {
+    native = loadNative();
+  } catch {
+    native = undefined;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    const next = engine.nextTimeout();
+    if (next === undefined) return;
+    timer = setTimeout(
+      () => {
+        apply(engine.tick(clock()));
+        arm();
+      },
+      Math.max(0, (next - clock()) * 1000),
+    );
+  };
+  const done = (name: string) => {
+    if (!startedAt.has(name)) return;
+    startedAt.delete(name);
+    finished++;
+    launch();
+  };
+  const apply = (actions: readonly Action[]) => {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          udp.send(action.from, action.to, action.data, action.nonEspMarker);
+          break;
+        case 'keepalive':
+          udp.send(action.from, action.to, Uint8Array.of(0xff), false);
+          break;
+        case 'compute': {
+          // A load generator needs no forward secrecy: one key pair serves every client, so each
+          // handshake costs it one modular exponentiation (the shared secret), not two.
+          const { id, job } = action;
+          if (!job.peerPublic) {
+            keyPair ??= runDhJob(provider, { group: job.group });
+            const pair = keyPair;
+            queueMicrotask(() => {
+              apply(engine.computed(id, pair, clock()));
+              arm();
+            });
+            break;
+          }
+          void pool!.run(job).then((result) => {
+            apply(engine.computed(id, result, clock()));
+            arm();
+          });
+          break;
+        }
+        case 'event': {
+          const { event } = action;
+          if (event.type === 'child-up') {
+            const start = startedAt.get(event.child.connection);
+            if (start !== undefined) {
+              lastUp = clock();
+              latencies.push(lastUp - start);
+              done(event.child.connection);
+            }
+          } else if (event.type === 'failed' && event.connection) {
+            if (startedAt.has(event.connection)) failures.push(`${event.connection}: ${event.reason}`);
+            done(event.connection);
+          } else if (event.type === 'retransmit') {
+            retransmits++;
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  };
+  const udp = await UdpEndpoints.open({
+    addresses: spec.addresses,
+    port: spec.port,
+    natPort: spec.natPort,
+    onReceive: (received) => {
+      if (received.kind !== 'ike') return;
+      apply(engine.receive(received.data, received.local, received.remote, clock()));
+      arm();
+    },
+    onError: (message) => process.stderr.write(`${message}\n`),
+    ...(native && { native }),
+  });
+
+  // Initiation: at most `concurrency` under way, at most `rate` per second.
+  let next = 0;
+  let tokens = spec.rate > 0 ? Math.max(1, spec.rate / 20) : Infinity;
+  function launch(): void {
+    while (next < list.length && startedAt.size < spec.concurrency && tokens >= 1) {
+      const name = list[next++]!.name;
+      tokens--;
+      const now = clock();
+      firstStart ??= now;
+      startedAt.set(name, now);
+      apply(engine.initiate(name, now));
+    }
+    arm();
+  }
+  const refill =
+    spec.rate > 0
+      ? setInterval(() => {
+          tokens = Math.min(spec.rate / 20, tokens + spec.rate / 20);
+          launch();
+        }, 50)
+      : undefined;
+  launch();
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      const overdue = firstStart !== undefined && clock() - firstStart > spec.timeout;
+      if (finished >= list.length || overdue) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 50);
+  });
+  clearInterval(refill);
+  const result: GeneratorResult = {
+    established: latencies.length,
+    failed: list.length - latencies.length,
+    retransmits,
+    elapsed: lastUp - (firstStart ?? lastUp),
+    latencies: latencies.sort((a, b) => a - b),
+    failures: failures.slice(0, 20),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (spec.hold) {
+    // Keep the SAs (and answer the responder's DPD, if any) until told to go.
+    for await (const line of createInterface({ input: process.stdin })) if (line.trim() === 'exit') break;
+  }
+  clearTimeout(timer);
+  process.exit(0);
+}
+
+// Run as a program (the benchmark spawns it), not when imported for its helpers.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();
