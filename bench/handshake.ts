@@ -39,7 +39,7 @@ const { values } = parseArgs({
     ike: { type: 'string', default: 'aes128-sha1-modp2048' },
     esp: { type: 'string', default: 'aes128-sha1' },
     sweep: { type: 'string', default: '1000,10000,100000' },
-    pinning: { type: 'string', default: 'yes' },
+    parts: { type: 'string', default: 'compare,pinning,sweep' },
     timeout: { type: 'string', default: '300' },
   },
 });
@@ -227,14 +227,15 @@ async function ownLoad(
   ns: Ns,
   first: number,
   count: number,
-  hold = false,
+  options: { hold?: boolean; port?: number; cpus?: string } = {},
 ): Promise<{ result: Load; release: () => Promise<void> }> {
+  const port = options.port ?? 500;
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-bench-gen-'));
   const spec: GeneratorSpec = {
     responder: { address: RESPONDER, port: 500, natPort: 4500 },
     addresses: SOURCES,
-    port: 500,
-    natPort: 4500,
+    port,
+    natPort: port + 4000,
     first,
     count,
     concurrency: CONCURRENCY,
@@ -243,7 +244,7 @@ async function ownLoad(
     esp: [ESP],
     psk: PSK,
     workers: 1,
-    hold,
+    hold: options.hold ?? false,
     timeout: TIMEOUT,
   };
   const file = join(dir, 'spec.json');
@@ -488,7 +489,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       const responder = await startIkeNodeResponder(topology.right, 'ike-node', size + extra);
       await delay(500);
       const rss0 = rssKb(responder.pid);
-      const bulk = await ownLoad(topology.left, 0, size, true);
+      const bulk = await ownLoad(topology.left, 0, size, { hold: true });
       const rss = rssKb(responder.pid);
       const timings: number[] = [];
       for (let i = 0; i < 7; i++) {
@@ -497,7 +498,8 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         timings.push(performance.now() - start);
       }
       const cpu0 = cpuTicks(responder.pid);
-      const more = await ownLoad(topology.left, size, extra);
+      // A second generator beside the first (which holds its SAs): other source ports.
+      const more = await ownLoad(topology.left, size, extra, { port: 600 });
       const cpu = cpuTicks(responder.pid) - cpu0;
       rows.push([
         String(size),
@@ -530,8 +532,12 @@ async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build`);
   mkdirSync(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
   const responders = values.responders!.split(',') as ResponderKind[];
-  const initiators: InitiatorKind[] =
-    values.initiator === 'both' ? ['own', 'charon'] : [values.initiator as InitiatorKind];
+  const parts = values.parts!.split(',');
+  const initiators: InitiatorKind[] = !parts.includes('compare')
+    ? []
+    : values.initiator === 'both'
+      ? ['own', 'charon']
+      : [values.initiator as InitiatorKind];
   console.log(
     `bench:handshake  IKEv1 main mode + quick mode, ${IKE} / ESP ${ESP}, N = ${N}, ${RUNS} runs, ` +
       `${availableParallelism()} CPUs; own load: ${SOURCES.length} addresses, ${CONCURRENCY} in flight\n`,
@@ -581,18 +587,21 @@ async function main(): Promise<void> {
     }
     console.log();
   }
-  if (values.pinning !== 'no') await pinning();
+  if (parts.includes('pinning')) await pinning();
   const sizes = values.sweep!.split(',').filter(Boolean).map(Number);
-  if (sizes.length) await sweep(sizes);
+  if (parts.includes('sweep') && sizes.length) await sweep(sizes);
   writeFileSync(join(REPO_ROOT, 'bench', 'results', 'handshake.json'), JSON.stringify(all, null, 1));
 }
 
 /**
  * More than one core: the ike-node responder pinned to one core with Diffie-Hellman on its event
- * loop, against pinned to two with the worker pool, under the same load (alternated).
+ * loop, against pinned to two with the worker pool, under the same load (alternated), the load
+ * generator pinned to the second core.
  */
 async function pinning(): Promise<void> {
   if (availableParallelism() < 2) return;
+  // The load generator has the second core in both cases, so that the responder's share of the
+  // machine is what changes: one core without workers, or both with them.
   const rows: string[][] = [];
   for (let run = 0; run < RUNS; run++) {
     for (const [cpus, workers] of [
@@ -606,7 +615,7 @@ async function pinning(): Promise<void> {
         await delay(500);
         const cpu0 = cpuTicks(responder.pid);
         const main0 = cpuTicks(responder.pid, responder.pid, false);
-        const { result, release } = await ownLoad(topology.left, 0, N);
+        const { result, release } = await ownLoad(topology.left, 0, N, { cpus: '1' });
         await release();
         const cpu = cpuTicks(responder.pid) - cpu0;
         const main = cpuTicks(responder.pid, responder.pid, false) - main0;

@@ -32,6 +32,11 @@ export type Action =
    * its result goes back in through IkeEngine.computed(id, ...).
    */
   | { readonly type: 'compute'; readonly id: number; readonly job: DhJob }
+  /**
+   * Reserve an inbound SPI in the kernel for an SA between `remote` and `local` (IkeEngineOptions
+   * reserveSpis): the SPI, or the error, goes back in through IkeEngine.spiReserved(id, ...).
+   */
+  | { readonly type: 'reserve-spi'; readonly id: number; readonly local: string; readonly remote: string }
   | { readonly type: 'event'; readonly event: EngineEvent };
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';

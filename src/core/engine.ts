@@ -55,8 +55,14 @@ export interface IkeEngineOptions {
   readonly exportKeys?: boolean;
   /** Claim a NAT so that ESP goes in UDP (the userspace data plane sends nothing else). */
   readonly forceEncapsulation?: boolean;
-  /** Inbound SPIs from the kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI); absent, random ones. */
+  /** Inbound SPIs from a synchronous source of the embedder's; absent (and not reserveSpis), random ones. */
   readonly allocateSpi?: (local: string, remote: string) => number | undefined;
+  /**
+   * Inbound SPIs are reserved by the runtime's kernel backend (XFRM_MSG_ALLOCSPI, SADB_GETSPI):
+   * the engine emits `reserve-spi` actions and continues on `spiReserved()`, so that no input
+   * waits on a kernel round trip.
+   */
+  readonly reserveSpis?: boolean;
   /** The most verbose log events to emit (default debug: all); the runtime's filter, applied early. */
   readonly logLevel?: LogLevel;
   /**
@@ -97,7 +103,7 @@ const MAX_LOG_LINE = 400;
 export class IkeEngine {
   #connections: ConnectionIndex;
   readonly #protocols = new Map<number, IkeProtocol>();
-  readonly #settings: EngineSettings;
+  #settings: EngineSettings;
   readonly #crypto: CryptoProvider;
   readonly #random: () => number;
   readonly #defaultLocalAddress: string | undefined;
@@ -109,6 +115,8 @@ export class IkeEngine {
     keepaliveInterval: number;
   };
   readonly #allocateSpi: IkeEngineOptions['allocateSpi'];
+  #reserveSpis: boolean;
+  readonly #reservations = new Map<number, { sa: IkeSa; then: (spi: number) => void }>();
   readonly #deferCompute: boolean;
   /** Log events above this rank (LOG_RANK) are not emitted. */
   readonly #logRank: number;
@@ -145,6 +153,7 @@ export class IkeEngine {
     this.#random = options.random ?? Math.random;
     this.#defaultLocalAddress = options.defaultLocalAddress;
     this.#allocateSpi = options.allocateSpi;
+    this.#reserveSpis = options.reserveSpis ?? false;
     this.#deferCompute = options.compute === 'deferred';
     this.#logRank = LOG_RANK[options.logLevel ?? 'debug'];
     this.#settings = {
@@ -174,6 +183,16 @@ export class IkeEngine {
 
   get connections(): readonly Connection[] {
     return this.#connections.list;
+  }
+
+  /**
+   * What the runtime's kernel backend is, known once it is open: whether ESP must go in UDP
+   * whatever the path (a data plane that sends nothing else), and whether it reserves inbound
+   * SPIs (`reserve-spi` actions). Applies to negotiations from now on.
+   */
+  useKernel(kernel: { readonly forceEncapsulation: boolean; readonly reservesSpis: boolean }): void {
+    this.#settings = { ...this.#settings, forceEncapsulation: kernel.forceEncapsulation };
+    this.#reserveSpis = kernel.reservesSpis;
   }
 
   /** Counters of refusals and internal errors (metrics, tests). */
@@ -259,6 +278,22 @@ export class IkeEngine {
         case 'install-failed':
           this.#installFailed(event.child, `the kernel refused the child SA: ${event.reason}`);
           return;
+      }
+    });
+  }
+
+  /** The answer to a `reserve-spi` action: the SPI the kernel reserved, or why it did not. */
+  spiReserved(id: number, result: number | Error, now: number): Action[] {
+    return this.#run(now, () => {
+      const pending = this.#reservations.get(id);
+      if (!pending) return;
+      this.#reservations.delete(id);
+      if (pending.sa.deleted) return;
+      if (result instanceof Error) {
+        this.#log('warn', `the kernel reserved no SPI (${result.message}): using a random one`, pending.sa);
+        pending.then(this.#randomSpi());
+      } else {
+        pending.then(result);
       }
     });
   }
@@ -1153,7 +1188,9 @@ export class IkeEngine {
         return engine.#now;
       },
       crypto: this.#crypto,
-      settings: this.#settings,
+      get settings() {
+        return engine.#settings;
+      },
       random: () => this.#random(),
       nextId: () => this.#nextId++,
       emit: (action) => this.#out.push(action),
@@ -1225,20 +1262,36 @@ export class IkeEngine {
       childrenDeletedByPeer: (sa, spisOut) => this.#childrenDeletedByPeer(sa, spisOut),
       arm: (sa, name, at) => this.#deadlines.set(sa, name, at),
       disarm: (sa, name) => this.#deadlines.clear(sa, name),
-      allocateSpi: (sa) => this.#spi(sa),
+      allocateSpi: (sa, then) => this.#spi(sa, then),
       compute: (sa, job, then) => this.#compute(sa, job, then),
     };
   }
 
-  /** The kernel backend's SPI when it reserves them (XFRM_MSG_ALLOCSPI, SADB_GETSPI), else a random one. */
-  #spi(sa: IkeSa): number {
+  /**
+   * An inbound SPI: reserved by the kernel through a `reserve-spi` action, or from the embedder's
+   * synchronous source, else random. A failed reservation falls back to a random one (the install
+   * then adds the SA outright: the backends fall back from UPDATE to ADD).
+   */
+  #spi(sa: IkeSa, then: (spi: number) => void): void {
+    if (this.#reserveSpis) {
+      const id = this.#nextId++;
+      this.#reservations.set(id, { sa, then });
+      this.#out.push({ type: 'reserve-spi', id, local: sa.local.address, remote: sa.remote.address });
+      return;
+    }
     try {
       const allocated = this.#allocateSpi?.(sa.local.address, sa.remote.address);
-      if (allocated !== undefined) return allocated;
+      if (allocated !== undefined) {
+        then(allocated);
+        return;
+      }
     } catch (error) {
-      // The install adds the SA outright then (the backends fall back from UPDATE to ADD).
       this.#log('warn', `the kernel reserved no SPI (${(error as Error).message}): using a random one`, sa);
     }
+    then(this.#randomSpi());
+  }
+
+  #randomSpi(): number {
     for (;;) {
       const bytes = this.#crypto.randomBytes(4);
       const spi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;

@@ -3,9 +3,8 @@ import type { Connection, Identity } from './connection.js';
 import type { Endpoint } from './endpoint.js';
 import type { Failure } from './failure.js';
 import type { ChildEntry, ChildNegotiation, IkeSa } from './ike-sa.js';
-import type { Suite } from './proposal.js';
 import type { RetransmitPolicy } from './retransmit.js';
-import type { ChildSa, ChildSaKeys } from './sa.js';
+import type { ChildSa } from './sa.js';
 import type { TrafficSelector } from './traffic-selector.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import type { DhJob, DhJobResult } from '../crypto/dh-job.js';
@@ -32,18 +31,10 @@ export interface EngineSettings {
 }
 
 /** What a protocol module negotiated for a child SA; the core adds its id, endpoints and schedule. */
-export interface ChildSaSpec {
-  readonly mode: 'tunnel' | 'transport';
-  readonly encapsulation: boolean;
-  readonly spiIn: number;
-  readonly spiOut: number;
-  readonly localTs: readonly TrafficSelector[];
-  readonly remoteTs: readonly TrafficSelector[];
-  readonly suite: Suite;
-  /** Sealed (sealKeys). */
-  readonly keys: ChildSaKeys;
-  readonly lifetime: { readonly seconds: number; readonly kilobytes?: number };
-}
+export type ChildSaSpec = Pick<
+  ChildSa,
+  'mode' | 'encapsulation' | 'spiIn' | 'spiOut' | 'localTs' | 'remoteTs' | 'suite' | 'keys' | 'lifetime'
+>;
 
 export interface ProtocolContext {
   readonly now: number;
@@ -138,8 +129,11 @@ export interface ProtocolContext {
   arm(sa: IkeSa, name: string, at: number): void;
   disarm(sa: IkeSa, name: string): void;
 
-  /** An inbound SPI: reserved by the kernel backend when it does, else random (never below 256). */
-  allocateSpi(sa: IkeSa): number;
+  /**
+   * An inbound SPI for a child SA: reserved by the kernel backend when it does (possibly in a
+   * later input: `then` is not run if the SA is gone by then), else random (never below 256).
+   */
+  allocateSpi(sa: IkeSa, then: (spi: number) => void): void;
   /**
    * A Diffie-Hellman computation, possibly on another thread: `then` runs with the result (or the
    * error) inside a later input of the engine, or at once with a synchronous executor. It is not

@@ -71,6 +71,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   /** Threads for Diffie-Hellman; none (inline) with an embedder's own provider, which cannot move. */
   readonly #workers: number;
   #pool: ComputePool | undefined;
+  /** The one listen address connections without local.address use (none with wildcards only). */
+  readonly #localDefault: string | undefined;
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
     super();
@@ -79,7 +81,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.logger = options.logger ?? new Logger(config.log);
     this.#kernel = options.kernel ?? (config.kernel === 'memory' ? new MemoryBackend() : undefined);
     this.#serveControl = options.control ?? true;
-    const explicit = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
+    this.#localDefault = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
     this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
     this.#workers = options.crypto ? 0 : config.workers === 'auto' ? autoWorkers() : config.workers;
@@ -91,10 +93,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       retransmit: config.retransmit,
       port: config.listen.port,
       natPort: config.listen.natPort,
-      ...(explicit && { defaultLocalAddress: explicit }),
+      ...(this.#localDefault && { defaultLocalAddress: this.#localDefault }),
       exportKeys: this.#keyLog !== undefined,
-      forceEncapsulation: options.kernel?.forcesUdpEncapsulation ?? config.kernel === 'userspace',
-      allocateSpi: (local: string, remote: string) => this.#kernel?.allocateSpi?.(local, remote),
     });
   }
 
@@ -147,6 +147,11 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       crypto: this.#crypto,
       host: this.#kernelHost(),
     });
+    // What the backend is, not what its name suggests, decides whether ESP must go in UDP.
+    this.engine.useKernel({
+      forceEncapsulation: this.#kernel.forcesUdpEncapsulation === true,
+      reservesSpis: this.#kernel.reserveSpi !== undefined,
+    });
     const native = this.#batchReader();
     this.#udp = await UdpEndpoints.open({
       addresses: listen.addresses,
@@ -173,10 +178,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         message: `control socket ${this.#config.control.socket}`,
       });
     }
-    for (const connection of this.#config.connections) {
+    for (const connection of this.#config.connections)
       if (connection.start === 'initiate') this.#initiateAtStart(connection.name);
-      if (connection.start === 'on-traffic') await this.#trap(connection);
-    }
+    await this.#retrap([], this.#config.connections);
     this.#arm();
   }
 
@@ -192,11 +196,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       this.#initiateAtStart(connection.name);
       return;
     }
-    await this.kernel.trap(trapPolicy(connection, this.#defaultLocalAddress()));
-  }
-
-  #defaultLocalAddress(): string {
-    return this.#config.listen.addresses.find((a) => a !== '0.0.0.0' && a !== '::') ?? '0.0.0.0';
+    await this.kernel.trap(trapPolicy(connection, this.#localDefault ?? '0.0.0.0'));
   }
 
   /** What a kernel backend may ask of the runtime. */
@@ -330,7 +330,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#config = next;
     this.#apply(this.engine.reconfigure(next.connections, this.#clock()));
     this.#arm();
-    this.#retrap(previous.connections, next.connections, result);
+    void this.#retrap(previous.connections, next.connections).catch((error: Error) =>
+      this.#kernelError(error),
+    );
     this.logger.log({
       level: 'info',
       subsystem: 'cfg',
@@ -349,17 +351,18 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     return result;
   }
 
-  /** Trap policies follow a reload: those of removed and changed connections go, new ones come. */
-  #retrap(previous: readonly Connection[], next: readonly Connection[], diff: ConnectionDiff): void {
+  /**
+   * The one place trap policies are decided, at start (from no connections) and on a reload: those
+   * of removed and changed connections go, those of added and changed ones that start on traffic
+   * come, unchanged ones are left alone.
+   */
+  async #retrap(previous: readonly Connection[], next: readonly Connection[]): Promise<void> {
+    const diff = diffConnections(previous, next);
     const onTraffic = (list: readonly Connection[], names: readonly string[]) =>
       list.filter((c) => c.start === 'on-traffic' && names.includes(c.name));
-    const gone = onTraffic(previous, [...diff.removed, ...diff.changed]);
-    const coming = onTraffic(next, [...diff.added, ...diff.changed]);
-    if (!gone.length && !coming.length) return;
-    void (async () => {
-      for (const connection of gone) await this.kernel.untrap?.(connection.name);
-      for (const connection of coming) await this.#trap(connection);
-    })().catch((error: Error) => this.#kernelError(error));
+    for (const connection of onTraffic(previous, [...diff.removed, ...diff.changed]))
+      await this.kernel.untrap?.(connection.name);
+    for (const connection of onTraffic(next, [...diff.added, ...diff.changed])) await this.#trap(connection);
   }
 
   /** Sends Deletes for everything, removes what was installed, closes the sockets. */
@@ -445,6 +448,17 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         case 'delete-child':
           void this.kernel.remove(action.child).catch((error: Error) => this.#kernelError(error));
           break;
+        case 'reserve-spi': {
+          // Asked of the kernel in the background: the engine goes on with other inputs meanwhile.
+          const { id } = action;
+          const answer = (result: number | Error) => {
+            if (this.#stopping) return;
+            this.#apply(this.engine.spiReserved(id, result, this.#clock()));
+            this.#arm();
+          };
+          this.kernel.reserveSpi!(action.local, action.remote).then(answer, answer);
+          break;
+        }
         case 'compute': {
           const { id } = action;
           void this.#pool!.run(action.job).then((result) => {

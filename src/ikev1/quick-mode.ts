@@ -70,7 +70,8 @@ export interface QuickModeExchange {
   readonly negotiation: ChildNegotiation;
   readonly connection: Connection;
   state: 'QM_I1' | 'QM_R1' | 'DONE';
-  readonly spiIn: Uint8Array;
+  /** Ours, once the kernel reserved it (ProtocolContext.allocateSpi); empty until then. */
+  spiIn: Uint8Array;
   spiOut?: Uint8Array;
   Ni_b: Uint8Array;
   Nr_b?: Uint8Array;
@@ -127,9 +128,9 @@ export function startQuickMode(
     negotiation,
     connection,
     state: 'QM_I1',
-    spiIn: u32be(ctx.allocateSpi(sa)),
+    spiIn: new Uint8Array(0),
     Ni_b: ctx.crypto.randomBytes(NONCE_LENGTH),
-    computing: false,
+    computing: true,
     offered: ipsec.proposals.map((suite) => ({ ...suite, ...(ipsec.pfs && { dh: ipsec.pfs }) })),
     mode: ipsec.mode,
     udp,
@@ -163,8 +164,12 @@ export function startQuickMode(
       connection.name,
     );
   };
-  if (ipsec.pfs) pfs(ctx, sa, exchange, undefined, send);
-  else send();
+  ctx.allocateSpi(sa, (spi) => {
+    exchange.spiIn = u32be(spi);
+    exchange.computing = false;
+    if (ipsec.pfs) pfs(ctx, sa, exchange, undefined, send);
+    else send();
+  });
 }
 
 function onMessage2(
@@ -367,11 +372,10 @@ function answer(
     negotiation,
     connection,
     state: 'QM_R1',
-    spiIn: u32be(ctx.allocateSpi(sa)),
+    spiIn: new Uint8Array(0),
     spiOut: offer.spi,
     Ni_b,
     Nr_b: ctx.crypto.randomBytes(NONCE_LENGTH),
-    computing: false,
     offered: [offer.suite],
     suite: offer.suite,
     mode: decodeEncapsulationMode(offer.encapsulation)!.mode,
@@ -380,6 +384,7 @@ function answer(
     remoteTs,
     ...(ids.length === 2 && { ids: { ci: ids[0]!, cr: ids[1]! } }),
     lifetime,
+    computing: true,
   };
   addExchange(ctx, sa, exchange);
   exchange.flight.received(datagram, { alreadyAnswered: true });
@@ -414,8 +419,12 @@ function answer(
       connection.name,
     );
   };
-  if (offer.suite.dh) pfs(ctx, sa, exchange, ke!.data, reply);
-  else reply();
+  ctx.allocateSpi(sa, (spi) => {
+    exchange.spiIn = u32be(spi);
+    exchange.computing = false;
+    if (offer.suite.dh) pfs(ctx, sa, exchange, ke!.data, reply);
+    else reply();
+  });
 }
 
 /**

@@ -19,9 +19,11 @@ export interface KernelBackend {
   readonly forcesUdpEncapsulation?: boolean;
   /**
    * Reserves an inbound SPI for a child SA being negotiated with `remote` (XFRM_MSG_ALLOCSPI,
-   * SADB_GETSPI). Synchronous because the engine needs it to build the message it is answering
-   * with. Absent: the engine picks SPIs at random.
+   * SADB_GETSPI), without blocking: the engine asks with a `reserve-spi` action and goes on with
+   * its other inputs meanwhile. Absent: the engine picks SPIs at random.
    */
+  reserveSpi?(local: string, remote: string): Promise<number>;
+  /** The same, answered at once (a blocking round trip): for callers that cannot wait. */
   allocateSpi?(local: string, remote: string): number;
   /** Installs both directions of a child SA and the policies that lead traffic to it. */
   install(child: ChildSa): Promise<void>;

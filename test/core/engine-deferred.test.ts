@@ -1,5 +1,5 @@
 import t from 'tap';
-import { connection, EnginePair, type Side } from '../helpers/engine-pair.js';
+import { onlyChild, sitePair } from '../helpers/engine-pair.js';
 import type { EngineOptions } from '../../src/engine.js';
 
 /**
@@ -8,51 +8,16 @@ import type { EngineOptions } from '../../src/engine.js';
  * later input, with the peer's retransmissions and other traffic arriving in between.
  */
 
-const A = '192.0.2.1';
-const B = '192.0.2.2';
 const deferred: Partial<EngineOptions> = { compute: 'deferred' };
 
 function tunnel(spec: { pfs?: string; childLifetime?: number; ikeLifetime?: number } = {}) {
-  const pair = new EnginePair();
-  const a = pair.add(
-    'a',
-    A,
-    [
-      connection({
-        localAddress: A,
-        peerAddress: B,
-        localSubnets: ['198.51.100.0/24'],
-        peerSubnets: ['203.0.113.0/24'],
-        start: 'initiate',
-        ike: ['aes128-sha256-modp2048'],
-        ...spec,
-      }),
-    ],
-    deferred,
-  );
-  const b = pair.add(
-    'b',
-    B,
-    [
-      connection({
-        localAddress: B,
-        peerAddress: A,
-        localSubnets: ['203.0.113.0/24'],
-        peerSubnets: ['198.51.100.0/24'],
-        ike: ['aes128-sha256-modp2048'],
-        ...spec,
-      }),
-    ],
-    deferred,
-  );
-  return { pair, a, b };
+  return sitePair({
+    both: { ike: ['aes128-sha256-modp2048'], ...spec },
+    engines: { a: deferred, b: deferred },
+  });
 }
 
-function only(side: Side) {
-  const children = [...side.installed.values()];
-  if (children.length !== 1) throw new Error(`${side.name} has ${children.length} child SAs`);
-  return children[0]!;
-}
+const only = onlyChild;
 
 t.test('main mode and quick mode with PFS, every Diffie-Hellman deferred', async (t) => {
   const { pair, a, b } = tunnel({ pfs: 'modp2048' });

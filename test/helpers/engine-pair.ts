@@ -110,6 +110,9 @@ export interface Packet {
 
 export class EnginePair {
   now = 1000;
+  /** What the kernel answers a `reserve-spi` action with (engines made with reserveSpis). */
+  reserveSpi: (side: Side, local: string, remote: string) => number | Error = () => 0xc0000000 + this.#spis++;
+  #spis = 1;
   readonly sent: Packet[] = [];
   wire: Wire = (p) => p;
   readonly sides: Side[] = [];
@@ -152,7 +155,9 @@ export class EnginePair {
   /** The same for several sides' actions at once: their messages interleave on the wire. */
   runAll(batches: readonly (readonly [Side, Action[]])[]): void {
     const queue: (
-      { to: Side; packet: Packet } | { to: Side; compute: Extract<Action, { type: 'compute' }> }
+      | { to: Side; packet: Packet }
+      | { to: Side; compute: Extract<Action, { type: 'compute' }> }
+      | { to: Side; reserve: Extract<Action, { type: 'reserve-spi' }> }
     )[] = [];
     const apply = (from: Side, list: Action[]) => {
       for (const action of list) {
@@ -190,6 +195,9 @@ export class EnginePair {
           case 'compute':
             queue.push({ to: from, compute: action });
             break;
+          case 'reserve-spi':
+            queue.push({ to: from, reserve: action });
+            break;
           case 'event':
             from.events.push(action.event);
             if (action.event.type === 'log') from.logs.push(`${action.event.level}: ${action.event.message}`);
@@ -202,6 +210,11 @@ export class EnginePair {
     while (queue.length) {
       if (++guard > 1000 * batches.length) throw new Error('message loop');
       const next = queue.shift()!;
+      if ('reserve' in next) {
+        const { id, local, remote } = next.reserve;
+        apply(next.to, next.to.engine.spiReserved(id, this.reserveSpi(next.to, local, remote), this.now));
+        continue;
+      }
       if ('compute' in next) {
         const { id, job } = next.compute;
         let result;
@@ -243,4 +256,62 @@ export class EnginePair {
     }
     this.now = until;
   }
+}
+
+export const SITE_A = '192.0.2.1';
+export const SITE_B = '192.0.2.2';
+
+/**
+ * Two sites: a (SITE_A, 198.51.100.0/24) initiates to b (SITE_B, 203.0.113.0/24) unless `start`
+ * says otherwise. `both` applies to both connections, `a` and `b` to one each, `engines` to
+ * the engine options of a and b.
+ */
+export function sitePair(
+  options: {
+    both?: Partial<ConnectionSpec>;
+    a?: Partial<ConnectionSpec>;
+    b?: Partial<ConnectionSpec>;
+    engines?: { a?: Partial<EngineOptions>; b?: Partial<EngineOptions> };
+  } = {},
+): { pair: EnginePair; a: Side; b: Side } {
+  const pair = new EnginePair();
+  const a = pair.add(
+    'a',
+    SITE_A,
+    [
+      connection({
+        localAddress: SITE_A,
+        peerAddress: SITE_B,
+        localSubnets: ['198.51.100.0/24'],
+        peerSubnets: ['203.0.113.0/24'],
+        start: 'initiate',
+        ...options.both,
+        ...options.a,
+      }),
+    ],
+    options.engines?.a,
+  );
+  const b = pair.add(
+    'b',
+    SITE_B,
+    [
+      connection({
+        localAddress: SITE_B,
+        peerAddress: SITE_A,
+        localSubnets: ['203.0.113.0/24'],
+        peerSubnets: ['198.51.100.0/24'],
+        ...options.both,
+        ...options.b,
+      }),
+    ],
+    options.engines?.b,
+  );
+  return { pair, a, b };
+}
+
+/** A side's one installed child SA (throws when it has none or several). */
+export function onlyChild(side: Side): ChildSa {
+  const children = [...side.installed.values()];
+  if (children.length !== 1) throw new Error(`${side.name} has ${children.length} child SAs`);
+  return children[0]!;
 }

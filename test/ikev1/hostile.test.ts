@@ -2,7 +2,7 @@ import t from 'tap';
 import { decodeHeader, encodeMessage } from '../../src/ikev1/codec.js';
 import { DOI_IPSEC, ExchangeType, NotifyType, ProtocolId } from '../../src/ikev1/constants.js';
 import type { Action } from '../../src/core/actions.js';
-import { connection, EnginePair, type Side } from '../helpers/engine-pair.js';
+import { connection, EnginePair, type Side, sitePair } from '../helpers/engine-pair.js';
 
 /**
  * The defects that fuzzing the sans-I/O engine found (the engine issue), each reproduced: every
@@ -13,30 +13,11 @@ const A = '192.0.2.1';
 const B = '192.0.2.2';
 
 function tunnel(options: { forceEncapsulation?: boolean; localSubnets?: string[] } = {}) {
-  const pair = new EnginePair();
-  const a = pair.add(
-    'a',
-    A,
-    [
-      connection({
-        localAddress: A,
-        peerAddress: B,
-        localSubnets: options.localSubnets ?? ['198.51.100.0/24'],
-        peerSubnets: ['203.0.113.0/24'],
-        start: 'initiate',
-      }),
-    ],
-    { ...(options.forceEncapsulation && { forceEncapsulation: true }) },
-  );
-  const b = pair.add('b', B, [
-    connection({
-      localAddress: B,
-      peerAddress: A,
-      localSubnets: ['203.0.113.0/24'],
-      peerSubnets: ['198.51.0.0/16'],
-    }),
-  ]);
-  return { pair, a, b };
+  return sitePair({
+    ...(options.localSubnets && { a: { localSubnets: options.localSubnets } }),
+    b: { peerSubnets: ['198.51.0.0/16'] },
+    engines: { a: { ...(options.forceEncapsulation && { forceEncapsulation: true }) } },
+  });
 }
 
 const logsOf = (actions: readonly Action[]) =>

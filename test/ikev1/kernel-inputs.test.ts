@@ -1,6 +1,5 @@
 import t from 'tap';
-import type { ChildSa } from '../../src/core/sa.js';
-import { connection, EnginePair, type Side } from '../helpers/engine-pair.js';
+import { onlyChild, sitePair } from '../helpers/engine-pair.js';
 import type { EngineOptions } from '../../src/engine.js';
 
 /**
@@ -16,42 +15,10 @@ function pair(
   bOptions: Partial<EngineOptions> = {},
   start: 'initiate' | 'respond' = 'initiate',
 ) {
-  const pair = new EnginePair();
-  const a = pair.add(
-    'a',
-    A,
-    [
-      connection({
-        localAddress: A,
-        peerAddress: B,
-        localSubnets: ['198.51.100.0/24'],
-        peerSubnets: ['203.0.113.0/24'],
-        start,
-      }),
-    ],
-    aOptions,
-  );
-  const b = pair.add(
-    'b',
-    B,
-    [
-      connection({
-        localAddress: B,
-        peerAddress: A,
-        localSubnets: ['203.0.113.0/24'],
-        peerSubnets: ['198.51.100.0/24'],
-      }),
-    ],
-    bOptions,
-  );
-  return { pair, a, b };
+  return sitePair({ a: { start }, engines: { a: aOptions, b: bOptions } });
 }
 
-function only(side: Side): ChildSa {
-  const children = [...side.installed.values()];
-  if (children.length !== 1) throw new Error(`${side.name} has ${children.length} child SAs`);
-  return children[0]!;
-}
+const only = onlyChild;
 
 t.test('inbound SPIs come from the kernel backend when it reserves them', async (t) => {
   const asked: string[] = [];
@@ -66,6 +33,29 @@ t.test('inbound SPIs come from the kernel backend when it reserves them', async 
   t.equal(only(b).spiIn, 0xc0000101, "the responder's inbound SPI is the second");
   t.equal(only(a).spiOut, only(b).spiIn, 'and they cross over');
   t.same(asked, [`${A}<-${B}`, `${B}<-${A}`], 'each side asked for its own address, from its peer');
+});
+
+t.test('SPIs the kernel reserves in the background: asked for with actions, answered later', async (t) => {
+  const { pair: p, a, b } = pair({ reserveSpis: true }, { reserveSpis: true, compute: 'deferred' });
+  const asked: string[] = [];
+  p.reserveSpi = (side, local, remote) => {
+    asked.push(`${side.name}: ${local}<-${remote}`);
+    return side === a ? 0xc0000a01 : 0xc0000b01;
+  };
+  p.initiate(a);
+  t.equal(only(a).spiIn, 0xc0000a01, "the initiator's inbound SPI is the one its kernel reserved");
+  t.equal(only(b).spiIn, 0xc0000b01, "the responder's too");
+  t.equal(only(a).spiOut, only(b).spiIn, 'and they cross over');
+  t.same(asked, [`a: ${A}<-${B}`, `b: ${B}<-${A}`], 'one reservation each, for its own address');
+
+  const failing = pair({ reserveSpis: true });
+  failing.pair.reserveSpi = () => new Error('ENOSPC');
+  failing.pair.initiate(failing.a);
+  t.equal(only(failing.a).spiOut, only(failing.b).spiIn, 'a failed reservation: the child SA is up anyway');
+  t.ok(
+    failing.a.logs.some((line) => line.startsWith('warn:') && line.includes('ENOSPC')),
+    'with a random SPI, and the cause logged',
+  );
 });
 
 t.test('forced encapsulation: ESP in UDP on 4500 with no NAT in the path', async (t) => {

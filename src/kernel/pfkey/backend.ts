@@ -33,6 +33,7 @@ import {
 } from './constants.js';
 import { PfkeyError, PfkeyUnsupportedError } from './errors.js';
 import {
+  type SadbRequest,
   buildAddFlow,
   buildAddSa,
   buildAskPolicy,
@@ -184,6 +185,10 @@ function causeOf(error: unknown): string {
   return error instanceof Error ? error.name : 'unknown';
 }
 
+function spiWhat(local: string, remote: string): string {
+  return `reserve an inbound SPI from ${remote} to ${local}`;
+}
+
 export class PfkeyBackend implements KernelBackend {
   readonly name = 'pfkey';
   readonly flavour: PfkeyFlavour;
@@ -307,24 +312,41 @@ export class PfkeyBackend implements KernelBackend {
   // SPIs.
 
   allocateSpi(local: string, remote: string): number {
-    this.#forgetOldLarval();
-    const what = `reserve an inbound SPI from ${remote} to ${local}`;
+    let answer: SadbMessage;
     try {
-      const answer = this.#channel.requestSync(
-        buildGetSpi(this.flavour, { src: remote, dst: local, ...this.#spiRange }),
-        what,
-      );
-      const spi = readSpi(answer);
-      this.#larval.set(spi, { src: remote, dst: local, at: Date.now() });
-      return spi;
+      answer = this.#channel.requestSync(this.#getSpi(local, remote), spiWhat(local, remote));
     } catch (error) {
-      this.#problem(
-        `getspi:${error instanceof PfkeyError ? error.code : 'error'}`,
-        'error',
-        `PF_KEY: ${message(error)}`,
-      );
-      throw error;
+      this.#spiFailed(error);
     }
+    return this.#larvalSpi(answer, local, remote);
+  }
+
+  async reserveSpi(local: string, remote: string): Promise<number> {
+    const answer = await this.#channel
+      .request(this.#getSpi(local, remote), spiWhat(local, remote))
+      .catch((error: unknown) => this.#spiFailed(error));
+    return this.#larvalSpi(answer, local, remote);
+  }
+
+  #getSpi(local: string, remote: string): SadbRequest {
+    return buildGetSpi(this.flavour, { src: remote, dst: local, ...this.#spiRange });
+  }
+
+  /** The SPI of a GETSPI answer, remembered so that the install completes the larval SA. */
+  #larvalSpi(answer: SadbMessage, local: string, remote: string): number {
+    this.#forgetOldLarval();
+    const spi = readSpi(answer);
+    this.#larval.set(spi, { src: remote, dst: local, at: Date.now() });
+    return spi;
+  }
+
+  #spiFailed(error: unknown): never {
+    this.#problem(
+      `getspi:${error instanceof PfkeyError ? error.code : 'error'}`,
+      'error',
+      `PF_KEY: ${message(error)}`,
+    );
+    throw error;
   }
 
   #forgetOldLarval(): void {

@@ -379,6 +379,28 @@ export class XfrmBackend implements KernelBackend {
   // --- SPI allocation ----------------------------------------------------------------------------
 
   allocateSpi(local: string, remote: string): number {
+    const { what, dst, payload } = this.#allocSpiRequest(local, remote);
+    let answers: NetlinkMessage[];
+    try {
+      answers = this.#channel.requestSync(XFRM_MSG_ALLOCSPI, ACK, payload, what);
+    } catch (error) {
+      throw xfrmError(error, what, { object: 'SA' });
+    }
+    return this.#allocatedSpi(answers, what, dst, local, remote);
+  }
+
+  async reserveSpi(local: string, remote: string): Promise<number> {
+    const { what, dst, payload } = this.#allocSpiRequest(local, remote);
+    let answers: NetlinkMessage[];
+    try {
+      answers = await this.#channel.request(XFRM_MSG_ALLOCSPI, ACK, payload, what);
+    } catch (error) {
+      throw xfrmError(error, what, { object: 'SA' });
+    }
+    return this.#allocatedSpi(answers, what, dst, local, remote);
+  }
+
+  #allocSpiRequest(local: string, remote: string): { what: string; dst: Uint8Array; payload: Uint8Array } {
     this.#assertOpen();
     const what = `allocate SPI for ${remote}->${local}`;
     const dst = parseHost(local, what);
@@ -391,12 +413,17 @@ export class XfrmBackend implements KernelBackend {
       min: this.#spiMin,
       max: this.#spiMax,
     });
-    let answers: NetlinkMessage[];
-    try {
-      answers = this.#channel.requestSync(XFRM_MSG_ALLOCSPI, ACK, payload, what);
-    } catch (error) {
-      throw xfrmError(error, what, { object: 'SA' });
-    }
+    return { what, dst, payload };
+  }
+
+  /** The SPI of an ALLOCSPI answer, remembered so that the install completes the larval SA. */
+  #allocatedSpi(
+    answers: NetlinkMessage[],
+    what: string,
+    dst: Uint8Array,
+    local: string,
+    remote: string,
+  ): number {
     const answer = answers.find((m) => m.type === XFRM_MSG_NEWSA);
     if (!answer) throw refused(what, 'the kernel answered without an SA');
     const spi = decodeSaMessage(answer).info.id.spi;
