@@ -1,6 +1,7 @@
 import { IkeEngine, type IkeEngineOptions } from './core/engine.js';
 import type { IkeProtocol } from './core/protocol.js';
 import { Ikev1Protocol } from './ikev1/protocol.js';
+import { Ikev2Protocol } from './ikev2/protocol.js';
 
 /**
  * The engine with every protocol module ike-node has: what the daemon runs, and what a program
@@ -8,7 +9,7 @@ import { Ikev1Protocol } from './ikev1/protocol.js';
  * where they meet.
  */
 export function protocolModules(): IkeProtocol[] {
-  return [new Ikev1Protocol()];
+  return [new Ikev1Protocol(), new Ikev2Protocol()];
 }
 
 export type EngineOptions = Omit<IkeEngineOptions, 'protocols'> & {

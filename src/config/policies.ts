@@ -32,11 +32,19 @@ export function readIkePolicy(at: Cursor, name: string, crypto: ProviderName): I
   const version = written === undefined ? undefined : written === 1 || written === 'v1' ? 1 : 2;
   // The schema allows "main" only, and says why not aggressive mode.
   aliased(at, 'mode', 'phase1NegotiationMode').choice(['main'] as const);
-  const proposals = readProposals(at, 'ike', crypto, version);
+  const read = readProposals(at, 'ike', crypto, version);
   const lifetime = readLifetime(at, IKE_LIFETIME_DEFAULT, false);
   const dpd = readDpd(at.key('dpd'));
-  if (at.hasProblems() || !version || !proposals || !lifetime) return undefined;
-  return { name, version, mode: 'main', proposals, lifetime, ...(dpd && { dpd }) };
+  if (at.hasProblems() || !version || !read || !lifetime) return undefined;
+  return {
+    name,
+    version,
+    mode: 'main',
+    proposals: read.suites,
+    offers: read.sets,
+    lifetime,
+    ...(dpd && { dpd }),
+  };
 }
 
 export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName): IpsecPolicy | undefined {
@@ -45,7 +53,7 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
   aliased(at, 'protocol', 'transformProtocol').choice(['esp'] as const);
   const modeAt = aliased(at, 'mode', 'encapsulationMode');
   const mode = modeAt.present ? modeAt.choice(['tunnel', 'transport'] as const) : 'tunnel';
-  const proposals = readProposals(at, 'esp', crypto, undefined);
+  const read = readProposals(at, 'esp', crypto, undefined);
   const pfs = readPfs(at.key('pfs'), crypto);
   // What a responder accepts beyond what it proposes (isakmpd answers whatever it supports).
   const modesAt = at.key('acceptModes');
@@ -57,12 +65,13 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
     ? pfsAt.items().map((item) => (item.value === 'none' ? ('none' as const) : readPfs(item, crypto)))
     : undefined;
   const lifetime = readLifetime(at, IPSEC_LIFETIME_DEFAULT, true);
-  if (at.hasProblems() || !mode || !proposals || !lifetime) return undefined;
+  if (at.hasProblems() || !mode || !read || !lifetime) return undefined;
   return {
     name,
     protocol: 'esp',
     mode,
-    proposals,
+    proposals: read.suites,
+    offers: read.sets,
     ...(pfs && { pfs }),
     ...(acceptModes && { acceptModes: acceptModes.filter((m) => m !== undefined) }),
     ...(acceptPfs && { acceptPfs: acceptPfs.filter((p) => p !== undefined) }),
@@ -89,7 +98,7 @@ function readProposals(
   use: ProposalUse,
   crypto: ProviderName,
   version: 1 | 2 | undefined,
-): Suite[] | undefined {
+): { suites: Suite[]; sets: ProposalSet[] } | undefined {
   const encrAt = aliased(at, 'encryption', 'encryptionAlgorithm');
   const integAt = aliased(at, 'integrity', 'authAlgorithm');
   const dhAt = use === 'ike' ? at.key('dhGroup') : undefined;
@@ -152,7 +161,7 @@ function readProposals(
       if (!suites.some((known) => sameSuite(known, suite))) suites.push(suite);
     }
   }
-  return suites;
+  return { suites, sets: sets.map(({ set }) => set) };
 }
 
 function parseSet(at: Cursor, text: string, use: ProposalUse, expected: string): ProposalSet | undefined {

@@ -1,6 +1,6 @@
 import { formatAddress, parseAddress } from './address.js';
 import type { TrafficSelector } from './traffic-selector.js';
-import type { Suite } from './proposal.js';
+import type { ProposalSet, Suite } from './proposal.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
 import { equalBytes } from '../wire/bytes.js';
 
@@ -41,6 +41,11 @@ export interface IkePolicy {
   readonly mode: 'main';
   /** In preference order. */
   readonly proposals: readonly Suite[];
+  /**
+   * The proposals as written, each with every algorithm it names (IKEv2 offers one proposal of
+   * several transforms per type for each). Absent: one per suite.
+   */
+  readonly offers?: readonly ProposalSet[];
   readonly lifetime: Lifetime;
   readonly dpd?: Dpd;
 }
@@ -52,6 +57,8 @@ export interface IpsecPolicy {
   readonly mode: IpsecMode;
   /** In preference order; without DH groups (PFS is `pfs`). */
   readonly proposals: readonly Suite[];
+  /** As for IkePolicy.offers. */
+  readonly offers?: readonly ProposalSet[];
   /** The quick mode / CREATE_CHILD_SA DH group, or undefined for no PFS. */
   readonly pfs?: DhAlgorithm;
   /**

@@ -700,7 +700,7 @@ export class IkeEngine {
       ikeSa: sa.info(),
       ...(sa.replaces !== undefined && { rekeyed: sa.replaces }),
     });
-    this.#adoptChildren(sa);
+    if (this.#protocol(sa).adoptsChildren) this.#adoptChildren(sa);
     const waiting = sa.waiting.splice(0);
     for (const other of waiting) {
       const otherRecord = this.#records.get(other.name);
@@ -885,7 +885,12 @@ export class IkeEngine {
   #beginChild(
     sa: IkeSa,
     connection: Connection,
-    selectors: { localTs: TrafficSelector; remoteTs: TrafficSelector; peerStarted?: boolean },
+    selectors: {
+      localTs: TrafficSelector;
+      remoteTs: TrafficSelector;
+      peerStarted?: boolean;
+      keepReplaced?: boolean;
+    },
     rekeyOf?: number,
   ): ChildNegotiation | undefined {
     if (selectors.peerStarted) {
@@ -910,6 +915,7 @@ export class IkeEngine {
       localTs: selectors.localTs,
       remoteTs: selectors.remoteTs,
       peerStarted: selectors.peerStarted ?? false,
+      keepReplaced: selectors.keepReplaced ?? false,
       ...(rekeyOf !== undefined && { rekeyOf }),
       open: true,
     };
@@ -998,7 +1004,13 @@ export class IkeEngine {
     this.#touch(child.connection);
     if (negotiation.rekeyOf !== undefined) {
       const old = this.#children.get(negotiation.rekeyOf);
-      if (old) this.#removeChild(old, 'rekeyed', true);
+      if (!old) return;
+      if (!negotiation.keepReplaced) this.#removeChild(old, 'rekeyed', true);
+      else {
+        // Until the peer's Delete: carries what is still in flight, and is not rekeyed again.
+        old.rekeying = true;
+        this.#deadlines.clear(old, REKEY);
+      }
     }
   }
 
@@ -1200,6 +1212,9 @@ export class IkeEngine {
         this.#logUnauthenticated(level, cause, message, connection),
       get connections() {
         return engine.#connections.list;
+      },
+      get halfOpen() {
+        return engine.#halfOpen;
       },
       responderCandidates: (version, local, remote) =>
         this.#connections.responderCandidates(version, local, remote),

@@ -124,6 +124,11 @@ export interface ChildNegotiation {
   readonly remoteTs: TrafficSelector;
   /** The peer asked for it (we answer): such negotiations are bounded per IKE SA. */
   readonly peerStarted: boolean;
+  /**
+   * A rekey we answer whose old child SA stays until the peer deletes it (IKEv2: the rekey's
+   * initiator deletes the old one, RFC 7296 2.8); IKEv1 replaces it at once.
+   */
+  readonly keepReplaced: boolean;
   /** The child SA this one replaces (a rekey). */
   readonly rekeyOf?: number;
   /** The child whose inbound SA went in ahead of the rest (ProtocolContext.installInbound). */

@@ -56,6 +56,8 @@ export interface ProtocolContext {
   logUnauthenticated(level: LogLevel, cause: string, message: string, connection?: string): void;
 
   readonly connections: readonly Connection[];
+  /** Responder IKE SAs not yet authenticated, now (a protocol may ask for cookies above a count). */
+  readonly halfOpen: number;
   /** Connections that may answer a first message from `remote` at `local`: exact address first. */
   responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): readonly Connection[];
   /** Connections configured for exactly this peer identity that may serve `remote` at `local`. */
@@ -110,7 +112,12 @@ export interface ProtocolContext {
   beginChild(
     sa: IkeSa,
     connection: Connection,
-    selectors: { localTs: TrafficSelector; remoteTs: TrafficSelector; peerStarted?: boolean },
+    selectors: {
+      localTs: TrafficSelector;
+      remoteTs: TrafficSelector;
+      peerStarted?: boolean;
+      keepReplaced?: boolean;
+    },
     rekeyOf?: number,
   ): ChildNegotiation | undefined;
   /** The child SA the negotiation produced, with its schedule. */
@@ -145,6 +152,11 @@ export interface ProtocolContext {
 /** What the core asks of a protocol module. */
 export interface IkeProtocol {
   readonly version: 1 | 2;
+  /**
+   * Child SAs of an IKE SA that is gone wait for the next IKE SA with the same peer, which takes
+   * them over (IKEv1); otherwise they belong to their IKE SA alone.
+   */
+  readonly adoptsChildren: boolean;
   /** A datagram of this version (NAT-T keepalives and marker already gone). */
   receive(
     ctx: ProtocolContext,

@@ -1,5 +1,5 @@
 import type { Identity } from '../core/connection.js';
-import { equalBytes } from '../wire/bytes.js';
+import { decodeIdentity, encodeIdentity } from '../core/identity.js';
 import { prefixMask } from '../core/address.js';
 import { ANY_PORT, subnetPrefix, type TrafficSelector } from '../core/traffic-selector.js';
 import { DecodeError } from '../wire/errors.js';
@@ -76,47 +76,9 @@ export function idFromTrafficSelector(ts: TrafficSelector): IdPayload {
 
 /** Phase 1 identities (IDii/IDir) to and from ID payloads; protocol and port are 0 (RFC 2407 4.6.2). */
 export function idPayloadFromIdentity(identity: Identity): IdPayload {
-  const text = (idType: number, value: string): IdPayload => ({
-    kind: 'id',
-    idType,
-    protocolId: 0,
-    port: 0,
-    data: new TextEncoder().encode(value),
-  });
-  switch (identity.type) {
-    case 'ipv4':
-      return { kind: 'id', idType: IdType.ID_IPV4_ADDR, protocolId: 0, port: 0, data: identity.address };
-    case 'ipv6':
-      return { kind: 'id', idType: IdType.ID_IPV6_ADDR, protocolId: 0, port: 0, data: identity.address };
-    case 'fqdn':
-      return text(IdType.ID_FQDN, identity.value);
-    case 'user-fqdn':
-      return text(IdType.ID_USER_FQDN, identity.value);
-    case 'key-id':
-      return text(IdType.ID_KEY_ID, identity.value);
-  }
+  return { kind: 'id', ...encodeIdentity(identity), protocolId: 0, port: 0 };
 }
 
 export function identityFromIdPayload(id: IdPayload): Identity | undefined {
-  const text = () => new TextDecoder().decode(id.data);
-  switch (id.idType) {
-    case IdType.ID_IPV4_ADDR:
-      return id.data.length === 4 ? { type: 'ipv4', address: id.data } : undefined;
-    case IdType.ID_IPV6_ADDR:
-      return id.data.length === 16 ? { type: 'ipv6', address: id.data } : undefined;
-    case IdType.ID_FQDN:
-      return { type: 'fqdn', value: text() };
-    case IdType.ID_USER_FQDN:
-      return { type: 'user-fqdn', value: text() };
-    case IdType.ID_KEY_ID:
-      return { type: 'key-id', value: text() };
-    default:
-      return undefined;
-  }
-}
-
-export function sameIdentity(a: Identity, b: Identity): boolean {
-  if (a.type !== b.type) return false;
-  if ('address' in a && 'address' in b) return equalBytes(a.address, b.address);
-  return 'value' in a && 'value' in b && a.value.toLowerCase() === b.value.toLowerCase();
+  return decodeIdentity(id.idType, id.data);
 }

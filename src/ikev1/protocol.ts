@@ -45,6 +45,8 @@ import {
  */
 export class Ikev1Protocol implements IkeProtocol {
   readonly version = 1;
+  /** IPsec SAs outlive their ISAKMP SA; the next one with the same peer takes them over (RFC 2409). */
+  readonly adoptsChildren = true;
 
   receive(
     ctx: ProtocolContext,

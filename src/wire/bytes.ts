@@ -39,6 +39,10 @@ export function u8(value: number): Uint8Array {
   return Uint8Array.of(value & 0xff);
 }
 
+export function u16be(value: number): Uint8Array {
+  return Uint8Array.of((value >>> 8) & 0xff, value & 0xff);
+}
+
 export function u32be(value: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, value >>> 0);

@@ -19,6 +19,8 @@ import { createEngine, type EngineOptions } from '../../src/engine.js';
 
 export interface ConnectionSpec {
   name?: string;
+  /** IKE version (default 1). */
+  version?: 1 | 2;
   ike?: string[];
   esp?: string[];
   pfs?: string;
@@ -51,7 +53,7 @@ export function connection(spec: ConnectionSpec): Connection {
     name: spec.name ?? 'test',
     ike: {
       name: 'ike',
-      version: 1,
+      version: spec.version ?? 1,
       mode: 'main',
       proposals: (spec.ike ?? ['aes128-sha1-modp1024']).flatMap((p) =>
         expandSuites(parseProposal(p, 'ike'), 'ike'),

@@ -1,0 +1,259 @@
+import type { Connection } from '../core/connection.js';
+import { formatEndpoint } from '../core/endpoint.js';
+import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
+import { formatSuite } from '../core/proposal.js';
+import type { ProtocolContext } from '../core/protocol.js';
+import { formatTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
+import type { DhJobResult } from '../crypto/dh-job.js';
+import { InvalidPublicValueError } from '../crypto/errors.js';
+import { u16be, u32be } from '../wire/bytes.js';
+import { find, findNotify, type Payload } from './codec.js';
+import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
+import {
+  answerChild,
+  answerPayloads,
+  childRequestPayloads,
+  childSpec,
+  espOffer,
+  readChildAnswer,
+} from './child.js';
+import { failureOf, Ikev2Error, isTyped } from './errors.js';
+import type { Ikev2Sa } from './ike-sa.js';
+import { notify } from './ike-init.js';
+import { sendRequest, sendResponse } from './messages.js';
+
+/**
+ * CREATE_CHILD_SA for child SAs (RFC 7296 sections 1.3.1 and 1.3.3), both roles: a further child
+ * SA, or the rekey of one (N(REKEY_SA) naming the SPI it replaces), with its own nonces and, for
+ * PFS, its own KE:
+ *
+ *   request   HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr}
+ *   response  HDR, SK {SA, Nr, [KEr], TSi, TSr}
+ *
+ * The initiator of a rekey deletes the old child SA once the new one is up (section 2.8); the
+ * responder keeps the old one until that Delete comes.
+ */
+
+const NONCE_LENGTH = 32;
+
+export function startCreateChild(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  connection: Connection,
+  localTs: TrafficSelector,
+  remoteTs: TrafficSelector,
+  rekeyOf?: ChildEntry,
+): void {
+  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs }, rekeyOf?.id)!;
+  const pfs = connection.ipsec.pfs;
+  ctx.allocateSpi(sa, (spiIn) => {
+    const Ni = ctx.crypto.randomBytes(NONCE_LENGTH);
+    const send = (dh?: DhJobResult) => {
+      const payloads: Payload[] = [
+        ...(rekeyOf
+          ? [notify(NotifyType.REKEY_SA, new Uint8Array(0), ProtocolId.ESP, u32be(rekeyOf.child.spiIn))]
+          : []),
+        espOffer(connection, spiIn, pfs),
+        { kind: 'nonce', data: Ni },
+        ...(dh && pfs ? [{ kind: 'ke' as const, group: pfs.ikev2, data: dh.publicKey }] : []),
+        ...childRequestPayloads(connection, localTs, remoteTs),
+      ];
+      sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, payloads, {
+        onResponse: (response) =>
+          onResponse(ctx, sa, negotiation, { spiIn, Ni, dh, localTs, remoteTs }, response),
+        onTimeout: () =>
+          ctx.childFailed(negotiation, {
+            cause: 'timeout',
+            reason: `no answer from ${formatEndpoint(sa.remote)} to CREATE_CHILD_SA`,
+          }),
+      });
+      ctx.log(
+        'info',
+        `CREATE_CHILD_SA${rekeyOf ? ` (rekey of ${rekeyOf.child.spiIn.toString(16)})` : ''}: ${formatTrafficSelector(localTs)} === ${formatTrafficSelector(remoteTs)}`,
+        sa,
+        connection.name,
+      );
+    };
+    if (!pfs) {
+      send();
+      return;
+    }
+    ctx.compute(sa, { group: pfs.name }, (result) => {
+      if (result instanceof Error) throw result;
+      send(result);
+    });
+  });
+}
+
+function onResponse(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  negotiation: ChildNegotiation,
+  exchange: {
+    spiIn: number;
+    Ni: Uint8Array;
+    dh: DhJobResult | undefined;
+    localTs: TrafficSelector;
+    remoteTs: TrafficSelector;
+  },
+  response: readonly Payload[],
+): void {
+  const connection = negotiation.connection;
+  const pfs = connection.ipsec.pfs;
+  const fail = (error: unknown) => {
+    if (!isTyped(error)) throw error;
+    const failure = failureOf(error);
+    ctx.log('warn', `CREATE_CHILD_SA: ${failure.reason}`, sa, connection.name);
+    ctx.childFailed(negotiation, failure);
+  };
+  let answer;
+  try {
+    answer = readChildAnswer(connection, response, exchange, pfs);
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  const nonce = find(response, 'nonce');
+  const ke = find(response, 'ke');
+  if (!nonce || (pfs && !ke)) {
+    fail(new Ikev2Error('CREATE_CHILD_SA answer without nonce or KE', NotifyType.INVALID_SYNTAX));
+    return;
+  }
+  const finish = (gir?: Uint8Array) => {
+    const spec = childSpec(ctx, sa, negotiation, answer, {
+      spiIn: exchange.spiIn,
+      Ni: exchange.Ni,
+      Nr: nonce.data,
+      initiator: true,
+      ...(gir && { gir }),
+    });
+    ctx.childUp(negotiation, ctx.buildChild(negotiation, spec));
+  };
+  if (!pfs) {
+    finish();
+    return;
+  }
+  ctx.compute(
+    sa,
+    { group: pfs.name, privateKey: exchange.dh!.privateKey, peerPublic: ke!.data },
+    (result) => {
+      if (result instanceof InvalidPublicValueError) {
+        fail(new Ikev2Error(result.message, NotifyType.INVALID_SYNTAX));
+        return;
+      }
+      if (result instanceof Error) throw result;
+      finish(result.sharedSecret);
+    },
+  );
+}
+
+/** The peer's CREATE_CHILD_SA for a child SA (verified): answer it, or refuse with a notify. */
+export function respondToCreateChild(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  messageId: number,
+  request: readonly Payload[],
+): void {
+  const refuse = (type: number, data?: Uint8Array) =>
+    sendResponse(ctx, sa, ExchangeType.CREATE_CHILD_SA, messageId, [notify(type, data)]);
+  const saPayload = find(request, 'sa');
+  if (saPayload?.proposals.some((p) => p.protocolId === ProtocolId.IKE)) {
+    // Rekeying the IKE SA itself (section 1.3.2) is not implemented yet: the peer keeps this one
+    // until it expires, and authenticates anew.
+    ctx.log('warn', 'the peer asked to rekey the IKE SA, which ike-node does not do yet', sa);
+    refuse(NotifyType.NO_ADDITIONAL_SAS);
+    return;
+  }
+  const rekey = findNotify(request, NotifyType.REKEY_SA);
+  let replaced: ChildEntry | undefined;
+  if (rekey) {
+    const spi =
+      rekey.spi.length === 4
+        ? ((rekey.spi[0]! << 24) | (rekey.spi[1]! << 16) | (rekey.spi[2]! << 8) | rekey.spi[3]!) >>> 0
+        : -1;
+    replaced = sa.children.find((entry) => entry.child.spiOut === spi);
+    if (!replaced) {
+      refuse(NotifyType.CHILD_SA_NOT_FOUND);
+      return;
+    }
+  }
+  const nonce = find(request, 'nonce');
+  const ke = find(request, 'ke');
+  if (!nonce) {
+    refuse(NotifyType.INVALID_SYNTAX);
+    return;
+  }
+  const connection = sa.connection!;
+  sa.computing = true;
+  ctx.allocateSpi(sa, (spiIn) => {
+    sa.computing = false;
+    let answer;
+    try {
+      answer = answerChild(connection, sa, request, spiIn, ke !== undefined);
+      if (answer.suite.dh && ke && ke.group !== answer.suite.dh.ikev2) {
+        refuse(NotifyType.INVALID_KE_PAYLOAD, u16be(answer.suite.dh.ikev2));
+        return;
+      }
+    } catch (error) {
+      if (!isTyped(error)) throw error;
+      const failure = failureOf(error);
+      ctx.log(
+        'warn',
+        `CREATE_CHILD_SA from ${sa.describe()} refused: ${failure.reason}`,
+        sa,
+        connection.name,
+      );
+      ctx.refused([connection.name], failure, 'child');
+      refuse(error instanceof Ikev2Error ? error.notify : NotifyType.INVALID_SYNTAX);
+      return;
+    }
+    const negotiation = ctx.beginChild(
+      sa,
+      connection,
+      { localTs: answer.tsr[0]!, remoteTs: answer.tsi[0]!, peerStarted: true, keepReplaced: true },
+      replaced?.id,
+    );
+    if (!negotiation) {
+      refuse(NotifyType.TEMPORARY_FAILURE);
+      return;
+    }
+    const Nr = ctx.crypto.randomBytes(NONCE_LENGTH);
+    const finish = (dh?: DhJobResult) => {
+      const spec = childSpec(ctx, sa, negotiation, answer, {
+        spiIn,
+        Ni: nonce.data,
+        Nr,
+        initiator: false,
+        ...(dh?.sharedSecret && { gir: dh.sharedSecret }),
+      });
+      ctx.childUp(negotiation, ctx.buildChild(negotiation, spec));
+      sendResponse(ctx, sa, ExchangeType.CREATE_CHILD_SA, messageId, [
+        ...answerPayloads(answer).filter((p) => p.kind !== 'ts'),
+        { kind: 'nonce', data: Nr },
+        ...(dh && answer.suite.dh
+          ? [{ kind: 'ke' as const, group: answer.suite.dh.ikev2, data: dh.publicKey }]
+          : []),
+        ...answerPayloads(answer).filter((p) => p.kind === 'ts'),
+      ]);
+      ctx.log(
+        'info',
+        `CREATE_CHILD_SA${replaced ? ' (rekey)' : ''} for '${connection.name}': chose ${formatSuite(answer.suite)}`,
+        sa,
+        connection.name,
+      );
+    };
+    if (!answer.suite.dh || !ke) {
+      finish();
+      return;
+    }
+    ctx.compute(sa, { group: answer.suite.dh.name, peerPublic: ke.data }, (result) => {
+      if (result instanceof InvalidPublicValueError) {
+        ctx.childFailed(negotiation, { cause: 'malformed', reason: result.message });
+        refuse(NotifyType.INVALID_SYNTAX);
+        return;
+      }
+      if (result instanceof Error) throw result;
+      finish(result);
+    });
+  });
+}

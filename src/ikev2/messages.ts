@@ -1,0 +1,193 @@
+import type { ProtocolContext } from '../core/protocol.js';
+import { Retransmission } from '../core/retransmit.js';
+import { concat } from '../wire/bytes.js';
+import {
+  type DecodedMessage,
+  decodePayloads,
+  encodeMessage,
+  encodePayloads,
+  type HeaderFields,
+  type Payload,
+  payloadType,
+} from './codec.js';
+import { ExchangeType, HeaderFlag, PayloadType } from './constants.js';
+import type { Ikev2Sa, PendingRequest } from './ike-sa.js';
+import { IntegrityFailure } from './protection.js';
+
+/**
+ * Sending and receiving IKEv2 messages on an SA: the header flags, encryption in an SK payload
+ * (fragmented into SKF payloads when RFC 7383 was agreed and the message is too big), the window
+ * of section 2.3 (one request of ours in flight, resent with backoff; the peer's retransmitted
+ * request answered from the cached response), and reassembly of fragments with bounds.
+ */
+
+/** The timer our request in flight runs on. */
+export const REQUEST_TIMER = 'request';
+
+/** Messages bigger than this go in fragments once both sides support them (RFC 7383 2.5.1). */
+export const FRAGMENT_SIZE = 1280 - 48;
+/** Reassembly bounds: fragments per message, bytes per message, seconds to wait for the rest. */
+const MAX_FRAGMENTS = 64;
+const MAX_REASSEMBLED = 64 * 1024;
+
+function fields(sa: Ikev2Sa, exchangeType: number, messageId: number, response: boolean): HeaderFields {
+  return {
+    spiI: sa.spiI,
+    spiR: sa.spiR,
+    exchangeType,
+    flags: (sa.originalInitiator ? HeaderFlag.INITIATOR : 0) | (response ? HeaderFlag.RESPONSE : 0),
+    messageId,
+  };
+}
+
+function transmit(ctx: ProtocolContext, sa: Ikev2Sa, datagrams: readonly Uint8Array[]): void {
+  for (const data of datagrams)
+    ctx.emit({ type: 'send', from: sa.local, to: sa.remote, data, nonEspMarker: sa.floated });
+}
+
+/** The datagrams of a message: in the clear for IKE_SA_INIT, else encrypted (and fragmented if due). */
+function build(sa: Ikev2Sa, header: HeaderFields, payloads: readonly Payload[]): Uint8Array[] {
+  if (header.exchangeType === ExchangeType.IKE_SA_INIT) return [encodeMessage(header, payloads)];
+  const protection = sa.protection!;
+  const whole = protection.seal(header, payloads);
+  if (!sa.fragmentation || whole.length <= FRAGMENT_SIZE) return [whole];
+  // RFC 7383 2.5.3: every fragment is encrypted on its own, numbered from 1.
+  const chain = encodePayloads(payloads);
+  const room = FRAGMENT_SIZE - 28 - 8 - protection.overhead(0) - 16;
+  const total = Math.ceil(chain.length / room);
+  const first = payloads.length ? payloadType(payloads[0]!) : PayloadType.NONE;
+  return Array.from({ length: total }, (_, i) =>
+    protection.seal(header, [], {
+      number: i + 1,
+      total,
+      innerFirst: first,
+      innerBytes: chain.subarray(i * room, Math.min(chain.length, (i + 1) * room)),
+    }),
+  );
+}
+
+/**
+ * Sends a request now, or when the window frees (one of ours in flight at a time: RFC 7296 2.3
+ * lets a peer announce more, and one is what every implementation must accept).
+ */
+export function sendRequest(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  exchangeType: number,
+  payloads: readonly Payload[] | (() => readonly Payload[]),
+  handlers: Pick<PendingRequest, 'onResponse' | 'onTimeout'>,
+): void {
+  const send = () => {
+    const messageId = sa.nextRequestId++;
+    const list = typeof payloads === 'function' ? payloads() : payloads;
+    const datagrams = build(sa, fields(sa, exchangeType, messageId, false), list);
+    const retransmission = new Retransmission(ctx.settings.retransmit, ctx.now);
+    sa.pending = { messageId, exchangeType, datagrams, retransmission, ...handlers };
+    if (exchangeType === ExchangeType.IKE_SA_INIT) sa.initRequest = datagrams[0];
+    ctx.arm(sa, REQUEST_TIMER, retransmission.dueAt);
+    transmit(ctx, sa, datagrams);
+  };
+  if (sa.pending) sa.queue.push({ send });
+  else send();
+}
+
+/** Our request's timer: send it again with backoff, or give up. */
+export function requestTimeout(ctx: ProtocolContext, sa: Ikev2Sa): void {
+  const pending = sa.pending;
+  if (!pending) return;
+  const { retransmission } = pending;
+  const verdict = retransmission.poll(ctx.now);
+  if (verdict === 'wait') {
+    ctx.arm(sa, REQUEST_TIMER, retransmission.dueAt);
+    return;
+  }
+  if (verdict === 'give-up') {
+    sa.pending = undefined;
+    pending.onTimeout();
+    return;
+  }
+  ctx.log('debug', `retransmitting request ${pending.messageId} (${retransmission.resends})`, sa);
+  ctx.event({ type: 'retransmit', ikeSa: sa.id, ...(sa.connection && { connection: sa.connection.name }) });
+  transmit(ctx, sa, pending.datagrams);
+  ctx.arm(sa, REQUEST_TIMER, retransmission.dueAt);
+}
+
+/** The response to our request in flight arrived (already authenticated): hand it over, send the next. */
+export function responseArrived(ctx: ProtocolContext, sa: Ikev2Sa, payloads: readonly Payload[]): void {
+  const pending = sa.pending!;
+  sa.pending = undefined;
+  ctx.disarm(sa, REQUEST_TIMER);
+  pending.onResponse(payloads);
+  if (!sa.pending && !sa.deleted) sa.queue.shift()?.send();
+}
+
+/** Answers the peer's request (message ID `messageId`) and caches the answer for its retransmissions. */
+export function sendResponse(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  exchangeType: number,
+  messageId: number,
+  payloads: readonly Payload[],
+): void {
+  const datagrams = build(sa, fields(sa, exchangeType, messageId, true), payloads);
+  sa.lastResponse = { messageId, datagrams };
+  if (exchangeType === ExchangeType.IKE_SA_INIT) sa.initResponse = datagrams[0];
+  transmit(ctx, sa, datagrams);
+}
+
+/** A request we saw before (the peer lost our answer): the cached answer again. */
+export function resendResponse(ctx: ProtocolContext, sa: Ikev2Sa): void {
+  if (sa.lastResponse) transmit(ctx, sa, sa.lastResponse.datagrams);
+}
+
+/** Fragments of one message being reassembled (RFC 7383 2.6). */
+interface Reassembly {
+  readonly messageId: number;
+  readonly total: number;
+  readonly parts: (Uint8Array | undefined)[];
+  innerFirst: number;
+  bytes: number;
+}
+
+const reassemblies = new WeakMap<Ikev2Sa, Reassembly>();
+
+/**
+ * The payloads of a protected message, decrypted and verified; a fragment gives undefined until
+ * the last one is in. Throws IntegrityFailure (drop it, unverified) or DecodeError (verified but
+ * malformed).
+ */
+export function openMessage(
+  sa: Ikev2Sa,
+  datagram: Uint8Array,
+  message: DecodedMessage,
+): Payload[] | undefined {
+  const part = message.encrypted;
+  if (!part) throw new IntegrityFailure('a message in the clear after IKE_SA_INIT');
+  const opened = sa.protection!.open(datagram, part);
+  if (!part.fragment) return [...message.payloads, ...opened.payloads!];
+  const { number, total } = part.fragment;
+  const messageId = message.header.messageId;
+  let reassembly = reassemblies.get(sa);
+  if (!reassembly || reassembly.messageId !== messageId || reassembly.total !== total) {
+    if (total > MAX_FRAGMENTS) throw new IntegrityFailure(`${total} fragments`);
+    reassembly = {
+      messageId,
+      total,
+      parts: new Array<Uint8Array | undefined>(total),
+      innerFirst: PayloadType.NONE,
+      bytes: 0,
+    };
+    reassemblies.set(sa, reassembly);
+  }
+  if (reassembly.parts[number - 1]) return undefined; // a duplicate
+  reassembly.parts[number - 1] = opened.chain;
+  reassembly.bytes += opened.chain.length;
+  if (number === 1) reassembly.innerFirst = part.innerFirst;
+  if (reassembly.bytes > MAX_REASSEMBLED) {
+    reassemblies.delete(sa);
+    throw new IntegrityFailure(`reassembled message over ${MAX_REASSEMBLED} bytes`);
+  }
+  if (reassembly.parts.some((p) => p === undefined)) return undefined;
+  reassemblies.delete(sa);
+  return decodePayloads(concat(...(reassembly.parts as Uint8Array[])), reassembly.innerFirst);
+}
