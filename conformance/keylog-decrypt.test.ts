@@ -297,6 +297,96 @@ for (const suite of STRONGSWAN_SUITES) {
   });
 }
 
+/** IKEv2 payload types (RFC 7296 3.2) and exchanges (3.1) as tshark reports them. */
+const V2 = { SA: 33, KE: 34, IDI: 35, IDR: 36, AUTH: 39, NONCE: 40, DELETE: 42, TSI: 44, SK: 46 } as const;
+const V2_EXCHANGE = { IKE_AUTH: 35, CREATE_CHILD_SA: 36, INFORMATIONAL: 37 } as const;
+
+for (const ike of ['aes256-sha256-modp2048', 'aes128gcm16-prfsha256-modp2048', '3des-sha1-modp1024']) {
+  t.test(`IKEv2 (${ike}): tshark decrypts IKE_AUTH, an IKE SA rekey and the Delete`, async (t) => {
+    const lab = await openLab(t, 'direct', 'keylog-v2');
+    const { dir, topology } = lab;
+    const { ours, theirs } = ends(topology, 'left');
+    const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
+    lab.charon = charon;
+    const capture = await startCapture(ours.ns, ours.iface, join(dir, 'v2.pcap'), 'udp');
+    const tunnel: TunnelSpec = {
+      dir,
+      ours,
+      theirs,
+      psk: PSK,
+      version: 2,
+      role: 'initiator',
+      ike,
+      esp: 'aes128gcm16',
+    };
+    await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
+    const ikeNode = await startIkeNode(
+      ours.ns,
+      { ...ikeNodeTunnel(tunnel), debug: { keyLog: 'keys' } },
+      { dir },
+    );
+    lab.ikeNode = ikeNode;
+    const status = async () => ((await ikeNode.status()) as IkeNodeStatus)[0];
+    const first = await until(
+      async () => ((await status())?.status === 'Active' ? (await status())!.ikeSas[0] : undefined),
+      10_000,
+      'ike-node to report Active',
+    );
+    t.equal((await charon.swanctl(['--rekey', '--ike', 'net'], 10)).code, 0, 'strongSwan rekeyed the IKE SA');
+    await until(
+      async () => {
+        const sas = (await status())?.ikeSas ?? [];
+        return sas.length === 1 && sas[0]!.id !== first.id ? true : undefined;
+      },
+      10_000,
+      'the rekeyed IKE SA alone at ike-node',
+    );
+    t.equal(await ikeNode.stop(), 0, 'ike-node stops, deleting the IKE SA');
+    lab.ikeNode = undefined;
+    await until(async () => ((await charon.listSas()).length === 0 ? true : undefined), 5000, 'the Delete');
+    await capture.stop();
+
+    const keys = join(dir, 'keys');
+    const logged = records(keys, KEY_LOG_FILES.ikev2);
+    t.equal(logged.length, 2, 'two IKE SAs logged: the first and the rekeyed one');
+    t.match(logged[0], new RegExp(`^${first.spiI},${first.spiR},`), 'under the SPIs of the first SA');
+    const [, , key] = logged[0]!.split(',');
+    t.notOk(ikeNode.log().includes(key!), 'SK_ei is in no log line (debug level)');
+    const rows = await tshark(capture.file, keys, ['isakmp.exchangetype', 'isakmp.typepayload'], 'isakmp');
+    const view = rows.map(([exchange, payloads]) => ({
+      exchange: Number(exchange?.split(',')[0]),
+      payloads: (payloads ?? '').split(',').filter(Boolean).map(Number),
+    }));
+    t.comment(view.map((v) => `${v.exchange}: ${v.payloads.join(',')}`).join('; '));
+    const auth = view.filter((v) => v.exchange === V2_EXCHANGE.IKE_AUTH);
+    t.equal(auth.length, 2, 'IKE_AUTH request and response');
+    t.ok(
+      auth.every(
+        (m) => m.payloads.includes(V2.AUTH) && m.payloads.includes(V2.TSI) && m.payloads.includes(V2.SA),
+      ),
+      'both decrypt to AUTH, SA and the traffic selectors',
+    );
+    t.ok(auth[0]!.payloads.includes(V2.IDI) && auth[1]!.payloads.includes(V2.IDR), 'IDi, then IDr');
+    const rekey = view.filter((v) => v.exchange === V2_EXCHANGE.CREATE_CHILD_SA);
+    t.ok(
+      rekey.length === 2 && rekey.every((m) => [V2.SA, V2.NONCE, V2.KE].every((p) => m.payloads.includes(p))),
+      'the IKE SA rekey decrypts to SA, Nonce and KE',
+    );
+    const deletes = view.filter(
+      (v) => v.exchange === V2_EXCHANGE.INFORMATIONAL && v.payloads.includes(V2.DELETE),
+    );
+    t.ok(deletes.length >= 2, 'the Deletes decrypt: the old SA under its keys, ours under the rekeyed keys');
+    const blind = mkdtempSync(join(tmpdir(), 'ike-node-nokeys-'));
+    t.teardown(() => rmSync(blind, { recursive: true, force: true }));
+    const unreadable = await tshark(capture.file, blind, ['isakmp.typepayload'], 'isakmp');
+    t.notOk(
+      unreadable.some(([payloads]) => (payloads ?? '').split(',').map(Number).includes(V2.AUTH)),
+      'without the key log no AUTH payload is visible',
+    );
+    t.same(await problems(capture.file, keys), [], 'no malformed frames or expert warnings');
+  });
+}
+
 /** With kernel-libipsec IKE floats to 4500 after message 4: tshark must still decrypt 5 and 6. */
 function checkIsakmpOverNatT(t: Test, view: IsakmpView[]): void {
   const main = view.filter((v) => v.exchange === MAIN_MODE && v.encrypted);

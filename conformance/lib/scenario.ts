@@ -91,6 +91,8 @@ export interface TunnelSpec {
   ours: End;
   theirs: End;
   psk: string;
+  /** IKE version (1 unless given). */
+  version?: 1 | 2;
   /** Who starts: ike-node ('initiator') or strongSwan ('responder'). */
   role: 'initiator' | 'responder';
   ike: string;
@@ -114,7 +116,7 @@ export function ikeNodeTunnel(s: TunnelSpec): object {
     listen: { addresses: [s.ours.address] },
     control: { socket: join(s.dir, 'ike-node.sock') },
     log: { level: 'debug' },
-    ikePolicies: { ike: { proposals: [s.ike], ...s.ikePolicy } },
+    ikePolicies: { ike: { version: s.version ?? 1, proposals: [s.ike], ...s.ikePolicy } },
     ipsecPolicies: { esp: { proposals: [esp.join('-')], ...(pfs && { pfs }), ...s.ipsecPolicy } },
     connections: {
       net: {
@@ -133,7 +135,7 @@ export function ikeNodeTunnel(s: TunnelSpec): object {
 export function swanctlTunnel(s: TunnelSpec): SwanctlConnectionSpec {
   return {
     name: 'net',
-    version: 1,
+    version: s.version ?? 1,
     local_addrs: s.theirs.address,
     remote_addrs: s.ours.seenAs,
     proposals: s.ike,

@@ -1,6 +1,6 @@
 import type { Endpoint } from './endpoint.js';
 import type { DhJob } from '../crypto/dh-job.js';
-import type { EncryptionAlgorithm } from '../crypto/registry.js';
+import type { EncryptionAlgorithm, IntegrityAlgorithm } from '../crypto/registry.js';
 import type { FailureCause } from './failure.js';
 import type { ChildSa, IkeSaInfo } from './sa.js';
 import type { ConnectionState } from './status.js';
@@ -58,11 +58,25 @@ export type EngineEvent =
   | {
       readonly type: 'ike-keys';
       readonly ikeSa: number;
-      readonly version: 1 | 2;
+      readonly version: 1;
       readonly spiI: Uint8Array;
       readonly spiR: Uint8Array;
       readonly encryption: EncryptionAlgorithm;
       readonly encryptionKey: Uint8Array;
+    }
+  /** IKEv2: SK_e and SK_a of both directions (RFC 7296 2.14); no integrity keys with an AEAD. */
+  | {
+      readonly type: 'ike-keys';
+      readonly ikeSa: number;
+      readonly version: 2;
+      readonly spiI: Uint8Array;
+      readonly spiR: Uint8Array;
+      readonly encryption: EncryptionAlgorithm;
+      readonly integrity: IntegrityAlgorithm | undefined;
+      readonly SK_ei: Uint8Array;
+      readonly SK_er: Uint8Array;
+      readonly SK_ai: Uint8Array;
+      readonly SK_ar: Uint8Array;
     }
   /** `rekeyed`: the id of the IKE SA this one replaces. */
   | { readonly type: 'ike-up'; readonly ikeSa: IkeSaInfo; readonly rekeyed?: number }

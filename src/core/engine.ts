@@ -700,7 +700,9 @@ export class IkeEngine {
       ikeSa: sa.info(),
       ...(sa.replaces !== undefined && { rekeyed: sa.replaces }),
     });
+    const old = sa.replaces === undefined ? undefined : this.#sas.get(sa.replaces);
     if (this.#protocol(sa).adoptsChildren) this.#adoptChildren(sa);
+    else if (old) this.#moveChildren(old, sa);
     const waiting = sa.waiting.splice(0);
     for (const other of waiting) {
       const otherRecord = this.#records.get(other.name);
@@ -709,8 +711,9 @@ export class IkeEngine {
       this.#after.push(() => this.#startChildren(sa, other));
     }
     if (sa.replaces !== undefined) {
-      const old = this.#sas.get(sa.replaces);
-      if (old) this.#deleteIkeSa(old, `replaced by a rekeyed ${saKind(sa)}`, true);
+      // The rekey's initiator deletes the old SA (RFC 7296 2.18); the responder waits for that.
+      if (old && sa.role === 'initiator') this.#deleteIkeSa(old, `replaced by a rekeyed ${saKind(sa)}`, true);
+      else if (old) this.#deadlines.clear(old, LIVENESS);
       return;
     }
     if (sa.role === 'initiator') this.#after.push(() => this.#startChildren(sa, connection));
@@ -738,6 +741,29 @@ export class IkeEngine {
     }
   }
 
+  /** IKEv2: child SAs move to the IKE SA that rekeyed theirs, and are rekeyed from there. */
+  #moveChildren(old: IkeSa, sa: IkeSa): void {
+    for (const entry of old.children.splice(0)) {
+      entry.sa = sa;
+      sa.children.push(entry);
+      entry.child = { ...entry.child, ikeSaId: sa.id };
+    }
+  }
+
+  #ikeRekeyed(old: IkeSa, next: IkeSa): void {
+    next.connection = old.connection;
+    next.localId = old.localId;
+    next.remoteId = old.remoteId;
+    next.probes = old.probes;
+    next.replaces = old.id;
+    if (!this.#sas.has(next.id)) this.#addSa(next);
+    if (old.identityKey) {
+      next.identityKey = old.identityKey;
+      addTo(this.#identities, old.identityKey, next);
+    }
+    this.#ikeUp(next);
+  }
+
   #ikeFailed(sa: IkeSa, failure: Failure): void {
     this.#log('error', `negotiation failed: ${failure.reason}`, sa);
     this.#setError(sa.connection?.name, failure);
@@ -754,8 +780,10 @@ export class IkeEngine {
   /** `children`: delete its child SAs too (teardown), or leave them to their own lifetimes. */
   #deleteIkeSa(sa: IkeSa, reason: string, notifyPeer: boolean, children: 'delete' | 'keep' = 'delete'): void {
     if (sa.deleted) return;
+    // Where the IKE SA's Delete takes its children along, one Delete says it all.
+    const independent = this.#protocol(sa).adoptsChildren;
     if (children === 'delete')
-      for (const entry of [...sa.children]) this.#removeChild(entry, reason, notifyPeer);
+      for (const entry of [...sa.children]) this.#removeChild(entry, reason, notifyPeer && independent);
     if (sa.established && notifyPeer) this.#protocol(sa).deleteIke(this.#ctx, sa);
     if (sa.established) {
       this.#log('info', `${saKind(sa)} deleted: ${reason}`, sa);
@@ -1242,6 +1270,11 @@ export class IkeEngine {
       addSa: (sa) => this.#addSa(sa),
       assign: (sa, connection) => this.#assign(sa, connection),
       ikeUp: (sa) => this.#ikeUp(sa),
+      ikeRekeyed: (old, next) => this.#ikeRekeyed(old, next),
+      discardIke: (sa, reason) => {
+        this.#log('info', `${saKind(sa)} discarded: ${reason}`, sa);
+        this.#removeSa(sa);
+      },
       ikeFailed: (sa, failure) => this.#ikeFailed(sa, failure),
       refused: (connections, failure, kind) => {
         // A client's own mistake does not hide their Active tunnels: Active outranks Error.

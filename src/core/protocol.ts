@@ -85,6 +85,15 @@ export interface ProtocolContext {
   assign(sa: IkeSa, connection: Connection): void;
   /** The IKE SA is authenticated and up: schedules, events, children waiting for it. */
   ikeUp(sa: IkeSa): void;
+  /**
+   * An IKE SA rekeyed in place (IKEv2 CREATE_CHILD_SA, RFC 7296 section 2.18): `next` is
+   * registered and up, with the old SA's connection, authenticated identities and child SAs. The
+   * old SA stays until it is deleted: at once when `next.role` is initiator (the rekey's
+   * initiator deletes it), else when the peer's Delete comes or it expires.
+   */
+  ikeRekeyed(old: IkeSa, next: IkeSa): void;
+  /** An IKE SA that never came up is not wanted after all (a redundant rekey): gone, no failure. */
+  discardIke(sa: IkeSa, reason: string): void;
   /** The negotiation failed for good; the SA goes (without a Delete: it never was up). */
   ikeFailed(sa: IkeSa, failure: Failure): void;
   /**
@@ -154,7 +163,8 @@ export interface IkeProtocol {
   readonly version: 1 | 2;
   /**
    * Child SAs of an IKE SA that is gone wait for the next IKE SA with the same peer, which takes
-   * them over (IKEv1); otherwise they belong to their IKE SA alone.
+   * them over, and each is deleted on its own (IKEv1). Otherwise they belong to their IKE SA
+   * alone, and deleting it deletes them at both ends (IKEv2, RFC 7296 section 1.4.1).
    */
   readonly adoptsChildren: boolean;
   /** A datagram of this version (NAT-T keepalives and marker already gone). */

@@ -15,7 +15,9 @@ import { toHex } from '../wire/bytes.js';
  * - `ikev1_decryption_table`: `ICOOKIE,KEY` per ISAKMP SA, both unquoted hex (Wireshark's
  *   ISAKMP UAT: "Initiator's COOKIE" and "Encryption Key"; the cipher comes from the captured
  *   main mode SA payload, so the capture must hold messages 1 and 2).
- * - `ikev2_decryption_table`: created empty; the IKEv2 engine will fill it.
+ * - `ikev2_decryption_table`: `SPIi,SPIr,SK_ei,SK_er,"ENCRYPTION",SK_ai,SK_ar,"INTEGRITY"` per
+ *   IKE SA (rekeyed ones too), hex and Wireshark's names for the algorithms (its IKEv2 UAT);
+ *   keys include the salt for AES-GCM, AES-CCM and AES-CTR, as Wireshark expects.
  * - `esp_sa`: one quoted record per direction of each child SA, `"IPv4","SRC","DST","0xSPI",
  *   "ENCRYPTION","0xKEY","AUTHENTICATION","0xKEY"` with Wireshark's names for the algorithms.
  *   Keys include the salt for AES-CTR and AES-GCM, as Wireshark expects. SAs that Wireshark
@@ -55,9 +57,10 @@ export class KeyLog {
     this.#append(KEY_LOG_FILES.preferences, '', PREFERENCES);
   }
 
-  /** Phase 1 keys. IKEv2 keys need SK_er, SK_ai and SK_ar too, which the event does not carry yet. */
+  /** An IKE SA's keys: IKEv1 phase 1, or IKEv2's SK_e and SK_a. */
   ikeKeys(event: IkeKeys): void {
     if (event.version === 1) this.#append(KEY_LOG_FILES.ikev1, ikev1Record(event.spiI, event.encryptionKey));
+    else this.#append(KEY_LOG_FILES.ikev2, ikev2Record(event));
   }
 
   /** Both directions of a child SA as it is installed. */
@@ -83,6 +86,45 @@ export class KeyLog {
 /** `ikev1_decryption_table`: the initiator's cookie and the phase 1 encryption key, hex. */
 export function ikev1Record(cookieI: Uint8Array, encryptionKey: Uint8Array): string {
   return `${toHex(cookieI)},${toHex(encryptionKey)}\n`;
+}
+
+/**
+ * `ikev2_decryption_table`: SPIs, keys and the algorithm names of Wireshark's IKEv2 UAT (the
+ * strings of its ISAKMP dissector, Wireshark 4.0); a comment for what it cannot decrypt.
+ */
+export function ikev2Record(keys: Extract<IkeKeys, { version: 2 }>): string {
+  const spis = `${toHex(keys.spiI)},${toHex(keys.spiR)}`;
+  const encryption = ikev2EncryptionName(keys.encryption);
+  if (!encryption) return `# IKE SA ${spis}: ${keys.encryption.name} is not decryptable by Wireshark\n`;
+  const integrity = keys.integrity ? ikev2IntegrityName(keys.integrity) : 'NONE [RFC4306]';
+  return `${spis},${toHex(keys.SK_ei)},${toHex(keys.SK_er)},"${encryption}",${toHex(keys.SK_ai)},${toHex(keys.SK_ar)},"${integrity}"\n`;
+}
+
+function ikev2EncryptionName(encr: EncryptionAlgorithm): string | undefined {
+  const bits = encr.keyLength * 8;
+  switch (encr.primitive) {
+    case '3des-cbc':
+      return '3DES [RFC2451]';
+    case 'aes-cbc':
+      return `AES-CBC-${bits} [RFC3602]`;
+    case 'aes-ctr':
+      return `AES-CTR-${bits} [RFC5930]`;
+    case 'aes-gcm':
+      return `AES-GCM-${bits} with ${encr.icvLength} octet ICV [RFC5282]`;
+    case 'chacha20-poly1305':
+      return undefined;
+  }
+}
+
+function ikev2IntegrityName(integ: IntegrityAlgorithm): string {
+  const names: Record<IntegrityAlgorithm['hash'], string> = {
+    md5: 'HMAC_MD5_96 [RFC2403]',
+    sha1: 'HMAC_SHA1_96 [RFC2404]',
+    sha256: 'HMAC_SHA2_256_128 [RFC4868]',
+    sha384: 'HMAC_SHA2_384_192 [RFC4868]',
+    sha512: 'HMAC_SHA2_512_256 [RFC4868]',
+  };
+  return names[integ.hash];
 }
 
 /** The ESP dissector's name for a cipher; undefined when Wireshark cannot decrypt it. */

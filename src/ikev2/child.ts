@@ -6,11 +6,10 @@ import { udpEncapsulated } from '../core/sa.js';
 import { intersect, parseTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
 import { u32be } from '../wire/bytes.js';
-import { findNotify, type Payload, type Proposal } from './codec.js';
+import { findNotify, notify, type Payload, type Proposal } from './codec.js';
 import { isErrorNotify, notifyName, NotifyType, TransformType } from './constants.js';
 import { Ikev2Error } from './errors.js';
 import type { Ikev2Sa } from './ike-sa.js';
-import { notify } from './ike-init.js';
 import { childKeys } from './keys.js';
 import { choose, chosenSuite, offerProposals, policySets } from './proposals.js';
 

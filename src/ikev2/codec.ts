@@ -606,3 +606,13 @@ export function findNotify(
     (p): p is Extract<Payload, { kind: 'notify' }> => p.kind === 'notify' && p.notifyType === type,
   );
 }
+
+/** A Notify payload (section 3.10); `protocolId` and `spi` only for notifies about a child SA. */
+export function notify(
+  type: number,
+  data: Uint8Array = new Uint8Array(0),
+  protocolId = 0,
+  spi: Uint8Array = new Uint8Array(0),
+): Payload {
+  return { kind: 'notify', protocolId, spi, notifyType: type, data };
+}

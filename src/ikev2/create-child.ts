@@ -7,7 +7,7 @@ import { formatTrafficSelector, type TrafficSelector } from '../core/traffic-sel
 import type { DhJobResult } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { u16be, u32be } from '../wire/bytes.js';
-import { find, findNotify, type Payload } from './codec.js';
+import { find, findNotify, notify, type Payload } from './codec.js';
 import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
 import {
   answerChild,
@@ -18,8 +18,7 @@ import {
   readChildAnswer,
 } from './child.js';
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
-import type { Ikev2Sa } from './ike-sa.js';
-import { notify } from './ike-init.js';
+import { type Ikev2Sa, newNonce } from './ike-sa.js';
 import { sendRequest, sendResponse } from './messages.js';
 
 /**
@@ -34,8 +33,6 @@ import { sendRequest, sendResponse } from './messages.js';
  * responder keeps the old one until that Delete comes.
  */
 
-const NONCE_LENGTH = 32;
-
 export function startCreateChild(
   ctx: ProtocolContext,
   sa: Ikev2Sa,
@@ -47,7 +44,7 @@ export function startCreateChild(
   const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs }, rekeyOf?.id)!;
   const pfs = connection.ipsec.pfs;
   ctx.allocateSpi(sa, (spiIn) => {
-    const Ni = ctx.crypto.randomBytes(NONCE_LENGTH);
+    const Ni = newNonce(ctx);
     const send = (dh?: DhJobResult) => {
       const payloads: Payload[] = [
         ...(rekeyOf
@@ -156,14 +153,6 @@ export function respondToCreateChild(
 ): void {
   const refuse = (type: number, data?: Uint8Array) =>
     sendResponse(ctx, sa, ExchangeType.CREATE_CHILD_SA, messageId, [notify(type, data)]);
-  const saPayload = find(request, 'sa');
-  if (saPayload?.proposals.some((p) => p.protocolId === ProtocolId.IKE)) {
-    // Rekeying the IKE SA itself (section 1.3.2) is not implemented yet: the peer keeps this one
-    // until it expires, and authenticates anew.
-    ctx.log('warn', 'the peer asked to rekey the IKE SA, which ike-node does not do yet', sa);
-    refuse(NotifyType.NO_ADDITIONAL_SAS);
-    return;
-  }
   const rekey = findNotify(request, NotifyType.REKEY_SA);
   let replaced: ChildEntry | undefined;
   if (rekey) {
@@ -217,7 +206,7 @@ export function respondToCreateChild(
       refuse(NotifyType.TEMPORARY_FAILURE);
       return;
     }
-    const Nr = ctx.crypto.randomBytes(NONCE_LENGTH);
+    const Nr = newNonce(ctx);
     const finish = (dh?: DhJobResult) => {
       const spec = childSpec(ctx, sa, negotiation, answer, {
         spiIn,

@@ -6,7 +6,7 @@ import { formatSuite, sameSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { formatTrafficSelector } from '../core/traffic-selector.js';
 import { equalBytes } from '../wire/bytes.js';
-import { find, findNotify, type Payload } from './codec.js';
+import { find, findNotify, notify, type Payload } from './codec.js';
 import { AuthMethod, ExchangeType, NotifyType } from './constants.js';
 import {
   answerChild,
@@ -19,7 +19,6 @@ import {
 } from './child.js';
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
 import type { Ikev2Sa } from './ike-sa.js';
-import { notify } from './ike-init.js';
 import { idBody, pskAuth } from './keys.js';
 import { sendRequest, sendResponse } from './messages.js';
 

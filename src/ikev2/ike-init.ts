@@ -8,10 +8,18 @@ import { udpEncapsulated } from '../core/sa.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { findIkev2 } from '../crypto/registry.js';
 import { equalBytes, toHex, u16be } from '../wire/bytes.js';
-import { type DecodedMessage, encodeMessage, find, findAll, findNotify, type Payload } from './codec.js';
+import {
+  type DecodedMessage,
+  encodeMessage,
+  find,
+  findAll,
+  findNotify,
+  notify,
+  type Payload,
+} from './codec.js';
 import { ExchangeType, HeaderFlag, notifyName, NotifyType } from './constants.js';
 import { Ikev2Error } from './errors.js';
-import { Ikev2Sa } from './ike-sa.js';
+import { Ikev2Sa, keyed, newIkeSpi, newNonce } from './ike-sa.js';
 import { deriveIkeKeys } from './keys.js';
 import { sendRequest, sendResponse } from './messages.js';
 import { choose, chosenSuite, offeredSuites, offerProposals, policySets } from './proposals.js';
@@ -27,8 +35,6 @@ import { choose, chosenSuite, offeredSuites, offerProposals, policySets } from '
  * initiator tries again with it, section 1.3.1), COOKIE when it is busy (section 2.6), and
  * NO_PROPOSAL_CHOSEN.
  */
-
-const NONCE_LENGTH = 32;
 
 /** The lookup key of a responder's SA by the initiator's SPI and address: a repeated IKE_SA_INIT. */
 export function initKey(spiI: Uint8Array, remote: Endpoint): string {
@@ -49,13 +55,6 @@ function hex(bytes: Uint8Array): string {
   return toHex(bytes);
 }
 
-function spi(ctx: ProtocolContext): Uint8Array {
-  for (;;) {
-    const value = ctx.crypto.randomBytes(8);
-    if (value.some((byte) => byte !== 0)) return value;
-  }
-}
-
 /** NAT_DETECTION_*_IP = SHA-1(SPIi | SPIr | IP address | port), section 2.23. */
 function natHash(ctx: ProtocolContext, spiI: Uint8Array, spiR: Uint8Array, endpoint: Endpoint): Uint8Array {
   return ctx.crypto.hash('sha1', spiI, spiR, parseAddress(endpoint.address), u16be(endpoint.port));
@@ -69,15 +68,6 @@ function natNotifies(ctx: ProtocolContext, sa: Ikev2Sa): Payload[] {
     notify(NotifyType.NAT_DETECTION_SOURCE_IP, source),
     notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natHash(ctx, sa.spiI, sa.spiR, sa.remote)),
   ];
-}
-
-export function notify(
-  type: number,
-  data: Uint8Array = new Uint8Array(0),
-  protocolId = 0,
-  spiValue: Uint8Array = new Uint8Array(0),
-): Payload {
-  return { kind: 'notify', protocolId, spi: spiValue, notifyType: type, data };
 }
 
 /** Which side is behind a NAT, from the peer's NAT-D notifies (section 2.23). */
@@ -108,9 +98,9 @@ export function startIkeSaInit(
   remote: Endpoint,
   hooks: InitiatorHooks,
 ): Ikev2Sa {
-  const sa = new Ikev2Sa(ctx.nextId(), 'initiator', spi(ctx), local, remote, ctx.now);
+  const sa = new Ikev2Sa(ctx.nextId(), 'initiator', newIkeSpi(ctx), local, remote, ctx.now);
   sa.connection = connection;
-  sa.Ni = ctx.crypto.randomBytes(NONCE_LENGTH);
+  sa.Ni = newNonce(ctx);
   ctx.index(sa, initiatorKey(sa.spiI));
   // The group of our first proposal; INVALID_KE_PAYLOAD tells us when the responder wants another.
   keyExchange(ctx, sa, connection.ike.proposals[0]!.dh!.ikev2, hooks);
@@ -234,9 +224,7 @@ function onInitResponse(
         { gir: result.sharedSecret!, Ni: sa.Ni!, Nr: sa.Nr!, SPIi: sa.spiI, SPIr: sa.spiR },
         true,
       );
-      sa.prf = derived.prf;
-      sa.keys = derived.keys;
-      sa.protection = derived.protection;
+      keyed(ctx, sa, derived);
       sa.dh = undefined;
       sa.state = 'IKE_AUTH_I';
       hooks.authenticate(sa);
@@ -349,11 +337,11 @@ export function respondToInit(
   }
   const sa = new Ikev2Sa(ctx.nextId(), 'responder', header.spiI, local, remote, ctx.now);
   sa.connection = connection;
-  sa.spiR = spi(ctx);
+  sa.spiR = newIkeSpi(ctx);
   sa.suite = chosen.suite;
   sa.lifetimeSeconds = connection.ike.lifetime.seconds;
   sa.Ni = nonce.data;
-  sa.Nr = ctx.crypto.randomBytes(NONCE_LENGTH);
+  sa.Nr = newNonce(ctx);
   sa.fragmentation = !!findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
   sa.floated = local.port === ctx.settings.natPort;
   sa.initRequest = datagram;
@@ -377,9 +365,7 @@ export function respondToInit(
       { gir: result.sharedSecret!, Ni: sa.Ni!, Nr: sa.Nr!, SPIi: sa.spiI, SPIr: sa.spiR },
       false,
     );
-    sa.prf = derived.prf;
-    sa.keys = derived.keys;
-    sa.protection = derived.protection;
+    keyed(ctx, sa, derived);
     sendResponse(ctx, sa, ExchangeType.IKE_SA_INIT, 0, [
       { kind: 'sa', proposals: [reply] },
       { kind: 'ke', group: group.ikev2, data: result.publicKey },

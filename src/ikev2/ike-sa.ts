@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/endpoint.js';
+import type { ProtocolContext } from '../core/protocol.js';
 import type { Retransmission } from '../core/retransmit.js';
 import { IkeSa } from '../core/ike-sa.js';
 import type { Role } from '../core/sa.js';
@@ -7,6 +8,8 @@ import type { IkeSaKeys } from '../crypto/kdf-ikev2.js';
 import type { Prf } from '../crypto/transforms.js';
 import { toHex } from '../wire/bytes.js';
 import type { Payload } from './codec.js';
+import type { IkeRekey } from './ike-rekey.js';
+import type { IkeKeys } from './keys.js';
 import type { SkProtection } from './protection.js';
 
 /**
@@ -61,6 +64,8 @@ export class Ikev2Sa extends IkeSa {
   computing = false;
   /** COOKIE the responder asked for (RFC 7296 2.6), sent again first in IKE_SA_INIT. */
   cookie: Uint8Array | undefined;
+  /** Our rekey of this IKE SA, while it runs (section 2.18). */
+  ikeRekey: IkeRekey | undefined;
 
   // --- the window (RFC 7296 section 2.3) ---------------------------------------------------------
   nextRequestId = 0;
@@ -98,4 +103,41 @@ export class Ikev2Sa extends IkeSa {
   get originalInitiator(): boolean {
     return this.role === 'initiator';
   }
+}
+
+/** Nonces of 32 bytes: at least half the key size of every PRF we negotiate (RFC 7296 2.10). */
+const NONCE_LENGTH = 32;
+
+export function newNonce(ctx: ProtocolContext): Uint8Array {
+  return ctx.crypto.randomBytes(NONCE_LENGTH);
+}
+
+/** An IKE SA SPI of ours: random, never zero (section 3.1). */
+export function newIkeSpi(ctx: ProtocolContext): Uint8Array {
+  for (;;) {
+    const value = ctx.crypto.randomBytes(8);
+    if (value.some((byte) => byte !== 0)) return value;
+  }
+}
+
+/** The SA's keys are derived: kept, and offered to a debug key log when the runtime asked. */
+export function keyed(ctx: ProtocolContext, sa: Ikev2Sa, derived: IkeKeys): void {
+  sa.prf = derived.prf;
+  sa.keys = derived.keys;
+  sa.protection = derived.protection;
+  if (!ctx.settings.exportKeys) return;
+  const { SK_ei, SK_er, SK_ai, SK_ar } = derived.keys;
+  ctx.event({
+    type: 'ike-keys',
+    ikeSa: sa.id,
+    version: 2,
+    spiI: sa.spiI,
+    spiR: sa.spiR,
+    encryption: sa.suite!.encr,
+    integrity: sa.suite!.integ,
+    SK_ei,
+    SK_er,
+    SK_ai,
+    SK_ar,
+  });
 }

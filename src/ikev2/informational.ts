@@ -12,16 +12,13 @@ import { sendRequest, sendResponse } from './messages.js';
  */
 
 /** Deletes the IKE SA (and with it every child SA, section 1.4.1); the answer is not awaited. */
-export function sendDeleteIke(ctx: ProtocolContext, sa: Ikev2Sa): void {
+export function sendDeleteIke(ctx: ProtocolContext, sa: Ikev2Sa, then: () => void = () => {}): void {
   sendRequest(
     ctx,
     sa,
     ExchangeType.INFORMATIONAL,
     [{ kind: 'delete', protocolId: ProtocolId.IKE, spiSize: 0, spis: [] }],
-    {
-      onResponse: () => {},
-      onTimeout: () => {},
-    },
+    { onResponse: then, onTimeout: then },
   );
 }
 

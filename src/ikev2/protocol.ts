@@ -6,13 +6,21 @@ import type { ChildSa } from '../core/sa.js';
 import type { TrafficSelector } from '../core/traffic-selector.js';
 import { DecodeError } from '../wire/errors.js';
 import type { IkeHeaderPeek } from '../wire/ike-header.js';
-import { CriticalPayloadError, type DecodedMessage, decodeMessage, encodeMessage } from './codec.js';
-import { exchangeName, ExchangeType, HeaderFlag, NotifyType } from './constants.js';
+import {
+  CriticalPayloadError,
+  type DecodedMessage,
+  decodeMessage,
+  encodeMessage,
+  find,
+  notify,
+} from './codec.js';
+import { exchangeName, ExchangeType, HeaderFlag, NotifyType, ProtocolId } from './constants.js';
 import { startCreateChild, respondToCreateChild } from './create-child.js';
 import { failureOf, isTyped } from './errors.js';
 import { startIkeAuth, respondToAuth } from './ike-auth.js';
-import { initKey, initiatorKey, notify, pairKey, respondToInit, startIkeSaInit } from './ike-init.js';
+import { initKey, initiatorKey, pairKey, respondToInit, startIkeSaInit } from './ike-init.js';
 import type { Ikev2Sa } from './ike-sa.js';
+import { IKE_REKEY_RETRY, respondToIkeRekey, startIkeRekey } from './ike-rekey.js';
 import {
   respondToInformational,
   sendDeleteChild,
@@ -161,7 +169,10 @@ export class Ikev2Protocol implements IkeProtocol {
           if (sa.state === 'IKE_AUTH_R') respondToAuth(ctx, sa, messageId, payloads, local, remote);
           return;
         case ExchangeType.CREATE_CHILD_SA:
-          if (sa.state === 'ESTABLISHED') respondToCreateChild(ctx, sa, messageId, payloads);
+          if (sa.state !== 'ESTABLISHED') return;
+          if (find(payloads, 'sa')?.proposals.some((p) => p.protocolId === ProtocolId.IKE))
+            respondToIkeRekey(ctx, sa, messageId, payloads);
+          else respondToCreateChild(ctx, sa, messageId, payloads);
           return;
         case ExchangeType.INFORMATIONAL:
           respondToInformational(ctx, sa, messageId, payloads);
@@ -221,16 +232,8 @@ export class Ikev2Protocol implements IkeProtocol {
     startCreateChild(ctx, sa as Ikev2Sa, connection, localTs, remoteTs, rekeyOf);
   }
 
-  /**
-   * Rekeying the IKE SA with CREATE_CHILD_SA (section 1.3.2) is not implemented yet: the core
-   * lets the IKE SA run to its lifetime, and the connection starts a new one when it needs it.
-   */
   rekeyIke(ctx: ProtocolContext, sa: IkeSa): void {
-    ctx.log(
-      'warn',
-      'IKE SA rekeying is not implemented yet for IKEv2: it will expire and be renegotiated',
-      sa,
-    );
+    startIkeRekey(ctx, sa as Ikev2Sa);
   }
 
   deleteIke(ctx: ProtocolContext, sa: IkeSa): void {
@@ -247,6 +250,7 @@ export class Ikev2Protocol implements IkeProtocol {
 
   timer(ctx: ProtocolContext, sa: IkeSa, name: string): void {
     if (name === REQUEST_TIMER) requestTimeout(ctx, sa as Ikev2Sa);
+    else if (name === IKE_REKEY_RETRY) startIkeRekey(ctx, sa as Ikev2Sa);
   }
 
   forget(_ctx: ProtocolContext, sa: IkeSa): void {

@@ -7,7 +7,7 @@ import type { ChildSa } from '../../src/core/sa.js';
 import { algorithm, algorithmsOf, sealKeys } from '../../src/crypto/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../src/daemon/events.js';
-import { espRecords, ikev1Record, KEY_LOG_FILES, KeyLog } from '../../src/daemon/keylog.js';
+import { espRecords, ikev1Record, ikev2Record, KEY_LOG_FILES, KeyLog } from '../../src/daemon/keylog.js';
 import { Logger } from '../../src/daemon/logger.js';
 import { fromHex, toHex } from '../../src/wire/bytes.js';
 import { startDaemonPair, until } from '../helpers/daemon-pair.js';
@@ -58,6 +58,33 @@ t.test('ikev1_decryption_table: initiator cookie and encryption key, unquoted he
     ikev1Record(fromHex('0123456789abcdef'), fromHex('00112233445566778899aabbccddeeff')),
     '0123456789abcdef,00112233445566778899aabbccddeeff\n',
   );
+});
+
+t.test("ikev2_decryption_table: SPIs, SK_e and SK_a of both directions, Wireshark's names", async (t) => {
+  const record = (encr: string, integ?: string) =>
+    ikev2Record({
+      type: 'ike-keys',
+      ikeSa: 1,
+      version: 2,
+      spiI: fromHex('0123456789abcdef'),
+      spiR: fromHex('fedcba9876543210'),
+      encryption: algorithm('encr', encr),
+      integrity: integ === undefined ? undefined : algorithm('integ', integ),
+      SK_ei: fromHex('1111'),
+      SK_er: fromHex('2222'),
+      SK_ai: fromHex(integ ? '3333' : ''),
+      SK_ar: fromHex(integ ? '4444' : ''),
+    });
+  t.equal(
+    record('aes256', 'sha256'),
+    '0123456789abcdef,fedcba9876543210,1111,2222,"AES-CBC-256 [RFC3602]",3333,4444,"HMAC_SHA2_256_128 [RFC4868]"\n',
+  );
+  t.equal(
+    record('aes128gcm16'),
+    '0123456789abcdef,fedcba9876543210,1111,2222,"AES-GCM-128 with 16 octet ICV [RFC5282]",,,"NONE [RFC4306]"\n',
+  );
+  t.match(record('3des', 'sha1'), /"3DES \[RFC2451\]",3333,4444,"HMAC_SHA1_96 \[RFC2404\]"/);
+  t.match(record('chacha20poly1305'), /^# IKE SA 0123456789abcdef,fedcba9876543210: .* not decryptable/);
 });
 
 t.test('esp_sa: both directions, quoted fields, inbound first', async (t) => {
@@ -166,7 +193,11 @@ t.test('the key log directory: private files, appended, headers once', async (t)
     .filter((line) => line && !line.startsWith('#'));
   t.equal(esp.length, 4, 'two records per child SA, appended');
   t.match(esp[2], /"0x00000001","AES-GCM with 16 octet ICV \[RFC4106\]"/);
-  t.equal(readFileSync(join(keys, KEY_LOG_FILES.ikev2), 'utf8').match(/^[^#]/m), null, 'IKEv2 table empty');
+  t.equal(
+    readFileSync(join(keys, KEY_LOG_FILES.ikev2), 'utf8').match(/^[^#]/m),
+    null,
+    'IKEv2 table: no records yet',
+  );
 });
 
 t.test("an existing preferences file (a Wireshark profile's) is left as it is", async (t) => {
