@@ -35,6 +35,12 @@ export interface DaemonConfig {
   readonly dataPlane: { readonly replayWindow: number; readonly tun: string; readonly mtu: number };
   /** Seconds before the first resend, the factor each resend multiplies it by, and resends before giving up. */
   readonly retransmit: { readonly timeout: number; readonly backoff: number; readonly tries: number };
+  /**
+   * IKE message handling: the largest IP datagram an IKE message may fill before it is sent in
+   * fragments (RFC 7383, when the peer supports them), and the half-open IKEv2 SAs above which a
+   * responder asks for cookies (RFC 7296 2.6; 0: always).
+   */
+  readonly ike: { readonly fragmentSize: number; readonly cookieThreshold: number };
   readonly connections: Connection[];
 }
 
@@ -49,4 +55,5 @@ export const CONFIG_DEFAULTS = {
   debug: {},
   dataPlane: { replayWindow: 64, tun: 'ike-node0', mtu: 1400 },
   retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
+  ike: { fragmentSize: 1280, cookieThreshold: 100 },
 } as const;

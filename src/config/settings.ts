@@ -16,7 +16,7 @@ import {
 
 /**
  * The daemon's own settings: listen, kernel, crypto, workers, control, log, metrics, debug,
- * dataPlane, retransmit.
+ * dataPlane, retransmit, ike.
  * Types and ranges are the schema's; what is left here is what a schema cannot say (addresses,
  * two ports that must differ) and the defaults.
  */
@@ -39,6 +39,7 @@ export function readSettings(root: Cursor, file: string): ReadSettings {
     debug: readDebug(root.key('debug'), file),
     dataPlane: readDataPlane(root.key('dataPlane')),
     retransmit: readRetransmit(root.key('retransmit')),
+    ike: readIke(root.key('ike')),
   };
 }
 
@@ -135,4 +136,10 @@ function readRetransmit(at: Cursor): Settings['retransmit'] {
   const read = (key: keyof Settings['retransmit']) =>
     withDefault(at.key(key), (c) => c.number(), defaults[key]);
   return { timeout: read('timeout'), backoff: read('backoff'), tries: read('tries') };
+}
+
+function readIke(at: Cursor): Settings['ike'] {
+  const defaults = CONFIG_DEFAULTS.ike;
+  const read = (key: keyof Settings['ike']) => withDefault(at.key(key), (c) => c.number(), defaults[key]);
+  return { fragmentSize: read('fragmentSize'), cookieThreshold: read('cookieThreshold') };
 }

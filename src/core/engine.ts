@@ -1,4 +1,5 @@
 import type { Action, EngineEvent, LogLevel } from './actions.js';
+import { addTo, remove, removeFrom } from './collections.js';
 import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
 import { ConnectionIndex } from './connection-index.js';
 import { CommandError } from './command-error.js';
@@ -55,6 +56,8 @@ export interface IkeEngineOptions {
   readonly exportKeys?: boolean;
   /** Claim a NAT so that ESP goes in UDP (the userspace data plane sends nothing else). */
   readonly forceEncapsulation?: boolean;
+  /** The largest IP datagram of an IKE message before it is fragmented (default 1280, RFC 7383). */
+  readonly fragmentSize?: number;
   /** Inbound SPIs from a synchronous source of the embedder's; absent (and not reserveSpis), random ones. */
   readonly allocateSpi?: (local: string, remote: string) => number | undefined;
   /**
@@ -93,6 +96,9 @@ const REKEY = '#rekey';
 const EXPIRE = '#expire';
 const LIVENESS = '#liveness';
 const KEEPALIVE = '#keepalive';
+/** How long a Delete of ours may wait for its answer before the SA is forgotten anyway. */
+const CLOSE = '#close';
+const CLOSE_WAIT = 60;
 
 const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -162,6 +168,7 @@ export class IkeEngine {
       retransmit: options.retransmit ?? DEFAULT_RETRANSMIT,
       exportKeys: options.exportKeys ?? false,
       forceEncapsulation: options.forceEncapsulation ?? false,
+      fragmentSize: options.fragmentSize ?? 1280,
     };
     const maxHalfOpen = options.maxHalfOpen ?? 1024;
     this.#limits = {
@@ -421,6 +428,9 @@ export class IkeEngine {
   #fireSa(sa: IkeSa, name: string): void {
     if (sa.deleted) return;
     switch (name) {
+      case CLOSE:
+        this.#removeSa(sa);
+        return;
       case HALF_OPEN:
         if (sa.established) return;
         this.#log('info', 'half-open SA timed out', sa);
@@ -780,27 +790,52 @@ export class IkeEngine {
   /** `children`: delete its child SAs too (teardown), or leave them to their own lifetimes. */
   #deleteIkeSa(sa: IkeSa, reason: string, notifyPeer: boolean, children: 'delete' | 'keep' = 'delete'): void {
     if (sa.deleted) return;
+    if (sa.closing) {
+      // Already out of status: the peer's Delete ends it, ours is under way already.
+      if (!notifyPeer) this.#removeSa(sa);
+      return;
+    }
     // Where the IKE SA's Delete takes its children along, one Delete says it all.
     const independent = this.#protocol(sa).adoptsChildren;
     if (children === 'delete')
       for (const entry of [...sa.children]) this.#removeChild(entry, reason, notifyPeer && independent);
-    if (sa.established && notifyPeer) this.#protocol(sa).deleteIke(this.#ctx, sa);
+    const awaiting = sa.established && notifyPeer && this.#protocol(sa).deleteIke(this.#ctx, sa);
     if (sa.established) {
       this.#log('info', `${saKind(sa)} deleted: ${reason}`, sa);
       this.#event({ type: 'ike-down', ikeSa: sa.info(), reason });
     }
-    this.#removeSa(sa);
+    if (awaiting) this.#close(sa);
+    else this.#removeSa(sa);
+  }
+
+  /**
+   * Our Delete awaits its answer (IKEv2 resends it until then): the SA is gone from status, its
+   * connection and every core timer, but the protocol still finds it by its SPIs, until it calls
+   * discardIke or CLOSE_WAIT runs out.
+   */
+  #close(sa: IkeSa): void {
+    sa.closing = true;
+    this.#retire(sa);
+    for (const name of [HALF_OPEN, REKEY, EXPIRE, LIVENESS, KEEPALIVE]) this.#deadlines.clear(sa, name);
+    this.#deadlines.set(sa, CLOSE, this.#now + CLOSE_WAIT);
   }
 
   /** Takes an SA out of every table; its unfinished negotiations take their inbound SAs along. */
   #removeSa(sa: IkeSa): void {
     if (sa.deleted) return;
-    for (const negotiation of [...sa.negotiations]) this.#endNegotiation(negotiation);
-    this.#endHalfOpen(sa);
+    if (!sa.closing) this.#retire(sa);
     sa.deleted = true;
     this.#protocol(sa).forget?.(this.#ctx, sa);
     this.#sas.delete(sa.id);
     for (const key of sa.lookupKeys) if (this.#keys.get(key) === sa) this.#keys.delete(key);
+    // Pending computations stay until their results come back, which then find the SA deleted.
+    this.#deadlines.clearAll(sa);
+  }
+
+  /** Out of its connection and the core's indexes: what status and new negotiations see. */
+  #retire(sa: IkeSa): void {
+    for (const negotiation of [...sa.negotiations]) this.#endNegotiation(negotiation);
+    this.#endHalfOpen(sa);
     if (sa.connection) this.#detach(sa, sa.connection);
     if (sa.identityKey) removeFrom(this.#identities, sa.identityKey, sa);
     for (const waiting of sa.waiting) {
@@ -809,8 +844,6 @@ export class IkeEngine {
       this.#touch(waiting.name);
     }
     sa.waiting.length = 0;
-    // Pending computations stay until their results come back, which then find the SA deleted.
-    this.#deadlines.clearAll(sa);
   }
 
   /**
@@ -880,8 +913,8 @@ export class IkeEngine {
       for (const remoteTs of peers) {
         const covered = [...record.children].some(
           (e) =>
-            sameTrafficSelector(e.child.localTs[0]!, localTs) &&
-            sameTrafficSelector(e.child.remoteTs[0]!, remoteTs),
+            sameTrafficSelector(e.requested.localTs, localTs) &&
+            sameTrafficSelector(e.requested.remoteTs, remoteTs),
         );
         const pending = sa.negotiations.some(
           (n) =>
@@ -1009,7 +1042,17 @@ export class IkeEngine {
   #childUp(negotiation: ChildNegotiation, child: ChildSa): void {
     this.#endNegotiation(negotiation, true);
     const { sa } = negotiation;
-    const entry: ChildEntry = { id: child.id, child, sa, rekeying: false, timers: undefined };
+    const predecessor =
+      negotiation.rekeyOf === undefined ? undefined : this.#children.get(negotiation.rekeyOf);
+    const entry: ChildEntry = {
+      id: child.id,
+      child,
+      sa,
+      rekeying: false,
+      replaced: false,
+      requested: predecessor?.requested ?? { localTs: negotiation.localTs, remoteTs: negotiation.remoteTs },
+      timers: undefined,
+    };
     this.#children.set(child.id, entry);
     sa.children.push(entry);
     this.#record(child.connection).children.add(entry);
@@ -1037,6 +1080,7 @@ export class IkeEngine {
       else {
         // Until the peer's Delete: carries what is still in flight, and is not rekeyed again.
         old.rekeying = true;
+        old.replaced = true;
         this.#deadlines.clear(old, REKEY);
       }
     }
@@ -1053,14 +1097,29 @@ export class IkeEngine {
       cause: failure.cause,
       reason: failure.reason,
     });
-    if (negotiation.rekeyOf !== undefined) {
-      // The old child SA is still there: try again (through another IKE SA if this one goes).
-      const old = this.#children.get(negotiation.rekeyOf);
-      if (old) {
-        old.rekeying = false;
-        if (this.#mayRekey(old.sa.connection)) this.#deadlines.set(old, REKEY, this.#now);
-      }
-    }
+    // The old child SA is still there: try again (through another IKE SA if this one goes).
+    this.#retryRekey(negotiation, this.#now);
+  }
+
+  /** A failed rekey is tried again at `at`, unless the peer replaced the child SA meanwhile. */
+  #retryRekey(negotiation: ChildNegotiation, at: number): void {
+    if (negotiation.rekeyOf === undefined) return;
+    const old = this.#children.get(negotiation.rekeyOf);
+    if (!old || old.replaced) return;
+    old.rekeying = false;
+    if (this.#mayRekey(old.sa.connection)) this.#deadlines.set(old, REKEY, at);
+  }
+
+  /** The peer is busy (TEMPORARY_FAILURE, RFC 7296 2.25): no error, the rekey again after `seconds`. */
+  #childDeferred(negotiation: ChildNegotiation, seconds: number, reason: string): void {
+    this.#endNegotiation(negotiation);
+    this.#log(
+      'info',
+      `${reason}: trying again in ${seconds.toFixed(1)} s`,
+      negotiation.sa,
+      negotiation.connection.name,
+    );
+    this.#retryRekey(negotiation, this.#now + seconds);
   }
 
   #indexChild(entry: ChildEntry): void {
@@ -1271,8 +1330,11 @@ export class IkeEngine {
       assign: (sa, connection) => this.#assign(sa, connection),
       ikeUp: (sa) => this.#ikeUp(sa),
       ikeRekeyed: (old, next) => this.#ikeRekeyed(old, next),
+      setAside: (sa) => {
+        if (!sa.deleted && !sa.closing) this.#close(sa);
+      },
       discardIke: (sa, reason) => {
-        this.#log('info', `${saKind(sa)} discarded: ${reason}`, sa);
+        this.#log(sa.closing ? 'debug' : 'info', `${saKind(sa)} discarded: ${reason}`, sa);
         this.#removeSa(sa);
       },
       ikeFailed: (sa, failure) => this.#ikeFailed(sa, failure),
@@ -1307,6 +1369,11 @@ export class IkeEngine {
       childUp: (negotiation, child) => this.#childUp(negotiation, child),
       childFailed: (negotiation, failure) => this.#childFailed(negotiation, failure),
       endChild: (negotiation) => this.#endNegotiation(negotiation),
+      childDeferred: (negotiation, seconds, reason) => this.#childDeferred(negotiation, seconds, reason),
+      deleteChild: (id, reason) => {
+        const entry = this.#children.get(id);
+        if (entry) this.#removeChild(entry, reason, true);
+      },
       childrenDeletedByPeer: (sa, spisOut) => this.#childrenDeletedByPeer(sa, spisOut),
       arm: (sa, name, at) => this.#deadlines.set(sa, name, at),
       disarm: (sa, name) => this.#deadlines.clear(sa, name),
@@ -1372,23 +1439,4 @@ function saKind(sa: IkeSa): string {
 
 function peerKey(connection: string, address: string): string {
   return `${connection}\0${address}`;
-}
-
-/** Removes one item from a short list. */
-function remove<T>(list: T[], item: T): void {
-  const at = list.indexOf(item);
-  if (at >= 0) list.splice(at, 1);
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set) set.add(value);
-  else map.set(key, new Set([value]));
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }

@@ -32,6 +32,8 @@ export abstract class IkeSa {
   // --- owned by the core -------------------------------------------------------------------------
   established = false;
   deleted = false;
+  /** A Delete of ours awaits its answer: out of status and connections, still found by its SPIs. */
+  closing = false;
   establishedAt: number | undefined;
   rekeyAt: number | undefined;
   expiresAt: number | undefined;
@@ -107,6 +109,13 @@ export interface ChildEntry {
   sa: IkeSa;
   /** A replacement is being negotiated. */
   rekeying: boolean;
+  /** The peer replaced it (a rekey we answered): it waits for the peer's Delete, never rekeyed again. */
+  replaced: boolean;
+  /**
+   * The selector pair it was negotiated for, which the answer may have narrowed (RFC 7296 2.9):
+   * what a connection's configured pairs are checked against, kept across rekeys.
+   */
+  readonly requested: { readonly localTs: TrafficSelector; readonly remoteTs: TrafficSelector };
   /** Its armed deadlines (core/deadlines.ts keeps them here). */
   timers: Record<string, DeadlineEntry> | undefined;
 }

@@ -28,6 +28,8 @@ export interface EngineSettings {
   readonly exportKeys: boolean;
   /** Claim a NAT in NAT-D (as strongSwan's encap=yes does) so that both ends send ESP in UDP. */
   readonly forceEncapsulation: boolean;
+  /** The largest IP datagram an IKE message may fill; bigger ones are fragmented (RFC 7383). */
+  readonly fragmentSize: number;
 }
 
 /** What a protocol module negotiated for a child SA; the core adds its id, endpoints and schedule. */
@@ -92,7 +94,15 @@ export interface ProtocolContext {
    * initiator deletes it), else when the peer's Delete comes or it expires.
    */
   ikeRekeyed(old: IkeSa, next: IkeSa): void;
-  /** An IKE SA that never came up is not wanted after all (a redundant rekey): gone, no failure. */
+  /**
+   * An IKE SA kept only to answer the peer, which will delete it (the peer's redundant SA after
+   * simultaneous rekeys): out of status and connections, forgotten after a while if it does not.
+   */
+  setAside(sa: IkeSa): void;
+  /**
+   * An IKE SA is done with: one that never came up and is not wanted (a redundant rekey), or one
+   * whose Delete was answered. Gone from every table, no failure.
+   */
   discardIke(sa: IkeSa, reason: string): void;
   /** The negotiation failed for good; the SA goes (without a Delete: it never was up). */
   ikeFailed(sa: IkeSa, failure: Failure): void;
@@ -138,6 +148,10 @@ export interface ProtocolContext {
   childFailed(negotiation: ChildNegotiation, failure: Failure): void;
   /** The negotiation is over without an outcome of its own (its failure was reported already). */
   endChild(negotiation: ChildNegotiation): void;
+  /** The peer is busy (TEMPORARY_FAILURE): no failure; a rekey is tried again after `seconds`. */
+  childDeferred(negotiation: ChildNegotiation, seconds: number, reason: string): void;
+  /** One of our child SAs is not wanted (the loser of simultaneous rekeys): deleted, the peer told. */
+  deleteChild(id: number, reason: string): void;
   /** The peer deleted child SAs, named by their SPIs as it knows them (our outbound SPIs). */
   childrenDeletedByPeer(sa: IkeSa, spisOut: readonly number[]): void;
 
@@ -195,7 +209,11 @@ export interface IkeProtocol {
   /** Replace the IKE SA before it expires. */
   rekeyIke(ctx: ProtocolContext, sa: IkeSa): void;
   /** Tell the peer the IKE SA is going (the core removes it). */
-  deleteIke(ctx: ProtocolContext, sa: IkeSa): void;
+  /**
+   * Tell the peer the IKE SA is deleted. True when the protocol waits for the answer (resending
+   * the Delete meanwhile) and calls ProtocolContext.discardIke once it has it or gives up.
+   */
+  deleteIke(ctx: ProtocolContext, sa: IkeSa): boolean;
   /** Tell the peer a child SA is going (the core removes it). */
   deleteChild(ctx: ProtocolContext, sa: IkeSa, child: ChildSa): void;
   /** Send a liveness check (DPD R-U-THERE, an empty INFORMATIONAL). */

@@ -95,6 +95,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       natPort: config.listen.natPort,
       ...(this.#localDefault && { defaultLocalAddress: this.#localDefault }),
       exportKeys: this.#keyLog !== undefined,
+      fragmentSize: config.ike.fragmentSize,
+      ikev2: { cookies: { threshold: config.ike.cookieThreshold } },
     });
   }
 

@@ -153,9 +153,11 @@ export class Ikev1Protocol implements IkeProtocol {
     );
   }
 
-  deleteIke(ctx: ProtocolContext, sa: IkeSa): void {
+  /** An IKEv1 Delete is never answered (RFC 2408 4.8): sent once, the SA goes at once. */
+  deleteIke(ctx: ProtocolContext, sa: IkeSa): boolean {
     const isakmp = sa as IsakmpSa;
     sendInformational(ctx, isakmp, deletePayload(ProtocolId.ISAKMP, [isakmpSpi(isakmp)]));
+    return false;
   }
 
   deleteChild(ctx: ProtocolContext, sa: IkeSa, child: ChildSa): void {

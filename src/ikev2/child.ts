@@ -199,6 +199,13 @@ export function readChildAnswer(
   const transport = !!findNotify(response, NotifyType.USE_TRANSPORT_MODE);
   if (transport && connection.ipsec.mode !== 'transport')
     throw new Ikev2Error('transport mode we did not ask for', NotifyType.NO_PROPOSAL_CHOSEN);
+  // Section 1.3.1 lets a responder decline transport mode; a tunnel-mode SA is not what this
+  // connection's policies are for, so it is refused rather than installed.
+  if (!transport && connection.ipsec.mode === 'transport')
+    throw new Ikev2Error(
+      'the responder declined transport mode (no USE_TRANSPORT_MODE in its answer)',
+      NotifyType.NO_PROPOSAL_CHOSEN,
+    );
   return {
     suite: chosen.suite,
     proposal: saPayload.proposals[0]!,

@@ -1,3 +1,4 @@
+import { remove } from '../core/collections.js';
 import type { Connection } from '../core/connection.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
@@ -18,7 +19,9 @@ import {
   readChildAnswer,
 } from './child.js';
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
-import { type Ikev2Sa, newNonce } from './ike-sa.js';
+import { type ChildRekey, type Ikev2Sa, newNonce } from './ike-sa.js';
+import { oursIsRedundant } from './collision.js';
+import { sendDeleteSpi } from './informational.js';
 import { sendRequest, sendResponse } from './messages.js';
 
 /**
@@ -45,6 +48,8 @@ export function startCreateChild(
   const pfs = connection.ipsec.pfs;
   ctx.allocateSpi(sa, (spiIn) => {
     const Ni = newNonce(ctx);
+    const rekey: ChildRekey | undefined = rekeyOf && { oldId: rekeyOf.id, Ni };
+    if (rekey) sa.childRekeys.push(rekey);
     const send = (dh?: DhJobResult) => {
       const payloads: Payload[] = [
         ...(rekeyOf
@@ -57,12 +62,14 @@ export function startCreateChild(
       ];
       sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, payloads, {
         onResponse: (response) =>
-          onResponse(ctx, sa, negotiation, { spiIn, Ni, dh, localTs, remoteTs }, response),
-        onTimeout: () =>
+          onResponse(ctx, sa, negotiation, { spiIn, Ni, dh, localTs, remoteTs, rekey }, response),
+        onTimeout: () => {
+          if (rekey) remove(sa.childRekeys, rekey);
           ctx.childFailed(negotiation, {
             cause: 'timeout',
             reason: `no answer from ${formatEndpoint(sa.remote)} to CREATE_CHILD_SA`,
-          }),
+          });
+        },
       });
       ctx.log(
         'info',
@@ -92,22 +99,28 @@ function onResponse(
     dh: DhJobResult | undefined;
     localTs: TrafficSelector;
     remoteTs: TrafficSelector;
+    rekey: ChildRekey | undefined;
   },
   response: readonly Payload[],
 ): void {
   const connection = negotiation.connection;
   const pfs = connection.ipsec.pfs;
+  const { rekey } = exchange;
+  if (rekey) remove(sa.childRekeys, rekey);
   const fail = (error: unknown) => {
     if (!isTyped(error)) throw error;
     const failure = failureOf(error);
     ctx.log('warn', `CREATE_CHILD_SA: ${failure.reason}`, sa, connection.name);
     ctx.childFailed(negotiation, failure);
   };
+  if (rekey && refusedForNow(ctx, sa, negotiation, rekey, response)) return;
   let answer;
   try {
     answer = readChildAnswer(connection, response, exchange, pfs);
   } catch (error) {
     fail(error);
+    // The responder made the child SA we refuse: it goes there too.
+    if (find(response, 'sa')) sendDeleteSpi(ctx, sa, exchange.spiIn);
     return;
   }
   const nonce = find(response, 'nonce');
@@ -124,7 +137,11 @@ function onResponse(
       initiator: true,
       ...(gir && { gir }),
     });
-    ctx.childUp(negotiation, ctx.buildChild(negotiation, spec));
+    const child = ctx.buildChild(negotiation, spec);
+    ctx.childUp(negotiation, child);
+    const crossed = rekey?.collision;
+    if (crossed && oursIsRedundant({ ours: { Ni: exchange.Ni, Nr: nonce.data }, theirs: crossed }))
+      ctx.deleteChild(child.id, 'redundant after a simultaneous rekey (RFC 7296 2.8.1)');
   };
   if (!pfs) {
     finish();
@@ -215,7 +232,11 @@ export function respondToCreateChild(
         initiator: false,
         ...(dh?.sharedSecret && { gir: dh.sharedSecret }),
       });
-      ctx.childUp(negotiation, ctx.buildChild(negotiation, spec));
+      const child = ctx.buildChild(negotiation, spec);
+      ctx.childUp(negotiation, child);
+      // Our own rekey of the same child SA is in flight: decide when its answer is in (2.8.1).
+      const ours = replaced && sa.childRekeys.find((r) => r.oldId === replaced.id);
+      if (ours) ours.collision = { childId: child.id, Ni: nonce.data, Nr };
       sendResponse(ctx, sa, ExchangeType.CREATE_CHILD_SA, messageId, [
         ...answerPayloads(answer).filter((p) => p.kind !== 'ts'),
         { kind: 'nonce', data: Nr },
@@ -245,4 +266,35 @@ export function respondToCreateChild(
       finish(result);
     });
   });
+}
+
+/** Seconds before a rekey the peer answered TEMPORARY_FAILURE is tried again (section 2.25). */
+const RETRY_MIN = 2;
+const RETRY_SPREAD = 3;
+
+/**
+ * Answers to a child SA rekey that end it without a failure (section 2.25): TEMPORARY_FAILURE
+ * (the peer is busy, e.g. rekeying the IKE SA: try again shortly) and CHILD_SA_NOT_FOUND (the
+ * peer deleted the child SA meanwhile: it goes here too, quietly).
+ */
+function refusedForNow(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  negotiation: ChildNegotiation,
+  rekey: ChildRekey,
+  response: readonly Payload[],
+): boolean {
+  if (findNotify(response, NotifyType.TEMPORARY_FAILURE)) {
+    const delay = RETRY_MIN + ctx.random() * RETRY_SPREAD;
+    ctx.childDeferred(negotiation, delay, 'the peer answered the child SA rekey with TEMPORARY_FAILURE');
+    return true;
+  }
+  if (findNotify(response, NotifyType.CHILD_SA_NOT_FOUND)) {
+    ctx.endChild(negotiation);
+    const old = sa.children.find((entry) => entry.id === rekey.oldId);
+    ctx.log('info', 'the peer no longer has the child SA we rekeyed (CHILD_SA_NOT_FOUND): deleting ours', sa);
+    if (old) ctx.childrenDeletedByPeer(sa, [old.child.spiOut]);
+    return true;
+  }
+  return false;
 }

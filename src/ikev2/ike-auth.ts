@@ -20,6 +20,7 @@ import {
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
 import type { Ikev2Sa } from './ike-sa.js';
 import { idBody, pskAuth } from './keys.js';
+import { sendDeleteSpi } from './informational.js';
 import { sendRequest, sendResponse } from './messages.js';
 
 /**
@@ -152,6 +153,8 @@ function onAuthResponse(
     const failure = failureOf(error);
     ctx.log('warn', `the first child SA failed: ${failure.reason}`, sa);
     ctx.childFailed(negotiation, failure);
+    // The responder made the child SA we refuse: it goes there too.
+    if (find(response, 'sa')) sendDeleteSpi(ctx, sa, spiIn);
     return;
   }
   const spec = childSpec(ctx, sa, negotiation, answer, { spiIn, Ni: sa.Ni!, Nr: sa.Nr!, initiator: true });

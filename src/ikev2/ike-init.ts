@@ -70,15 +70,18 @@ function natNotifies(ctx: ProtocolContext, sa: Ikev2Sa): Payload[] {
   ];
 }
 
-/** Which side is behind a NAT, from the peer's NAT-D notifies (section 2.23). */
-function detectNat(ctx: ProtocolContext, sa: Ikev2Sa, payloads: readonly Payload[]): void {
+/**
+ * Which side is behind a NAT, from the peer's NAT-D notifies (section 2.23). Their hashes cover
+ * the SPIs as the message's header carries them: `spiR` is zero in the request.
+ */
+function detectNat(ctx: ProtocolContext, sa: Ikev2Sa, payloads: readonly Payload[], spiR: Uint8Array): void {
   const sources = findAll(payloads, 'notify').filter(
     (n) => n.notifyType === NotifyType.NAT_DETECTION_SOURCE_IP,
   );
   const destination = findNotify(payloads, NotifyType.NAT_DETECTION_DESTINATION_IP);
   if (!sources.length || !destination) return;
-  const local = !equalBytes(destination.data, natHash(ctx, sa.spiI, sa.spiR, sa.local));
-  const remote = !sources.some((n) => equalBytes(n.data, natHash(ctx, sa.spiI, sa.spiR, sa.remote)));
+  const local = !equalBytes(destination.data, natHash(ctx, sa.spiI, spiR, sa.local));
+  const remote = !sources.some((n) => equalBytes(n.data, natHash(ctx, sa.spiI, spiR, sa.remote)));
   sa.nat = ctx.settings.forceEncapsulation ? { local, remote, forced: true } : { local, remote };
   if (local || remote) ctx.log('info', `NAT detected: ${local ? 'we are' : 'the peer is'} behind a NAT`, sa);
 }
@@ -200,7 +203,7 @@ function onInitResponse(
   sa.lifetimeSeconds = sa.connection!.ike.lifetime.seconds;
   sa.Nr = nonce.data;
   sa.fragmentation = !!findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
-  detectNat(ctx, sa, payloads);
+  detectNat(ctx, sa, payloads, sa.spiR);
   if (udpEncapsulated(sa.nat)) {
     // Section 2.23: the initiator moves to port 4500 with IKE_AUTH.
     sa.floated = true;
@@ -349,7 +352,7 @@ export function respondToInit(
   ctx.index(sa, initKey(sa.spiI, remote));
   ctx.index(sa, pairKey(sa.spiI, sa.spiR));
   ctx.addSa(sa);
-  detectNat(ctx, sa, payloads);
+  detectNat(ctx, sa, payloads, new Uint8Array(8));
   const reply = chosen.proposal;
   sa.computing = true;
   ctx.compute(sa, { group: group.name, peerPublic: ke.data }, (result) => {

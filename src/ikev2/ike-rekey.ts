@@ -7,6 +7,7 @@ import { type DhAlgorithm, findIkev2 } from '../crypto/registry.js';
 import { u16be } from '../wire/bytes.js';
 import { find, findAll, findNotify, notify, type Payload } from './codec.js';
 import { ExchangeType, notifyName, NotifyType } from './constants.js';
+import { oursIsRedundant } from './collision.js';
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
 import { pairKey } from './ike-init.js';
 import { Ikev2Sa, keyed, newIkeSpi, newNonce } from './ike-sa.js';
@@ -25,10 +26,9 @@ import { sendDeleteIke } from './informational.js';
  * (new) | Ni | Nr); whoever started the rekey is the new SA's initiator. The core moves the child
  * SAs over, and the rekey's initiator deletes the old SA.
  *
- * When both ends start a rekey at once (section 2.8.2), both exchanges complete and the new SA
- * made with the lowest of the four nonces is deleted by the end that started its exchange. The
- * responder therefore keeps the SA it answered for aside (registered, not yet up) while a rekey
- * of its own is in flight, and decides once its own answer is in.
+ * When both ends start a rekey at once (section 2.8.2, collision.ts), the responder keeps the
+ * SA it answered for aside (registered, not yet up) while a rekey of its own is in flight, and
+ * decides once its own answer is in.
  */
 
 /** Our IKE SA rekey in flight, and the peer's that crossed it. */
@@ -148,7 +148,11 @@ function onResponse(
       rekeyed(ctx, old, next, chosen.suite, { gir: result.sharedSecret!, Ni: ours.Ni, Nr });
       const collision = old.ikeRekey?.collision;
       old.ikeRekey = undefined;
-      if (collision && !collision.next.deleted && lowest(ours.Ni, Nr, collision)) {
+      if (
+        collision &&
+        !collision.next.deleted &&
+        oursIsRedundant({ ours: { Ni: ours.Ni, Nr }, theirs: collision })
+      ) {
         // Ours holds the lowest nonce: ours goes, theirs takes over (section 2.8.2).
         ctx.addSa(next);
         ctx.log('info', 'simultaneous IKE SA rekey: the peer’s new IKE SA wins, deleting ours', next);
@@ -156,24 +160,12 @@ function onResponse(
         sendDeleteIke(ctx, next, () => ctx.discardIke(next, 'redundant after a simultaneous rekey'));
         return;
       }
-      // Ours wins: the peer deletes the one it started, still kept aside here.
+      // Ours wins: the peer deletes the one it started, kept aside here until it does.
+      if (collision && !collision.next.deleted) ctx.setAside(collision.next);
       ctx.ikeRekeyed(old, next);
       ctx.log('info', `IKE SA rekeyed: ${formatSuite(chosen.suite)}`, next);
     },
   );
-}
-
-/** Whether our exchange (Ni, Nr) holds the lowest of the four nonces. */
-function lowest(Ni: Uint8Array, Nr: Uint8Array, theirs: { Ni: Uint8Array; Nr: Uint8Array }): boolean {
-  const ours = compare(Ni, Nr) <= 0 ? Ni : Nr;
-  const other = compare(theirs.Ni, theirs.Nr) <= 0 ? theirs.Ni : theirs.Nr;
-  return compare(ours, other) < 0;
-}
-
-function compare(a: Uint8Array, b: Uint8Array): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 /** The new IKE SA, on the old one's addresses, NAT state and connection. */

@@ -38,6 +38,14 @@ export interface PendingRequest {
   readonly onTimeout: () => void;
 }
 
+/** A child SA rekey of ours in flight: the child it replaces, our nonce, a crossing rekey of the peer's. */
+export interface ChildRekey {
+  readonly oldId: number;
+  readonly Ni: Uint8Array;
+  /** The peer rekeyed the same child SA meanwhile: the child SA we made answering it, and its nonces. */
+  collision?: { readonly childId: number; readonly Ni: Uint8Array; readonly Nr: Uint8Array };
+}
+
 /** A request waiting for the window (ours in flight), in order. */
 export interface QueuedRequest {
   readonly send: () => void;
@@ -66,6 +74,8 @@ export class Ikev2Sa extends IkeSa {
   cookie: Uint8Array | undefined;
   /** Our rekey of this IKE SA, while it runs (section 2.18). */
   ikeRekey: IkeRekey | undefined;
+  /** Our child SA rekeys in flight, and the peer's that crossed them (section 2.8.1). */
+  readonly childRekeys: ChildRekey[] = [];
 
   // --- the window (RFC 7296 section 2.3) ---------------------------------------------------------
   nextRequestId = 0;

@@ -24,11 +24,19 @@ export function sendDeleteIke(ctx: ProtocolContext, sa: Ikev2Sa, then: () => voi
 
 /** Deletes a child SA, naming its inbound SPI (the peer answers with its own). */
 export function sendDeleteChild(ctx: ProtocolContext, sa: Ikev2Sa, child: ChildSa): void {
+  sendDeleteSpi(ctx, sa, child.spiIn);
+}
+
+/**
+ * A Delete for the child SA our inbound SPI `spiIn` belongs to: also for one the peer installed
+ * on answering us and we then refused (section 1.3: the initiator deletes what it will not use).
+ */
+export function sendDeleteSpi(ctx: ProtocolContext, sa: Ikev2Sa, spiIn: number): void {
   sendRequest(
     ctx,
     sa,
     ExchangeType.INFORMATIONAL,
-    [{ kind: 'delete', protocolId: ProtocolId.ESP, spiSize: 4, spis: [u32be(child.spiIn)] }],
+    [{ kind: 'delete', protocolId: ProtocolId.ESP, spiSize: 4, spis: [u32be(spiIn)] }],
     { onResponse: () => {}, onTimeout: () => {} },
   );
 }
@@ -54,6 +62,10 @@ export function respondToInformational(
     ctx.log(isErrorNotify(n.notifyType) ? 'warn' : 'info', `peer sent ${notifyName(n.notifyType)}`, sa);
   if (deletes.some((d) => d.protocolId === ProtocolId.IKE)) {
     sendResponse(ctx, sa, ExchangeType.INFORMATIONAL, messageId, []);
+    // The peer's rekey crossed ours and it deletes the old SA: its rekey won (section 2.8.2).
+    const crossed = sa.ikeRekey?.collision;
+    sa.ikeRekey = undefined;
+    if (crossed && !crossed.next.deleted) ctx.ikeRekeyed(sa, crossed.next);
     ctx.ikeDeletedByPeer(sa, 'delete');
     return;
   }

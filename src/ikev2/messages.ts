@@ -24,8 +24,6 @@ import { IntegrityFailure } from './protection.js';
 /** The timer our request in flight runs on. */
 export const REQUEST_TIMER = 'request';
 
-/** Messages bigger than this go in fragments once both sides support them (RFC 7383 2.5.1). */
-export const FRAGMENT_SIZE = 1280 - 48;
 /** Reassembly bounds: fragments per message, bytes per message, seconds to wait for the rest. */
 const MAX_FRAGMENTS = 64;
 const MAX_REASSEMBLED = 64 * 1024;
@@ -45,15 +43,32 @@ function transmit(ctx: ProtocolContext, sa: Ikev2Sa, datagrams: readonly Uint8Ar
     ctx.emit({ type: 'send', from: sa.local, to: sa.remote, data, nonEspMarker: sa.floated });
 }
 
+/**
+ * The largest IKE message that fits the configured IP datagram size (EngineSettings.fragmentSize)
+ * under the IP and UDP headers and, on port 4500, the non-ESP marker. Bigger ones go in
+ * fragments once both sides support them (RFC 7383 2.5.1).
+ */
+function messageLimit(ctx: ProtocolContext, sa: Ikev2Sa): number {
+  const ip = sa.remote.address.includes(':') ? 40 : 20;
+  return ctx.settings.fragmentSize - ip - 8 - (sa.floated ? 4 : 0);
+}
+
 /** The datagrams of a message: in the clear for IKE_SA_INIT, else encrypted (and fragmented if due). */
-function build(sa: Ikev2Sa, header: HeaderFields, payloads: readonly Payload[]): Uint8Array[] {
+function build(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  header: HeaderFields,
+  payloads: readonly Payload[],
+): Uint8Array[] {
   if (header.exchangeType === ExchangeType.IKE_SA_INIT) return [encodeMessage(header, payloads)];
   const protection = sa.protection!;
   const whole = protection.seal(header, payloads);
-  if (!sa.fragmentation || whole.length <= FRAGMENT_SIZE) return [whole];
-  // RFC 7383 2.5.3: every fragment is encrypted on its own, numbered from 1.
+  const limit = messageLimit(ctx, sa);
+  if (!sa.fragmentation || whole.length <= limit) return [whole];
+  // RFC 7383 2.5.3: every fragment is encrypted on its own, numbered from 1. Its room: the limit
+  // less the IKE header, the SKF header, IV, ICV and the most padding a block cipher may add.
   const chain = encodePayloads(payloads);
-  const room = FRAGMENT_SIZE - 28 - 8 - protection.overhead(0) - 16;
+  const room = limit - 28 - 8 - protection.overhead(0) - 16;
   const total = Math.ceil(chain.length / room);
   const first = payloads.length ? payloadType(payloads[0]!) : PayloadType.NONE;
   return Array.from({ length: total }, (_, i) =>
@@ -80,7 +95,7 @@ export function sendRequest(
   const send = () => {
     const messageId = sa.nextRequestId++;
     const list = typeof payloads === 'function' ? payloads() : payloads;
-    const datagrams = build(sa, fields(sa, exchangeType, messageId, false), list);
+    const datagrams = build(ctx, sa, fields(sa, exchangeType, messageId, false), list);
     const retransmission = new Retransmission(ctx.settings.retransmit, ctx.now);
     sa.pending = { messageId, exchangeType, datagrams, retransmission, ...handlers };
     if (exchangeType === ExchangeType.IKE_SA_INIT) sa.initRequest = datagrams[0];
@@ -129,7 +144,7 @@ export function sendResponse(
   messageId: number,
   payloads: readonly Payload[],
 ): void {
-  const datagrams = build(sa, fields(sa, exchangeType, messageId, true), payloads);
+  const datagrams = build(ctx, sa, fields(sa, exchangeType, messageId, true), payloads);
   sa.lastResponse = { messageId, datagrams };
   if (exchangeType === ExchangeType.IKE_SA_INIT) sa.initResponse = datagrams[0];
   transmit(ctx, sa, datagrams);
@@ -147,6 +162,7 @@ interface Reassembly {
   readonly parts: (Uint8Array | undefined)[];
   innerFirst: number;
   bytes: number;
+  received: number;
 }
 
 const reassemblies = new WeakMap<Ikev2Sa, Reassembly>();
@@ -176,18 +192,21 @@ export function openMessage(
       parts: new Array<Uint8Array | undefined>(total),
       innerFirst: PayloadType.NONE,
       bytes: 0,
+      received: 0,
     };
     reassemblies.set(sa, reassembly);
   }
   if (reassembly.parts[number - 1]) return undefined; // a duplicate
   reassembly.parts[number - 1] = opened.chain;
+  reassembly.received++;
   reassembly.bytes += opened.chain.length;
   if (number === 1) reassembly.innerFirst = part.innerFirst;
   if (reassembly.bytes > MAX_REASSEMBLED) {
     reassemblies.delete(sa);
     throw new IntegrityFailure(`reassembled message over ${MAX_REASSEMBLED} bytes`);
   }
-  if (reassembly.parts.some((p) => p === undefined)) return undefined;
+  // (Counted: an array with holes skips them in some(), so it cannot tell what is missing.)
+  if (reassembly.received < reassembly.total) return undefined;
   reassemblies.delete(sa);
   return decodePayloads(concat(...(reassembly.parts as Uint8Array[])), reassembly.innerFirst);
 }

@@ -75,7 +75,7 @@ export class SkProtection {
         ? payloadType(inner[0]!)
         : PayloadType.NONE;
     const encryption = this.#encryption;
-    const block = Math.max(encryption.blockSize, 1);
+    const block = this.#alignment;
     const padLength = (block - ((chain.length + 1) % block)) % block;
     const plaintext = new Uint8Array(chain.length + padLength + 1);
     plaintext.set(chain);
@@ -129,7 +129,7 @@ export class SkProtection {
       const icv = body.subarray(body.length - icvLength);
       const expected = this.#integrity!.compute(SK_a, datagram.subarray(0, headerEnd), iv, ciphertext);
       if (!equalBytes(expected, icv)) throw new IntegrityFailure('the integrity checksum does not verify');
-      if (ciphertext.length % Math.max(encryption.blockSize, 1) !== 0)
+      if (ciphertext.length % this.#alignment !== 0)
         throw new IntegrityFailure(`ciphertext of ${ciphertext.length} bytes is not whole blocks`);
       plaintext = encryption.decrypt(SK_e, iv, ciphertext);
     }
@@ -141,9 +141,19 @@ export class SkProtection {
     return { chain, payloads: decodePayloads(chain, part.innerFirst, headerEnd + ivLength) };
   }
 
+  /**
+   * What the padded plaintext is a multiple of: a CBC cipher's block; 1 for counter modes and
+   * AEADs, which need no padding in IKEv2 (RFC 5930 section 2, RFC 5282 section 3, RFC 7634
+   * section 3) even where ESP aligns to 4 bytes.
+   */
+  get #alignment(): number {
+    const { primitive } = this.#encryption.algorithm;
+    return primitive === 'aes-cbc' || primitive === '3des-cbc' ? this.#encryption.blockSize : 1;
+  }
+
   #bodyLength(chainLength: number): number {
     const encryption = this.#encryption;
-    const block = Math.max(encryption.blockSize, 1);
+    const block = this.#alignment;
     const padded = chainLength + 1 + ((block - ((chainLength + 1) % block)) % block);
     const icvLength = encryption.isAead ? encryption.icvLength : this.#integrity!.icvLength;
     return encryption.ivLength + padded + icvLength;

@@ -164,6 +164,8 @@ export class Ikev2Protocol implements IkeProtocol {
     ctx.heard(sa);
     if (sa.state === 'ESTABLISHED') ctx.peerMoved(sa, local, remote);
     this.#guarded(ctx, sa, () => {
+      // Deleting it (our Delete awaits its answer): only the peer's own Delete still matters.
+      if (sa.closing && exchangeType !== ExchangeType.INFORMATIONAL) return;
       switch (exchangeType) {
         case ExchangeType.IKE_AUTH:
           if (sa.state === 'IKE_AUTH_R') respondToAuth(ctx, sa, messageId, payloads, local, remote);
@@ -236,8 +238,10 @@ export class Ikev2Protocol implements IkeProtocol {
     startIkeRekey(ctx, sa as Ikev2Sa);
   }
 
-  deleteIke(ctx: ProtocolContext, sa: IkeSa): void {
-    sendDeleteIke(ctx, sa as Ikev2Sa);
+  /** Resent until answered (section 1.4.1); the SA is forgotten once it is, or on giving up. */
+  deleteIke(ctx: ProtocolContext, sa: IkeSa): boolean {
+    sendDeleteIke(ctx, sa as Ikev2Sa, () => ctx.discardIke(sa, 'its Delete is done'));
+    return true;
   }
 
   deleteChild(ctx: ProtocolContext, sa: IkeSa, child: ChildSa): void {

@@ -40,7 +40,7 @@ t.test('unknown keys anywhere: "did you mean", or the allowed keys when none is 
   t.match(top?.expected, 'one of the keys listen, kernel', 'the allowed keys are still in the error');
   hasUnknownKey(t, errorsOf(t, withValue(baseConfig(), 'peer', {})), 'peer', {
     allowed:
-      'listen, kernel, crypto, workers, control, log, metrics, debug, dataPlane, retransmit, endpointGroups',
+      'listen, kernel, crypto, workers, control, log, metrics, debug, dataPlane, retransmit, ike, endpointGroups',
   });
   hasUnknownKey(
     t,

@@ -2,7 +2,7 @@ import t from 'tap';
 import { CONFIG_DEFAULTS, parseConfig } from '../../src/config/index.js';
 import { errorsOf, FILE, hasError, hasUnknownKey } from './fixtures/helpers.js';
 
-/** The daemon's own keys: log, metrics, debug and retransmit (listen, kernel... are in errors.test.ts). */
+/** The daemon's own keys: log, metrics, debug, retransmit and ike (listen, kernel... are in errors.test.ts). */
 
 t.test('defaults when absent', async (t) => {
   const config = parseConfig('{}', FILE);
@@ -12,6 +12,7 @@ t.test('defaults when absent', async (t) => {
   t.same(config.debug, {});
   t.same(config.retransmit, { timeout: 2, backoff: 1.8, tries: 5 });
   t.same(config.retransmit, CONFIG_DEFAULTS.retransmit);
+  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 100 });
 });
 
 t.test('log: level, format and per-subsystem levels', async (t) => {
@@ -92,4 +93,17 @@ t.test('retransmit: timeout, backoff and tries within sane ranges', async (t) =>
   hasError(t, errorsOf(t, { retransmit: { timeout: 61 } }), 'retransmit.timeout', 'from 0.1 to 60');
   hasError(t, errorsOf(t, { retransmit: { tries: 2.5 } }), 'retransmit.tries', 'a whole number');
   hasError(t, errorsOf(t, { retransmit: { timeout: '2' } }), 'retransmit.timeout', 'a number');
+});
+
+t.test('ike: fragment size and cookie threshold within sane ranges', async (t) => {
+  const config = parseConfig(JSON.stringify({ ike: { cookieThreshold: 0 } }), FILE);
+  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 0 }, 'cookies always; the size by default');
+  t.equal(parseConfig(JSON.stringify({ ike: { fragmentSize: 576 } }), FILE).ike.fragmentSize, 576);
+  const errors = errorsOf(t, { ike: { fragmentSize: 500, cookieThreshold: -1 } });
+  hasError(t, errors, 'ike.fragmentSize', 'a whole number from 576 to 9000');
+  hasError(t, errors, 'ike.cookieThreshold', 'a whole number from 0 to 100000');
+  hasError(t, errorsOf(t, { ike: { fragmentSize: 1280.5 } }), 'ike.fragmentSize', 'a whole number');
+  hasUnknownKey(t, errorsOf(t, { ike: { fragment_size: 1000 } }), 'ike.fragment_size', {
+    suggestion: 'fragmentSize',
+  });
 });

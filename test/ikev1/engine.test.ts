@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { masquerade } from '../helpers/faults.js';
 import { algorithm } from '../../src/crypto/registry.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
@@ -190,18 +191,7 @@ t.test('NAT traversal: the initiator behind a NAT floats to 4500 and keeps the m
     }),
   ]);
   // A masquerading NAT: the inside address and port are rewritten both ways.
-  const natPorts = new Map<number, number>([
-    [500, 1024],
-    [4500, 1025],
-  ]);
-  pair.wire = (p) => {
-    if (p.from.address === inside) return { ...p, from: { address: nat, port: natPorts.get(p.from.port)! } };
-    if (p.to.address === nat) {
-      const port = [...natPorts].find(([, outside]) => outside === p.to.port)![0];
-      return { ...p, to: { address: inside, port } };
-    }
-    return p;
-  };
+  masquerade(pair, inside, nat);
   pair.initiate(a);
   assertMatchingChildren(t, a, b);
   t.ok(only(a).encapsulation && only(b).encapsulation, 'both sides use UDP encapsulation');
