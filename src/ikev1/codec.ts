@@ -1,3 +1,5 @@
+import { type Attribute, readAttributes, writeAttribute } from '../wire/attributes.js';
+import { type IkeHeaderFields, readIkeHeader } from '../wire/ike-header.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { GENERIC_HEADER_LENGTH, ISAKMP_HEADER_LENGTH, NotifyType, PayloadType } from './constants.js';
@@ -11,21 +13,12 @@ import { GENERIC_HEADER_LENGTH, ISAKMP_HEADER_LENGTH, NotifyType, PayloadType } 
 
 export const MAX_MESSAGE_LENGTH = 65535;
 
-export interface IsakmpHeader {
+export interface IsakmpHeader extends IkeHeaderFields {
   readonly CKY_I: Uint8Array;
   readonly CKY_R: Uint8Array;
-  readonly nextPayload: number;
-  readonly majorVersion: number;
-  readonly minorVersion: number;
-  readonly exchangeType: number;
-  readonly flags: number;
-  readonly messageId: number;
-  readonly length: number;
 }
 
-/** A data attribute: TV (`value`, 16 bits) or TLV (`bytes`), kept as sent so encode is exact. */
-export type Attribute =
-  { readonly type: number; readonly value: number } | { readonly type: number; readonly bytes: Uint8Array };
+export type { Attribute };
 
 export interface Transform {
   readonly number: number;
@@ -120,16 +113,8 @@ export function decodeHeader(datagram: Uint8Array): IsakmpHeader {
   const r = new Reader(datagram, 0, datagram.length, NotifyType.PAYLOAD_MALFORMED);
   if (datagram.length < ISAKMP_HEADER_LENGTH)
     r.fail(`datagram of ${datagram.length} bytes is shorter than a header`);
-  const CKY_I = r.take(8);
-  const CKY_R = r.take(8);
-  const nextPayload = r.u8();
-  const version = r.u8();
-  const exchangeType = r.u8();
-  const flags = r.u8();
-  const messageId = r.u32();
-  const length = r.u32();
-  const majorVersion = version >> 4;
-  const minorVersion = version & 0x0f;
+  const { spis, ...fields } = readIkeHeader(r);
+  const { majorVersion, minorVersion, flags, length } = fields;
   if (majorVersion !== 1)
     r.fail(`ISAKMP major version ${majorVersion}`, NotifyType.INVALID_MAJOR_VERSION, 17);
   if (minorVersion !== 0)
@@ -142,7 +127,7 @@ export function decodeHeader(datagram: Uint8Array): IsakmpHeader {
       24,
     );
   }
-  return { CKY_I, CKY_R, nextPayload, majorVersion, minorVersion, exchangeType, flags, messageId, length };
+  return { CKY_I: spis[0], CKY_R: spis[1], ...fields };
 }
 
 export function encodeHeader(
@@ -409,9 +394,7 @@ function decodeTransform(r: Reader): Transform {
   const number = r.u8('transform number');
   const transformId = r.u8('transform id');
   r.skip(2, 'transform reserved');
-  const attributes: Attribute[] = [];
-  readAttributes(r, attributes);
-  return { number, transformId, attributes };
+  return { number, transformId, attributes: readAttributes(r) };
 }
 
 function genericHeader(r: Reader, what: string): { next: number; body: Reader } {
@@ -440,16 +423,11 @@ function encodeSa(w: Writer, sa: Extract<Payload, { kind: 'sa' }>): void {
         const lastTransform = j === proposal.transforms.length - 1;
         writeGeneric(w, lastTransform ? PayloadType.NONE : PayloadType.T, () => {
           w.u8(transform.number).u8(transform.transformId).u16(0);
-          for (const attribute of transform.attributes) encodeAttribute(w, attribute);
+          for (const attribute of transform.attributes) writeAttribute(w, attribute);
         });
       });
     });
   });
-}
-
-function encodeAttribute(w: Writer, attribute: Attribute): void {
-  if ('value' in attribute) w.u16(0x8000 | attribute.type).u16(attribute.value);
-  else w.u16(attribute.type).u16(attribute.bytes.length).bytes(attribute.bytes);
 }
 
 /** An attribute's numeric value: TV as is, TLV as a big-endian integer of up to 4 bytes. */
@@ -490,22 +468,10 @@ export function payloadChainLength(body: Uint8Array): number {
 /** A bare attribute list, as a RESPONDER-LIFETIME notify carries it (RFC 2407 section 4.6.3.1). */
 export function encodeAttributes(attributes: readonly Attribute[]): Uint8Array {
   const w = new Writer();
-  for (const attribute of attributes) encodeAttribute(w, attribute);
+  for (const attribute of attributes) writeAttribute(w, attribute);
   return w.finish();
 }
 
 export function decodeAttributes(data: Uint8Array): Attribute[] {
-  const r = new Reader(data, 0, data.length, NotifyType.PAYLOAD_MALFORMED);
-  const attributes: Attribute[] = [];
-  readAttributes(r, attributes);
-  return attributes;
-}
-
-function readAttributes(r: Reader, into: Attribute[]): void {
-  while (r.remaining > 0) {
-    const word = r.u16('attribute type');
-    const type = word & 0x7fff;
-    if (word & 0x8000) into.push({ type, value: r.u16('attribute value') });
-    else into.push({ type, bytes: r.take(r.u16('attribute length'), 'attribute value') });
-  }
+  return readAttributes(new Reader(data, 0, data.length, NotifyType.PAYLOAD_MALFORMED));
 }

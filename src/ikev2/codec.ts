@@ -1,5 +1,7 @@
 import type { TrafficSelector } from '../core/traffic-selector.js';
+import { type Attribute, readAttributes, writeAttribute } from '../wire/attributes.js';
 import { DecodeError } from '../wire/errors.js';
+import { type IkeHeaderFields, readIkeHeader } from '../wire/ike-header.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import {
@@ -21,21 +23,12 @@ import {
 
 export const MAX_MESSAGE_LENGTH = 65535;
 
-export interface Ikev2Header {
+export interface Ikev2Header extends IkeHeaderFields {
   readonly spiI: Uint8Array;
   readonly spiR: Uint8Array;
-  readonly nextPayload: number;
-  readonly majorVersion: number;
-  readonly minorVersion: number;
-  readonly exchangeType: number;
-  readonly flags: number;
-  readonly messageId: number;
-  readonly length: number;
 }
 
-/** A transform attribute: TV (`value`, 16 bits) or TLV (`bytes`), kept as sent so encode is exact. */
-export type Attribute =
-  { readonly type: number; readonly value: number } | { readonly type: number; readonly bytes: Uint8Array };
+export type { Attribute };
 
 export interface Transform {
   readonly type: number;
@@ -130,30 +123,13 @@ export function decodeHeader(datagram: Uint8Array): Ikev2Header {
   const r = new Reader(datagram, 0, datagram.length, NotifyType.INVALID_SYNTAX);
   if (datagram.length < IKE_HEADER_LENGTH)
     r.fail(`datagram of ${datagram.length} bytes is shorter than a header`);
-  const spiI = r.take(8);
-  const spiR = r.take(8);
-  const nextPayload = r.u8();
-  const version = r.u8();
-  const exchangeType = r.u8();
-  const flags = r.u8();
-  const messageId = r.u32();
-  const length = r.u32();
-  const majorVersion = version >> 4;
+  const { spis, ...fields } = readIkeHeader(r);
+  const { majorVersion, length } = fields;
   // The minor version is ignored on receipt (RFC 7296 section 3.1).
   if (majorVersion !== 2) r.fail(`IKE major version ${majorVersion}`, NotifyType.INVALID_MAJOR_VERSION, 17);
   if (length !== datagram.length)
     r.fail(`header says ${length} bytes, datagram has ${datagram.length}`, NotifyType.INVALID_SYNTAX, 24);
-  return {
-    spiI,
-    spiR,
-    nextPayload,
-    majorVersion,
-    minorVersion: version & 0x0f,
-    exchangeType,
-    flags,
-    messageId,
-    length,
-  };
+  return { spiI: spis[0], spiR: spis[1], ...fields };
 }
 
 export interface HeaderFields {
@@ -462,24 +438,13 @@ function decodeProposals(r: Reader): Proposal[] {
       const type = t.u8('transform type');
       t.skip(1, 'transform reserved');
       const id = t.u16('transform ID');
-      transforms.push({ type, id, attributes: decodeAttributes(t) });
+      transforms.push({ type, id, attributes: readAttributes(t) });
     }
     if (p.remaining > 0) p.fail(`proposal ${number}: ${p.remaining} bytes after its transforms`);
     proposals.push({ number, protocolId, spi, transforms });
   }
   if (r.remaining > 0) r.fail(`SA: ${r.remaining} bytes after the last proposal`);
   return proposals;
-}
-
-function decodeAttributes(r: Reader): Attribute[] {
-  const attributes: Attribute[] = [];
-  while (r.remaining > 0) {
-    const word = r.u16('attribute type');
-    const type = word & 0x7fff;
-    if (word & 0x8000) attributes.push({ type, value: r.u16('attribute value') });
-    else attributes.push({ type, bytes: r.take(r.u16('attribute length'), 'attribute value') });
-  }
-  return attributes;
 }
 
 function decodeSelectors(r: Reader): SelectorPayload[] {
@@ -573,10 +538,7 @@ function encodeProposal(w: Writer, proposal: Proposal, last: boolean): void {
       .u8(0)
       .u16(0);
     w.u8(transform.type).u8(0).u16(transform.id);
-    for (const attribute of transform.attributes) {
-      if ('value' in attribute) w.u16(0x8000 | attribute.type).u16(attribute.value);
-      else w.u16(attribute.type).u16(attribute.bytes.length).bytes(attribute.bytes);
-    }
+    for (const attribute of transform.attributes) writeAttribute(w, attribute);
     w.patchU16(tstart + 2, w.offset - tstart);
   });
   w.patchU16(start + 2, w.offset - start);

@@ -50,21 +50,11 @@ export function startIkeAuth(ctx: ProtocolContext, sa: Ikev2Sa): void {
   const selectors = defaultSelectors(connection, sa);
   const negotiation = ctx.beginChild(sa, connection, selectors)!;
   ctx.allocateSpi(sa, (spiIn) => {
-    const identity = ownIdentity(connection, sa);
-    const id = idPayload('i', identity);
-    sa.localId = formatIdentity(identity);
-    const auth = pskAuth(
-      sa.prf!,
-      connection.psk,
-      sa.initRequest!,
-      sa.Nr!,
-      sa.keys!.SK_pi,
-      idBody(id.idType, id.data),
-    );
+    const [id, auth] = ourIdAndAuth(sa, connection);
     const payloads: Payload[] = [
       id,
       ...(connection.peer.id ? [idPayload('r', connection.peer.id)] : []),
-      { kind: 'auth', method: AuthMethod.SHARED_KEY_MIC, data: auth },
+      auth,
       ...(ctx.hasOtherSaWithPeer(sa) ? [] : [notify(NotifyType.INITIAL_CONTACT)]),
       espOffer(connection, spiIn),
       ...childRequestPayloads(connection, selectors.localTs, selectors.remoteTs),
@@ -223,18 +213,7 @@ export function respondToAuth(
     sa.remote = remote;
   }
   if (findNotify(request, NotifyType.INITIAL_CONTACT)) ctx.initialContact(sa);
-  const ownId = ownIdentity(connection, sa);
-  const idR = idPayload('r', ownId);
-  sa.localId = formatIdentity(ownId);
-  const ourAuth = pskAuth(
-    sa.prf!,
-    connection.psk,
-    sa.initResponse!,
-    sa.Ni!,
-    sa.keys!.SK_pr,
-    idBody(idR.idType, idR.data),
-  );
-  const authPayloads: Payload[] = [idR, { kind: 'auth', method: AuthMethod.SHARED_KEY_MIC, data: ourAuth }];
+  const authPayloads: Payload[] = ourIdAndAuth(sa, connection);
   const established = () => {
     sa.state = 'ESTABLISHED';
     sa.initRequest = sa.initResponse = undefined;
@@ -307,4 +286,24 @@ function connectionFor(
     return better;
   }
   return current;
+}
+
+/**
+ * Our ID payload and the AUTH over it (section 2.15): each side signs the message it sent in
+ * IKE_SA_INIT, the other side's nonce, and its ID under its own SK_p.
+ */
+function ourIdAndAuth(sa: Ikev2Sa, connection: Connection): [Payload, Payload] {
+  const initiator = sa.role === 'initiator';
+  const identity = ownIdentity(connection, sa);
+  const id = idPayload(initiator ? 'i' : 'r', identity);
+  sa.localId = formatIdentity(identity);
+  const data = pskAuth(
+    sa.prf!,
+    connection.psk,
+    initiator ? sa.initRequest! : sa.initResponse!,
+    initiator ? sa.Nr! : sa.Ni!,
+    initiator ? sa.keys!.SK_pi : sa.keys!.SK_pr,
+    idBody(id.idType, id.data),
+  );
+  return [id, { kind: 'auth', method: AuthMethod.SHARED_KEY_MIC, data }];
 }

@@ -5,23 +5,16 @@ import { explainMismatch, formatSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { policyLabel } from '../core/connection.js';
 import { udpEncapsulated } from '../core/sa.js';
+import type { DhJob } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { findIkev2 } from '../crypto/registry.js';
 import { equalBytes, toHex, u16be } from '../wire/bytes.js';
-import {
-  type DecodedMessage,
-  encodeMessage,
-  find,
-  findAll,
-  findNotify,
-  notify,
-  type Payload,
-} from './codec.js';
-import { ExchangeType, HeaderFlag, notifyName, NotifyType } from './constants.js';
+import { type DecodedMessage, find, findAll, findNotify, notify, type Payload } from './codec.js';
+import { ExchangeType, notifyName, NotifyType } from './constants.js';
 import { Ikev2Error } from './errors.js';
 import { Ikev2Sa, keyed, newIkeSpi, newNonce } from './ike-sa.js';
 import { deriveIkeKeys } from './keys.js';
-import { sendRequest, sendResponse } from './messages.js';
+import { sendRequest, sendResponse, sendStateless } from './messages.js';
 import { choose, chosenSuite, offeredSuites, offerProposals, policySets } from './proposals.js';
 
 /**
@@ -210,29 +203,38 @@ function onInitResponse(
     sa.local = { address: sa.local.address, port: ctx.settings.natPort };
     sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
   }
+  const job = { group: chosen.suite.dh!.name, privateKey: sa.dh!.privateKey, peerPublic: ke.data };
+  deriveKeys(ctx, sa, chosen.suite, job, () => {
+    sa.dh = undefined;
+    sa.state = 'IKE_AUTH_I';
+    hooks.authenticate(sa);
+  });
+}
+
+/**
+ * g^ir, then SKEYSEED and the SK_* keys (section 2.14), with the SA's messages held back
+ * meanwhile; `then` gets our public value (the responder's KE). A peer's public value that
+ * fails validation (RFC 6989) ends the SA.
+ */
+function deriveKeys(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  suite: NonNullable<Ikev2Sa['suite']>,
+  job: DhJob,
+  then: (publicKey: Uint8Array) => void,
+): void {
   sa.computing = true;
-  ctx.compute(
-    sa,
-    { group: chosen.suite.dh!.name, privateKey: sa.dh!.privateKey, peerPublic: ke.data },
-    (result) => {
-      sa.computing = false;
-      if (result instanceof InvalidPublicValueError) {
-        ctx.ikeFailed(sa, { cause: 'malformed', reason: result.message });
-        return;
-      }
-      if (result instanceof Error) throw result;
-      const derived = deriveIkeKeys(
-        ctx.crypto,
-        chosen.suite,
-        { gir: result.sharedSecret!, Ni: sa.Ni!, Nr: sa.Nr!, SPIi: sa.spiI, SPIr: sa.spiR },
-        true,
-      );
-      keyed(ctx, sa, derived);
-      sa.dh = undefined;
-      sa.state = 'IKE_AUTH_I';
-      hooks.authenticate(sa);
-    },
-  );
+  ctx.compute(sa, job, (result) => {
+    sa.computing = false;
+    if (result instanceof InvalidPublicValueError) {
+      ctx.ikeFailed(sa, { cause: 'malformed', reason: result.message });
+      return;
+    }
+    if (result instanceof Error) throw result;
+    const input = { gir: result.sharedSecret!, Ni: sa.Ni!, Nr: sa.Nr!, SPIi: sa.spiI, SPIr: sa.spiR };
+    keyed(ctx, sa, deriveIkeKeys(ctx.crypto, suite, input, sa.role === 'initiator'));
+    then(result.publicKey);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,22 +254,14 @@ export function respondToInit(
 ): void {
   const { header, payloads } = message;
   const stateless = (type: number, data?: Uint8Array) =>
-    ctx.emit({
-      type: 'send',
-      from: local,
-      to: remote,
-      data: encodeMessage(
-        {
-          spiI: header.spiI,
-          spiR: new Uint8Array(8),
-          exchangeType: ExchangeType.IKE_SA_INIT,
-          flags: HeaderFlag.RESPONSE,
-          messageId: 0,
-        },
-        [notify(type, data)],
-      ),
-      nonEspMarker: local.port === ctx.settings.natPort,
-    });
+    sendStateless(
+      ctx,
+      local,
+      remote,
+      { spiI: header.spiI, exchangeType: ExchangeType.IKE_SA_INIT, messageId: 0 },
+      type,
+      data,
+    );
   const saPayload = find(payloads, 'sa');
   const ke = find(payloads, 'ke');
   const nonce = find(payloads, 'nonce');
@@ -354,24 +348,10 @@ export function respondToInit(
   ctx.addSa(sa);
   detectNat(ctx, sa, payloads, new Uint8Array(8));
   const reply = chosen.proposal;
-  sa.computing = true;
-  ctx.compute(sa, { group: group.name, peerPublic: ke.data }, (result) => {
-    sa.computing = false;
-    if (result instanceof InvalidPublicValueError) {
-      ctx.ikeFailed(sa, { cause: 'malformed', reason: result.message });
-      return;
-    }
-    if (result instanceof Error) throw result;
-    const derived = deriveIkeKeys(
-      ctx.crypto,
-      chosen!.suite,
-      { gir: result.sharedSecret!, Ni: sa.Ni!, Nr: sa.Nr!, SPIi: sa.spiI, SPIr: sa.spiR },
-      false,
-    );
-    keyed(ctx, sa, derived);
+  deriveKeys(ctx, sa, chosen.suite, { group: group.name, peerPublic: ke.data }, (publicKey) => {
     sendResponse(ctx, sa, ExchangeType.IKE_SA_INIT, 0, [
       { kind: 'sa', proposals: [reply] },
-      { kind: 'ke', group: group.ikev2, data: result.publicKey },
+      { kind: 'ke', group: group.ikev2, data: publicKey },
       { kind: 'nonce', data: sa.Nr! },
       ...natNotifies(ctx, sa),
       ...(sa.fragmentation ? [notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] : []),

@@ -1,3 +1,4 @@
+import type { Endpoint } from '../core/endpoint.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { Retransmission } from '../core/retransmit.js';
 import { concat } from '../wire/bytes.js';
@@ -7,6 +8,7 @@ import {
   encodeMessage,
   encodePayloads,
   type HeaderFields,
+  notify,
   type Payload,
   payloadType,
 } from './codec.js';
@@ -148,6 +150,28 @@ export function sendResponse(
   sa.lastResponse = { messageId, datagrams };
   if (exchangeType === ExchangeType.IKE_SA_INIT) sa.initResponse = datagrams[0];
   transmit(ctx, sa, datagrams);
+}
+
+/**
+ * An answer we keep no state for: one notify in the clear to a first request (COOKIE,
+ * INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, UNSUPPORTED_CRITICAL_PAYLOAD), our SPI left zero.
+ */
+export function sendStateless(
+  ctx: ProtocolContext,
+  local: Endpoint,
+  remote: Endpoint,
+  request: { readonly spiI: Uint8Array; readonly exchangeType: number; readonly messageId: number },
+  type: number,
+  data?: Uint8Array,
+): void {
+  const header = { ...request, spiR: new Uint8Array(8), flags: HeaderFlag.RESPONSE };
+  ctx.emit({
+    type: 'send',
+    from: local,
+    to: remote,
+    data: encodeMessage(header, [notify(type, data)]),
+    nonEspMarker: local.port === ctx.settings.natPort,
+  });
 }
 
 /** A request we saw before (the peer lost our answer): the cached answer again. */

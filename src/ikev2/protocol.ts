@@ -6,14 +6,7 @@ import type { ChildSa } from '../core/sa.js';
 import type { TrafficSelector } from '../core/traffic-selector.js';
 import { DecodeError } from '../wire/errors.js';
 import type { IkeHeaderPeek } from '../wire/ike-header.js';
-import {
-  CriticalPayloadError,
-  type DecodedMessage,
-  decodeMessage,
-  encodeMessage,
-  find,
-  notify,
-} from './codec.js';
+import { CriticalPayloadError, type DecodedMessage, decodeMessage, find } from './codec.js';
 import { exchangeName, ExchangeType, HeaderFlag, NotifyType, ProtocolId } from './constants.js';
 import { startCreateChild, respondToCreateChild } from './create-child.js';
 import { failureOf, isTyped } from './errors.js';
@@ -27,7 +20,14 @@ import {
   sendDeleteIke,
   sendLivenessCheck,
 } from './informational.js';
-import { openMessage, REQUEST_TIMER, requestTimeout, resendResponse, responseArrived } from './messages.js';
+import {
+  openMessage,
+  REQUEST_TIMER,
+  requestTimeout,
+  resendResponse,
+  responseArrived,
+  sendStateless,
+} from './messages.js';
 import { IntegrityFailure } from './protection.js';
 
 /**
@@ -75,22 +75,14 @@ export class Ikev2Protocol implements IkeProtocol {
       );
       // A first request with a critical payload we do not know is answered (section 2.5).
       if (error instanceof CriticalPayloadError && header.initial && !(header.flags & HeaderFlag.RESPONSE))
-        ctx.emit({
-          type: 'send',
-          from: local,
-          to: remote,
-          data: encodeMessage(
-            {
-              spiI: header.spiI,
-              spiR: new Uint8Array(8),
-              exchangeType: header.exchangeType,
-              flags: HeaderFlag.RESPONSE,
-              messageId: header.messageId,
-            },
-            [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Uint8Array.of(error.payloadType))],
-          ),
-          nonEspMarker: local.port === ctx.settings.natPort,
-        });
+        sendStateless(
+          ctx,
+          local,
+          remote,
+          header,
+          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+          Uint8Array.of(error.payloadType),
+        );
       return;
     }
     const { exchangeType, flags, messageId } = message.header;

@@ -5,7 +5,20 @@
  * then checks the whole message.
  */
 
+import type { Reader } from './reader.js';
+
 export const IKE_HEADER_LENGTH = 28;
+
+/** The fields after the two SPIs, decoded: each version's codec adds the SPIs under its names. */
+export interface IkeHeaderFields {
+  readonly nextPayload: number;
+  readonly majorVersion: number;
+  readonly minorVersion: number;
+  readonly exchangeType: number;
+  readonly flags: number;
+  readonly messageId: number;
+  readonly length: number;
+}
 
 export interface IkeHeaderPeek {
   /** The major version: 1 (ISAKMP) or 2 (IKEv2); anything else is for nobody. */
@@ -33,5 +46,29 @@ export function peekIkeHeader(datagram: Uint8Array): IkeHeaderPeek | undefined {
     flags: datagram[19]!,
     messageId: ((datagram[20]! << 24) | (datagram[21]! << 16) | (datagram[22]! << 8) | datagram[23]!) >>> 0,
     initial,
+  };
+}
+
+/**
+ * The whole header read from `r` (which fails with its protocol's notify when it is too short):
+ * the SPIs as `spis`, the rest decoded. Checking the version, flags and length is the caller's.
+ */
+export function readIkeHeader(r: Reader): IkeHeaderFields & { readonly spis: [Uint8Array, Uint8Array] } {
+  const spis: [Uint8Array, Uint8Array] = [r.take(8, 'initiator SPI'), r.take(8, 'responder SPI')];
+  const nextPayload = r.u8('next payload');
+  const version = r.u8('version');
+  const exchangeType = r.u8('exchange type');
+  const flags = r.u8('flags');
+  const messageId = r.u32('message ID');
+  const length = r.u32('length');
+  return {
+    spis,
+    nextPayload,
+    majorVersion: version >> 4,
+    minorVersion: version & 0x0f,
+    exchangeType,
+    flags,
+    messageId,
+    length,
   };
 }

@@ -244,6 +244,16 @@ export class EnginePair {
     this.run(side, side.engine.initiate(name, this.now));
   }
 
+  /**
+   * Advances to just before `at`, then ticks `sides` at `at` together with what `also` makes
+   * each do then: their messages cross on the wire (simultaneous rekeys, a Delete racing one).
+   */
+  tickTogether(at: number, sides: readonly Side[], also: readonly (readonly [Side, Action[]])[] = []): void {
+    this.advance(at - this.now - 0.5);
+    this.now = at;
+    this.runAll([...sides.map((side) => [side, side.engine.tick(at)] as const), ...also]);
+  }
+
   /** Advances the clock to `until`, ticking each engine at its own deadlines. */
   advance(seconds: number): void {
     const until = this.now + seconds;
