@@ -41,6 +41,7 @@ const { values } = parseArgs({
     sweep: { type: 'string', default: '1000,10000,100000' },
     parts: { type: 'string', default: 'compare,pinning,sweep' },
     timeout: { type: 'string', default: '300' },
+    version: { type: 'string', default: '1' },
   },
 });
 
@@ -51,6 +52,10 @@ const RATE = Number(values.rate);
 const IKE = values.ike!;
 const ESP = values.esp!;
 const TIMEOUT = Number(values.timeout);
+const VERSION: 1 | 2 = values.version === '2' ? 2 : 1;
+/** What one handshake is, in the version's words. */
+const HANDSHAKE =
+  VERSION === 1 ? 'IKEv1 main mode + quick mode' : 'IKEv2 IKE_SA_INIT + IKE_AUTH with one child SA';
 const PSK = 'bench-handshake-psk-4be1';
 const RESPONDER = '192.0.2.2';
 const INITIATOR = '192.0.2.1';
@@ -122,7 +127,7 @@ function ikeNodeConfig(dir: string, count: number, kernel: 'memory' | 'userspace
     kernel,
     workers,
     control: { socket: join(dir, 'ike-node.sock') },
-    ikePolicies: { ike: { proposals: [IKE] } },
+    ikePolicies: { ike: { version: VERSION, proposals: [IKE] } },
     ipsecPolicies: { esp: { proposals: [ESP] } },
     connections,
   };
@@ -181,7 +186,7 @@ async function startCharonResponder(ns: Ns, kind: ResponderKind): Promise<Respon
   await charon.load(
     swanctlConnection({
       name: 'clients',
-      version: 1,
+      version: VERSION,
       local_addrs: RESPONDER,
       remote_addrs: '%any',
       proposals: IKE,
@@ -240,6 +245,7 @@ async function ownLoad(
     count,
     concurrency: CONCURRENCY,
     rate: RATE,
+    version: VERSION,
     ike: [IKE],
     esp: [ESP],
     psk: PSK,
@@ -304,7 +310,7 @@ async function charonLoad(ns: Ns, count: number): Promise<{ result: Load; releas
       const { address, port } = clientSelector(i, [INITIATOR]);
       return {
         name: clientName(i),
-        version: 1 as const,
+        version: VERSION,
         local_addrs: INITIATOR,
         remote_addrs: RESPONDER,
         proposals: IKE,
@@ -361,7 +367,7 @@ function parseCharonLoad(log: string): Load {
     if (!time) continue;
     const at = Number(time[1]) * 3600 + Number(time[2]) * 60 + Number(time[3]) + Number(time[4]) / 1000;
     const name = /<(c\d+)\|/.exec(line)?.[1];
-    if (/initiating Main Mode/.test(line) && name) {
+    if (/initiating (Main Mode|IKE_SA)/.test(line) && name) {
       started.set(name, at);
       first = Math.min(first, at);
     } else if (/CHILD_SA \S+ established/.test(line) && name && started.has(name)) {
@@ -462,7 +468,7 @@ const HEADER = [
   'drops',
 ];
 
-/** Key exchanges per second on one core: the responder's Diffie-Hellman for one IKEv1 SA. */
+/** Key exchanges per second on one core: the responder's Diffie-Hellman for one IKE SA. */
 function dhCeiling(): number {
   const provider = createCryptoProvider('node');
   const group = IKE.split('-').pop() as 'modp2048';
@@ -539,7 +545,7 @@ async function main(): Promise<void> {
       ? ['own', 'charon']
       : [values.initiator as InitiatorKind];
   console.log(
-    `bench:handshake  IKEv1 main mode + quick mode, ${IKE} / ESP ${ESP}, N = ${N}, ${RUNS} runs, ` +
+    `bench:handshake  ${HANDSHAKE}, ${IKE} / ESP ${ESP}, N = ${N}, ${RUNS} runs, ` +
       `${availableParallelism()} CPUs; own load: ${SOURCES.length} addresses, ${CONCURRENCY} in flight\n`,
   );
   const ceiling = dhCeiling();

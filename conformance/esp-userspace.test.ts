@@ -150,8 +150,14 @@ async function installedSwanChild(charon: Charon, spiNot?: string): Promise<Pars
   );
 }
 
-async function againstStrongswan(t: Test, kind: TopologyKind, esp: string, rekey: boolean): Promise<void> {
-  const lab = await openLab(t, kind, `us-${kind}`, 60);
+async function againstStrongswan(
+  t: Test,
+  kind: TopologyKind,
+  esp: string,
+  rekey: boolean,
+  version: 1 | 2 = 1,
+): Promise<void> {
+  const lab = await openLab(t, kind, `us-v${version}-${kind}`, 60);
   const { dir, topology } = lab;
   const { ours, theirs } = ends(topology, 'left');
   const charon = await startCharon(theirs.ns, { name: 'strongswan', dir: join(dir, 'strongswan') });
@@ -161,6 +167,7 @@ async function againstStrongswan(t: Test, kind: TopologyKind, esp: string, rekey
     ours,
     theirs,
     psk: PSK,
+    version,
     role: 'initiator',
     ike: 'aes128-sha256-modp2048',
     esp,
@@ -183,7 +190,7 @@ async function againstStrongswan(t: Test, kind: TopologyKind, esp: string, rekey
     t.equal(child.spiOut, swan.spiIn, 'SPIs agree after the rekey');
   }
 
-  await traffic(t, lab, 'left', `${kind}${rekey ? ' after a rekey' : ''} ${esp}`);
+  await traffic(t, lab, 'left', `IKEv${version} ${kind}${rekey ? ' after a rekey' : ''} ${esp}`);
   await countersAgree(
     t,
     esp,
@@ -211,6 +218,14 @@ t.test('ike-node (userspace) <-> strongSwan (kernel-libipsec), through the NAT',
 
 t.test('ike-node (userspace) <-> strongSwan (kernel-libipsec), after a rekey', (t) =>
   againstStrongswan(t, 'direct', 'aes128-sha256', true),
+);
+
+t.test(
+  'IKEv2: ike-node (userspace) <-> strongSwan (kernel-libipsec), direct and through the NAT',
+  async (t) => {
+    await t.test('direct, aes256gcm16', (t) => againstStrongswan(t, 'direct', 'aes256gcm16', false, 2));
+    await t.test('NAT, aes128-sha256', (t) => againstStrongswan(t, 'nat', 'aes128-sha256', false, 2));
+  },
 );
 
 t.test('ike-node (userspace) <-> ike-node (userspace)', async (t) => {

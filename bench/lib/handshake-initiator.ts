@@ -15,7 +15,7 @@ import { UdpEndpoints } from '../../src/net/udp.js';
 
 /**
  * The handshake benchmark's own load generator, a process of its own: one sans-I/O engine with a
- * connection per simulated client (each its own identity and ISAKMP SA), over real UDP sockets on
+ * connection per simulated client (each its own identity and IKE SA, IKEv1 or IKEv2), over real UDP sockets on
  * many source addresses, initiated with a bound on those in flight and on the rate. It prints one
  * JSON line with what it saw (SAs up, failures, setup latencies, retransmissions), and with
  * `hold` keeps the SAs until its standard input closes (the scale sweep measures the responder
@@ -32,6 +32,8 @@ export interface GeneratorSpec {
   readonly first: number;
   readonly count: number;
   readonly concurrency: number;
+  /** IKE version of every connection. */
+  readonly version: 1 | 2;
   /** Initiations per second at most (0: no limit). */
   readonly rate: number;
   readonly ike: readonly string[];
@@ -84,7 +86,7 @@ function connections(spec: GeneratorSpec): Connection[] {
     const { address, port } = clientSelector(i, spec.addresses);
     list.push({
       name: clientName(i),
-      ike: { name: 'ike', version: 1, mode: 'main', proposals: ike, lifetime: lifetime(10800) },
+      ike: { name: 'ike', version: spec.version, mode: 'main', proposals: ike, lifetime: lifetime(10800) },
       ipsec: {
         name: 'esp',
         protocol: 'esp',

@@ -50,6 +50,8 @@ export type Peer = 'strongswan' | 'ike-node-pfkey';
 
 export interface Scenario {
   name: string;
+  /** IKE version of every connection. */
+  version: 1 | 2;
   kind: TopologyKind;
   /** Who answers ike-node (xfrm), which always sits on the left and initiates. */
   peer: Peer;
@@ -65,6 +67,7 @@ export interface Scenario {
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'direct',
+    version: 1,
     kind: 'direct',
     peer: 'strongswan',
     start: 'initiate',
@@ -74,6 +77,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'nat',
+    version: 1,
     kind: 'nat',
     peer: 'strongswan',
     start: 'initiate',
@@ -83,6 +87,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'pfkey',
+    version: 1,
     kind: 'direct',
     peer: 'ike-node-pfkey',
     start: 'initiate',
@@ -90,7 +95,18 @@ export const SCENARIOS: readonly Scenario[] = [
     rekey: false,
   },
   {
+    name: 'ikev2',
+    version: 2,
+    kind: 'direct',
+    peer: 'strongswan',
+    start: 'initiate',
+    tunnelEsp: 'aes256gcm16-modp2048',
+    transportEsp: 'aes128-sha256',
+    rekey: true,
+  },
+  {
     name: 'acquire',
+    version: 1,
     kind: 'direct',
     peer: 'strongswan',
     start: 'on-traffic',
@@ -107,7 +123,7 @@ export const PING_COUNT = 5;
 export const STREAM_COUNT = 300;
 export const STREAM_INTERVAL = 0.02;
 /** The acquire scenario's ping: the first packets are dropped while the SA is negotiated. */
-export const ACQUIRE_PING_COUNT = 10;
+export const ACQUIRE_PING_COUNT = 30;
 
 export interface Ping {
   code: number;
@@ -249,13 +265,13 @@ function ikeNodeConfig(
     control: { socket: join(dir, 'ike-node.sock') },
     log: { level: 'debug' },
     kernel,
-    ikePolicies: { ike: { proposals: [IKE_PROPOSAL] } },
+    ikePolicies: { ike: { version: spec.version, proposals: [IKE_PROPOSAL] } },
     ipsecPolicies,
     connections,
   };
 }
 
-/** strongSwan's side: one IKEv1 connection, the tunnel child and (when asked) the l2tp child. */
+/** strongSwan's side: one connection, the tunnel child and (when asked) the l2tp child. */
 function swanctlConfig(ours: EndSpec, theirs: EndSpec, spec: Scenario): string {
   const children: Parameters<typeof swanctlConnection>[0]['children'] = [
     {
@@ -279,7 +295,7 @@ function swanctlConfig(ours: EndSpec, theirs: EndSpec, spec: Scenario): string {
   }
   return swanctlConnection({
     name: 'net',
-    version: 1,
+    version: spec.version,
     local_addrs: theirs.address,
     remote_addrs: ours.seenAs,
     proposals: IKE_PROPOSAL,

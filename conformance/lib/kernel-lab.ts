@@ -6,17 +6,17 @@ import { run } from './netns.js';
 /**
  * The qemu kernel lab: Debian's distribution kernel (which has ESP, AH, IPComp and PF_KEY, unlike
  * the host's) booted under qemu with the host's root file system shared read-only (plus a RAM
- * overlay), running one script as root. The lab tool is not part of this project: it is looked up
- * in $IKE_NODE_KERNEL_LAB, else /work/shared/kernel-lab (`klab-run`, `setup.sh`); its artifacts
- * (kernel, initramfs) live in $KLAB_DIR, else $TMPDIR/kernel-lab, and are built by its setup.sh
- * (conformance/setup.sh runs it when the tool is present).
+ * overlay), running one script as root. The lab tool is conformance/lab/ (`klab-run`, `setup.sh`,
+ * see its README), or the directory $IKE_NODE_KERNEL_LAB names; its artifacts (kernel, initramfs)
+ * live in $KLAB_DIR, else $TMPDIR/kernel-lab, and are built by its setup.sh (conformance/setup.sh
+ * runs it when they are missing).
  *
  * Inside the guest: no network card, only what the script creates; `$KLAB_OUT` is a directory shared
  * with the host. Everything runs about five times slower than on the host (TCG), so batch checks
  * into few boots.
  */
 
-export const DEFAULT_KERNEL_LAB_TOOL = '/work/shared/kernel-lab';
+export const DEFAULT_KERNEL_LAB_TOOL = join(import.meta.dirname, '..', 'lab');
 
 export class KernelLabUnavailable extends Error {
   override readonly name = 'KernelLabUnavailable';

@@ -116,7 +116,7 @@ export function ikeNodeTunnel(s: TunnelSpec): object {
     listen: { addresses: [s.ours.address] },
     control: { socket: join(s.dir, 'ike-node.sock') },
     log: { level: 'debug' },
-    ikePolicies: { ike: { version: s.version ?? 1, proposals: [s.ike], ...s.ikePolicy } },
+    ikePolicies: { ike: { version: s.version ?? 1, proposals: s.ike.split(','), ...s.ikePolicy } },
     ipsecPolicies: { esp: { proposals: [esp.join('-')], ...(pfs && { pfs }), ...s.ipsecPolicy } },
     connections: {
       net: {

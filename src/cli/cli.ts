@@ -24,7 +24,7 @@ Usage:
   ike-node reload              re-read the configuration (as SIGHUP does)
   ike-node events [--json]     print the daemon's events as they happen
   ike-node import FORMAT FILE  print FILE (isakmpd, swanctl or neutron) as peers.json
-  ike-node demo                two daemons on loopback negotiate IKEv1 (no root, no config)
+  ike-node demo [--ikev1]      two daemons on loopback negotiate IKEv2 (no root, no config)
   ike-node algorithms          list the supported transforms, their IKEv1/IKEv2 ids
                                and which crypto provider implements them
   ike-node --version           print the version
@@ -85,11 +85,12 @@ rekeyed and deleted, negotiations started and failed, retransmissions, reloads.
 With --json each line is the event object the control socket sends.
 `,
   import: IMPORT_HELP,
-  demo: `Usage: ike-node demo
+  demo: `Usage: ike-node demo [--ikev1]
 
 Starts two daemons in this process on 127.0.0.1 with free unprivileged UDP ports and
 the memory kernel backend: a gateway that answers and a branch office that initiates
-an IKEv1 site-to-site connection (aes256-sha256-modp2048, PFS). Prints their log
+an IKEv2 site-to-site connection (IKEv1 with --ikev1; aes256-sha256-modp2048, child
+SAs with PFS). Prints their log
 lines and both sides' status, stops them (Deletes included) and exits 0 once both
 sides were Active, 1 if they did not get there within 10 seconds.
 `,
@@ -134,6 +135,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       json: { type: 'boolean' },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
+      ikev1: { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -159,7 +161,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       io.stdout(`${algorithmTable(PROVIDER_NAMES.map((name) => createCryptoProvider(name)))}\n`);
       return 0;
     case 'demo':
-      return demoCommand(io);
+      return demoCommand(io, values.ikev1 ? 1 : 2);
     case 'run':
       return runDaemon(values, io);
     case 'check':

@@ -11,8 +11,9 @@ import { statusTable } from './status-table.js';
 
 /**
  * `ike-node demo`: two daemons in this process, a gateway and a branch office, on loopback with
- * unprivileged ports and the memory kernel backend, negotiate an IKEv1 site-to-site connection
- * over real UDP sockets; both sides' status is printed. No root, no configuration.
+ * unprivileged ports and the memory kernel backend, negotiate an IKEv2 site-to-site connection
+ * (IKEv1 with --ikev1) over real UDP sockets; both sides' status is printed. No root, no
+ * configuration.
  */
 
 const LOOPBACK = '127.0.0.1';
@@ -27,12 +28,12 @@ interface Site {
   start: 'initiate' | 'respond';
 }
 
-function siteConfig(site: Site, dir: string, psk: string) {
+function siteConfig(site: Site, dir: string, psk: string, version: 1 | 2) {
   return parseConfig(
     JSON.stringify({
       listen: { addresses: [LOOPBACK], port: site.ports[0], natPort: site.ports[1] },
       control: { socket: join(dir, `${site.name}.sock`) },
-      ikePolicies: { ike: { proposals: ['aes256-sha256-modp2048'] } },
+      ikePolicies: { ike: { version, proposals: ['aes256-sha256-modp2048'] } },
       ipsecPolicies: { esp: { proposals: ['aes256gcm16', 'aes256-sha256'], pfs: 'modp2048' } },
       connections: {
         'site-to-site': {
@@ -71,7 +72,7 @@ async function freeUdpPorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export async function demoCommand(io: CliIo, timeoutMs = 10_000): Promise<number> {
+export async function demoCommand(io: CliIo, version: 1 | 2 = 2, timeoutMs = 10_000): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-demo-'));
   const [g1, g2, b1, b2] = await freeUdpPorts(4);
   const gateway: Site = {
@@ -91,14 +92,14 @@ export async function demoCommand(io: CliIo, timeoutMs = 10_000): Promise<number
   const psk = demoPsk();
   const daemons = [gateway, branch].map(
     (site) =>
-      new Daemon(siteConfig(site, dir, psk), {
+      new Daemon(siteConfig(site, dir, psk, version), {
         logger: new Logger({ write: (line) => io.stdout(`${site.name.padEnd(7)} ${line}`) }),
       }),
   );
   try {
     io.stdout(
       `Two ike-node daemons on ${LOOPBACK}: gateway (UDP ${g1}/${g2}, ${gateway.subnet}) answers, ` +
-        `branch (UDP ${b1}/${b2}, ${branch.subnet}) initiates IKEv1 with a pre-shared key.\n\n`,
+        `branch (UDP ${b1}/${b2}, ${branch.subnet}) initiates IKEv${version} with a pre-shared key.\n\n`,
     );
     for (const daemon of daemons) await daemon.start();
     const end = Date.now() + timeoutMs;

@@ -54,7 +54,8 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
   const modeAt = aliased(at, 'mode', 'encapsulationMode');
   const mode = modeAt.present ? modeAt.choice(['tunnel', 'transport'] as const) : 'tunnel';
   const read = readProposals(at, 'esp', crypto, undefined);
-  const pfs = readPfs(at.key('pfs'), crypto);
+  const written = groupsAsPfs(at, read?.groups ?? []);
+  const pfs = written ? written.pfs : readPfs(at.key('pfs'), crypto);
   // What a responder accepts beyond what it proposes (isakmpd answers whatever it supports).
   const modesAt = at.key('acceptModes');
   const acceptModes = modesAt.present
@@ -63,7 +64,7 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
   const pfsAt = at.key('acceptPfs');
   const acceptPfs = pfsAt.present
     ? pfsAt.items().map((item) => (item.value === 'none' ? ('none' as const) : readPfs(item, crypto)))
-    : undefined;
+    : written?.acceptPfs;
   const lifetime = readLifetime(at, IPSEC_LIFETIME_DEFAULT, true);
   if (at.hasProblems() || !mode || !read || !lifetime) return undefined;
   return {
@@ -77,6 +78,25 @@ export function readIpsecPolicy(at: Cursor, name: string, crypto: ProviderName):
     ...(acceptPfs && { acceptPfs: acceptPfs.filter((p) => p !== undefined) }),
     lifetime,
   };
+}
+
+/**
+ * ESP proposals written with Diffie-Hellman groups, as strongSwan users write them
+ * (`aes256gcm16-modp2048`): the first group is the PFS group we propose, and a responder accepts
+ * any group written (and no PFS when a proposal has no group). Undefined when no proposal names a
+ * group; `pfs` beside them is a problem, since both would say the same.
+ */
+function groupsAsPfs(
+  at: Cursor,
+  groups: readonly (DhAlgorithm | 'none')[],
+): { pfs: DhAlgorithm; acceptPfs?: (DhAlgorithm | 'none')[] } | undefined {
+  const first = groups.find((group): group is DhAlgorithm => group !== 'none');
+  if (!first) return undefined;
+  if (at.key('pfs').present) {
+    at.key('pfs').fail('no "pfs" when the ESP proposals name their Diffie-Hellman groups', 'both');
+    return undefined;
+  }
+  return groups.length > 1 ? { pfs: first, acceptPfs: [...groups] } : { pfs: first };
 }
 
 /**
@@ -98,7 +118,8 @@ function readProposals(
   use: ProposalUse,
   crypto: ProviderName,
   version: 1 | 2 | undefined,
-): { suites: Suite[]; sets: ProposalSet[] } | undefined {
+): { suites: Suite[]; sets: ProposalSet[]; groups: (DhAlgorithm | 'none')[] } | undefined {
+  const groups: (DhAlgorithm | 'none')[] = [];
   const encrAt = aliased(at, 'encryption', 'encryptionAlgorithm');
   const integAt = aliased(at, 'integrity', 'authAlgorithm');
   const dhAt = use === 'ike' ? at.key('dhGroup') : undefined;
@@ -120,10 +141,10 @@ function readProposals(
       if (text === undefined) continue;
       const set = parseSet(item, text, use, item.expected);
       if (!set) continue;
-      if (use === 'esp' && set.dh.length) {
-        item.fail(
-          'an ESP proposal without a Diffie-Hellman group (for perfect forward secrecy set "pfs": "modp2048" instead)',
-        );
+      if (use === 'esp') {
+        // strongSwan's syntax: a group in an ESP proposal is its PFS group (readIpsecPolicy).
+        groups.push(...(set.dh.length ? set.dh : ['none' as const]));
+        sets.push({ set: { ...set, dh: [] }, where: () => item });
         continue;
       }
       sets.push({ set, where: () => item });
@@ -161,7 +182,7 @@ function readProposals(
       if (!suites.some((known) => sameSuite(known, suite))) suites.push(suite);
     }
   }
-  return { suites, sets: sets.map(({ set }) => set) };
+  return { suites, sets: sets.map(({ set }) => set), groups: [...new Set(groups)] };
 }
 
 function parseSet(at: Cursor, text: string, use: ProposalUse, expected: string): ProposalSet | undefined {

@@ -2,7 +2,7 @@ import { formatAddress, parseAddress } from './address.js';
 import type { TrafficSelector } from './traffic-selector.js';
 import type { ProposalSet, Suite } from './proposal.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
-import { equalBytes } from '../wire/bytes.js';
+import { equalBytes, toHex } from '../wire/bytes.js';
 
 /**
  * A connection as the engines see it: validated and normalised once, from peers.json or an
@@ -170,4 +170,21 @@ function sameValue(a: unknown, b: unknown): boolean {
 /** How messages name a policy: `ikePolicy 'x'`, or the connection's own inline one. */
 export function policyLabel(kind: 'ikePolicy' | 'ipsecPolicy', policy: string, connection: string): string {
   return policy === connection ? `the ${kind} of connection '${connection}'` : `${kind} '${policy}'`;
+}
+
+/**
+ * What connections must have in common for one IKE SA to carry child SAs of them all: the same
+ * ends, identities and pre-shared key, so that authenticating once authenticates each of them.
+ * (IKEv1 main mode picks the key by address; IKEv2 adds the IKE policy, since the SA's
+ * algorithms and lifetime come from it.)
+ */
+export function sameAuthenticationKey(connection: Connection): string {
+  const id = (identity: Connection['local']['id']) => (identity ? formatIdentity(identity) : '');
+  return [
+    connection.local.address ?? '',
+    connection.peer.address,
+    id(connection.local.id),
+    id(connection.peer.id),
+    toHex(connection.psk),
+  ].join('\0');
 }

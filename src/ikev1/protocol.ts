@@ -1,4 +1,4 @@
-import type { Connection } from '../core/connection.js';
+import { type Connection, sameAuthenticationKey } from '../core/connection.js';
 import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
 import type { ChildEntry, IkeSa } from '../core/ike-sa.js';
 import type { IkeProtocol, ProtocolContext } from '../core/protocol.js';
@@ -31,7 +31,6 @@ import {
   continueQuickMode,
   dropExchange,
   failQuickMode,
-  isakmpShareKey,
   quickModeTimeout,
   quickModeTimer,
   respondToQuickMode,
@@ -208,8 +207,9 @@ export class Ikev1Protocol implements IkeProtocol {
     isakmp.state = 'DELETED';
   }
 
+  /** Main mode picks the pre-shared key by address: one ISAKMP SA serves every such sibling. */
   shareKey(connection: Connection): string {
-    return isakmpShareKey(connection);
+    return sameAuthenticationKey(connection);
   }
 
   // -------------------------------------------------------------------------------------------

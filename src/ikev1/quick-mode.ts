@@ -1,5 +1,5 @@
 import { parseAddress } from '../core/address.js';
-import { type Connection, formatIdentity, type IpsecMode, policyLabel } from '../core/connection.js';
+import { type Connection, type IpsecMode, policyLabel } from '../core/connection.js';
 import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
 import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
 import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
@@ -15,7 +15,7 @@ import type { DhJobResult } from '../crypto/dh-job.js';
 import { quickModeKeymat } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
 import { encryptionOf, integrityOf } from '../crypto/transforms.js';
-import { equalBytes, toHex, u32be } from '../wire/bytes.js';
+import { equalBytes, u32be } from '../wire/bytes.js';
 import type { DecodeError } from '../wire/errors.js';
 import {
   type DecodedMessage,
@@ -582,21 +582,6 @@ function done(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): 
   exchange.doneAt = ctx.now;
   exchange.dh = undefined;
   ctx.arm(sa, exchange.flight.timer, exchange.doneAt + DONE_EXCHANGE_LINGER);
-}
-
-/**
- * Keys an ISAKMP SA carries child SAs for: IKEv1 main mode picks the pre-shared key by address,
- * so one ISAKMP SA authenticates every connection with the same ends, identities and key.
- */
-export function isakmpShareKey(connection: Connection): string {
-  const id = (identity: Connection['local']['id']) => (identity ? formatIdentity(identity) : '');
-  return [
-    connection.local.address ?? '',
-    connection.peer.address,
-    id(connection.local.id),
-    id(connection.peer.id),
-    toHex(connection.psk),
-  ].join('\0');
 }
 
 function selectorsFit(connection: Connection, localTs: TrafficSelector, remoteTs: TrafficSelector): boolean {

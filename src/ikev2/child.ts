@@ -130,6 +130,34 @@ export function answerChild(
   };
 }
 
+/**
+ * The responder's answer among the connections the IKE SA carries (its own first, then siblings
+ * that share it, ProtocolContext.siblings): the first whose proposals, mode and selectors fit.
+ * When none does, the refusal of the first whose selectors fit says why (else the first's).
+ */
+export function answerAmong(
+  ctx: ProtocolContext,
+  sa: Ikev2Sa,
+  request: readonly Payload[],
+  spi: number,
+  withKe: boolean,
+): { connection: Connection; answer: ChildAnswer } {
+  let refusal: Ikev2Error | undefined;
+  for (const connection of ctx.siblings(sa.connection!)) {
+    try {
+      return { connection, answer: answerChild(connection, sa, request, spi, withKe) };
+    } catch (error) {
+      if (!(error instanceof Ikev2Error)) throw error;
+      if (
+        !refusal ||
+        (refusal.notify === NotifyType.TS_UNACCEPTABLE && error.notify !== NotifyType.TS_UNACCEPTABLE)
+      )
+        refusal = error;
+    }
+  }
+  throw refusal!;
+}
+
 function withoutDh(proposal: Proposal): Proposal {
   return { ...proposal, transforms: proposal.transforms.filter((t) => t.type !== TransformType.DH) };
 }

@@ -11,6 +11,7 @@ import { u16be, u32be } from '../wire/bytes.js';
 import { find, findNotify, notify, type Payload } from './codec.js';
 import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
 import {
+  answerAmong,
   answerChild,
   answerPayloads,
   childRequestPayloads,
@@ -21,6 +22,7 @@ import {
 import { failureOf, Ikev2Error, isTyped } from './errors.js';
 import { type ChildRekey, type Ikev2Sa, newNonce } from './ike-sa.js';
 import { oursIsRedundant } from './collision.js';
+import { AWAITING_DELETE_TIMER, OUTBOUND_WAIT } from './child-handover.js';
 import { sendDeleteSpi } from './informational.js';
 import { sendRequest, sendResponse } from './messages.js';
 
@@ -189,13 +191,23 @@ export function respondToCreateChild(
     refuse(NotifyType.INVALID_SYNTAX);
     return;
   }
-  const connection = sa.connection!;
+  // A rekey stays with the connection of the child SA it replaces; anything else may be for
+  // any connection this IKE SA carries.
   sa.computing = true;
   ctx.allocateSpi(sa, (spiIn) => {
     sa.computing = false;
     let answer;
+    let connection = replaced
+      ? ctx.siblings(sa.connection!).find((c) => c.name === replaced.child.connection)
+      : sa.connection!;
     try {
-      answer = answerChild(connection, sa, request, spiIn, ke !== undefined);
+      if (!connection)
+        throw new Ikev2Error(
+          'the child SA to rekey has no connection any more',
+          NotifyType.CHILD_SA_NOT_FOUND,
+        );
+      if (replaced) answer = answerChild(connection, sa, request, spiIn, ke !== undefined);
+      else ({ answer, connection } = answerAmong(ctx, sa, request, spiIn, ke !== undefined));
       if (answer.suite.dh && ke && ke.group !== answer.suite.dh.ikev2) {
         refuse(NotifyType.INVALID_KE_PAYLOAD, u16be(answer.suite.dh.ikev2));
         return;
@@ -203,13 +215,9 @@ export function respondToCreateChild(
     } catch (error) {
       if (!isTyped(error)) throw error;
       const failure = failureOf(error);
-      ctx.log(
-        'warn',
-        `CREATE_CHILD_SA from ${sa.describe()} refused: ${failure.reason}`,
-        sa,
-        connection.name,
-      );
-      ctx.refused([connection.name], failure, 'child');
+      const name = (connection ?? sa.connection!).name;
+      ctx.log('warn', `CREATE_CHILD_SA from ${sa.describe()} refused: ${failure.reason}`, sa, name);
+      ctx.refused([name], failure, 'child');
       refuse(error instanceof Ikev2Error ? error.notify : NotifyType.INVALID_SYNTAX);
       return;
     }
@@ -233,7 +241,18 @@ export function respondToCreateChild(
         ...(dh?.sharedSecret && { gir: dh.sharedSecret }),
       });
       const child = ctx.buildChild(negotiation, spec);
-      ctx.childUp(negotiation, child);
+      if (replaced) {
+        // Section 2.8: the rekey's initiator may not have the new SAs in place until it has our
+        // answer; we receive on them at once, and send on them once it deletes the old pair.
+        ctx.installInbound(negotiation, child);
+        sa.awaitingDelete.push({
+          negotiation,
+          child,
+          oldSpiOut: replaced.child.spiOut,
+          until: ctx.now + OUTBOUND_WAIT,
+        });
+        ctx.arm(sa, AWAITING_DELETE_TIMER, Math.min(...sa.awaitingDelete.map((a) => a.until)));
+      } else ctx.childUp(negotiation, child);
       // Our own rekey of the same child SA is in flight: decide when its answer is in (2.8.1).
       const ours = replaced && sa.childRekeys.find((r) => r.oldId === replaced.id);
       if (ours) ours.collision = { childId: child.id, Ni: nonce.data, Nr };

@@ -9,7 +9,7 @@ import { equalBytes } from '../wire/bytes.js';
 import { find, findNotify, notify, type Payload } from './codec.js';
 import { AuthMethod, ExchangeType, NotifyType } from './constants.js';
 import {
-  answerChild,
+  answerAmong,
   answerPayloads,
   childRequestPayloads,
   childSpec,
@@ -228,9 +228,9 @@ export function respondToAuth(
   sa.computing = true;
   ctx.allocateSpi(sa, (spiIn) => {
     sa.computing = false;
-    let answer;
+    let answer, childConnection;
     try {
-      answer = answerChild(connection, sa, request, spiIn, false);
+      ({ answer, connection: childConnection } = answerAmong(ctx, sa, request, spiIn, false));
     } catch (error) {
       if (!isTyped(error)) throw error;
       const failure = failureOf(error);
@@ -243,7 +243,7 @@ export function respondToAuth(
       ctx.refused([connection.name], failure, 'child');
       return;
     }
-    const negotiation = ctx.beginChild(sa, connection, {
+    const negotiation = ctx.beginChild(sa, childConnection, {
       localTs: answer.tsr[0]!,
       remoteTs: answer.tsi[0]!,
       peerStarted: true,
@@ -256,10 +256,10 @@ export function respondToAuth(
     sendResponse(ctx, sa, ExchangeType.IKE_AUTH, messageId, [...authPayloads, ...answerPayloads(answer)]);
     ctx.log(
       'info',
-      `IKE_AUTH from ${sa.remoteId} for '${connection.name}': ${child.localTs.map(formatTrafficSelector).join(',')} === ` +
+      `IKE_AUTH from ${sa.remoteId} for '${childConnection.name}': ${child.localTs.map(formatTrafficSelector).join(',')} === ` +
         `${child.remoteTs.map(formatTrafficSelector).join(',')} ${answer.mode}, chose ${formatSuite(answer.suite)}`,
       sa,
-      connection.name,
+      childConnection.name,
     );
   });
 }

@@ -15,6 +15,7 @@ import { deriveIkeKeys } from './keys.js';
 import { sendRequest, sendResponse } from './messages.js';
 import { choose, chosenSuite, offerProposals, policySets } from './proposals.js';
 import { sendDeleteIke } from './informational.js';
+import { rekeyedTo } from './child-handover.js';
 
 /**
  * Rekeying the IKE SA with CREATE_CHILD_SA (RFC 7296 sections 1.3.2 and 2.18), both roles:
@@ -85,7 +86,7 @@ export function startIkeRekey(
 function rekeyOver(ctx: ProtocolContext, old: Ikev2Sa): void {
   const collision = old.ikeRekey?.collision;
   old.ikeRekey = undefined;
-  if (collision && !collision.next.deleted) ctx.ikeRekeyed(old, collision.next);
+  if (collision && !collision.next.deleted) rekeyedTo(ctx, old, collision.next);
 }
 
 function onResponse(
@@ -156,13 +157,13 @@ function onResponse(
         // Ours holds the lowest nonce: ours goes, theirs takes over (section 2.8.2).
         ctx.addSa(next);
         ctx.log('info', 'simultaneous IKE SA rekey: the peer’s new IKE SA wins, deleting ours', next);
-        ctx.ikeRekeyed(old, collision.next);
+        rekeyedTo(ctx, old, collision.next);
         sendDeleteIke(ctx, next, () => ctx.discardIke(next, 'redundant after a simultaneous rekey'));
         return;
       }
       // Ours wins: the peer deletes the one it started, kept aside here until it does.
       if (collision && !collision.next.deleted) ctx.setAside(collision.next);
-      ctx.ikeRekeyed(old, next);
+      rekeyedTo(ctx, old, next);
       ctx.log('info', `IKE SA rekeyed: ${formatSuite(chosen.suite)}`, next);
     },
   );
@@ -264,7 +265,7 @@ export function respondToIkeRekey(
       ctx.log('info', 'the peer rekeys the IKE SA while we do: deciding when ours is answered', old);
       return;
     }
-    ctx.ikeRekeyed(old, next);
+    rekeyedTo(ctx, old, next);
     ctx.log('info', `IKE SA rekeyed by the peer: ${formatSuite(chosen.suite)}`, next);
   });
 }

@@ -1,8 +1,8 @@
 import type { Endpoint } from '../core/endpoint.js';
+import { type ChildNegotiation, IkeSa } from '../core/ike-sa.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import type { Retransmission } from '../core/retransmit.js';
-import { IkeSa } from '../core/ike-sa.js';
-import type { Role } from '../core/sa.js';
+import type { ChildSa, Role } from '../core/sa.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
 import type { IkeSaKeys } from '../crypto/kdf-ikev2.js';
 import type { Prf } from '../crypto/transforms.js';
@@ -46,6 +46,19 @@ export interface ChildRekey {
   collision?: { readonly childId: number; readonly Ni: Uint8Array; readonly Nr: Uint8Array };
 }
 
+/**
+ * A child SA we made answering the peer's rekey: its inbound SA is installed, its outbound one
+ * waits until the peer deletes the old pair (then it surely has the new one: section 2.8), or
+ * until `until`, so that nothing we send meets an SA the peer has not installed yet.
+ */
+export interface AwaitingDelete {
+  readonly negotiation: ChildNegotiation;
+  readonly child: ChildSa;
+  /** Our outbound SPI of the child SA it replaces, which the peer's Delete names. */
+  readonly oldSpiOut: number;
+  readonly until: number;
+}
+
 /** A request waiting for the window (ours in flight), in order. */
 export interface QueuedRequest {
   readonly send: () => void;
@@ -76,6 +89,8 @@ export class Ikev2Sa extends IkeSa {
   ikeRekey: IkeRekey | undefined;
   /** Our child SA rekeys in flight, and the peer's that crossed them (section 2.8.1). */
   readonly childRekeys: ChildRekey[] = [];
+  /** Child SAs of the peer's rekeys, inbound only until the peer deletes the SAs they replace. */
+  readonly awaitingDelete: AwaitingDelete[] = [];
 
   // --- the window (RFC 7296 section 2.3) ---------------------------------------------------------
   nextRequestId = 0;

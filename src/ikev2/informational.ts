@@ -3,6 +3,7 @@ import type { ChildSa } from '../core/sa.js';
 import { u32be } from '../wire/bytes.js';
 import { findAll, type Payload } from './codec.js';
 import { ExchangeType, isErrorNotify, notifyName, ProtocolId } from './constants.js';
+import { rekeyedTo, settleAwaitingDelete } from './child-handover.js';
 import type { Ikev2Sa } from './ike-sa.js';
 import { sendRequest, sendResponse } from './messages.js';
 
@@ -65,7 +66,7 @@ export function respondToInformational(
     // The peer's rekey crossed ours and it deletes the old SA: its rekey won (section 2.8.2).
     const crossed = sa.ikeRekey?.collision;
     sa.ikeRekey = undefined;
-    if (crossed && !crossed.next.deleted) ctx.ikeRekeyed(sa, crossed.next);
+    if (crossed && !crossed.next.deleted) rekeyedTo(ctx, sa, crossed.next);
     ctx.ikeDeletedByPeer(sa, 'delete');
     return;
   }
@@ -75,9 +76,10 @@ export function respondToInformational(
     .flatMap((d) =>
       d.spis.map((spi) => ((spi[0]! << 24) | (spi[1]! << 16) | (spi[2]! << 8) | spi[3]!) >>> 0),
     );
-  const ours = sa.children
-    .filter((entry) => spisOut.includes(entry.child.spiOut))
-    .map((entry) => u32be(entry.child.spiIn));
+  const ours = [
+    ...sa.children.filter((entry) => spisOut.includes(entry.child.spiOut)).map((entry) => entry.child),
+    ...sa.awaitingDelete.filter((a) => spisOut.includes(a.child.spiOut)).map((a) => a.child),
+  ].map((child) => u32be(child.spiIn));
   sendResponse(
     ctx,
     sa,
@@ -85,5 +87,8 @@ export function respondToInformational(
     messageId,
     ours.length ? [{ kind: 'delete', protocolId: ProtocolId.ESP, spiSize: 4, spis: ours }] : [],
   );
-  if (spisOut.length) ctx.childrenDeletedByPeer(sa, spisOut);
+  if (!spisOut.length) return;
+  // New child SAs waiting for this Delete go up first, then the pairs it names go.
+  settleAwaitingDelete(ctx, sa, spisOut);
+  ctx.childrenDeletedByPeer(sa, spisOut);
 }

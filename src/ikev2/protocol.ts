@@ -1,4 +1,4 @@
-import type { Connection } from '../core/connection.js';
+import { type Connection, sameAuthenticationKey } from '../core/connection.js';
 import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
 import type { ChildEntry, IkeSa } from '../core/ike-sa.js';
 import type { IkeProtocol, ProtocolContext } from '../core/protocol.js';
@@ -8,7 +8,8 @@ import { DecodeError } from '../wire/errors.js';
 import type { IkeHeaderPeek } from '../wire/ike-header.js';
 import { CriticalPayloadError, type DecodedMessage, decodeMessage, find } from './codec.js';
 import { exchangeName, ExchangeType, HeaderFlag, NotifyType, ProtocolId } from './constants.js';
-import { startCreateChild, respondToCreateChild } from './create-child.js';
+import { AWAITING_DELETE_TIMER, settleAwaitingDelete } from './child-handover.js';
+import { respondToCreateChild, startCreateChild } from './create-child.js';
 import { failureOf, isTyped } from './errors.js';
 import { startIkeAuth, respondToAuth } from './ike-auth.js';
 import { initKey, initiatorKey, pairKey, respondToInit, startIkeSaInit } from './ike-init.js';
@@ -247,10 +248,20 @@ export class Ikev2Protocol implements IkeProtocol {
   timer(ctx: ProtocolContext, sa: IkeSa, name: string): void {
     if (name === REQUEST_TIMER) requestTimeout(ctx, sa as Ikev2Sa);
     else if (name === IKE_REKEY_RETRY) startIkeRekey(ctx, sa as Ikev2Sa);
+    else if (name === AWAITING_DELETE_TIMER) settleAwaitingDelete(ctx, sa as Ikev2Sa);
   }
 
   forget(_ctx: ProtocolContext, sa: IkeSa): void {
     (sa as Ikev2Sa).state = 'DELETED';
+  }
+
+  /**
+   * Connections to the same peer with the same identities, key and IKE policy share one IKE SA
+   * (a tunnel and an L2TP transport connection to one gateway): its CREATE_CHILD_SA exchanges
+   * carry each one's child SAs, and the responder picks among them by selectors and mode.
+   */
+  shareKey(connection: Connection): string {
+    return `${connection.ike.name}\0${sameAuthenticationKey(connection)}`;
   }
 
   /** Cookie = prf(secret, Ni | IPi | SPIi), section 2.6 (its version byte left out: one secret). */

@@ -456,3 +456,36 @@ t.test('acceptModes and acceptPfs: what a responder takes beyond what it propose
     /acceptModes\[0\]: expected .*tunnel.*got "beet"[\s\S]*acceptPfs\[0\]: expected .*got "modp9"/,
   );
 });
+
+t.test("ESP proposals with groups, in strongSwan's syntax, mean PFS (either IKE version)", async (t) => {
+  const policy = (proposals: string[], version: 1 | 2) =>
+    only(
+      parseConfig(
+        JSON.stringify({
+          connections: {
+            c: {
+              ikePolicy: { version, proposals: ['aes256-sha256-modp2048'] },
+              ipsecPolicy: { proposals },
+              local: { subnets: ['10.0.0.0/24'] },
+              peer: { address: '198.51.100.7', subnets: ['10.1.0.0/24'] },
+              psk: 'k',
+            },
+          },
+        }),
+        FILE,
+      ),
+    ).ipsec;
+  for (const version of [1, 2] as const) {
+    const one = policy(['aes256gcm16-modp2048'], version);
+    t.equal(one.pfs?.name, 'modp2048', `IKEv${version}: the group is the PFS group`);
+    t.same(one.proposals.map(formatSuite), ['aes256gcm16'], 'the proposal without it');
+    t.equal(one.acceptPfs, undefined, 'only that group');
+  }
+  const several = policy(['aes256gcm16-modp2048', 'aes128-sha256-ecp256', 'aes128-sha1'], 2);
+  t.equal(several.pfs?.name, 'modp2048', 'the first group is proposed');
+  t.same(
+    several.acceptPfs?.map((g) => (g === 'none' ? g : g.name)),
+    ['modp2048', 'ecp256', 'none'],
+    'a responder accepts every group written, and no PFS for the proposal without one',
+  );
+});

@@ -34,7 +34,7 @@ export interface ConnectionSpec {
   localId?: Identity;
   peerId?: Identity;
   psk?: string;
-  start?: 'initiate' | 'respond';
+  start?: 'initiate' | 'respond' | 'on-traffic';
   ikeLifetime?: number;
   childLifetime?: number;
   dpd?: Connection['ike']['dpd'];

@@ -183,3 +183,53 @@ t.test('simultaneous rekeys: either side may win, and both agree which', async (
     /redundant after a simultaneous rekey/,
   );
 });
+
+t.test(
+  "the rekey's responder sends on the new child SA only once the old one is deleted (2.8)",
+  async (t) => {
+    const { pair, a, b } = sitePair({ both: v2, a: { childLifetime: 120 } });
+    pair.initiate(a);
+    const old = children(b)[0]!;
+    // a's Delete of the old pair is lost once: b waits for it (its retransmission).
+    applyFaults(pair, a, [
+      { exchange: ExchangeType.INFORMATIONAL, response: false, from: 'a', action: 'drop' },
+    ]);
+    pair.tickTogether(children(a)[0]!.rekeyAt, [a]);
+    const fresh = children(a)[0]!;
+    t.not(fresh.spiIn, old.spiOut, 'a rekeyed and sends on the new pair');
+    t.same(
+      [...b.inbound.values()].map((c) => c.spiIn),
+      [fresh.spiOut],
+      'b receives on the new pair already',
+    );
+    t.same(
+      children(b).map((c) => c.spiIn),
+      [old.spiIn],
+      'but sends on the old one until the Delete',
+    );
+    pair.advance(3);
+    t.same(
+      children(b).map((c) => c.spiIn),
+      [fresh.spiOut],
+      'the Delete came again: b sends on the new pair',
+    );
+    t.equal(b.inbound.size, 0);
+  },
+);
+
+t.test("without the initiator's Delete the responder moves to the new pair after 5 s", async (t) => {
+  const { pair, a, b } = sitePair({ both: v2, a: { childLifetime: 120 } });
+  pair.initiate(a);
+  applyFaults(pair, a, [
+    { exchange: ExchangeType.INFORMATIONAL, response: false, from: 'a', action: 'drop', times: 10 },
+  ]);
+  pair.tickTogether(children(a)[0]!.rekeyAt, [a]);
+  const fresh = children(a)[0]!;
+  pair.advance(4);
+  t.equal(b.inbound.size, 1, 'still waiting at 4 s');
+  pair.advance(2);
+  t.ok(
+    children(b).some((c) => c.spiIn === fresh.spiOut),
+    'sending on the new pair after 5 s',
+  );
+});

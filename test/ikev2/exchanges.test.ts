@@ -1,4 +1,5 @@
 import t from 'tap';
+import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { algorithmsOf } from '../../src/crypto/registry.js';
 import { ExchangeType, PayloadType } from '../../src/ikev2/constants.js';
 import { equalBytes } from '../../src/wire/bytes.js';
@@ -336,4 +337,59 @@ t.test('a gateway with a connection per client identity and a PSK each (peer "an
     t.equal(status.status, 'Active', `the gateway's client${i} is up`);
     t.same(status.childSas[0]!.remoteTs, [`198.51.100.${i * 16}/28`], `with client ${i}'s subnet`);
   }
+});
+
+t.test('a tunnel and an L2TP transport connection to one peer share one IKE SA', async (t) => {
+  const pair = new EnginePair();
+  const [A, B] = ['192.0.2.1', '192.0.2.2'];
+  const side = (
+    name: string,
+    local: string,
+    peer: string,
+    subnets: [string, string],
+    start: 'initiate' | 'respond',
+  ) =>
+    pair.add(name, local, [
+      connection({
+        ...v2,
+        name: 'net',
+        localAddress: local,
+        peerAddress: peer,
+        localSubnets: [subnets[0]],
+        peerSubnets: [subnets[1]],
+        start,
+      }),
+      connection({
+        ...v2,
+        name: 'l2tp',
+        mode: 'transport',
+        localAddress: local,
+        peerAddress: peer,
+        localSubnets: [parseTrafficSelector(local, 17, 1701)],
+        peerSubnets: [parseTrafficSelector(peer, 17, 1701)],
+        start,
+      }),
+    ]);
+  const a = side('a', A, B, ['198.51.100.0/24', '203.0.113.0/24'], 'initiate');
+  const b = side('b', B, A, ['203.0.113.0/24', '198.51.100.0/24'], 'respond');
+  pair.run(a, [...a.engine.initiate('net', pair.now), ...a.engine.initiate('l2tp', pair.now)]);
+  pair.advance(5);
+  for (const s of [a, b]) {
+    const [net, l2tp] = ['net', 'l2tp'].map((name) => s.engine.status(name)[0]!);
+    t.equal(net!.status, 'Active', `${s.name}: net Active`);
+    t.equal(l2tp!.status, 'Active', `${s.name}: l2tp Active`);
+    t.equal(net!.childSas[0]!.mode, 'tunnel');
+    t.equal(l2tp!.childSas[0]!.mode, 'transport');
+    t.equal(net!.childSas[0]!.ikeSaId, l2tp!.childSas[0]!.ikeSaId, `${s.name}: over one IKE SA`);
+  }
+  const inits = pair.sent.filter((p) => p.data[18] === ExchangeType.IKE_SA_INIT);
+  t.equal(inits.length, 2, 'one IKE_SA_INIT exchange in all');
+});
+
+t.test('start "on-traffic": the kernel\'s ACQUIRE starts IKE_SA_INIT, nothing before it', async (t) => {
+  const { pair, a, b } = sitePair({ both: v2, a: { start: 'on-traffic' } });
+  pair.advance(60);
+  t.equal(pair.sent.length, 0, 'nothing sent without traffic');
+  pair.run(a, a.engine.kernelEvent({ type: 'acquire', connection: 'test' }, pair.now));
+  t.ok(established(a, b) && crossing(a, b), 'the first packet brought the tunnel up');
 });

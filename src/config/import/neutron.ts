@@ -339,8 +339,6 @@ class NeutronImport {
     if (mode === 'aggressive')
       policy.key('phase1_negotiation_mode').fail('main (aggressive mode is not supported)');
     const version = policy.key('ike_version').choice(['v1', 'v2'], 'v1') === 'v2' ? 2 : 1;
-    if (version === 2)
-      this.warnings.push(`${policy.path}: ike_version v2: ike-node does not negotiate IKEv2 yet`);
     const encryption = policy.key('encryption_algorithm');
     if (encryption.present && AEAD.test(encryption.string('an encryption algorithm'))) {
       encryption.fail(

@@ -108,14 +108,14 @@ t.test('the minimal input imports', async (t) => {
   t.same(result.warnings, []);
 });
 
-t.test('IKEv2 is imported, with a warning that ike-node does not negotiate it yet', async (t) => {
+t.test('ike_version v2 is imported as an IKEv2 policy, without a warning', async (t) => {
   const result = importNeutron(
     input((j) => (j.ikepolicy!.ike_version = 'v2')),
     'n.json',
   );
   t.equal((result.config.ikePolicies as Record<string, Json>).ike!.version, 2);
-  t.match(result.warnings, [/ikepolicy: ike_version v2: ike-node does not negotiate IKEv2 yet/]);
-  checked(t, result);
+  t.same(result.warnings, []);
+  t.equal(checked(t, result).byName.get('site')!.ike.version, 2, 'checked: an IKEv2 connection');
 });
 
 t.test('what cannot be imported is an error naming the JSON path and what was expected', async (t) => {

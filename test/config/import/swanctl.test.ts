@@ -242,3 +242,15 @@ t.test(
     t.equal(c.peer.id, 'ipv6:2001:db8::7');
   },
 );
+
+t.test('version = 2 imports an IKEv2 connection; ESP groups become its PFS group', async (t) => {
+  const text = conf()
+    .replace('version = 1', 'version = 2')
+    .replace('esp_proposals = aes128-sha256', 'esp_proposals = aes256gcm16-modp2048');
+  const result = importSwanctl(text, 'swanctl.conf');
+  t.same(result.warnings, []);
+  const c = checked(t, result).byName.get('net')!;
+  t.equal(c.ike.version, 2);
+  t.same(c.ipsec.pfs, 'modp2048');
+  t.same(c.ipsec.proposals, ['aes256gcm16']);
+});

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs INSIDE the kernel lab guest (Linux af_key):
-#   /work/shared/kernel-lab/klab-run -t 240 test/kernel/pfkey/live/lab-check.sh
+#   conformance/lab/klab-run -t 240 test/kernel/pfkey/live/lab-check.sh
 # A dummy interface carries 192.0.2.1/24 so that traffic to 192.0.2.x leaves through it.
 set -eu
 cd "$(dirname "$0")/../../../.."

@@ -1,6 +1,6 @@
 /**
  * A live check of the PF_KEY backend against Linux af_key, run inside the kernel lab:
- *   /work/shared/kernel-lab/klab-run -t 240 test/kernel/pfkey/live/lab-check.sh
+ *   conformance/lab/klab-run -t 240 test/kernel/pfkey/live/lab-check.sh
  * (the script sets up a dummy interface and runs this with `node --import tsx`). It needs root,
  * af_key and the built native shim. Each check prints PASS or FAIL; the exit status is the
  * number of failures. Not a tap test: the host has no AF_KEY.
