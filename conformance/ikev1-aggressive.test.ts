@@ -56,8 +56,8 @@ t.test('an aggressive-mode initiator is told UNSUPPORTED-EXCHANGE-TYPE', async (
   );
   t.pass('strongSwan: "received (29) error notify", and it gave up');
   t.match(
-    ikeNode.log(),
-    /info +ike refused AGGRESSIVE from 192\.0\.2\.2:500: only main mode/,
+    await ikeNode.logged(/info +ike refused AGGRESSIVE from 192\.0\.2\.2:500: only main mode/),
+    /refused AGGRESSIVE/,
     'ike-node logged it',
   );
   const [net] = (await ikeNode.status()) as IkeNodeStatus;

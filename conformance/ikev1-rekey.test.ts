@@ -189,7 +189,11 @@ t.test('strongSwan rekeys a quick-mode SA and ike-node follows', async (t) => {
   const second = await rekeyedChild(t, s, first, "strongSwan's rekey to replace the child SA at ike-node");
   t.not(second.id, first.id, 'ike-node: a new child SA');
   t.equal(second.lifetime.seconds, 150, "ike-node took strongSwan's proposed lifetime (150 s)");
-  t.match(s.lab.ikeNode!.log(), /delete/i, "ike-node acted on strongSwan's Delete of the old pair");
+  t.match(
+    await s.lab.ikeNode!.logged(/delete/i),
+    /delete/i,
+    "ike-node acted on strongSwan's Delete of the old pair",
+  );
   await s.finish();
 });
 

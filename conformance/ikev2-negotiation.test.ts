@@ -38,6 +38,8 @@ interface Scenario {
   ikePolicy?: Record<string, unknown>;
   ipsecPolicy?: Record<string, unknown>;
   swanPsk?: string;
+  /** Further swanctl connection options. */
+  swanExtra?: Record<string, string>;
   extraCharonConf?: string;
 }
 
@@ -64,7 +66,11 @@ async function open(t: Test, s: Scenario) {
     esp: s.esp ?? 'aes128gcm16',
     ...(s.ikePolicy && { ikePolicy: s.ikePolicy }),
     ...(s.ipsecPolicy && { ipsecPolicy: s.ipsecPolicy }),
-    swan: { ...(s.swanIke && { proposals: s.swanIke }), ...(s.swanPsk && { psk: s.swanPsk }) },
+    swan: {
+      ...(s.swanIke && { proposals: s.swanIke }),
+      ...(s.swanPsk && { psk: s.swanPsk }),
+      ...(s.swanExtra && { extra: s.swanExtra }),
+    },
   };
   await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
   const ikeNode = await startIkeNode(ours.ns, { ...ikeNodeTunnel(tunnel), ...s.ikeNode }, { dir });
@@ -94,7 +100,11 @@ t.test('INVALID_KE_PAYLOAD: ike-node offers modp2048 first, strongSwan wants cur
   t.equal(net.ikeSas[0]!.algorithms, 'aes128-sha256-curve25519', 'ike-node tried again with curve25519');
   const [sa] = await s.charon.listSas();
   t.equal(sa?.dhGroup, 'CURVE_25519', 'strongSwan agrees');
-  t.match(s.ikeNode.log(), /INVALID_KE_PAYLOAD/, 'ike-node logged the request for another group');
+  t.match(
+    await s.ikeNode.logged(/INVALID_KE_PAYLOAD/),
+    /INVALID_KE_PAYLOAD/,
+    'ike-node logged the request for another group',
+  );
   const frames = await s.finish();
   t.equal(frames.filter((f) => f.exchange === 'IKE_SA_INIT').length, 4, 'IKE_SA_INIT twice');
 });
@@ -129,6 +139,24 @@ t.test('cookies: ike-node demands one (threshold 0), strongSwan proves its addre
   t.match(s.charon.log(), /received COOKIE/i, 'strongSwan saw the COOKIE');
   const frames = await s.finish();
   t.equal(frames.filter((f) => f.exchange === 'IKE_SA_INIT').length, 4, 'IKE_SA_INIT twice');
+});
+
+t.test('childless (RFC 6023): strongSwan makes the IKE SA alone, then the child SA', async (t) => {
+  const s = await open(t, {
+    label: 'childless',
+    role: 'responder',
+    ike: 'aes256-sha256-modp2048',
+    swanExtra: { childless: 'force' },
+  });
+  t.ok(s.initiated?.ok, 'strongSwan initiated');
+  const net = await s.active();
+  t.equal(net.childSas.length, 1, 'the child SA came after');
+  const frames = await s.finish();
+  t.same(
+    frames.map((f) => f.exchange).slice(0, 6),
+    ['IKE_SA_INIT', 'IKE_SA_INIT', 'IKE_AUTH', 'IKE_AUTH', 'CREATE_CHILD_SA', 'CREATE_CHILD_SA'],
+    'IKE_SA_INIT, IKE_AUTH alone, then CREATE_CHILD_SA',
+  );
 });
 
 t.test(

@@ -28,6 +28,12 @@ export interface IkeNode {
   status(): Promise<unknown>;
   /** stdout and stderr of the daemon so far. */
   log(): string;
+  /**
+   * Resolves with the log once `pattern` appears in it; rejects with the log's tail after `ms`.
+   * The daemon gathers its lines for up to 50 ms before writing them, so a test that has just seen
+   * the peer react waits for ike-node's line instead of reading the file at once.
+   */
+  logged(pattern: RegExp, ms?: number): Promise<string>;
   /** SIGTERM, waits up to 5 s (then SIGKILL); resolves with the exit code (128 + signal if killed). */
   stop(): Promise<number>;
 }
@@ -107,6 +113,15 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
       return JSON.parse(result.stdout) as unknown;
     },
     log,
+    async logged(pattern, ms = 3000) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const text = log();
+        if (pattern.test(text)) return text;
+        if (Date.now() > until) throw new Error(`ike-node logged no ${pattern} within ${ms} ms:\n${tail()}`);
+        await delay(25);
+      }
+    },
     stop,
   };
 }

@@ -55,8 +55,8 @@ export function checkKernelLab(location = kernelLabLocation()): KernelLabLocatio
   return location;
 }
 
-/** For `t.test(..., { skip })`: false when the lab can boot, else why not. */
-export function kernelLabSkipReason(): string | false {
+/** For `missing(t, ...)`: false when the lab can boot, else why not. */
+export function kernelLabMissing(): string | false {
   try {
     checkKernelLab();
     return false;

@@ -37,6 +37,17 @@ export async function openLab(t: Test, kind: TopologyKind, label: string, logLin
   return lab;
 }
 
+/**
+ * A peer or tool the suite needs is missing (`reason`): the test fails and says what to run. The
+ * suite installs everything it needs (conformance/setup.sh), so a missing piece is a broken set-up,
+ * never a reason to pass by skipping.
+ */
+export function missing(t: Test, reason: string | false | undefined): boolean {
+  if (!reason) return false;
+  t.fail(`cannot run: ${reason}`);
+  return true;
+}
+
 /** Polls `probe` every 100 ms until it yields a value; probe errors count as "not yet". */
 export async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;

@@ -21,7 +21,7 @@ import { choose, chosenSuite, offeredSuites, offerProposals, policySets } from '
  * IKE_SA_INIT (RFC 7296 section 1.2), both roles:
  *
  *   request   HDR, SAi1, KEi, Ni, N(NAT_DETECTION_SOURCE_IP), N(NAT_DETECTION_DESTINATION_IP),
- *             N(IKEV2_FRAGMENTATION_SUPPORTED)
+ *             N(IKEV2_FRAGMENTATION_SUPPORTED), N(CHILDLESS_IKEV2_SUPPORTED)
  *   response  HDR, SAr1, KEr, Nr, the same notifies
  *
  * with the responder's stateless refusals: INVALID_KE_PAYLOAD naming the group it wants (the
@@ -131,6 +131,7 @@ function sendInit(ctx: ProtocolContext, sa: Ikev2Sa, hooks: InitiatorHooks): voi
     { kind: 'nonce', data: sa.Ni! },
     ...natNotifies(ctx, sa),
     notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED),
+    notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
   ];
   sa.nextRequestId = 0;
   sendRequest(ctx, sa, ExchangeType.IKE_SA_INIT, payloads, {
@@ -355,6 +356,8 @@ export function respondToInit(
       { kind: 'nonce', data: sa.Nr! },
       ...natNotifies(ctx, sa),
       ...(sa.fragmentation ? [notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+      // RFC 6023: we take an IKE_AUTH without a child SA (and make child SAs later on request).
+      notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED),
     ]);
     ctx.log(
       'info',
