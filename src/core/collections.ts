@@ -1,4 +1,4 @@
-/** Small helpers for the engine's indexes: short lists and maps of sets. */
+/** Small helpers for the engine's indexes: short lists and groups that usually have one member. */
 
 /** Removes one item from a short list. */
 export function remove<T>(list: T[], item: T): void {
@@ -6,15 +6,60 @@ export function remove<T>(list: T[], item: T): void {
   if (at >= 0) list.splice(at, 1);
 }
 
-export function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set) set.add(value);
-  else map.set(key, new Set([value]));
+/**
+ * The members of a group that usually has one (an identity's IKE SAs, the children under one SPI,
+ * a connection with one client): none, the member itself, or a Set from the second member on. A
+ * Set costs about 150 bytes even when it holds one item, which at 100,000 SAs and a few indexes
+ * each is hundreds of megabytes; the Set from two on keeps removal O(1) where a key has many (a
+ * gateway's "any" connection with thousands of clients).
+ */
+export type Members<V extends object> = V | Set<V> | undefined;
+
+export function join<V extends object>(members: Members<V>, value: V): Members<V> {
+  if (members === undefined || members === value) return value;
+  if (members instanceof Set) return members.add(value);
+  return new Set([members, value]);
 }
 
-export function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
+export function leave<V extends object>(members: Members<V>, value: V): Members<V> {
+  if (members === value) return undefined;
+  if (!(members instanceof Set)) return members;
+  members.delete(value);
+  if (members.size > 1) return members;
+  // Back to one member (or none): held as itself again.
+  const [only] = members;
+  return only;
+}
+
+export function isMember<V extends object>(members: Members<V>, value: V): boolean {
+  return members instanceof Set ? members.has(value) : members === value;
+}
+
+export function count<V extends object>(members: Members<V>): number {
+  return members instanceof Set ? members.size : members === undefined ? 0 : 1;
+}
+
+/** A copy, safe to iterate while members come and go. */
+export function membersOf<V extends object>(members: Members<V>): V[] {
+  return members instanceof Set ? [...members] : members === undefined ? [] : [members];
+}
+
+/** Keys to the members of their group (Members), the key gone with its last member. */
+export class GroupIndex<K, V extends object> {
+  readonly #map = new Map<K, Members<V>>();
+
+  add(key: K, value: V): void {
+    this.#map.set(key, join(this.#map.get(key), value));
+  }
+
+  delete(key: K, value: V): void {
+    const members = leave(this.#map.get(key), value);
+    if (members === undefined) this.#map.delete(key);
+    else this.#map.set(key, members);
+  }
+
+  /** A copy of the key's members. */
+  get(key: K): V[] {
+    return membersOf(this.#map.get(key));
+  }
 }

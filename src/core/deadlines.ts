@@ -5,8 +5,10 @@
  * what keeps the cost of one engine input independent of the number of SAs: a tick touches only
  * what is due, and "when is the next tick" is the top of the heap.
  *
- * An owner's live entries are kept on the owner itself (`timers`), by name: no table of string
- * keys beside it, and an owner's deadlines go with it in one step.
+ * An owner's live entries are kept on the owner itself (`timers`), a short list searched by name:
+ * no table of string keys beside it, an owner's deadlines go with it in one step, and an SA with
+ * two or three timers pays for a small array rather than an object whose keys come and go (V8
+ * keeps those as dictionaries, over 150 bytes each).
  */
 
 export interface DeadlineEntry {
@@ -19,7 +21,7 @@ export interface DeadlineEntry {
 export interface DeadlineOwner {
   readonly id: number;
   /** Written by Deadlines alone. */
-  timers: Record<string, DeadlineEntry> | undefined;
+  timers: DeadlineEntry[] | undefined;
 }
 
 interface HeapEntry<O> extends DeadlineEntry {
@@ -32,26 +34,29 @@ export class Deadlines<O extends DeadlineOwner> {
 
   /** Arms `name` of `owner` at `at` (seconds), replacing its previous deadline. */
   set(owner: O, name: string, at: number): void {
-    const timers = (owner.timers ??= {});
-    const previous = timers[name];
-    if (previous) {
+    const timers = (owner.timers ??= []);
+    const index = timers.findIndex((entry) => entry.name === name);
+    const entry: HeapEntry<O> = { at, owner, name, live: true };
+    if (index >= 0) {
+      const previous = timers[index]!;
       if (previous.at === at) return;
       previous.live = false;
       this.#live--;
+      timers[index] = entry;
+    } else {
+      timers.push(entry);
     }
-    const entry: HeapEntry<O> = { at, owner, name, live: true };
-    timers[name] = entry;
     this.#live++;
     this.#push(entry);
     this.#compactIfStale();
   }
 
   clear(owner: O, name: string): void {
-    const entry = owner.timers?.[name];
+    const entry = owner.timers?.find((timer) => timer.name === name);
     if (!entry) return;
     entry.live = false;
     this.#live--;
-    delete owner.timers![name];
+    forget(owner, entry);
     this.#compactIfStale();
   }
 
@@ -59,8 +64,8 @@ export class Deadlines<O extends DeadlineOwner> {
   clearAll(owner: O): void {
     const timers = owner.timers;
     if (!timers) return;
-    for (const name in timers) {
-      timers[name]!.live = false;
+    for (const entry of timers) {
+      entry.live = false;
       this.#live--;
     }
     owner.timers = undefined;
@@ -69,7 +74,7 @@ export class Deadlines<O extends DeadlineOwner> {
 
   /** The deadline of a key, if armed. */
   get(owner: O, name: string): number | undefined {
-    return owner.timers?.[name]?.at;
+    return owner.timers?.find((timer) => timer.name === name)?.at;
   }
 
   /** The earliest live deadline. */
@@ -86,7 +91,7 @@ export class Deadlines<O extends DeadlineOwner> {
     this.#shift();
     top.live = false;
     this.#live--;
-    delete top.owner.timers![top.name];
+    forget(top.owner, top);
     return { owner: top.owner, name: top.name };
   }
 
@@ -141,4 +146,12 @@ export class Deadlines<O extends DeadlineOwner> {
     }
     heap[i] = entry;
   }
+}
+
+/** Takes a cleared or fired entry off its owner's list (the list goes with its last entry). */
+function forget(owner: DeadlineOwner, entry: DeadlineEntry): void {
+  const timers = owner.timers!;
+  const index = timers.indexOf(entry);
+  if (index >= 0) timers.splice(index, 1);
+  if (timers.length === 0) owner.timers = undefined;
 }

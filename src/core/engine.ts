@@ -1,5 +1,5 @@
 import type { Action, EngineEvent, LogLevel } from './actions.js';
-import { addTo, remove, removeFrom } from './collections.js';
+import { count, GroupIndex, isMember, join, leave, type Members, membersOf, remove } from './collections.js';
 import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
 import { ConnectionIndex } from './connection-index.js';
 import { CommandError } from './command-error.js';
@@ -9,12 +9,18 @@ import type { Failure } from './failure.js';
 import type { ChildEntry, ChildNegotiation, IkeSa } from './ike-sa.js';
 import type { KernelEvent } from './kernel-event.js';
 import { schedule } from './lifetime.js';
+import { sharedSuite } from './proposal.js';
 import type { ChildSaSpec, EngineSettings, IkeProtocol, ProtocolContext } from './protocol.js';
 import { heldBack, RateLimitedLog } from './rate-limited-log.js';
 import { DEFAULT_RETRANSMIT, type RetransmitPolicy } from './retransmit.js';
 import type { ChildSa } from './sa.js';
 import { childSaStatus, type ConnectionState, type ConnectionStatus, ikeSaStatus } from './status.js';
-import { parseTrafficSelector, sameTrafficSelector, type TrafficSelector } from './traffic-selector.js';
+import {
+  parseTrafficSelector,
+  sameTrafficSelector,
+  sharedTrafficSelector,
+  type TrafficSelector,
+} from './traffic-selector.js';
 import { type DhJob, type DhJobResult, runDhJob } from '../crypto/dh-job.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { peekIkeHeader } from '../wire/ike-header.js';
@@ -77,8 +83,8 @@ export interface IkeEngineOptions {
 
 /** What a connection's status is made of, kept current as its SAs change. */
 interface ConnectionRecord {
-  readonly ikeSas: Set<IkeSa>;
-  readonly children: Set<ChildEntry>;
+  ikeSas: Members<IkeSa>;
+  children: Members<ChildEntry>;
   /** IKE SAs of this connection not yet up. */
   pendingIke: number;
   /** Child negotiations under way. */
@@ -131,14 +137,14 @@ export class IkeEngine {
   readonly #keys = new Map<string, IkeSa>();
   readonly #children = new Map<number, ChildEntry>();
   /** Children by the SPI the peer knows them by (its Deletes name it). */
-  readonly #bySpiOut = new Map<number, Set<ChildEntry>>();
+  readonly #bySpiOut = new GroupIndex<number, ChildEntry>();
   /** Children by connection and peer address: the IKEv1 adoption of orphans looks here. */
-  readonly #byPeer = new Map<string, Set<ChildEntry>>();
+  readonly #byPeer = new GroupIndex<string, ChildEntry>();
   /** Negotiations by the id of the child whose inbound SA went in ahead. */
   readonly #inbound = new Map<number, ChildNegotiation>();
   /** IKE SAs by share group (ProtocolContext: siblings carried by one SA) and by authenticated identity. */
-  readonly #groups = new Map<string, Set<IkeSa>>();
-  readonly #identities = new Map<string, Set<IkeSa>>();
+  readonly #groups = new GroupIndex<string, IkeSa>();
+  readonly #identities = new GroupIndex<string, IkeSa>();
   readonly #records = new Map<string, ConnectionRecord>();
   readonly #dirty = new Set<string>();
   #halfOpen = 0;
@@ -376,8 +382,8 @@ export class IkeEngine {
         peer: connection.peer.address,
         status,
         ...(record.error && { error: record.error.reason }),
-        ikeSas: [...record.ikeSas].map((sa) => ikeSaStatus(sa.info())),
-        childSas: [...record.children].map((entry) => childSaStatus(entry.child)),
+        ikeSas: membersOf(record.ikeSas).map((sa) => ikeSaStatus(sa.info())),
+        childSas: membersOf(record.children).map((entry) => childSaStatus(entry.child)),
       };
     });
   }
@@ -545,8 +551,8 @@ export class IkeEngine {
   #terminate(name: string, reason: string): void {
     const record = this.#records.get(name);
     if (!record) return;
-    for (const sa of [...record.ikeSas]) this.#deleteIkeSa(sa, reason, true);
-    for (const entry of [...record.children]) this.#removeChild(entry, reason, true);
+    for (const sa of membersOf(record.ikeSas)) this.#deleteIkeSa(sa, reason, true);
+    for (const entry of membersOf(record.children)) this.#removeChild(entry, reason, true);
     if (record.waitingOn) {
       const waiting = record.waitingOn.waiting;
       const at = waiting.findIndex((c) => c.name === name);
@@ -566,7 +572,7 @@ export class IkeEngine {
   /** The SAs whose connection shares `connection`'s group (IKEv1 siblings, else the connection's own). */
   #groupSas(connection: Connection): Iterable<IkeSa> {
     const key = this.#connections.groupKey(connection);
-    return (key !== undefined && this.#groups.get(key)) || [];
+    return key === undefined ? [] : this.#groups.get(key);
   }
 
   /** Whether an SA can carry child SAs of `connection`: its own, or a sibling's. */
@@ -621,7 +627,7 @@ export class IkeEngine {
   #busy(connection: Connection): boolean {
     const record = this.#record(connection.name);
     return (
-      record.children.size > 0 ||
+      count(record.children) > 0 ||
       record.negotiations > 0 ||
       record.waitingOn !== undefined ||
       this.#underWay(connection) !== undefined
@@ -649,17 +655,20 @@ export class IkeEngine {
   /** Puts an SA into its connection's indexes. */
   #attach(sa: IkeSa, connection: Connection): void {
     const record = this.#record(connection.name);
-    record.ikeSas.add(sa);
+    record.ikeSas = join(record.ikeSas, sa);
     if (!sa.established) record.pendingIke++;
     sa.groupKey = this.#connections.groupKey(connection);
-    if (sa.groupKey !== undefined) addTo(this.#groups, sa.groupKey, sa);
+    if (sa.groupKey !== undefined) this.#groups.add(sa.groupKey, sa);
     this.#touch(connection.name);
   }
 
   #detach(sa: IkeSa, connection: Connection): void {
     const record = this.#records.get(connection.name);
-    if (record?.ikeSas.delete(sa) && !sa.established) record.pendingIke--;
-    if (sa.groupKey !== undefined) removeFrom(this.#groups, sa.groupKey, sa);
+    if (record && isMember(record.ikeSas, sa)) {
+      record.ikeSas = leave(record.ikeSas, sa);
+      if (!sa.established) record.pendingIke--;
+    }
+    if (sa.groupKey !== undefined) this.#groups.delete(sa.groupKey, sa);
     sa.groupKey = undefined;
     this.#touch(connection.name);
   }
@@ -687,7 +696,7 @@ export class IkeEngine {
     const connection = sa.connection!;
     this.#endHalfOpen(sa);
     const record = this.#record(connection.name);
-    if (record.ikeSas.has(sa) && !sa.established) record.pendingIke--;
+    if (isMember(record.ikeSas, sa) && !sa.established) record.pendingIke--;
     sa.established = true;
     sa.establishedAt = this.#now;
     const { rekeyAt, expiresAt } = schedule(
@@ -735,9 +744,7 @@ export class IkeEngine {
    * one, deletes its old ISAKMP SA before the new main mode completes.
    */
   #adoptChildren(sa: IkeSa): void {
-    const children = this.#byPeer.get(peerKey(sa.connection!.name, sa.remote.address));
-    if (!children) return;
-    for (const entry of children) {
+    for (const entry of this.#byPeer.get(peerKey(sa.connection!.name, sa.remote.address))) {
       if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
       this.#log('debug', `child SA ${entry.child.id} moves over from ${saKind(sa)} ${entry.sa.id}`, sa);
       remove(entry.sa.children, entry);
@@ -769,7 +776,7 @@ export class IkeEngine {
     if (!this.#sas.has(next.id)) this.#addSa(next);
     if (old.identityKey) {
       next.identityKey = old.identityKey;
-      addTo(this.#identities, old.identityKey, next);
+      this.#identities.add(old.identityKey, next);
     }
     this.#ikeUp(next);
   }
@@ -837,7 +844,7 @@ export class IkeEngine {
     for (const negotiation of [...sa.negotiations]) this.#endNegotiation(negotiation);
     this.#endHalfOpen(sa);
     if (sa.connection) this.#detach(sa, sa.connection);
-    if (sa.identityKey) removeFrom(this.#identities, sa.identityKey, sa);
+    if (sa.identityKey) this.#identities.delete(sa.identityKey, sa);
     for (const waiting of sa.waiting) {
       const record = this.#records.get(waiting.name);
       if (record?.waitingOn === sa) record.waitingOn = undefined;
@@ -855,7 +862,7 @@ export class IkeEngine {
    */
   #initialContact(sa: IkeSa): void {
     if (!sa.identityKey) return;
-    for (const other of [...(this.#identities.get(sa.identityKey) ?? [])]) {
+    for (const other of this.#identities.get(sa.identityKey)) {
       if (other === sa || other.id > sa.id) continue;
       this.#log('info', 'INITIAL-CONTACT: removing stale SAs', other);
       this.#deleteIkeSa(other, 'peer sent INITIAL-CONTACT', false);
@@ -869,9 +876,9 @@ export class IkeEngine {
     const byAddress = identity.type === 'ipv4' || identity.type === 'ipv6';
     const key = `${sa.connection?.name ?? ''}\0${identity.type}\0${sa.remoteId}${byAddress ? `\0${sa.remote.address}` : ''}`;
     if (sa.identityKey === key) return;
-    if (sa.identityKey) removeFrom(this.#identities, sa.identityKey, sa);
+    if (sa.identityKey) this.#identities.delete(sa.identityKey, sa);
     sa.identityKey = key;
-    addTo(this.#identities, key, sa);
+    this.#identities.add(key, sa);
   }
 
   #hasOtherSaWithPeer(sa: IkeSa): boolean {
@@ -911,7 +918,7 @@ export class IkeEngine {
     const record = this.#record(connection.name);
     for (const localTs of locals) {
       for (const remoteTs of peers) {
-        const covered = [...record.children].some(
+        const covered = membersOf(record.children).some(
           (e) =>
             sameTrafficSelector(e.requested.localTs, localTs) &&
             sameTrafficSelector(e.requested.remoteTs, remoteTs),
@@ -1028,9 +1035,9 @@ export class IkeEngine {
       remote: sa.remote,
       spiIn: spec.spiIn,
       spiOut: spec.spiOut,
-      localTs: spec.localTs,
-      remoteTs: spec.remoteTs,
-      suite: spec.suite,
+      localTs: spec.localTs.map((ts) => sharedTrafficSelector(ts, connection.local.trafficSelectors)),
+      remoteTs: spec.remoteTs.map((ts) => sharedTrafficSelector(ts, connection.peer.trafficSelectors)),
+      suite: sharedSuite(connection.ipsec.proposals, spec.suite),
       keys: spec.keys,
       lifetime: spec.lifetime,
       installedAt: this.#now,
@@ -1050,12 +1057,16 @@ export class IkeEngine {
       sa,
       rekeying: false,
       replaced: false,
-      requested: predecessor?.requested ?? { localTs: negotiation.localTs, remoteTs: negotiation.remoteTs },
+      requested: predecessor?.requested ?? {
+        localTs: sharedTrafficSelector(negotiation.localTs, child.localTs),
+        remoteTs: sharedTrafficSelector(negotiation.remoteTs, child.remoteTs),
+      },
       timers: undefined,
     };
     this.#children.set(child.id, entry);
     sa.children.push(entry);
-    this.#record(child.connection).children.add(entry);
+    const record = this.#record(child.connection);
+    record.children = join(record.children, entry);
     this.#indexChild(entry);
     this.#clearError(child.connection);
     this.#deadlines.set(entry, EXPIRE, child.expiresAt);
@@ -1123,13 +1134,13 @@ export class IkeEngine {
   }
 
   #indexChild(entry: ChildEntry): void {
-    addTo(this.#bySpiOut, entry.child.spiOut, entry);
-    addTo(this.#byPeer, peerKey(entry.child.connection, entry.child.remote.address), entry);
+    this.#bySpiOut.add(entry.child.spiOut, entry);
+    this.#byPeer.add(peerKey(entry.child.connection, entry.child.remote.address), entry);
   }
 
   #unindexChild(entry: ChildEntry): void {
-    removeFrom(this.#bySpiOut, entry.child.spiOut, entry);
-    removeFrom(this.#byPeer, peerKey(entry.child.connection, entry.child.remote.address), entry);
+    this.#bySpiOut.delete(entry.child.spiOut, entry);
+    this.#byPeer.delete(peerKey(entry.child.connection, entry.child.remote.address), entry);
   }
 
   #setChild(entry: ChildEntry, child: ChildSa): void {
@@ -1142,7 +1153,8 @@ export class IkeEngine {
     if (this.#children.get(entry.id) !== entry) return;
     this.#children.delete(entry.id);
     remove(entry.sa.children, entry);
-    this.#records.get(entry.child.connection)?.children.delete(entry);
+    const record = this.#records.get(entry.child.connection);
+    if (record) record.children = leave(record.children, entry);
     this.#unindexChild(entry);
     this.#deadlines.clearAll(entry);
     // Its own IKE SA may be gone (the child outlived it): no SA, no Delete; the peer's expires too.
@@ -1162,7 +1174,7 @@ export class IkeEngine {
   /** A Delete from the peer names its inbound SPIs: our outbound ones. */
   #childrenDeletedByPeer(sa: IkeSa, spisOut: readonly number[]): void {
     for (const spi of spisOut) {
-      for (const entry of [...(this.#bySpiOut.get(spi) ?? [])]) {
+      for (const entry of this.#bySpiOut.get(spi)) {
         if (entry.child.remote.address === sa.remote.address)
           this.#removeChild(entry, 'deleted by the peer', false);
       }
@@ -1194,8 +1206,8 @@ export class IkeEngine {
     let record = this.#records.get(name);
     if (!record) {
       record = {
-        ikeSas: new Set(),
-        children: new Set(),
+        ikeSas: undefined,
+        children: undefined,
         pendingIke: 0,
         negotiations: 0,
         waitingOn: undefined,
@@ -1208,7 +1220,7 @@ export class IkeEngine {
   }
 
   #stateOf(record: ConnectionRecord): ConnectionState {
-    if (record.children.size) return 'Active';
+    if (record.children !== undefined) return 'Active';
     if (record.pendingIke > 0 || record.negotiations > 0 || record.waitingOn) return 'Pending';
     return record.error ? 'Error' : 'Down';
   }

@@ -57,7 +57,7 @@ export abstract class IkeSa {
   /** Its connection's share group (IkeProtocol.shareKey), while indexed under it. */
   groupKey: string | undefined;
   /** Its armed deadlines (core/deadlines.ts keeps them here). */
-  timers: Record<string, DeadlineEntry> | undefined;
+  timers: DeadlineEntry[] | undefined;
 
   constructor(
     readonly id: number,
@@ -117,7 +117,7 @@ export interface ChildEntry {
    */
   readonly requested: { readonly localTs: TrafficSelector; readonly remoteTs: TrafficSelector };
   /** Its armed deadlines (core/deadlines.ts keeps them here). */
-  timers: Record<string, DeadlineEntry> | undefined;
+  timers: DeadlineEntry[] | undefined;
 }
 
 /**

@@ -114,6 +114,11 @@ export function sameSuite(a: Suite, b: Suite): boolean {
   return a.encr === b.encr && a.integ === b.integ && a.prf === b.prf && a.dh === b.dh;
 }
 
+/** Our own suite equal to `theirs` when there is one (SAs then share it), else `theirs`. */
+export function sharedSuite(ours: readonly Suite[], theirs: Suite): Suite {
+  return ours.find((mine) => sameSuite(mine, theirs)) ?? theirs;
+}
+
 /** The keyword form, as configs, logs and status print it: "aes256-sha256-modp2048". */
 export function formatSuite(suite: Suite): string {
   const words: string[] = [suite.encr.name];

@@ -18,7 +18,25 @@ export interface TrafficSelector {
 export const ANY_PORT = { startPort: 0, endPort: 65535 } as const;
 
 /** From a CIDR ("198.51.100.0/24"), a single address, or a range ("192.0.2.10-192.0.2.20"). */
+/**
+ * Recently parsed selectors by their text: a configuration with thousands of connections to the
+ * same local subnet holds one selector for all of them. Bounded (the oldest goes first), since
+ * the texts come from configurations and from peers' addresses.
+ */
+const parsed = new Map<string, TrafficSelector>();
+const PARSED_KEPT = 1024;
+
 export function parseTrafficSelector(text: string, protocol = 0, port?: number): TrafficSelector {
+  const key = `${text}|${protocol}|${port ?? 0}`;
+  const known = parsed.get(key);
+  if (known) return known;
+  const ts = Object.freeze(parseUncached(text, protocol, port));
+  if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
+  parsed.set(key, ts);
+  return ts;
+}
+
+function parseUncached(text: string, protocol: number, port: number | undefined): TrafficSelector {
   const ports = port === undefined || port === 0 ? ANY_PORT : { startPort: port, endPort: port };
   const dash = text.indexOf('-');
   if (dash > 0) {
@@ -26,7 +44,7 @@ export function parseTrafficSelector(text: string, protocol = 0, port?: number):
     const end = parseAddress(text.slice(dash + 1).trim());
     if (start.length !== end.length) throw new RangeError(`range '${text}' mixes IPv4 and IPv6`);
     if (compareAddresses(start, end) > 0) throw new RangeError(`range '${text}' ends before it starts`);
-    return { start, end, protocol, ...ports };
+    return { ...pair(start, end), protocol, ...ports };
   }
   const [address, prefixText] = text.split('/') as [string, string | undefined];
   const base = parseAddress(address);
@@ -36,7 +54,15 @@ export function parseTrafficSelector(text: string, protocol = 0, port?: number):
   const mask = prefixMask(prefix, base.length as 4 | 16);
   const start = base.map((byte, i) => byte & mask[i]!);
   const end = base.map((byte, i) => (byte & mask[i]!) | (~mask[i]! & 0xff));
-  return { start, end, protocol, ...ports };
+  return { ...pair(start, end), protocol, ...ports };
+}
+
+/** Both ends of a range in one small buffer (one allocation instead of two). */
+function pair(start: Uint8Array, end: Uint8Array): { start: Uint8Array; end: Uint8Array } {
+  const store = new Uint8Array(start.length + end.length);
+  store.set(start);
+  store.set(end, start.length);
+  return { start: store.subarray(0, start.length), end: store.subarray(start.length) };
 }
 
 /** The subnet's prefix length when the range is exactly one CIDR block, else undefined. */
@@ -90,6 +116,20 @@ export function sameTrafficSelector(a: TrafficSelector, b: TrafficSelector): boo
     a.startPort === b.startPort &&
     a.endPort === b.endPort
   );
+}
+
+/**
+ * An equal selector from `known` (the connection's own), else a compact copy of `ts`: child SAs
+ * that carry the configured selectors share them, and the others hold their two addresses in
+ * one small buffer rather than as views that keep the whole decoded message alive.
+ */
+export function sharedTrafficSelector(
+  ts: TrafficSelector,
+  known: readonly TrafficSelector[],
+): TrafficSelector {
+  const same = known.find((candidate) => candidate === ts || sameTrafficSelector(candidate, ts));
+  if (same) return same;
+  return { ...ts, ...pair(ts.start, ts.end) };
 }
 
 /** Whether `inner` lies entirely within `outer`. */

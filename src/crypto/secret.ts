@@ -39,6 +39,23 @@ function sealedPrototype(label: string): object {
   return proto;
 }
 
+/**
+ * The keys are copied into one allocation and the record holds views of it: an SA's keys cost one
+ * backing store instead of one per key (each a separate ArrayBuffer and malloc block, about 130
+ * bytes of overhead apiece, which at 100,000 SAs is most of their memory).
+ */
 export function sealKeys<T extends KeyRecord>(label: string, keys: T): T {
-  return Object.freeze(Object.assign(Object.create(sealedPrototype(label)) as T, keys));
+  const sealed = Object.create(sealedPrototype(label)) as Record<string, Uint8Array>;
+  const names = Object.keys(keys).filter((name) => keys[name] !== undefined);
+  let total = 0;
+  for (const name of names) total += keys[name]!.length;
+  const store = new Uint8Array(total);
+  let offset = 0;
+  for (const name of names) {
+    const key = keys[name]!;
+    store.set(key, offset);
+    sealed[name] = store.subarray(offset, offset + key.length);
+    offset += key.length;
+  }
+  return Object.freeze(sealed) as T;
 }

@@ -54,7 +54,8 @@ export class IsakmpSa extends IkeSa {
   keys: (Pick<Phase1Keys, 'SKEYID_d' | 'SKEYID_a'> & Partial<Phase1Keys>) | undefined;
   protection: Phase1Protection | undefined;
   readonly mainMode = new Flight('mm');
-  readonly exchanges = new Map<number, QuickModeExchange>();
+  /** Created with the first quick mode and dropped with the last: most SAs sit idle with none. */
+  exchanges: Map<number, QuickModeExchange> | undefined;
   /** RFC 3706: the sequence number of our last R-U-THERE. */
   dpdSeq = 0;
 
@@ -143,7 +144,7 @@ export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
   for (;;) {
     const bytes = ctx.crypto.randomBytes(4);
     const id = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-    if (id !== 0 && !sa.exchanges.has(id)) return id;
+    if (id !== 0 && !sa.exchanges?.has(id)) return id;
   }
 }
 

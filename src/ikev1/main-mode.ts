@@ -6,7 +6,14 @@ import {
   policyLabel,
 } from '../core/connection.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { explainMismatch, formatSuite, sameSuite, selectSuite, type Suite } from '../core/proposal.js';
+import {
+  explainMismatch,
+  formatSuite,
+  sameSuite,
+  selectSuite,
+  sharedSuite,
+  type Suite,
+} from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { udpEncapsulated } from '../core/sa.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
@@ -198,8 +205,8 @@ export function respondToMessage1(
     const sa = new IsakmpSa(ctx.nextId(), 'responder', message.header.CKY_I, local, remote, ctx.now);
     sa.connection = connection;
     sa.CKY_R = cookie(ctx);
-    sa.suite = offer.suite;
-    sa.offered = [offer.suite];
+    sa.suite = sharedSuite(phase1Suites(connection), offer.suite);
+    sa.offered = [sa.suite];
     sa.lifetimeSeconds = Math.min(
       offer.lifetime.seconds ?? DEFAULT_PHASE1_LIFETIME,
       connection.ike.lifetime.seconds,
@@ -378,12 +385,12 @@ function established(ctx: ProtocolContext, sa: IsakmpSa): void {
   sa.mainMode.stop();
   // What only main mode needed goes: an SA is kept for hours, and there may be many.
   ctx.arm(sa, sa.mainMode.timer, ctx.now + MAIN_MODE_LINGER);
-  sa.protection!.finishPhase1();
+  const { SKEYID_d, SKEYID_a, encryptionKey } = sa.keys!;
+  sa.keys = sealKeys('IsakmpSaKeys', { SKEYID_d, SKEYID_a, encryptionKey: encryptionKey! });
+  sa.protection!.finishPhase1(sa.keys.encryptionKey!);
   sa.state = 'ESTABLISHED';
   sa.dh = undefined;
   sa.gxi = sa.gxr = sa.SAi_b = sa.Ni_b = sa.Nr_b = undefined;
-  const { SKEYID_d, SKEYID_a } = sa.keys!;
-  sa.keys = sealKeys('IsakmpSaKeys', { SKEYID_d, SKEYID_a });
   ctx.ikeUp(sa);
 }
 

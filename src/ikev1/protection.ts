@@ -11,9 +11,10 @@ import { phase1Iv, phase2Iv } from '../crypto/kdf-ikev1.js';
  */
 export class Phase1Protection {
   readonly #encryption: Encryption;
-  readonly #key: Uint8Array;
+  #key: Uint8Array;
   readonly #prf: Prf;
-  readonly #ivs = new Map<number, Uint8Array>();
+  /** IVs of the exchanges under way, by message ID; none (no Map at all) while the SA sits idle. */
+  #ivs: Map<number, Uint8Array> | undefined;
   /** The last CBC block of main mode, once it is over. */
   #phase1LastBlock: Uint8Array | undefined;
 
@@ -21,13 +22,20 @@ export class Phase1Protection {
     this.#encryption = encryption;
     this.#key = key;
     this.#prf = prf;
-    this.#ivs.set(0, phase1Iv(prf, gxi, gxr, encryption.blockSize));
+    this.#ivs = new Map([[0, phase1Iv(prf, gxi, gxr, encryption.blockSize)]]);
   }
 
-  /** Main mode is complete: later exchanges derive their IVs from its last block. */
-  finishPhase1(): void {
-    this.#phase1LastBlock = this.#ivs.get(0);
-    this.#ivs.delete(0);
+  /**
+   * Main mode is complete: later exchanges derive their IVs from its last block. `key` is the same
+   * encryption key held where the SA keeps what outlives main mode (sealed keys share one buffer,
+   * so holding the original would keep SKEYID and SKEYID_e beside it).
+   */
+  finishPhase1(key: Uint8Array): void {
+    this.#key = key;
+    // A copy: the block may be a view of the whole last message.
+    const last = this.#ivs?.get(0);
+    this.#phase1LastBlock = last && new Uint8Array(last);
+    this.#drop(0);
   }
 
   /** Pads (RFC 2409 section 5.3: zeros, the last byte counting the others) and encrypts. */
@@ -37,7 +45,7 @@ export class Phase1Protection {
     const padding = new Uint8Array(padLength);
     padding[padLength - 1] = padLength - 1;
     const ciphertext = this.#encryption.encrypt(this.#key, this.#iv(messageId), concat(payloads, padding));
-    this.#ivs.set(messageId, ciphertext.slice(-block));
+    (this.#ivs ??= new Map()).set(messageId, ciphertext.slice(-block));
     return ciphertext;
   }
 
@@ -48,16 +56,21 @@ export class Phase1Protection {
       throw new RangeError(`encrypted body of ${ciphertext.length} bytes is not a whole number of blocks`);
     const plaintext = this.#encryption.decrypt(this.#key, this.#iv(messageId), ciphertext);
     const next = ciphertext.slice(-block);
-    return { plaintext, accept: () => this.#ivs.set(messageId, next) };
+    return { plaintext, accept: () => (this.#ivs ??= new Map()).set(messageId, next) };
   }
 
   /** Drops the IV state of a finished exchange. */
   forget(messageId: number): void {
-    if (messageId !== 0) this.#ivs.delete(messageId);
+    if (messageId !== 0) this.#drop(messageId);
+  }
+
+  #drop(messageId: number): void {
+    this.#ivs?.delete(messageId);
+    if (this.#ivs?.size === 0) this.#ivs = undefined;
   }
 
   #iv(messageId: number): Uint8Array {
-    const known = this.#ivs.get(messageId);
+    const known = this.#ivs?.get(messageId);
     if (known) return known;
     if (!this.#phase1LastBlock) throw new RangeError(`exchange ${messageId} before main mode completed`);
     return phase2Iv(this.#prf, this.#phase1LastBlock, u32be(messageId), this.#encryption.blockSize);

@@ -203,7 +203,7 @@ export class Ikev1Protocol implements IkeProtocol {
 
   forget(ctx: ProtocolContext, sa: IkeSa): void {
     const isakmp = sa as IsakmpSa;
-    for (const exchange of [...isakmp.exchanges.values()]) dropExchange(ctx, isakmp, exchange);
+    for (const exchange of [...(isakmp.exchanges?.values() ?? [])]) dropExchange(ctx, isakmp, exchange);
     isakmp.state = 'DELETED';
   }
 
@@ -287,7 +287,7 @@ export class Ikev1Protocol implements IkeProtocol {
       case ExchangeType.QUICK_MODE: {
         if (sa.state !== 'ESTABLISHED')
           throw new ExchangeError('quick mode before main mode completed', NotifyType.INVALID_EXCHANGE_TYPE);
-        const exchange = sa.exchanges.get(header.messageId);
+        const exchange = sa.exchanges?.get(header.messageId);
         if (exchange?.flight.isRepeat(datagram)) {
           const answer = exchange.flight.answerToRepeat();
           if (answer) sa.transmit(ctx, answer);

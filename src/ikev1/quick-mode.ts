@@ -142,7 +142,7 @@ export function startQuickMode(
       ...(ipsec.lifetime.kilobytes && { kilobytes: ipsec.lifetime.kilobytes }),
     },
   };
-  sa.exchanges.set(messageId, exchange);
+  (sa.exchanges ??= new Map()).set(messageId, exchange);
   const send = () => {
     const payloads: Payload[] = [
       phase2Sa(exchange.offered, {
@@ -500,7 +500,7 @@ export function failQuickMode(
   messageId: number,
   error: ExchangeError | DecodeError,
 ): void {
-  const exchange = sa.exchanges.get(messageId);
+  const exchange = sa.exchanges?.get(messageId);
   if (error instanceof UnverifiedMessage) {
     ctx.logUnauthenticated(
       'warn',
@@ -527,7 +527,7 @@ export function failQuickMode(
 
 /** A quick mode timer: retransmission while waiting, then giving up; or a finished exchange's end. */
 export function quickModeTimeout(ctx: ProtocolContext, sa: IsakmpSa, messageId: number): void {
-  const exchange = sa.exchanges.get(messageId);
+  const exchange = sa.exchanges?.get(messageId);
   if (!exchange) return;
   if (exchange.doneAt !== undefined) {
     if (ctx.now >= exchange.doneAt + DONE_EXCHANGE_LINGER) dropExchange(ctx, sa, exchange);
@@ -556,7 +556,8 @@ export function quickModeTimeout(ctx: ProtocolContext, sa: IsakmpSa, messageId: 
 
 /** Forgets an exchange; one that never finished takes its responder's inbound SA along (the core does). */
 export function dropExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
-  sa.exchanges.delete(exchange.messageId);
+  sa.exchanges?.delete(exchange.messageId);
+  if (sa.exchanges?.size === 0) sa.exchanges = undefined;
   sa.protection?.forget(exchange.messageId);
   ctx.disarm(sa, exchange.flight.timer);
   ctx.endChild(exchange.negotiation);
@@ -567,10 +568,11 @@ export function dropExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: Quick
 
 /** Adds an exchange, dropping the oldest finished ones beyond the bound. */
 function addExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
-  sa.exchanges.set(exchange.messageId, exchange);
-  if (sa.exchanges.size <= MAX_LINGERING) return;
-  for (const other of sa.exchanges.values()) {
-    if (sa.exchanges.size <= MAX_LINGERING) break;
+  const exchanges = (sa.exchanges ??= new Map());
+  exchanges.set(exchange.messageId, exchange);
+  if (exchanges.size <= MAX_LINGERING) return;
+  for (const other of [...exchanges.values()]) {
+    if (exchanges.size <= MAX_LINGERING) break;
     if (other.state === 'DONE') dropExchange(ctx, sa, other);
   }
 }
