@@ -34,7 +34,11 @@ import {
  *   re-initiate at once, over and over: `--impair revival` turns that off).
  * So on such a kernel the tests check IKE-level interop (both sides established the same IKE SA
  * with the same algorithms and SPIs) and that the child failed only at installation, with the SPI
- * ike-node chose. Where the kernel has ESP (kernelHasEsp) they check the child SA's SPIs both ways.
+ * ike-node chose. Where the kernel has ESP (kernelHasEsp) they check the child SA's SPIs both ways:
+ * a branch for machines with a stock kernel, never taken on the lab host or in CI, whose kernel has
+ * no ESP. ESP with pluto is covered in the qemu kernel lab instead: the `libreswan` scenario of
+ * conformance/kernel-lab/kernel-esp.ts (checked by conformance/kernel-esp.test.ts) runs both roles
+ * with SAs in the guest kernel, pings both ways and compares both kernels' SPIs, keys and counters.
  */
 
 const PSK = 'conformance-psk-3f9a';

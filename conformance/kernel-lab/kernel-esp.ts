@@ -11,14 +11,23 @@ import {
   keepCaptures,
   runGuestScenarios,
 } from '../lib/kernel-lab-guest.js';
+import {
+  libreswanTunnel,
+  parsePlutoLog,
+  type PlutoChildSa,
+  type PlutoIkeSa,
+  type PlutoState,
+  startPluto,
+  withoutDebug,
+} from '../lib/libreswan.js';
 import { createTopology, delay, type Ns, type Topology, type TopologyKind } from '../lib/netns.js';
-import { type IkeNodeStatus, until } from '../lib/scenario.js';
+import { ends, type IkeNodeStatus, ikeNodeTunnel, type TunnelSpec, until } from '../lib/scenario.js';
 import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../lib/strongswan.js';
 
 /**
  * Runs INSIDE the qemu kernel lab (conformance/kernel-esp.test.ts boots it:
  * `node --import tsx conformance/kernel-lab/kernel-esp.ts`): ike-node's kernel backends carry real
- * ESP through the guest kernel. Four scenarios, one boot:
+ * ESP through the guest kernel. Six scenarios, one boot:
  *
  * - `direct`: ike-node (xfrm) initiates two connections to strongSwan (kernel-netlink): a tunnel
  *   between the inner subnets (AES-GCM, PFS) and a transport-mode udp/1701 connection as an L2TP
@@ -29,6 +38,13 @@ import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../l
  * - `nat`: the same two connections with ike-node behind a masquerading NAT: ESP in UDP on 4500.
  * - `pfkey`: ike-node (xfrm) initiates to ike-node (pfkey, Linux af_key), tunnel mode, AES-CBC with
  *   HMAC-SHA1 (af_key has no AEAD and truncates HMAC-SHA-256 to 96 bits).
+ * - `ikev2`: as `direct` in IKEv2: the transport child by CREATE_CHILD_SA over the tunnel's IKE SA.
+ * - `libreswan`: ike-node (xfrm) and libreswan's pluto (XFRM, conformance/lib/libreswan.ts), IKEv2
+ *   PSK, a tunnel between the inner subnets, in both roles one after the other on one topology and
+ *   one pluto: ike-node initiates (AES-CBC, HMAC-SHA-256), pings cross both ways, ike-node stops
+ *   (SIGTERM, Deletes); then a fresh ike-node responds to `whack --initiate` and picks AES-GCM from
+ *   pluto's proposals, pings both ways, stops; last pluto stops, and neither kernel may keep
+ *   anything.
  * - `acquire`: ike-node (xfrm) with `start: "on-traffic"` installs trap policies only; a ping from
  *   the inner subnet makes the kernel send an ACQUIRE, which starts the negotiation.
  *
@@ -46,18 +62,27 @@ export const PSK = 'conformance-kernel-esp-psk-5e2d';
 export const IKE_PROPOSAL = 'aes128-sha256-modp2048';
 export const L2TP_PORT = 1701;
 
-export type Peer = 'strongswan' | 'ike-node-pfkey';
+export type Peer = 'strongswan' | 'ike-node-pfkey' | 'libreswan';
 
 export interface Scenario {
   name: string;
   /** IKE version of every connection. */
   version: 1 | 2;
   kind: TopologyKind;
-  /** Who answers ike-node (xfrm), which always sits on the left and initiates. */
+  /**
+   * Who answers ike-node (xfrm), which always sits on the left and initiates (against libreswan
+   * it then responds too, see `responderEsp`).
+   */
   peer: Peer;
   start: 'initiate' | 'on-traffic';
+  /** IKE proposal (strongSwan's syntax, as ike-node takes it); IKE_PROPOSAL when not given. */
+  ike?: string;
   /** strongSwan-style ESP proposal of the tunnel; a trailing DH group is the PFS group. */
   tunnelEsp: string;
+  /** libreswan: ike-node's ESP proposal when it responds (`tunnelEsp` is its initiator's). */
+  responderEsp?: string;
+  /** libreswan: pluto's `ike=` and `esp=` (its own syntax), covering both of ike-node's runs. */
+  libreswan?: { ike: string; esp: string };
   /** The transport-mode udp/1701 connection's ESP proposal, when the scenario has one. */
   transportEsp?: string;
   /** strongSwan rekeys the tunnel while a ping stream runs. */
@@ -103,6 +128,18 @@ export const SCENARIOS: readonly Scenario[] = [
     tunnelEsp: 'aes256gcm16-modp2048',
     transportEsp: 'aes128-sha256',
     rekey: true,
+  },
+  {
+    name: 'libreswan',
+    version: 2,
+    kind: 'direct',
+    peer: 'libreswan',
+    start: 'initiate',
+    ike: 'aes256-sha256-modp2048',
+    tunnelEsp: 'aes256-sha256',
+    responderEsp: 'aes128gcm16',
+    libreswan: { ike: 'aes256-sha2_256-modp2048', esp: 'aes256-sha2_256,aes_gcm128' },
+    rekey: false,
   },
   {
     name: 'acquire',
@@ -160,6 +197,28 @@ export interface StopResult {
   xfrm: Xfrm;
 }
 
+/** One of ike-node's runs against libreswan: ike-node started in `role`, checked, stopped. */
+export interface LibreswanRun {
+  role: 'initiator' | 'responder';
+  /** ike-node's ESP proposal in this run. */
+  esp: string;
+  /** `whack --initiate` (when ike-node responds): exit code and the tail of its output. */
+  whack?: { code: number; output: string };
+  /** From ike-node's start until both ike-node and pluto had the child SA. */
+  msToEstablished?: number;
+  /** PING_COUNT pings from each side's inner address to the other's. */
+  pings?: { fromOurs: Ping; fromTheirs: Ping };
+  /** After both pings: ike-node's status and kernel, pluto's kernel, pluto's SAs from its log. */
+  afterTraffic?: {
+    ours: Snapshot;
+    theirs: Snapshot;
+    plutoIke?: PlutoIkeSa;
+    plutoChild: PlutoChildSa;
+  };
+  /** SIGTERM to ike-node; pluto's states and kernel once it has acted on the Delete. */
+  stop?: { ours: StopResult; plutoStates: PlutoState[]; theirXfrm: Xfrm };
+}
+
 export interface ScenarioResult {
   name: string;
   spec: Scenario;
@@ -190,6 +249,8 @@ export interface ScenarioResult {
   };
   /** Acquire: ike-node's log lines about the ACQUIRE and the negotiation it started. */
   acquireLog?: string[];
+  /** libreswan: ike-node's two runs, then SIGTERM to pluto and its kernel after it. */
+  libreswan?: { runs: LibreswanRun[]; plutoStop?: StopResult };
   /** SIGTERM to ike-node (and to the pfkey peer): exit code, then both kernels. */
   stop?: { ours: StopResult; theirs: StopResult; theirSasAfter?: ParsedSa[] };
   timings: Record<string, number>;
@@ -265,7 +326,7 @@ function ikeNodeConfig(
     control: { socket: join(dir, 'ike-node.sock') },
     log: { level: 'debug' },
     kernel,
-    ikePolicies: { ike: { version: spec.version, proposals: [IKE_PROPOSAL] } },
+    ikePolicies: { ike: { version: spec.version, proposals: [spec.ike ?? IKE_PROPOSAL] } },
     ipsecPolicies,
     connections,
   };
@@ -298,7 +359,7 @@ function swanctlConfig(ours: EndSpec, theirs: EndSpec, spec: Scenario): string {
     version: spec.version,
     local_addrs: theirs.address,
     remote_addrs: ours.seenAs,
-    proposals: IKE_PROPOSAL,
+    proposals: spec.ike ?? IKE_PROPOSAL,
     local_id: theirs.address,
     remote_id: ours.address,
     psk: PSK,
@@ -392,7 +453,30 @@ const statusOf = async (dir: string): Promise<IkeNodeStatus> =>
 const childSpis = (status: IkeNodeStatus | undefined, connection: string): string[] =>
   (status?.find((c) => c.name === connection)?.childSas ?? []).map((c) => `${c.spiIn}/${c.spiOut}`);
 
-async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
+/** What every scenario stands on: its directory, topology, captures, timings and result. */
+interface Frame {
+  readonly spec: Scenario;
+  readonly dir: string;
+  readonly topology: Topology;
+  readonly ours: EndSpec;
+  readonly theirs: EndSpec;
+  readonly result: ScenarioResult;
+  /** Records the milliseconds since the previous step under `label`. */
+  step(label: string): void;
+  /** Where result.logs come from when the scenario ends, however it ends (set as the peers start). */
+  readonly logs: { left?: () => string; right?: () => string };
+}
+
+/**
+ * Runs one scenario's `body` in a fresh frame: a topology of its kind with everything each side
+ * sends on its outer interface captured (IKE, ESP, and anything that leaks). Whatever happens, the
+ * captures are kept and the topology is destroyed, which stops every daemon started in it.
+ */
+async function framed(
+  spec: Scenario,
+  out: string,
+  body: (frame: Frame) => Promise<void>,
+): Promise<ScenarioResult> {
   const { name, kind } = spec;
   const dir = mkdtempSync(join(tmpdir(), `ike-node-kesp-${name}-`));
   const timings: Record<string, number> = {};
@@ -402,10 +486,8 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
     t0 = now();
   };
   let topology: Topology | undefined;
-  let charon: Charon | undefined;
-  let ikeNode: IkeNode | undefined;
-  let peerNode: IkeNode | undefined;
   const captures: Capture[] = [];
+  const logs: Frame['logs'] = {};
   const result: ScenarioResult = {
     name,
     spec,
@@ -417,8 +499,6 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
   };
   try {
     topology = await createTopology(kind);
-    const left = topology.left;
-    const right = topology.right;
     const ours: EndSpec = {
       address: topology.leftAddress,
       seenAs: topology.leftSeenAs,
@@ -438,10 +518,9 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
     };
     step('topology');
 
-    // Everything each side sends on its outer interface: IKE, ESP, and anything that leaks.
     for (const [side, ns, iface] of [
-      ['left', left, topology.leftIface],
-      ['right', right, topology.rightIface],
+      ['left', topology.left, topology.leftIface],
+      ['right', topology.right, topology.rightIface],
     ] as const) {
       const file = `${name}-${side}.pcap`;
       captures.push(await startCapture(ns, iface, join(dir, file), '', { direction: 'out' }));
@@ -449,151 +528,14 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
     }
     step('captures');
 
-    if (spec.peer === 'strongswan') {
-      charon = await startCharon(right, {
-        name: 'strongswan',
-        dir: join(dir, 'strongswan'),
-        kernel: 'netlink',
-        readyTimeoutMs: 30_000,
-      });
-      await charon.load(swanctlConfig(ours, theirs, spec));
-    } else {
-      peerNode = await startIkeNode(
-        right,
-        ikeNodeConfig(join(dir, 'peer'), 'pfkey', theirs, ours, spec, 'responder'),
-        { dir: join(dir, 'peer'), readyTimeoutMs: 60_000 },
-      );
-    }
-    step('peer');
-
-    const nodeDir = join(dir, 'ike-node');
-    ikeNode = await startIkeNode(left, ikeNodeConfig(nodeDir, 'xfrm', ours, theirs, spec, 'initiator'), {
-      dir: nodeDir,
-      readyTimeoutMs: 30_000,
-    });
-    const node = ikeNode;
-    const connections = spec.transportEsp !== undefined ? ['net', 'l2tp'] : ['net'];
-    const allActive = async () => {
-      const status = await statusOf(nodeDir);
-      return connections.every((c) => status.find((s) => s.name === c)?.status === 'Active')
-        ? status
-        : undefined;
-    };
-    step('ikeNode');
-
-    if (spec.start === 'on-traffic') {
-      result.beforeTraffic = { ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) } };
-      step('beforeTraffic');
-      const started = now();
-      const pinging = ping(left, topology.leftInner, topology.rightInner, ACQUIRE_PING_COUNT, 0.5);
-      const active = await until(allActive, 30_000, 'ike-node to report Active after the ACQUIRE');
-      const msToActive = Math.round(now() - started);
-      result.established = { ours: { status: active, xfrm: await xfrmOf(left) }, msToActive };
-      result.ping = await pinging;
-      result.acquireLog = node
-        .log()
-        .split('\n')
-        .filter((line) => /ACQUIRE|acquire|initiat|established|installed/.test(line));
-      step('established');
-    } else {
-      const started = now();
-      const active = await until(allActive, 60_000, `ike-node to report ${connections.join(' and ')} Active`);
-      const msToActive = Math.round(now() - started);
-      result.established = { ours: { status: active, xfrm: await xfrmOf(left) }, msToActive };
-      step('established');
-      result.ping = await ping(left, topology.leftInner, topology.rightInner, PING_COUNT, 0.2);
-      step('ping');
-    }
-
-    if (spec.transportEsp !== undefined) {
-      result.probe = await udpProbe(left, right, ours.address, theirs.address);
-      step('probe');
-    }
-
-    const theirsSnapshot = async (): Promise<Snapshot> => ({
-      xfrm: await xfrmOf(right),
-      ...(charon && { sas: await charon.listSas() }),
-      ...(peerNode && { status: await statusOf(peerNode.dir) }),
-    });
-    // Once through the command line, as an operator would look.
-    result.afterTraffic = {
-      ours: { status: (await node.status()) as IkeNodeStatus, xfrm: await xfrmOf(left) },
-      theirs: await theirsSnapshot(),
-    };
-    step('afterTraffic');
-
-    if (spec.rekey && charon) {
-      const before = childSpis(result.afterTraffic.ours.status, 'net');
-      const stream = ping(left, topology.leftInner, topology.rightInner, STREAM_COUNT, STREAM_INTERVAL);
-      await delay(1500);
-      const rekeyAt = now();
-      const swanctl = await charon.swanctl(['--rekey', '--child', 'net'], 20);
-      let rekeyedStatus: IkeNodeStatus | undefined;
-      let msToNewSpis: number | undefined;
-      try {
-        rekeyedStatus = await until(
-          async () => {
-            const status = await statusOf(nodeDir);
-            return childSpis(status, 'net').some((spis) => !before.includes(spis)) ? status : undefined;
-          },
-          20_000,
-          'new SPIs on the tunnel',
-        );
-        msToNewSpis = Math.round(now() - rekeyAt);
-      } catch {
-        // reported through the missing msToNewSpis
-      }
-      const pinged = await stream;
-      result.rekey = {
-        swanctl: { code: swanctl.code, output: tail(swanctl.stdout + swanctl.stderr, 10) },
-        ping: pinged,
-        ...(rekeyedStatus && { rekeyedStatus }),
-        ...(msToNewSpis !== undefined && { msToNewSpis }),
-        after: {
-          ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) },
-          theirs: await theirsSnapshot(),
-        },
-      };
-      step('rekey');
-    }
-
-    // SIGTERM: ike-node deletes its SAs (telling the peer) and removes all it installed.
-    const stopAt = now();
-    const code = await node.stop();
-    const ourStop: StopResult = { code, ms: Math.round(now() - stopAt), xfrm: await xfrmOf(left) };
-    let theirStop: StopResult;
-    let theirSasAfter: ParsedSa[] | undefined;
-    if (peerNode) {
-      const peerAt = now();
-      const peerCode = await peerNode.stop();
-      theirStop = { code: peerCode, ms: Math.round(now() - peerAt), xfrm: await xfrmOf(right) };
-    } else {
-      const swan = charon!;
-      // strongSwan acts on ike-node's Deletes: its SAs go, its policies stay only for trapping.
-      theirSasAfter = await until(
-        async () => {
-          const sas = await swan.listSas();
-          return sas.length === 0 ? sas : undefined;
-        },
-        10_000,
-        'strongSwan to drop the SAs ike-node deleted',
-      ).catch(() => swan.listSas());
-      theirStop = { code: 0, ms: 0, xfrm: await xfrmOf(right) };
-    }
-    result.stop = { ours: ourStop, theirs: theirStop, ...(theirSasAfter && { theirSasAfter }) };
-    step('stop');
+    await body({ spec, dir, topology, ours, theirs, result, step, logs });
     result.completed = true;
   } catch (error) {
     result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
   } finally {
-    result.logs = {
-      left: tail(ikeNode?.log() ?? '', 400),
-      right: tail(charon?.log() ?? peerNode?.log() ?? '', 300),
-    };
+    result.logs = { left: tail(logs.left?.() ?? '', 400), right: tail(logs.right?.() ?? '', 300) };
     result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error);
     const cleanup = now();
-    await ikeNode?.stop().catch(() => {});
-    await peerNode?.stop().catch(() => {});
     await topology?.destroy();
     rmSync(dir, { recursive: true, force: true });
     timings.cleanup = Math.round(now() - cleanup);
@@ -601,6 +543,269 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
   return result;
 }
 
+/** ike-node (xfrm) initiates to strongSwan or to ike-node (pfkey): every scenario but libreswan. */
+async function initiating(frame: Frame): Promise<void> {
+  const { spec, dir, topology, ours, theirs, result, step, logs } = frame;
+  const { left, right } = topology;
+  let charon: Charon | undefined;
+  let peerNode: IkeNode | undefined;
+  if (spec.peer === 'strongswan') {
+    charon = await startCharon(right, {
+      name: 'strongswan',
+      dir: join(dir, 'strongswan'),
+      kernel: 'netlink',
+      readyTimeoutMs: 30_000,
+    });
+    await charon.load(swanctlConfig(ours, theirs, spec));
+    logs.right = charon.log;
+  } else {
+    peerNode = await startIkeNode(
+      right,
+      ikeNodeConfig(join(dir, 'peer'), 'pfkey', theirs, ours, spec, 'responder'),
+      { dir: join(dir, 'peer'), readyTimeoutMs: 60_000 },
+    );
+    logs.right = peerNode.log;
+  }
+  step('peer');
+
+  const nodeDir = join(dir, 'ike-node');
+  const node = await startIkeNode(left, ikeNodeConfig(nodeDir, 'xfrm', ours, theirs, spec, 'initiator'), {
+    dir: nodeDir,
+    readyTimeoutMs: 30_000,
+  });
+  logs.left = node.log;
+  const connections = spec.transportEsp !== undefined ? ['net', 'l2tp'] : ['net'];
+  const allActive = async () => {
+    const status = await statusOf(nodeDir);
+    return connections.every((c) => status.find((s) => s.name === c)?.status === 'Active')
+      ? status
+      : undefined;
+  };
+  step('ikeNode');
+
+  if (spec.start === 'on-traffic') {
+    result.beforeTraffic = { ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) } };
+    step('beforeTraffic');
+    const started = now();
+    const pinging = ping(left, topology.leftInner, topology.rightInner, ACQUIRE_PING_COUNT, 0.5);
+    const active = await until(allActive, 30_000, 'ike-node to report Active after the ACQUIRE');
+    const msToActive = Math.round(now() - started);
+    result.established = { ours: { status: active, xfrm: await xfrmOf(left) }, msToActive };
+    result.ping = await pinging;
+    result.acquireLog = node
+      .log()
+      .split('\n')
+      .filter((line) => /ACQUIRE|acquire|initiat|established|installed/.test(line));
+    step('established');
+  } else {
+    const started = now();
+    const active = await until(allActive, 60_000, `ike-node to report ${connections.join(' and ')} Active`);
+    const msToActive = Math.round(now() - started);
+    result.established = { ours: { status: active, xfrm: await xfrmOf(left) }, msToActive };
+    step('established');
+    result.ping = await ping(left, topology.leftInner, topology.rightInner, PING_COUNT, 0.2);
+    step('ping');
+  }
+
+  if (spec.transportEsp !== undefined) {
+    result.probe = await udpProbe(left, right, ours.address, theirs.address);
+    step('probe');
+  }
+
+  const theirsSnapshot = async (): Promise<Snapshot> => ({
+    xfrm: await xfrmOf(right),
+    ...(charon && { sas: await charon.listSas() }),
+    ...(peerNode && { status: await statusOf(peerNode.dir) }),
+  });
+  // Once through the command line, as an operator would look.
+  result.afterTraffic = {
+    ours: { status: (await node.status()) as IkeNodeStatus, xfrm: await xfrmOf(left) },
+    theirs: await theirsSnapshot(),
+  };
+  step('afterTraffic');
+
+  if (spec.rekey && charon) {
+    const before = childSpis(result.afterTraffic.ours.status, 'net');
+    const stream = ping(left, topology.leftInner, topology.rightInner, STREAM_COUNT, STREAM_INTERVAL);
+    await delay(1500);
+    const rekeyAt = now();
+    const swanctl = await charon.swanctl(['--rekey', '--child', 'net'], 20);
+    let rekeyedStatus: IkeNodeStatus | undefined;
+    let msToNewSpis: number | undefined;
+    try {
+      rekeyedStatus = await until(
+        async () => {
+          const status = await statusOf(nodeDir);
+          return childSpis(status, 'net').some((spis) => !before.includes(spis)) ? status : undefined;
+        },
+        20_000,
+        'new SPIs on the tunnel',
+      );
+      msToNewSpis = Math.round(now() - rekeyAt);
+    } catch {
+      // reported through the missing msToNewSpis
+    }
+    const pinged = await stream;
+    result.rekey = {
+      swanctl: { code: swanctl.code, output: tail(swanctl.stdout + swanctl.stderr, 10) },
+      ping: pinged,
+      ...(rekeyedStatus && { rekeyedStatus }),
+      ...(msToNewSpis !== undefined && { msToNewSpis }),
+      after: {
+        ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) },
+        theirs: await theirsSnapshot(),
+      },
+    };
+    step('rekey');
+  }
+
+  // SIGTERM: ike-node deletes its SAs (telling the peer) and removes all it installed.
+  const stopAt = now();
+  const code = await node.stop();
+  const ourStop: StopResult = { code, ms: Math.round(now() - stopAt), xfrm: await xfrmOf(left) };
+  let theirStop: StopResult;
+  let theirSasAfter: ParsedSa[] | undefined;
+  if (peerNode) {
+    const peerAt = now();
+    const peerCode = await peerNode.stop();
+    theirStop = { code: peerCode, ms: Math.round(now() - peerAt), xfrm: await xfrmOf(right) };
+  } else {
+    const swan = charon!;
+    // strongSwan acts on ike-node's Deletes: its SAs go, its policies stay only for trapping.
+    theirSasAfter = await until(
+      async () => {
+        const sas = await swan.listSas();
+        return sas.length === 0 ? sas : undefined;
+      },
+      10_000,
+      'strongSwan to drop the SAs ike-node deleted',
+    ).catch(() => swan.listSas());
+    theirStop = { code: 0, ms: 0, xfrm: await xfrmOf(right) };
+  }
+  result.stop = { ours: ourStop, theirs: theirStop, ...(theirSasAfter && { theirSasAfter }) };
+  step('stop');
+}
+
+/**
+ * ike-node (xfrm) against libreswan's pluto, which runs throughout with one connection `net` that
+ * it can initiate and answer: ike-node initiates, then a fresh ike-node responds.
+ */
+async function againstLibreswan(frame: Frame): Promise<void> {
+  const { spec, dir, topology, result, step, logs } = frame;
+  const { left, right } = topology;
+  const { ours, theirs } = ends(topology, 'left');
+  const tunnel = (role: LibreswanRun['role'], esp: string): TunnelSpec => ({
+    dir: join(dir, `ike-node-${role}`),
+    ours,
+    theirs,
+    psk: PSK,
+    version: 2,
+    role,
+    ike: spec.ike ?? IKE_PROPOSAL,
+    esp,
+  });
+  const pluto = await startPluto(right, {
+    name: 'libreswan',
+    dir: join(dir, 'libreswan'),
+    conns: [libreswanTunnel(tunnel('initiator', spec.tunnelEsp), spec.libreswan!)],
+    // Its log without plutodebug's lines says all this scenario reads (the IKE SPIs need debug).
+    debug: false,
+    // Once ike-node deletes the IKE SA pluto initiated, pluto would initiate again at once.
+    impair: ['revival'],
+    readyTimeoutMs: 30_000,
+  });
+  logs.right = () => withoutDebug(pluto.log());
+  step('pluto');
+
+  const nodes: IkeNode[] = [];
+  logs.left = () => nodes.map((node) => node.log()).join('\n');
+  const runs: LibreswanRun[] = [];
+  result.libreswan = { runs };
+  for (const [role, esp] of [
+    ['initiator', spec.tunnelEsp],
+    ['responder', spec.responderEsp!],
+  ] as const) {
+    const run: LibreswanRun = { role, esp };
+    runs.push(run);
+    const own = tunnel(role, esp);
+    const started = now();
+    const node = await startIkeNode(
+      left,
+      { ...ikeNodeTunnel(own), kernel: 'xfrm' },
+      { dir: own.dir, readyTimeoutMs: 30_000 },
+    );
+    nodes.push(node);
+    if (role === 'responder') {
+      const whack = await pluto.initiate('net', 30);
+      run.whack = { code: whack.code, output: tail(withoutDebug(whack.stdout + whack.stderr), 10) };
+    }
+    const active = await until(
+      async () => {
+        const net = (await statusOf(own.dir)).find((c) => c.name === 'net');
+        return net?.status === 'Active' ? net : undefined;
+      },
+      60_000,
+      `ike-node (${role}) to report net Active`,
+    );
+    // pluto's child SA: the one it sends on with ike-node's inbound SPI.
+    const spiIn = active.childSas[0]?.spiIn;
+    const plutoChild = await until(
+      async () => parsePlutoLog(pluto.log()).childSas.find((sa) => sa.established && sa.spiOut === spiIn),
+      20_000,
+      `pluto to log the child SA with ike-node's inbound SPI 0x${spiIn}`,
+    );
+    run.msToEstablished = Math.round(now() - started);
+    step(`${role}:established`);
+
+    // Both ways at once: each SA carries one side's requests and its answers to the other's.
+    const [fromOurs, fromTheirs] = await Promise.all([
+      ping(left, topology.leftInner, topology.rightInner, PING_COUNT, 0.2),
+      ping(right, topology.rightInner, topology.leftInner, PING_COUNT, 0.2),
+    ]);
+    run.pings = { fromOurs, fromTheirs };
+    step(`${role}:ping`);
+    const plutoIke = parsePlutoLog(pluto.log())
+      .ikeSas.filter((sa) => sa.established && !sa.deleted)
+      .at(-1);
+    const [status, ourXfrm, theirXfrm] = await Promise.all([statusOf(own.dir), xfrmOf(left), xfrmOf(right)]);
+    run.afterTraffic = {
+      ours: { status, xfrm: ourXfrm },
+      theirs: { xfrm: theirXfrm },
+      ...(plutoIke && { plutoIke }),
+      plutoChild,
+    };
+    step(`${role}:afterTraffic`);
+
+    // SIGTERM: ike-node deletes the IKE SA (telling pluto) and removes all it installed.
+    const stopAt = now();
+    const code = await node.stop();
+    const ms = Math.round(now() - stopAt);
+    const [ourAfter, plutoStates] = await Promise.all([
+      xfrmOf(left),
+      until(
+        async () => {
+          const states = await pluto.states();
+          return states.length === 0 ? states : undefined;
+        },
+        10_000,
+        'pluto to drop the SAs ike-node deleted',
+      ).catch(() => pluto.states()),
+    ]);
+    run.stop = { ours: { code, ms, xfrm: ourAfter }, plutoStates, theirXfrm: await xfrmOf(right) };
+    step(`${role}:stop`);
+  }
+
+  const stopAt = now();
+  const code = await pluto.stop();
+  result.libreswan.plutoStop = { code, ms: Math.round(now() - stopAt), xfrm: await xfrmOf(right) };
+  step('pluto:stop');
+}
+
 if (isMainModule(import.meta.url)) {
-  await runGuestScenarios('kernel-esp', SCENARIOS, scenario, process.argv.slice(2));
+  await runGuestScenarios(
+    'kernel-esp',
+    SCENARIOS,
+    (spec, out) => framed(spec, out, spec.peer === 'libreswan' ? againstLibreswan : initiating),
+    process.argv.slice(2),
+  );
 }

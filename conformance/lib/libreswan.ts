@@ -1,7 +1,7 @@
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { delay, processEnd, run, type ExecResult, type Ns } from './netns.js';
+import { delay, processEnd, readOr, run, type ExecResult, type Ns } from './netns.js';
 import type { TunnelSpec } from './scenario.js';
 
 /**
@@ -17,7 +17,9 @@ import type { TunnelSpec } from './scenario.js';
  * pluto has only one kernel backend in this build (XFRM netlink) and no option to skip installing
  * SAs. On a kernel without ESP (the lab host) it negotiates IKE and the child SA, then fails to add
  * the ESP state ("netlink response for Add SA ...: Protocol not supported"): tests check IKE-level
- * interop there, and the child only where kernelHasEsp() says the kernel can hold it.
+ * interop there, and the child only where kernelHasEsp() says the kernel can hold it. The qemu
+ * kernel lab's `libreswan` scenario (conformance/kernel-lab/kernel-esp.ts) runs the same pluto with
+ * ESP: SAs in the guest kernel, traffic through them.
  */
 
 export const LIBRESWAN_DIR = process.env['IKE_NODE_LIBRESWAN_DIR'] ?? '/var/cache/ike-node/libreswan';
@@ -144,6 +146,9 @@ export function libreswanTunnel(s: TunnelSpec, algorithms: { ike: string; esp: s
     psk: s.psk,
     // pluto initiates with `whack --initiate` when ike-node responds: nothing at startup.
     auto: 'add',
+    // The topology routes the subnets already; the default updown (`ipsec _updown`) would run
+    // /usr/sbin/ipsec, which is not installed (only unpacked into LIBRESWAN_DIR).
+    extra: { leftupdown: '%disabled' },
   };
 }
 
@@ -274,14 +279,6 @@ export async function startPluto(ns: Ns, options: PlutoOptions): Promise<Pluto> 
   };
 }
 
-function readOr(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /** The log without plutodebug's lines (`| ` or, for what whack printed, `|] ` after the time). */
 export function withoutDebug(log: string): string {
   return log
@@ -330,10 +327,12 @@ export interface PlutoChildSa {
   addSpi?: string;
   addDestination?: string;
   installError?: string;
-  /** From `established Child SA ... {ESP=>0xOUT <0xIN ...}`. */
+  /** From `established Child SA ... {ESP=>0xOUT <0xIN xfrm=ALGORITHMS ...}`. */
   established: boolean;
   spiOut?: string;
   spiIn?: string;
+  /** The algorithms pluto gave the kernel: `AES_CBC_256-HMAC_SHA2_256_128`, `AES_GCM_16_128-NONE`. */
+  xfrm?: string;
   deleted: boolean;
 }
 
@@ -393,10 +392,18 @@ export function parsePlutoLog(log: string): PlutoLog {
       child(serial, conn).proposal = m[1];
     } else if ((m = /^netlink response for Add SA esp\.([0-9a-f]+)@(\S+): (.+)$/.exec(text))) {
       const sa = child(serial, conn);
+      // `esp.c0a0194@...`: this line drops leading zeros (the established line keeps them).
       if (sa.addSpi === undefined)
-        Object.assign(sa, { addSpi: m[1], addDestination: m[2], installError: m[3] });
-    } else if ((m = /established Child SA.*\{ESP\S*=>0x([0-9a-f]+) <0x([0-9a-f]+)/.exec(text))) {
-      Object.assign(child(serial, conn), { established: true, spiOut: m[1], spiIn: m[2] });
+        Object.assign(sa, { addSpi: m[1]!.padStart(8, '0'), addDestination: m[2], installError: m[3] });
+    } else if (
+      (m = /established Child SA.*\{ESP\S*=>0x([0-9a-f]+) <0x([0-9a-f]+)(?: xfrm=(\S+))?/.exec(text))
+    ) {
+      Object.assign(child(serial, conn), {
+        established: true,
+        spiOut: m[1],
+        spiIn: m[2],
+        ...(m[3] !== undefined && { xfrm: m[3] }),
+      });
     }
   }
   return { ikeSas: [...ikeSas.values()], childSas: [...childSas.values()] };

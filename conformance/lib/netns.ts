@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   spawn as spawnChild,
   execFile,
@@ -357,6 +358,15 @@ export function signal(pid: number | undefined, sig: NodeJS.Signals): void {
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** A log or state file the peer writes, or '' while it does not exist yet. */
+export function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 export function delay(ms: number): Promise<void> {

@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { delay, processEnd, run, type ExecResult, type Ns } from './netns.js';
+import { delay, processEnd, readOr, run, type ExecResult, type Ns } from './netns.js';
 
 /**
  * strongSwan (charon + swanctl, Debian's 5.9.x packages) as an interop peer inside a network
@@ -320,14 +320,6 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     log: () => readOr(join(dir, 'charon.log')),
     stop,
   };
-}
-
-function readOr(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
