@@ -105,6 +105,8 @@ const KEEPALIVE = '#keepalive';
 /** How long a Delete of ours may wait for its answer before the SA is forgotten anyway. */
 const CLOSE = '#close';
 const CLOSE_WAIT = 60;
+/** Seconds before a failed child SA rekey is tried again. */
+const REKEY_RETRY = 10;
 
 const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -1108,8 +1110,9 @@ export class IkeEngine {
       cause: failure.cause,
       reason: failure.reason,
     });
-    // The old child SA is still there: try again (through another IKE SA if this one goes).
-    this.#retryRekey(negotiation, this.#now);
+    // The old child SA is still there: try again (through another IKE SA if this one goes), after
+    // a pause: a peer that refuses at once would otherwise be asked again at once, over and over.
+    this.#retryRekey(negotiation, this.#now + REKEY_RETRY);
   }
 
   /** A failed rekey is tried again at `at`, unless the peer replaced the child SA meanwhile. */

@@ -1,4 +1,4 @@
-import type { Connection, IpsecMode } from '../core/connection.js';
+import { type Connection, type IpsecMode, policyLabel } from '../core/connection.js';
 import type { ChildNegotiation } from '../core/ike-sa.js';
 import type { Suite } from '../core/proposal.js';
 import type { ChildSaSpec, ProtocolContext } from '../core/protocol.js';
@@ -11,7 +11,7 @@ import { isErrorNotify, notifyName, NotifyType, TransformType } from './constant
 import { Ikev2Error } from './errors.js';
 import type { Ikev2Sa } from './ike-sa.js';
 import { childKeys } from './keys.js';
-import { choose, chosenSuite, offerProposals, policySets } from './proposals.js';
+import { choose, chosenSuite, noProposalReason, offerProposals, policySets } from './proposals.js';
 
 /**
  * The parts of a child SA negotiation that IKE_AUTH and CREATE_CHILD_SA share (RFC 7296 sections
@@ -63,16 +63,18 @@ export interface ChildAnswer {
 }
 
 /**
- * A responder's answer to a child SA request: the ESP proposal it takes (PFS groups only when the
- * exchange carries a KE: `withKe`), the mode, and the selectors narrowed to what its connection
- * allows (section 2.9). Throws Ikev2Error NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE.
+ * A responder's answer to a child SA request: the ESP proposal it takes, the mode, and the selectors narrowed to what its connection
+ * allows (section 2.9). Throws Ikev2Error NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE. The first child
+ * SA, in IKE_AUTH, has no Diffie-Hellman of its own (section 1.2): groups are left out on both sides
+ * there. In CREATE_CHILD_SA our PFS policy holds: a connection that requires a group refuses a
+ * request without one, as IKEv1's quick mode does.
  */
 export function answerChild(
   connection: Connection,
   sa: Ikev2Sa,
   request: readonly Payload[],
   spi: number,
-  withKe: boolean,
+  inIkeAuth: boolean,
 ): ChildAnswer {
   const saPayload = request.find((p): p is Extract<Payload, { kind: 'sa' }> => p.kind === 'sa');
   const tsi = request.find((p): p is Extract<Payload, { kind: 'ts' }> => p.kind === 'ts' && p.role === 'i');
@@ -80,14 +82,14 @@ export function answerChild(
   if (!saPayload || !tsi || !tsr)
     throw new Ikev2Error('a child SA request without SA, TSi or TSr', NotifyType.INVALID_SYNTAX);
   const { ipsec } = connection;
-  const offered = withKe ? saPayload.proposals : saPayload.proposals.map(withoutDh);
-  const ours = (withKe ? (ipsec.acceptPfs ?? [ipsec.pfs ?? 'none']) : ['none' as const]).flatMap((pfs) =>
+  const offered = inIkeAuth ? saPayload.proposals.map(withoutDh) : saPayload.proposals;
+  const ours = (inIkeAuth ? ['none' as const] : (ipsec.acceptPfs ?? [ipsec.pfs ?? 'none'])).flatMap((pfs) =>
     ipsec.proposals.map((suite) => (pfs === 'none' ? suite : { ...suite, dh: pfs })),
   );
   const chosen = choose('esp', ours, offered, u32be(spi));
   if (!chosen)
     throw new Ikev2Error(
-      `no ESP proposal of '${connection.name}' matches the peer's`,
+      `child SA: ${noProposalReason('esp', [{ what: policyLabel('ipsecPolicy', ipsec.name, connection.name), suites: ours }], offered)}`,
       NotifyType.NO_PROPOSAL_CHOSEN,
       'ours',
       'no-proposal',
@@ -140,12 +142,12 @@ export function answerAmong(
   sa: Ikev2Sa,
   request: readonly Payload[],
   spi: number,
-  withKe: boolean,
+  inIkeAuth: boolean,
 ): { connection: Connection; answer: ChildAnswer } {
   let refusal: Ikev2Error | undefined;
   for (const connection of ctx.siblings(sa.connection!)) {
     try {
-      return { connection, answer: answerChild(connection, sa, request, spi, withKe) };
+      return { connection, answer: answerChild(connection, sa, request, spi, inIkeAuth) };
     } catch (error) {
       if (!(error instanceof Ikev2Error)) throw error;
       if (

@@ -206,9 +206,10 @@ export function respondToCreateChild(
           'the child SA to rekey has no connection any more',
           NotifyType.CHILD_SA_NOT_FOUND,
         );
-      if (replaced) answer = answerChild(connection, sa, request, spiIn, ke !== undefined);
-      else ({ answer, connection } = answerAmong(ctx, sa, request, spiIn, ke !== undefined));
-      if (answer.suite.dh && ke && ke.group !== answer.suite.dh.ikev2) {
+      if (replaced) answer = answerChild(connection, sa, request, spiIn, false);
+      else ({ answer, connection } = answerAmong(ctx, sa, request, spiIn, false));
+      // A group chosen without its KE (or with another group's): ask for the one we chose.
+      if (answer.suite.dh && ke?.group !== answer.suite.dh.ikev2) {
         refuse(NotifyType.INVALID_KE_PAYLOAD, u16be(answer.suite.dh.ikev2));
         return;
       }

@@ -230,7 +230,7 @@ export function respondToAuth(
     sa.computing = false;
     let answer, childConnection;
     try {
-      ({ answer, connection: childConnection } = answerAmong(ctx, sa, request, spiIn, false));
+      ({ answer, connection: childConnection } = answerAmong(ctx, sa, request, spiIn, true));
     } catch (error) {
       if (!isTyped(error)) throw error;
       const failure = failureOf(error);

@@ -1,7 +1,7 @@
 import { parseAddress } from '../core/address.js';
 import type { Connection } from '../core/connection.js';
 import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
-import { explainMismatch, formatSuite } from '../core/proposal.js';
+import { formatSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { policyLabel } from '../core/connection.js';
 import { udpEncapsulated } from '../core/sa.js';
@@ -15,7 +15,7 @@ import { Ikev2Error } from './errors.js';
 import { Ikev2Sa, keyed, newIkeSpi, newNonce } from './ike-sa.js';
 import { deriveIkeKeys } from './keys.js';
 import { sendRequest, sendResponse, sendStateless } from './messages.js';
-import { choose, chosenSuite, offeredSuites, offerProposals, policySets } from './proposals.js';
+import { choose, chosenSuite, noProposalReason, offerProposals, policySets } from './proposals.js';
 
 /**
  * IKE_SA_INIT (RFC 7296 section 1.2), both roles:
@@ -296,17 +296,15 @@ export function respondToInit(
     }
   }
   if (!connection || !chosen) {
-    const ours = [...new Set(candidates.flatMap((c) => c.ike.proposals).map(formatSuite))];
-    const theirs = offeredSuites('ike', saPayload.proposals);
-    const advice = explainMismatch(
-      candidates.map((c) => ({
-        what: policyLabel('ikePolicy', c.ike.name, c.name),
-        suites: [...c.ike.proposals],
-      })),
-      theirs,
-    );
     const reason = candidates.length
-      ? `no proposal chosen: peer offers ${theirs.map(formatSuite).join(', ') || 'nothing usable'}; we accept ${ours.join(', ')}${advice ? `; ${advice}` : ''}`
+      ? noProposalReason(
+          'ike',
+          candidates.map((c) => ({
+            what: policyLabel('ikePolicy', c.ike.name, c.name),
+            suites: c.ike.proposals,
+          })),
+          saPayload.proposals,
+        )
       : `no IKEv2 connection for ${remote.address} at ${local.address}`;
     ctx.logUnauthenticated(
       'warn',

@@ -1,4 +1,4 @@
-import { type ProposalSet, type Suite } from '../core/proposal.js';
+import { explainMismatch, formatSuite, type ProposalSet, type Suite } from '../core/proposal.js';
 import {
   type DhAlgorithm,
   type EncryptionAlgorithm,
@@ -251,4 +251,19 @@ export function offeredSuites(use: SaUse, offered: readonly Proposal[]): Suite[]
             });
   }
   return suites;
+}
+
+/**
+ * Why nothing the peer offered is acceptable, as IKEv1 says it: what the peer offers, what we
+ * accept, and the closest pair with what to allow in which policy to make them match.
+ */
+export function noProposalReason(
+  use: SaUse,
+  policies: readonly { readonly what: string; readonly suites: readonly Suite[] }[],
+  offered: readonly Proposal[],
+): string {
+  const theirs = offeredSuites(use, offered);
+  const ours = [...new Set(policies.flatMap((policy) => policy.suites).map(formatSuite))];
+  const advice = explainMismatch(policies, theirs);
+  return `no proposal chosen: peer offers ${theirs.map(formatSuite).join(', ') || 'nothing usable'}; we accept ${ours.join(', ')}${advice ? `; ${advice}` : ''}`;
 }

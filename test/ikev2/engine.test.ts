@@ -58,3 +58,60 @@ t.test('child SAs are rekeyed with CREATE_CHILD_SA, with and without PFS', async
     t.equal(second.suite.dh?.name, pfs);
   }
 });
+
+t.test('no proposal chosen: the responder says what each side offers and what to change', async (t) => {
+  // IKE_SA_INIT: the peer's suite, ours, the closest pair and the policy to change.
+  const ike = sitePair({
+    both: v2,
+    a: { ike: ['3des-sha1-modp1024'] },
+    b: { ike: ['aes256-sha256-modp2048'] },
+  });
+  ike.pair.initiate(ike.a);
+  t.match(
+    ike.b.logs.join('\n'),
+    /IKE_SA_INIT from .* refused: no proposal chosen: peer offers 3des-sha1-modp1024; we accept aes256-sha256-modp2048; closest: peer's 3des-sha1-modp1024 against our aes256-sha256-modp2048; allow 3des \(encryption\) and sha1 \(integrity\) and modp1024 \(DH group\) in ikePolicy '[^']+' to match/,
+  );
+  t.match(
+    ike.b.engine.status()[0]!.error,
+    /peer offers 3des-sha1-modp1024.*allow 3des/,
+    "the responder's status",
+  );
+  t.match(ike.a.engine.status()[0]!.error, /NO_PROPOSAL_CHOSEN/, 'the initiator learns it from the notify');
+  t.equal(ike.a.installed.size + ike.b.installed.size, 0, 'nothing installed');
+
+  // The first child SA in IKE_AUTH: the IKE SA stands, the child is refused with the same detail.
+  const esp = sitePair({ both: v2, a: { esp: ['aes128-sha1'] }, b: { esp: ['aes256-sha256'] } });
+  esp.pair.initiate(esp.a);
+  t.match(
+    esp.b.logs.join('\n'),
+    /child SA: no proposal chosen: peer offers aes128-sha1; we accept aes256-sha256; closest: peer's aes128-sha1 against our aes256-sha256; allow aes128 \(encryption\) and sha1 \(integrity\) in ipsecPolicy '[^']+' to match/,
+  );
+  t.match(esp.a.engine.status()[0]!.error ?? '', /NO_PROPOSAL_CHOSEN/, 'the initiator shows the refusal');
+  t.equal(esp.a.installed.size + esp.b.installed.size, 0, 'no child SA installed');
+
+  // PFS asked for but not offered: "no DH group". Each side's rekey is refused by the other; a
+  // refusal comes at once, so asking again at once would loop for as long as the child SA lives.
+  const pfs = sitePair({ both: { ...v2, childLifetime: 300 }, b: { pfs: 'modp2048' } });
+  pfs.pair.initiate(pfs.a);
+  const first = onlyChild(pfs.a);
+  const refusals = () => pfs.b.logs.filter((line) => /CREATE_CHILD_SA from .* refused/.test(line)).length;
+  const times: number[] = [];
+  let seen = refusals();
+  pfs.pair.advance(first.rekeyAt - pfs.pair.now - 1);
+  while (pfs.pair.now < first.expiresAt - 2) {
+    pfs.pair.advance(1);
+    if (refusals() > seen) times.push(pfs.pair.now);
+    seen = refusals();
+  }
+  t.match(
+    pfs.b.logs.join('\n'),
+    /allow no DH group \(the peer offers none\) in ipsecPolicy '[^']+' to match/,
+  );
+  t.ok(times.length >= 2, `the rekey was tried again (${times.length} times)`);
+  const gaps = times.slice(1).map((at, i) => at - times[i]!);
+  t.ok(
+    gaps.every((gap) => gap >= 10),
+    `never again at once: ${gaps.join(', ')} s apart`,
+  );
+  t.equal(onlyChild(pfs.b).spiOut, first.spiIn, 'the first child SA carries on meanwhile');
+});
