@@ -35,14 +35,12 @@ export function isMember<V extends object>(members: Members<V>, value: V): boole
   return members instanceof Set ? members.has(value) : members === value;
 }
 
-export function count<V extends object>(members: Members<V>): number {
-  return members instanceof Set ? members.size : members === undefined ? 0 : 1;
-}
-
 /** A copy, safe to iterate while members come and go. */
 export function membersOf<V extends object>(members: Members<V>): V[] {
   return members instanceof Set ? [...members] : members === undefined ? [] : [members];
 }
+
+const NONE: readonly never[] = Object.freeze([]);
 
 /** Keys to the members of their group (Members), the key gone with its last member. */
 export class GroupIndex<K, V extends object> {
@@ -58,8 +56,12 @@ export class GroupIndex<K, V extends object> {
     else this.#map.set(key, members);
   }
 
-  /** A copy of the key's members. */
-  get(key: K): V[] {
-    return membersOf(this.#map.get(key));
+  /**
+   * The key's members as they are (no copy: a group may be large and the caller may stop at the
+   * first that fits); copy them first to change the index while going through them.
+   */
+  get(key: K): Iterable<V> {
+    const members = this.#map.get(key);
+    return members === undefined ? NONE : members instanceof Set ? members : [members];
   }
 }

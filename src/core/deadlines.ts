@@ -36,11 +36,10 @@ export class Deadlines<O extends DeadlineOwner> {
   set(owner: O, name: string, at: number): void {
     const timers = (owner.timers ??= []);
     const index = timers.findIndex((entry) => entry.name === name);
+    if (index >= 0 && timers[index]!.at === at) return;
     const entry: HeapEntry<O> = { at, owner, name, live: true };
     if (index >= 0) {
-      const previous = timers[index]!;
-      if (previous.at === at) return;
-      previous.live = false;
+      timers[index]!.live = false;
       this.#live--;
       timers[index] = entry;
     } else {

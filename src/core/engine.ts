@@ -1,5 +1,5 @@
 import type { Action, EngineEvent, LogLevel } from './actions.js';
-import { count, GroupIndex, isMember, join, leave, type Members, membersOf, remove } from './collections.js';
+import { GroupIndex, isMember, join, leave, type Members, membersOf, remove } from './collections.js';
 import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
 import { ConnectionIndex } from './connection-index.js';
 import { CommandError } from './command-error.js';
@@ -24,6 +24,7 @@ import {
 import { type DhJob, type DhJobResult, runDhJob } from '../crypto/dh-job.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { peekIkeHeader } from '../wire/ike-header.js';
+import { readU32be } from '../wire/bytes.js';
 
 /**
  * The IKE engine both versions stand on, sans-I/O: datagrams, timer ticks, kernel events and
@@ -304,12 +305,7 @@ export class IkeEngine {
       if (!pending) return;
       this.#reservations.delete(id);
       if (pending.sa.deleted) return;
-      if (result instanceof Error) {
-        this.#log('warn', `the kernel reserved no SPI (${result.message}): using a random one`, pending.sa);
-        pending.then(this.#randomSpi());
-      } else {
-        pending.then(result);
-      }
+      pending.then(result instanceof Error ? this.#spiRefused(pending.sa, result) : result);
     });
   }
 
@@ -629,7 +625,7 @@ export class IkeEngine {
   #busy(connection: Connection): boolean {
     const record = this.#record(connection.name);
     return (
-      count(record.children) > 0 ||
+      record.children !== undefined ||
       record.negotiations > 0 ||
       record.waitingOn !== undefined ||
       this.#underWay(connection) !== undefined
@@ -750,9 +746,7 @@ export class IkeEngine {
       if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
       this.#log('debug', `child SA ${entry.child.id} moves over from ${saKind(sa)} ${entry.sa.id}`, sa);
       remove(entry.sa.children, entry);
-      entry.sa = sa;
-      sa.children.push(entry);
-      entry.child = { ...entry.child, ikeSaId: sa.id };
+      this.#handOver(entry, sa);
       // A rekey that was waiting for (or lost with) the old SA starts again on this one.
       entry.rekeying = false;
       if (this.#mayRekey(sa.connection))
@@ -762,11 +756,14 @@ export class IkeEngine {
 
   /** IKEv2: child SAs move to the IKE SA that rekeyed theirs, and are rekeyed from there. */
   #moveChildren(old: IkeSa, sa: IkeSa): void {
-    for (const entry of old.children.splice(0)) {
-      entry.sa = sa;
-      sa.children.push(entry);
-      entry.child = { ...entry.child, ikeSaId: sa.id };
-    }
+    for (const entry of old.children.splice(0)) this.#handOver(entry, sa);
+  }
+
+  /** A child SA (already off its old IKE SA's list) now belongs to `sa`. */
+  #handOver(entry: ChildEntry, sa: IkeSa): void {
+    entry.sa = sa;
+    sa.children.push(entry);
+    entry.child = { ...entry.child, ikeSaId: sa.id };
   }
 
   #ikeRekeyed(old: IkeSa, next: IkeSa): void {
@@ -864,7 +861,7 @@ export class IkeEngine {
    */
   #initialContact(sa: IkeSa): void {
     if (!sa.identityKey) return;
-    for (const other of this.#identities.get(sa.identityKey)) {
+    for (const other of [...this.#identities.get(sa.identityKey)]) {
       if (other === sa || other.id > sa.id) continue;
       this.#log('info', 'INITIAL-CONTACT: removing stale SAs', other);
       this.#deleteIkeSa(other, 'peer sent INITIAL-CONTACT', false);
@@ -1177,7 +1174,7 @@ export class IkeEngine {
   /** A Delete from the peer names its inbound SPIs: our outbound ones. */
   #childrenDeletedByPeer(sa: IkeSa, spisOut: readonly number[]): void {
     for (const spi of spisOut) {
-      for (const entry of this.#bySpiOut.get(spi)) {
+      for (const entry of [...this.#bySpiOut.get(spi)]) {
         if (entry.child.remote.address === sa.remote.address)
           this.#removeChild(entry, 'deleted by the peer', false);
       }
@@ -1416,15 +1413,22 @@ export class IkeEngine {
         return;
       }
     } catch (error) {
-      this.#log('warn', `the kernel reserved no SPI (${(error as Error).message}): using a random one`, sa);
+      then(this.#spiRefused(sa, error as Error));
+      return;
     }
     then(this.#randomSpi());
+  }
+
+  /** The kernel reserved no SPI: a random one instead, and a word in the log. */
+  #spiRefused(sa: IkeSa, error: Error): number {
+    this.#log('warn', `the kernel reserved no SPI (${error.message}): using a random one`, sa);
+    return this.#randomSpi();
   }
 
   #randomSpi(): number {
     for (;;) {
       const bytes = this.#crypto.randomBytes(4);
-      const spi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+      const spi = readU32be(bytes);
       // SPIs 1-255 are reserved by IANA (RFC 4303 section 2.1); 0 is invalid.
       if (spi > 255) return spi;
     }

@@ -1,5 +1,5 @@
 import { type Attribute, readAttributes, writeAttribute } from '../wire/attributes.js';
-import { type IkeHeaderFields, readIkeHeader } from '../wire/ike-header.js';
+import { type IkeHeaderFields, readIkeHeader, writeIkeHeader } from '../wire/ike-header.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { GENERIC_HEADER_LENGTH, ISAKMP_HEADER_LENGTH, NotifyType, PayloadType } from './constants.js';
@@ -134,17 +134,7 @@ export function encodeHeader(
   w: Writer,
   header: Omit<IsakmpHeader, 'length' | 'majorVersion' | 'minorVersion'>,
 ): number {
-  if (header.CKY_I.length !== 8 || header.CKY_R.length !== 8) throw new RangeError('cookies are 8 bytes');
-  w.bytes(header.CKY_I)
-    .bytes(header.CKY_R)
-    .u8(header.nextPayload)
-    .u8(0x10)
-    .u8(header.exchangeType)
-    .u8(header.flags)
-    .u32(header.messageId);
-  const lengthAt = w.offset;
-  w.u32(0);
-  return lengthAt;
+  return writeIkeHeader(w, [header.CKY_I, header.CKY_R], { ...header, version: 0x10 });
 }
 
 // ---------------------------------------------------------------------------------------------

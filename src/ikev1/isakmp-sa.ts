@@ -6,7 +6,7 @@ import type { Role } from '../core/sa.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
 import type { Phase1Keys } from '../crypto/kdf-ikev1.js';
 import type { Prf } from '../crypto/transforms.js';
-import { concat, toHex } from '../wire/bytes.js';
+import { concat, readU32be, toHex } from '../wire/bytes.js';
 import {
   type DecodedMessage,
   decodePayloads,
@@ -143,7 +143,7 @@ export class IsakmpSa extends IkeSa {
 export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
   for (;;) {
     const bytes = ctx.crypto.randomBytes(4);
-    const id = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+    const id = readU32be(bytes);
     if (id !== 0 && !sa.exchanges?.has(id)) return id;
   }
 }

@@ -5,7 +5,7 @@ import type { ChildSaSpec, ProtocolContext } from '../core/protocol.js';
 import { udpEncapsulated } from '../core/sa.js';
 import { intersect, parseTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
-import { u32be } from '../wire/bytes.js';
+import { readU32be, u32be } from '../wire/bytes.js';
 import { findNotify, notify, type Payload, type Proposal } from './codec.js';
 import { isErrorNotify, notifyName, NotifyType, TransformType } from './constants.js';
 import { Ikev2Error } from './errors.js';
@@ -128,7 +128,7 @@ export function answerChild(
     mode,
     tsi: narrowedI,
     tsr: narrowedR,
-    spiOut: readU32(spiOut),
+    spiOut: readU32be(spiOut),
   };
 }
 
@@ -242,7 +242,7 @@ export function readChildAnswer(
     mode: transport ? 'transport' : 'tunnel',
     tsi: [...tsi.selectors],
     tsr: [...tsr.selectors],
-    spiOut: readU32(chosen.spi),
+    spiOut: readU32be(chosen.spi),
   };
 }
 
@@ -285,8 +285,4 @@ export function childSpec(
       ...(ipsec.lifetime.kilobytes && { kilobytes: ipsec.lifetime.kilobytes }),
     },
   };
-}
-
-function readU32(bytes: Uint8Array): number {
-  return ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
 }

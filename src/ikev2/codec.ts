@@ -1,7 +1,7 @@
 import type { TrafficSelector } from '../core/traffic-selector.js';
 import { type Attribute, readAttributes, writeAttribute } from '../wire/attributes.js';
 import { DecodeError } from '../wire/errors.js';
-import { type IkeHeaderFields, readIkeHeader } from '../wire/ike-header.js';
+import { type IkeHeaderFields, readIkeHeader, writeIkeHeader } from '../wire/ike-header.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import {
@@ -142,17 +142,7 @@ export interface HeaderFields {
 
 /** Writes the header with a zero length; returns where the length goes. */
 export function encodeHeader(w: Writer, fields: HeaderFields, nextPayload: number): number {
-  if (fields.spiI.length !== 8 || fields.spiR.length !== 8) throw new RangeError('IKE SPIs are 8 bytes');
-  w.bytes(fields.spiI)
-    .bytes(fields.spiR)
-    .u8(nextPayload)
-    .u8(VERSION)
-    .u8(fields.exchangeType)
-    .u8(fields.flags)
-    .u32(fields.messageId);
-  const lengthAt = w.offset;
-  w.u32(0);
-  return lengthAt;
+  return writeIkeHeader(w, [fields.spiI, fields.spiR], { ...fields, nextPayload, version: VERSION });
 }
 
 // ---------------------------------------------------------------------------------------------

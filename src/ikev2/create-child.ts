@@ -7,7 +7,7 @@ import type { ProtocolContext } from '../core/protocol.js';
 import { formatTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
 import type { DhJobResult } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
-import { u16be, u32be } from '../wire/bytes.js';
+import { readU32be, u16be, u32be } from '../wire/bytes.js';
 import { find, findNotify, notify, type Payload } from './codec.js';
 import { ExchangeType, NotifyType, ProtocolId } from './constants.js';
 import {
@@ -175,10 +175,7 @@ export function respondToCreateChild(
   const rekey = findNotify(request, NotifyType.REKEY_SA);
   let replaced: ChildEntry | undefined;
   if (rekey) {
-    const spi =
-      rekey.spi.length === 4
-        ? ((rekey.spi[0]! << 24) | (rekey.spi[1]! << 16) | (rekey.spi[2]! << 8) | rekey.spi[3]!) >>> 0
-        : -1;
+    const spi = rekey.spi.length === 4 ? readU32be(rekey.spi) : -1;
     replaced = sa.children.find((entry) => entry.child.spiOut === spi);
     if (!replaced) {
       refuse(NotifyType.CHILD_SA_NOT_FOUND);

@@ -1,6 +1,6 @@
 import type { ProtocolContext } from '../core/protocol.js';
 import type { ChildSa } from '../core/sa.js';
-import { u32be } from '../wire/bytes.js';
+import { readU32be, u32be } from '../wire/bytes.js';
 import { findAll, type Payload } from './codec.js';
 import { ExchangeType, isErrorNotify, notifyName, ProtocolId } from './constants.js';
 import { rekeyedTo, settleAwaitingDelete } from './child-handover.js';
@@ -73,9 +73,7 @@ export function respondToInformational(
   // Section 1.4.1: the answer names our inbound SPIs of the pairs the peer deleted.
   const spisOut = deletes
     .filter((d) => d.protocolId === ProtocolId.ESP && d.spiSize === 4)
-    .flatMap((d) =>
-      d.spis.map((spi) => ((spi[0]! << 24) | (spi[1]! << 16) | (spi[2]! << 8) | spi[3]!) >>> 0),
-    );
+    .flatMap((d) => d.spis.map((spi) => readU32be(spi)));
   const ours = [
     ...sa.children.filter((entry) => spisOut.includes(entry.child.spiOut)).map((entry) => entry.child),
     ...sa.awaitingDelete.filter((a) => spisOut.includes(a.child.spiOut)).map((a) => a.child),

@@ -49,6 +49,11 @@ export function u32be(value: number): Uint8Array {
   return out;
 }
 
+/** The big-endian 32-bit number at `at` (an SPI, a message ID): the inverse of u32be. */
+export function readU32be(bytes: Uint8Array, at = 0): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
 export function bytesToBigInt(bytes: Uint8Array): bigint {
   return bytes.length === 0 ? 0n : BigInt(`0x${toHex(bytes)}`);
 }

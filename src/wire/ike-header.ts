@@ -6,6 +6,7 @@
  */
 
 import type { Reader } from './reader.js';
+import type { Writer } from './writer.js';
 
 export const IKE_HEADER_LENGTH = 28;
 
@@ -47,6 +48,28 @@ export function peekIkeHeader(datagram: Uint8Array): IkeHeaderPeek | undefined {
     messageId: ((datagram[20]! << 24) | (datagram[21]! << 16) | (datagram[22]! << 8) | datagram[23]!) >>> 0,
     initial,
   };
+}
+
+/**
+ * Writes the header with a zero length (the caller fills it in once the message is complete) and
+ * returns where the length goes. `version` is the whole octet: 0x10 for ISAKMP, 0x20 for IKEv2.
+ */
+export function writeIkeHeader(
+  w: Writer,
+  spis: readonly [Uint8Array, Uint8Array],
+  fields: Pick<IkeHeaderFields, 'nextPayload' | 'exchangeType' | 'flags' | 'messageId'> & { version: number },
+): number {
+  if (spis[0].length !== 8 || spis[1].length !== 8) throw new RangeError('the two SPIs are 8 bytes each');
+  w.bytes(spis[0])
+    .bytes(spis[1])
+    .u8(fields.nextPayload)
+    .u8(fields.version)
+    .u8(fields.exchangeType)
+    .u8(fields.flags)
+    .u32(fields.messageId);
+  const lengthAt = w.offset;
+  w.u32(0);
+  return lengthAt;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   Prf,
   skeyseed,
 } from '../../src/crypto/index.js';
+import { sealKeys } from '../../src/crypto/secret.js';
 import { toHex } from '../../src/wire/bytes.js';
 
 const provider = createCryptoProvider('node');
@@ -78,4 +79,17 @@ t.test('a key exchange shows its group, never its private key', async (t) => {
       t.equal(String(kex), `KeyExchange(${group})`);
     }
   }
+});
+
+t.test('sealed keys are copies held in one buffer, each view its own length', async (t) => {
+  const a = Uint8Array.of(1, 2, 3);
+  const b = Uint8Array.of(4, 5);
+  const sealed = sealKeys('Test', { a, b });
+  t.same([...sealed.a], [1, 2, 3]);
+  t.same([...sealed.b], [4, 5]);
+  t.equal(sealed.a.buffer, sealed.b.buffer, 'one allocation for the record');
+  a[0] = 9;
+  t.equal(sealed.a[0], 1, 'a copy: the caller may reuse or wipe what it passed');
+  t.ok(Object.isFrozen(sealed));
+  t.notMatch(String(sealed), /1,2,3|010203/, 'still redacted');
 });

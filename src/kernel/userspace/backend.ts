@@ -6,7 +6,7 @@ import { type ChildSa, formatSpi } from '../../core/sa.js';
 import type { TrafficCounters } from '../../core/status.js';
 import type { TrafficSelector } from '../../core/traffic-selector.js';
 import type { CryptoProvider } from '../../crypto/provider.js';
-import { equalBytes } from '../../wire/bytes.js';
+import { equalBytes, readU32be } from '../../wire/bytes.js';
 import type { KernelBackend, KernelBackendHost, KernelEvent, TrapPolicy } from '../backend.js';
 import { type EspDropCause, EspInbound, EspOutbound } from './esp.js';
 import type { EspTransformImplementation } from './esp-crypto.js';
@@ -288,7 +288,7 @@ export class UserspaceBackend implements KernelBackend {
   allocateSpi(_local: string, _remote: string): number {
     for (;;) {
       const bytes = this.#provider.randomBytes(4);
-      const spi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+      const spi = readU32be(bytes);
       if (spi < 256 || this.#sad.has(spi) || this.#reserved.has(spi)) continue;
       this.#reserved.add(spi);
       // Forget the oldest reservations of negotiations that never completed.
@@ -504,7 +504,7 @@ export class UserspaceBackend implements KernelBackend {
       this.#drop('truncated', () => `${datagram.length} bytes from ${formatEndpoint(remote)}`);
       return;
     }
-    const spi = ((datagram[0]! << 24) | (datagram[1]! << 16) | (datagram[2]! << 8) | datagram[3]!) >>> 0;
+    const spi = readU32be(datagram);
     const state = this.#sad.get(spi);
     if (!state) {
       this.#drop('unknown-spi', () => `SPI ${formatSpi(spi)} from ${formatEndpoint(remote)}`);

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { GroupIndex, isMember, join, leave, type Members, membersOf } from '../../src/core/collections.js';
+
+t.test('Members: one member held as itself, a Set from the second, back to itself at one', async (t) => {
+  const [a, b, c] = [{ n: 1 }, { n: 2 }, { n: 3 }];
+  let members: Members<{ n: number }> = undefined;
+  members = join(members, a);
+  t.equal(members, a, 'one member: no Set');
+  t.equal(join(members, a), a, 'joining twice changes nothing');
+  members = join(members, b);
+  t.ok(members instanceof Set, 'two members: a Set');
+  members = join(members, c);
+  t.same(membersOf(members), [a, b, c]);
+  t.ok(isMember(members, b));
+  members = leave(members, b);
+  t.notOk(isMember(members, b));
+  members = leave(members, a);
+  t.equal(members, c, 'back to one: the member itself');
+  t.equal(leave(members, a), c, 'leaving when not a member changes nothing');
+  t.equal(leave(members, c), undefined, 'none left');
+  t.same(membersOf(undefined), []);
+});
+
+t.test('GroupIndex: keys go with their last member', async (t) => {
+  const index = new GroupIndex<string, { n: number }>();
+  const [a, b] = [{ n: 1 }, { n: 2 }];
+  t.same([...index.get('k')], [], 'an unknown key has no members');
+  index.add('k', a);
+  t.same([...index.get('k')], [a]);
+  index.add('k', b);
+  const seen = [...index.get('k')];
+  t.same(seen, [a, b]);
+  for (const member of seen) index.delete('k', member);
+  t.same([...index.get('k')], [], 'gone with the last member');
+  index.add('k', a);
+  t.same([...index.get('k')], [a], 'the key works again after it was emptied');
+  index.delete('other', a);
+  t.same([...index.get('k')], [a], 'deleting under another key changes nothing');
+});
