@@ -1,0 +1,89 @@
+import { parseArgs } from 'node:util';
+import { connection, EnginePair, type Side } from '../test/helpers/engine-pair.js';
+
+/**
+ * What a responder engine holds per IKE SA with one child SA, without the daemon around it: N
+ * clients (each its own address and identity) negotiate with one engine whose connection serves
+ * "any" peer, over the in-process wire of the tests; the clock moves past the 30 s for which
+ * finished exchanges are kept for repeats; then the clients are dropped and the responder's heap
+ * is measured after a full collection, against the heap once the responder is dropped too.
+ * Run with --expose-gc (`npm run bench:memory`). Prints a figure; asserts nothing.
+ */
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '2000' },
+    version: { type: 'string', default: '1,2' },
+  },
+});
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) {
+  console.error('bench:memory needs node --expose-gc (npm run bench:memory does that)');
+  process.exit(2);
+}
+
+function collect(): number {
+  gc!();
+  gc!();
+  return process.memoryUsage().heapUsed;
+}
+
+const RESPONDER = '192.0.2.2';
+const IKE = ['aes128-sha1-modp2048'];
+const ESP = ['aes128-sha1'];
+
+/** Heap bytes the responder holds per IKE SA with its child, and how many came up. */
+function measure(version: 1 | 2, n: number): { perSa: number; up: number } {
+  let pair: EnginePair | undefined = new EnginePair();
+  let responder: Side | undefined = pair.add('responder', RESPONDER, [
+    connection({
+      name: 'clients',
+      version,
+      localAddress: RESPONDER,
+      peerAddress: 'any',
+      ike: IKE,
+      esp: ESP,
+      localSubnets: ['10.0.0.0/8'],
+    }),
+  ]);
+  for (let i = 0; i < n; i++) {
+    const address = `198.51.${(i >> 8) & 255}.${i & 255}`;
+    const client = pair.add(`c${i}`, address, [
+      connection({
+        version,
+        localAddress: address,
+        peerAddress: RESPONDER,
+        start: 'initiate',
+        ike: IKE,
+        esp: ESP,
+        localSubnets: [`${address}/32`],
+        peerSubnets: ['10.0.0.0/8'],
+      }),
+    ]);
+    pair.initiate(client);
+  }
+  pair.advance(61);
+  const up = responder.engine.status()[0]!.childSas.length;
+  // The clients, the wire's record and what the test side kept go; the responder's engine stays.
+  pair.sides.length = 0;
+  pair.sent.length = 0;
+  responder.events.length = 0;
+  responder.logs.length = 0;
+  responder.installed.clear();
+  responder.inbound.clear();
+  const held = collect();
+  pair = undefined;
+  responder = undefined;
+  const without = collect();
+  return { perSa: (held - without) / Math.max(1, up), up };
+}
+
+const n = Number(values.n);
+for (const version of values.version!.split(',').map(Number) as (1 | 2)[]) {
+  const { perSa, up } = measure(version, n);
+  console.log(
+    `IKEv${version} responder engine: ${(perSa / 1024).toFixed(2)} kB of heap per IKE SA with one child ` +
+      `(${up}/${n} up, ${IKE[0]} / ESP ${ESP[0]})`,
+  );
+}
