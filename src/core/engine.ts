@@ -108,6 +108,13 @@ const CLOSE = '#close';
 const CLOSE_WAIT = 60;
 /** Seconds before a failed child SA rekey is tried again. */
 const REKEY_RETRY = 10;
+/**
+ * A child SA we replaced keeps its inbound SA this long (seconds): the peer sends on it until our
+ * Delete reaches it (strongSwan installs its new outbound SA only then), and what it sent meanwhile
+ * is still on the way. Our outbound traffic takes the newer SA at once (backends prefer the newest).
+ */
+const RETIRE = '#retire';
+const RETIRE_WAIT = 5;
 
 const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -139,6 +146,8 @@ export class IkeEngine {
   readonly #sas = new Map<number, IkeSa>();
   readonly #keys = new Map<string, IkeSa>();
   readonly #children = new Map<number, ChildEntry>();
+  /** Child SAs gone from status whose inbound SA still takes the peer's last packets (RETIRE_WAIT). */
+  readonly #retiring = new Set<ChildEntry>();
   /** Children by the SPI the peer knows them by (its Deletes name it). */
   readonly #bySpiOut = new GroupIndex<number, ChildEntry>();
   /** Children by connection and peer address: the IKEv1 adoption of orphans looks here. */
@@ -348,6 +357,7 @@ export class IkeEngine {
     return this.#run(now, () => {
       for (const sa of [...this.#sas.values()]) this.#deleteIkeSa(sa, 'shutting down', true);
       for (const entry of [...this.#children.values()]) this.#removeChild(entry, 'shutting down', false);
+      for (const entry of [...this.#retiring]) this.#retired(entry);
     });
   }
 
@@ -463,6 +473,7 @@ export class IkeEngine {
   }
 
   #fireChild(entry: ChildEntry, name: string): void {
+    if (name === RETIRE) return this.#retired(entry);
     if (this.#children.get(entry.id) !== entry) return;
     if (name === EXPIRE) this.#removeChild(entry, 'lifetime expired', true);
     else if (name === REKEY && !entry.rekeying) this.#rekeyChild(entry, 'rekey time');
@@ -1086,7 +1097,7 @@ export class IkeEngine {
     if (negotiation.rekeyOf !== undefined) {
       const old = this.#children.get(negotiation.rekeyOf);
       if (!old) return;
-      if (!negotiation.keepReplaced) this.#removeChild(old, 'rekeyed', true);
+      if (!negotiation.keepReplaced) this.#removeChild(old, 'rekeyed', true, true);
       else {
         // Until the peer's Delete: carries what is still in flight, and is not rekeyed again.
         old.rekeying = true;
@@ -1149,7 +1160,8 @@ export class IkeEngine {
     this.#indexChild(entry);
   }
 
-  #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean): void {
+  /** `retire`: the kernel keeps its SAs for RETIRE_WAIT more seconds (a rekey of ours replaced it). */
+  #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean, retire = false): void {
     if (this.#children.get(entry.id) !== entry) return;
     this.#children.delete(entry.id);
     remove(entry.sa.children, entry);
@@ -1160,7 +1172,10 @@ export class IkeEngine {
     // Its own IKE SA may be gone (the child outlived it): no SA, no Delete; the peer's expires too.
     if (notifyPeer && entry.sa.established && !entry.sa.deleted)
       this.#protocol(entry.sa).deleteChild(this.#ctx, entry.sa, entry.child);
-    this.#out.push({ type: 'delete-child', child: entry.child });
+    if (retire) {
+      this.#retiring.add(entry);
+      this.#deadlines.set(entry, RETIRE, this.#now + RETIRE_WAIT);
+    } else this.#out.push({ type: 'delete-child', child: entry.child });
     this.#log(
       'info',
       `child SA ${entry.child.spiIn.toString(16)}/${entry.child.spiOut.toString(16)} deleted: ${reason}`,
@@ -1169,6 +1184,13 @@ export class IkeEngine {
     );
     this.#event({ type: 'child-down', child: entry.child, reason });
     this.#touch(entry.child.connection);
+  }
+
+  /** A retiring child SA's time is up: its SAs leave the kernel. */
+  #retired(entry: ChildEntry): void {
+    if (!this.#retiring.delete(entry)) return;
+    this.#deadlines.clearAll(entry);
+    this.#out.push({ type: 'delete-child', child: entry.child });
   }
 
   /** A Delete from the peer names its inbound SPIs: our outbound ones. */

@@ -121,6 +121,8 @@ t.test('a soft EXPIRE rekeys the child SA now; a hard one deletes it and tells t
   p.initiate(a);
   const first = only(a);
   p.run(a, a.engine.kernelEvent({ type: 'expire', child: first.id, hard: false }, p.now));
+  t.equal(a.installed.size, 2, 'the replaced child SA stays a moment for what the peer still sends on it');
+  p.advance(5);
   t.equal(a.installed.size, 1, 'one child SA after the rekey');
   t.not(only(a).spiIn, first.spiIn, 'a new one');
   t.equal(only(b).spiOut, only(a).spiIn, 'the peer has the new one too');

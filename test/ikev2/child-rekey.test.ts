@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { equalBytes } from '../../src/wire/bytes.js';
+import { formatSpi } from '../../src/core/sa.js';
 import { ExchangeType } from '../../src/ikev2/constants.js';
 import { applyFaults, type Fault } from '../helpers/faults.js';
 import type { Action } from '../../src/core/actions.js';
@@ -195,7 +196,7 @@ t.test(
       { exchange: ExchangeType.INFORMATIONAL, response: false, from: 'a', action: 'drop' },
     ]);
     pair.tickTogether(children(a)[0]!.rekeyAt, [a]);
-    const fresh = children(a)[0]!;
+    const fresh = children(a).at(-1)!; // the replaced pair stays in the kernel a moment
     t.not(fresh.spiIn, old.spiOut, 'a rekeyed and sends on the new pair');
     t.same(
       [...b.inbound.values()].map((c) => c.spiIn),
@@ -224,7 +225,7 @@ t.test("without the initiator's Delete the responder moves to the new pair after
     { exchange: ExchangeType.INFORMATIONAL, response: false, from: 'a', action: 'drop', times: 10 },
   ]);
   pair.tickTogether(children(a)[0]!.rekeyAt, [a]);
-  const fresh = children(a)[0]!;
+  const fresh = children(a).at(-1)!; // the replaced pair stays in the kernel a moment
   pair.advance(4);
   t.equal(b.inbound.size, 1, 'still waiting at 4 s');
   pair.advance(2);
@@ -232,4 +233,48 @@ t.test("without the initiator's Delete the responder moves to the new pair after
     children(b).some((c) => c.spiIn === fresh.spiOut),
     'sending on the new pair after 5 s',
   );
+});
+
+t.test(
+  "the rekey's initiator keeps the replaced inbound SA 5 s for what the peer still sends on it",
+  async (t) => {
+    const { pair, a, b } = sitePair({ both: v2, a: { childLifetime: 120 } });
+    pair.initiate(a);
+    const old = children(a)[0]!;
+    pair.tickTogether(old.rekeyAt, [a]);
+    const status = a.engine.status()[0]!;
+    t.same(
+      status.childSas.map((c) => c.spiIn),
+      [formatSpi(children(a).at(-1)!.spiIn)],
+      'status shows the new child SA alone',
+    );
+    t.same(
+      children(a).map((c) => c.spiIn),
+      [old.spiIn, children(a).at(-1)!.spiIn],
+      'the kernel still holds the old one beside it',
+    );
+    t.same(
+      children(b).map((c) => c.spiOut),
+      [children(a).at(-1)!.spiIn],
+      "the peer's Delete answered: it sends on the new pair alone",
+    );
+    pair.advance(4.9);
+    t.equal(a.installed.size, 2, 'kept for 5 s');
+    pair.advance(0.2);
+    t.same(
+      children(a).map((c) => c.spiIn),
+      [children(b)[0]!.spiOut],
+      'then removed, without a second Delete',
+    );
+    t.equal(b.installed.size, 1, 'the peer still holds the new pair');
+  },
+);
+
+t.test('shutdown removes a retiring child SA at once', async (t) => {
+  const { pair, a } = sitePair({ both: v2, a: { childLifetime: 120 } });
+  pair.initiate(a);
+  pair.tickTogether(children(a)[0]!.rekeyAt, [a]);
+  t.equal(a.installed.size, 2);
+  pair.run(a, a.engine.shutdown(pair.now));
+  t.equal(a.installed.size, 0, 'nothing left in the kernel');
 });
