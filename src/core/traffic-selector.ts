@@ -44,7 +44,7 @@ function parseUncached(text: string, protocol: number, port: number | undefined)
     const end = parseAddress(text.slice(dash + 1).trim());
     if (start.length !== end.length) throw new RangeError(`range '${text}' mixes IPv4 and IPv6`);
     if (compareAddresses(start, end) > 0) throw new RangeError(`range '${text}' ends before it starts`);
-    return { ...pair(start, end), protocol, ...ports };
+    return compactSelector(start, end, protocol, ports.startPort, ports.endPort);
   }
   const [address, prefixText] = text.split('/') as [string, string | undefined];
   const base = parseAddress(address);
@@ -54,15 +54,36 @@ function parseUncached(text: string, protocol: number, port: number | undefined)
   const mask = prefixMask(prefix, base.length as 4 | 16);
   const start = base.map((byte, i) => byte & mask[i]!);
   const end = base.map((byte, i) => (byte & mask[i]!) | (~mask[i]! & 0xff));
-  return { ...pair(start, end), protocol, ...ports };
+  return compactSelector(start, end, protocol, ports.startPort, ports.endPort);
 }
 
-/** Both ends of a range in one small buffer (one allocation instead of two). */
-function pair(start: Uint8Array, end: Uint8Array): { start: Uint8Array; end: Uint8Array } {
+/**
+ * A selector holding both ends of its range in one small buffer (one allocation instead of two),
+ * written field by field: in V8 an object literal that begins with a spread gets a hidden class
+ * of its own, about 250 bytes more for every child SA that holds one.
+ */
+function compactSelector(
+  start: Uint8Array,
+  end: Uint8Array,
+  protocol: number,
+  startPort: number,
+  endPort: number,
+): TrafficSelector {
+  if (compareAddresses(start, end) === 0) {
+    // One address (a client's /32): both ends are the same bytes, and one array holds them.
+    const address = start.slice();
+    return { start: address, end: address, protocol, startPort, endPort };
+  }
   const store = new Uint8Array(start.length + end.length);
   store.set(start);
   store.set(end, start.length);
-  return { start: store.subarray(0, start.length), end: store.subarray(start.length) };
+  return {
+    start: store.subarray(0, start.length),
+    end: store.subarray(start.length),
+    protocol,
+    startPort,
+    endPort,
+  };
 }
 
 /** The subnet's prefix length when the range is exactly one CIDR block, else undefined. */
@@ -129,7 +150,7 @@ export function sharedTrafficSelector(
 ): TrafficSelector {
   const same = known.find((candidate) => candidate === ts || sameTrafficSelector(candidate, ts));
   if (same) return same;
-  return { ...ts, ...pair(ts.start, ts.end) };
+  return compactSelector(ts.start, ts.end, ts.protocol, ts.startPort, ts.endPort);
 }
 
 /** Whether `inner` lies entirely within `outer`. */

@@ -489,7 +489,8 @@ function detect(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]
   const hash = (endpoint: Endpoint) =>
     natDetectionHash(ctx.crypto, sa.suite!.prf!.hash, sa.CKY_I, sa.CKY_R, endpoint);
   const detected = detectNat(received, hash(sa.local), hash(sa.remote));
-  sa.nat = ctx.settings.forceEncapsulation ? { ...detected, forced: true } : detected;
+  // Object.assign, not a spread: a copy that begins with a spread gets a hidden class of its own.
+  sa.nat = ctx.settings.forceEncapsulation ? Object.assign({}, detected, { forced: true }) : detected;
   if (detected.local || detected.remote)
     ctx.log('info', `NAT detected: ${detected.local ? 'we are' : 'the peer is'} behind a NAT`, sa);
   else if (ctx.settings.forceEncapsulation)

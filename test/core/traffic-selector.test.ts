@@ -5,6 +5,7 @@ import {
   formatTrafficSelector,
   intersect,
   parseTrafficSelector,
+  sharedTrafficSelector,
   subnetPrefix,
 } from '../../src/core/traffic-selector.js';
 import { idFromTrafficSelector, trafficSelectorFromId } from '../../src/ikev1/identification.js';
@@ -92,4 +93,26 @@ t.test('IKEv1 IDs map to selectors and back, choosing the most specific ID type'
     () => idFromTrafficSelector({ ...parseTrafficSelector('192.0.2.1', 6), startPort: 80, endPort: 90 }),
     /one port/,
   );
+});
+
+t.test('sharedTrafficSelector: the connection’s own when equal, else a compact copy', async (t) => {
+  const configured = [parseTrafficSelector('203.0.113.0/24')];
+  const decoded = parseTrafficSelector('203.0.113.0/24');
+  t.equal(sharedTrafficSelector(decoded, configured), configured[0], 'an equal selector is shared');
+  const message = Uint8Array.of(0, 0, 198, 51, 100, 7, 0, 0);
+  const client = {
+    start: message.subarray(2, 6),
+    end: message.subarray(2, 6),
+    protocol: 17,
+    startPort: 1701,
+    endPort: 1701,
+  };
+  const copy = sharedTrafficSelector(client, configured);
+  t.equal(copy.start, copy.end, "one address: one array for both ends (a gateway's client /32)");
+  t.not(copy.start.buffer, message.buffer, 'not a view of the decoded message');
+  t.same([...copy.start], [198, 51, 100, 7]);
+  t.same([copy.protocol, copy.startPort, copy.endPort], [17, 1701, 1701]);
+  const range = sharedTrafficSelector(parseTrafficSelector('198.51.100.0/25'), configured);
+  t.same([formatTrafficSelector(range)], ['198.51.100.0/25'], 'a range keeps both ends');
+  t.equal(range.start.buffer, range.end.buffer, 'in one buffer');
 });
