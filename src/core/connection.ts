@@ -2,7 +2,7 @@ import { formatAddress, parseAddress } from './address.js';
 import type { TrafficSelector } from './traffic-selector.js';
 import type { ProposalSet, Suite } from './proposal.js';
 import type { DhAlgorithm } from '../crypto/registry.js';
-import { equalBytes, toHex } from '../wire/bytes.js';
+import { equalBytes } from '../wire/bytes.js';
 
 /**
  * A connection as the engines see it: validated and normalised once, from peers.json or an
@@ -174,9 +174,9 @@ export function policyLabel(kind: 'ikePolicy' | 'ipsecPolicy', policy: string, c
 
 /**
  * What connections must have in common for one IKE SA to carry child SAs of them all: the same
- * ends, identities and pre-shared key, so that authenticating once authenticates each of them.
- * (IKEv1 main mode picks the key by address; IKEv2 adds the IKE policy, since the SA's
- * algorithms and lifetime come from it.)
+ * ends and identities (IKEv1 main mode picks the key by address; IKEv2 adds the IKE policy, since
+ * the SA's algorithms and lifetime come from it). The same pre-shared key too: the core adds a
+ * tag of it (IkeEngine), so that no key, not even as hex, sits in a long-lived string.
  */
 export function sameAuthenticationKey(connection: Connection): string {
   const id = (identity: Connection['local']['id']) => (identity ? formatIdentity(identity) : '');
@@ -185,6 +185,5 @@ export function sameAuthenticationKey(connection: Connection): string {
     connection.peer.address,
     id(connection.local.id),
     id(connection.peer.id),
-    toHex(connection.psk),
   ].join('\0');
 }

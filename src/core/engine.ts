@@ -24,7 +24,7 @@ import {
 import { type DhJob, type DhJobResult, runDhJob } from '../crypto/dh-job.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { peekIkeHeader } from '../wire/ike-header.js';
-import { readU32be } from '../wire/bytes.js';
+import { readU32be, toHex } from '../wire/bytes.js';
 
 /**
  * The IKE engine both versions stand on, sans-I/O: datagrams, timer ticks, kernel events and
@@ -127,6 +127,8 @@ export class IkeEngine {
   readonly #protocols = new Map<number, IkeProtocol>();
   #settings: EngineSettings;
   readonly #crypto: CryptoProvider;
+  /** The key of #pskTag, made when first needed. */
+  #pskSalt: Uint8Array | undefined;
   readonly #random: () => number;
   readonly #defaultLocalAddress: string | undefined;
   readonly #limits: {
@@ -572,10 +574,24 @@ export class IkeEngine {
   }
 
   #index(connections: readonly Connection[]): ConnectionIndex {
+    const tags = new Map<Uint8Array, string>();
     return new ConnectionIndex(connections, (connection) => {
       const shared = this.#protocols.get(connection.ike.version)?.shareKey?.(connection);
-      return shared === undefined ? `name\0${connection.name}` : `${connection.ike.version}\0${shared}`;
+      if (shared === undefined) return `name\0${connection.name}`;
+      let tag = tags.get(connection.psk);
+      if (tag === undefined) tags.set(connection.psk, (tag = this.#pskTag(connection.psk)));
+      return `${connection.ike.version}\0${shared}\0${tag}`;
     });
+  }
+
+  /**
+   * A pre-shared key as a share group's key may hold it: an HMAC under a secret of this engine's
+   * own (128 bits of it), equal for equal keys, and nothing an observer of the heap could test
+   * guesses of the key against.
+   */
+  #pskTag(psk: Uint8Array): string {
+    this.#pskSalt ??= this.#crypto.randomBytes(32);
+    return toHex(this.#crypto.hmac('sha256', this.#pskSalt, psk).subarray(0, 16));
   }
 
   /** The SAs whose connection shares `connection`'s group (IKEv1 siblings, else the connection's own). */

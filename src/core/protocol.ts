@@ -225,7 +225,8 @@ export interface IkeProtocol {
   /**
    * Connections with the same key share one IKE SA for their child SAs (IKEv1: main mode picks the
    * pre-shared key by address, so one ISAKMP SA authenticates siblings with the same ends,
-   * identities and key). Absent or undefined: each connection has its own IKE SAs.
+   * identities and key). The core adds the pre-shared key to it (a tag, never the key itself).
+   * Absent or undefined: each connection has its own IKE SAs.
    */
   shareKey?(connection: Connection): string | undefined;
 }

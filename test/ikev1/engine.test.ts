@@ -3,7 +3,8 @@ import { masquerade } from '../helpers/faults.js';
 import { algorithm } from '../../src/crypto/registry.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
-import { equalBytes } from '../../src/wire/bytes.js';
+import { equalBytes, toHex } from '../../src/wire/bytes.js';
+import { sameAuthenticationKey } from '../../src/core/connection.js';
 import { decodeHeader, decodeMessage } from '../../src/ikev1/codec.js';
 import { ExchangeType, NotifyType } from '../../src/ikev1/constants.js';
 import { CommandError } from '../../src/core/command-error.js';
@@ -694,6 +695,29 @@ t.test('sibling connections started together share one main mode', async (t) => 
     a.engine.status().map((c) => c.status),
     ['Active', 'Active'],
   );
+});
+
+t.test('connections with the same ends but another pre-shared key do not share a main mode', async (t) => {
+  const pair = new EnginePair();
+  const spec = { localAddress: A, peerAddress: B, start: 'initiate' as const };
+  const a = pair.add('a', A, [
+    connection({ ...spec, name: 'one', localSubnets: ['198.51.100.0/25'], peerSubnets: ['203.0.113.0/25'] }),
+    connection({
+      ...spec,
+      name: 'two',
+      psk: 'another key',
+      localSubnets: ['198.51.100.128/25'],
+      peerSubnets: ['203.0.113.128/25'],
+    }),
+  ]);
+  const actions = [...a.engine.initiate('one', pair.now), ...a.engine.initiate('two', pair.now)];
+  const firstMessages = actions.filter(
+    (action) => action.type === 'send' && action.data[18] === ExchangeType.IDENTITY_PROTECTION,
+  );
+  t.equal(firstMessages.length, 2, 'a main mode each: one ISAKMP SA authenticates with one key');
+  // The share group tells keys apart without holding one in a string (heap snapshots, core dumps).
+  const key = connection({ ...spec, psk: 'another key' });
+  t.notMatch(sameAuthenticationKey(key), toHex(key.psk), 'the group key leaves the pre-shared key out');
 });
 
 t.test('phase 1 keys leave the engine only when asked for (the debug key log)', async (t) => {
