@@ -55,14 +55,10 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
   const daemon = new Daemon(config, { logger });
   await daemon.start();
   const onHup = () => {
-    daemon.logger.log({ level: 'info', subsystem: 'cfg', message: `SIGHUP: reloading ${config.file}` });
     try {
-      daemon.reload();
-    } catch (error) {
-      // The running configuration stays; every problem of the new file is logged.
-      const message = error instanceof ConfigErrors ? error.message : (error as Error).message;
-      for (const line of message.split('\n'))
-        daemon.logger.log({ level: 'error', subsystem: 'cfg', message: `reload refused: ${line}` });
+      daemon.reloadFile('SIGHUP');
+    } catch {
+      // Logged, every problem of the new file; the running configuration stays.
     }
   };
   process.on('SIGHUP', onHup);
@@ -78,6 +74,8 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
           subsystem: 'ike',
           message: `not stopped after ${STOP_BOUND_MS / 1000} s: exiting anyway`,
         });
+        // Whatever still holds the event loop (a hung kernel call) must not hold the exit.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
         resolve();
       }, STOP_BOUND_MS);
       void daemon.stop().then(() => {
