@@ -142,7 +142,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     // First of the listeners: a metrics port in use then fails the start with nothing else open.
     if (metrics) {
       this.#metrics = new Metrics(this);
-      const bound = await this.#metrics.listen(metrics.host, metrics.port);
+      const bound = await this.#metrics.listen(metrics.host, metrics.port).catch((error: Error) => {
+        throw metricsListenError(error, this.#config.file, metrics.host, metrics.port);
+      });
       this.logger.log({
         level: 'info',
         subsystem: 'ctl',
@@ -635,4 +637,21 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       this.#arm();
     }, delay);
   }
+}
+
+/** A metrics port that cannot be bound, in ike-node's words (the code kept for callers). */
+function metricsListenError(error: NodeJS.ErrnoException, file: string, host: string, port: number): Error {
+  const why =
+    error.code === 'EADDRINUSE'
+      ? 'the port is in use (another ike-node, or another exporter?)'
+      : error.code === 'EADDRNOTAVAIL'
+        ? 'no interface has this address'
+        : error.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+          : error.message;
+  const where = formatEndpoint({ address: host, port });
+  return Object.assign(new Error(`${file}: metrics.listen ${where}: cannot serve metrics: ${why}`), {
+    cause: error,
+    ...(error.code && { code: error.code }),
+  });
 }
