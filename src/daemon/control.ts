@@ -70,7 +70,8 @@ export async function listenControl(
     }
     clients.add(socket);
     socket.once('close', () => clients.delete(socket));
-    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    socket.on('timeout', () => socket.destroy());
+    socket.setTimeout(idleTimeoutMs);
     let streaming = false;
     const session: ControlSession = {
       send: (message) => {
@@ -99,7 +100,11 @@ export async function listenControl(
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
         if (line.trim() === '') continue;
-        session.send(await answer(line, session));
+        // A request being answered is not idleness (a command may wait for its outcome).
+        socket.setTimeout(0);
+        const response = await answer(line, session);
+        if (!streaming) socket.setTimeout(idleTimeoutMs);
+        session.send(response);
         // Backpressure: the next request waits until this answer has gone out.
         if (socket.writableNeedDrain)
           await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));

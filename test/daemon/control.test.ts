@@ -187,7 +187,9 @@ function bigHandler(size: number, calls: { count: number }): ControlHandler {
 t.test('a client that sends requests but never reads holds the daemon to one answer at a time', async (t) => {
   const dir = tempDir(t);
   const calls = { count: 0 };
-  const server = await listenControl(join(dir, 'c.sock'), bigHandler(64 * 1024, calls));
+  const server = await listenControl(join(dir, 'c.sock'), bigHandler(64 * 1024, calls), {
+    idleTimeoutMs: 1000,
+  });
   t.teardown(() => server.close());
   const client = await connect(join(dir, 'c.sock'));
   client.pause();
@@ -195,6 +197,8 @@ t.test('a client that sends requests but never reads holds the daemon to one ans
   await new Promise((resolve) => setTimeout(resolve, 500));
   // 2,000 answers of 64 kB would be 128 MB; the unread ones wait in the socket buffers.
   t.ok(calls.count < 40, `${calls.count} of 2000 requests answered while the client does not read`);
+  await until(() => server.connections === 0, 3000);
+  t.pass('and the stalled client is dropped after the idle timeout');
   client.destroy();
 });
 
@@ -296,4 +300,18 @@ t.test('the socket has its final mode from the first moment, even under umask 00
   t.same(seen, ['not yet'], 'nothing connectable at the final path while the mode is not yet set');
   t.equal(statSync(path).mode & 0o777, 0o600);
   t.equal(await controlRequest(path, { command: 'x' }), 'ok');
+});
+
+t.test('a request that takes longer than the idle timeout is answered, not cut off', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'c.sock');
+  const server = await listenControl(
+    path,
+    () => new Promise((resolve) => setTimeout(() => resolve('late but here'), 500)),
+    { idleTimeoutMs: 200 },
+  );
+  t.teardown(() => server.close());
+  t.equal(await controlRequest(path, { command: 'slow' }), 'late but here');
+  const idle = await connect(path);
+  await within(closed(idle), 2000, 'an idle connection still times out');
 });
