@@ -129,7 +129,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   async #start(): Promise<void> {
     const { listen, metrics } = this.#config;
-    // Before anything else, the kernel above all: a second daemon must not touch the first's SAs.
+    // First of all, before the kernel above all: a second daemon must not touch the first's SAs.
     if (this.#serveControl) this.#controlLock = lockControlSocket(this.#config.control.socket);
     if (this.#keyLog) {
       this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
