@@ -8,9 +8,11 @@ import {
   checkCommand,
   controlCommand,
   eventsCommand,
+  listConnsCommand,
   reloadCommand,
   runDaemon,
   statusCommand,
+  terminateSaCommand,
 } from './daemon-commands.js';
 
 const USAGE = `ike-node ${VERSION}: an IKEv1/IKEv2 daemon and library for Node.js
@@ -21,7 +23,10 @@ Usage:
   ike-node status [NAME]       show connections and SAs of the running daemon (--json)
   ike-node initiate NAME       start a connection
   ike-node terminate NAME      delete a connection's SAs
+  ike-node terminate --ike-sa ID | --child-sa ID
+                               delete one IKE SA (with its child SAs) or one child SA
   ike-node reload              re-read the configuration (as SIGHUP does)
+  ike-node list-conns          print the running daemon's connections (what a reload applied)
   ike-node events [--json]     print the daemon's events as they happen
   ike-node import FORMAT FILE  print FILE (isakmpd, swanctl or neutron) as peers.json
   ike-node demo [--ikev1]      two daemons on loopback negotiate IKEv2 (no root, no config)
@@ -30,8 +35,9 @@ Usage:
   ike-node --version           print the version
   ike-node --help              print this help
 
-status, initiate, terminate, reload and events find the daemon through --socket PATH, or the control
-socket named in --config FILE (default /run/ike-node/ike-node.sock).
+status, initiate, terminate, reload, list-conns and events find the daemon through --socket PATH,
+or the control socket named in --config FILE (default /run/ike-node/ike-node.sock); they read
+nothing else of that file, so its keys need not be readable to them.
 Each command also accepts --help.
 `;
 
@@ -49,7 +55,12 @@ to stderr and serves the control socket.
 
 Signals: SIGHUP re-reads the configuration (connections added, changed or removed;
 unchanged ones keep their SAs; an invalid file is logged and ignored). SIGTERM or
-SIGINT sends Deletes, removes what was installed and exits 0 (within 5 seconds).
+SIGINT sends Deletes, removes what was installed, disconnects control clients and
+exits 0 (within 5 seconds).
+
+One daemon per control socket: a second one given the same socket refuses to start.
+The socket's lock, <socket>.lock, holds the daemon's pid; one left by a daemon that was
+killed (SIGKILL) is stale and taken over.
 `,
   check: `Usage: ike-node check --config FILE
 
@@ -66,8 +77,16 @@ ISAKMP/IKE SAs and its child SAs with SPIs, traffic selectors, algorithms and li
 Starts connection NAME (main mode, then quick mode for each pair of subnets).
 `,
   terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]
+       ike-node terminate --ike-sa ID | --child-sa ID [--config FILE | --socket PATH]
 
-Deletes connection NAME's SAs, telling the peer.
+Deletes connection NAME's SAs, telling the peer. With --ike-sa, one IKE SA and its
+child SAs; with --child-sa, one child SA (the numbers 'ike-node status' shows after
+'SA #'): one client of a gateway whose connection serves many.
+`,
+  'list-conns': `Usage: ike-node list-conns [--config FILE | --socket PATH]
+
+Prints the connections the running daemon has, as 'ike-node check' prints them (keys
+never shown): what a reload really applied.
 `,
   reload: `Usage: ike-node reload [--config FILE | --socket PATH]
 
@@ -119,28 +138,69 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   try {
     return await dispatch(argv, io);
   } catch (error) {
-    io.stderr(`ike-node: ${(error as Error).message}\nTry 'ike-node --help'.\n`);
+    if (!(error instanceof UsageError)) {
+      io.stderr(`ike-node: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const about = typeof error.cause === 'string' ? ` ${error.cause}` : '';
+    io.stderr(`ike-node: ${error.message}\nTry 'ike-node${about} --help'.\n`);
     return 2;
   }
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+  config: { type: 'string', short: 'c' },
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  ikev1: { type: 'boolean' },
+  'ike-sa': { type: 'string' },
+  'child-sa': { type: 'string' },
+} as const;
+
+const TALKS_TO_DAEMON = ['status', 'initiate', 'terminate', 'reload', 'events', 'list-conns'];
+
+/** The commands an option means something to (an option not listed here: every command). */
+const OPTION_COMMANDS: Partial<Record<keyof typeof OPTIONS, readonly string[]>> = {
+  config: ['run', 'check', ...TALKS_TO_DAEMON],
+  socket: TALKS_TO_DAEMON,
+  json: ['status', 'events'],
+  'log-level': ['run'],
+  'log-format': ['run'],
+  ikev1: ['demo'],
+  'ike-sa': ['terminate'],
+  'child-sa': ['terminate'],
+};
+
+/** An unusable command line, said in ike-node's words (not node:util's). */
+class UsageError extends Error {}
+
+/** parseArgs, its errors said as ike-node says them: the option named, without Node's advice. */
+function parseCommandLine(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const option = /'(?:-\w, )?(--?[^' ]+)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option '${option}'`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+      throw new UsageError(
+        /does not take an argument/.test(message) ? `${option} takes no value` : `${option} needs a value`,
+      );
+    throw error;
+  }
+}
+
 async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'V' },
-      config: { type: 'string', short: 'c' },
-      socket: { type: 'string' },
-      json: { type: 'boolean' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      ikev1: { type: 'boolean' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const command = positionals[0] ?? (values.config !== undefined && !values.help ? 'run' : undefined);
+  for (const [option, commands] of Object.entries(OPTION_COMMANDS)) {
+    if (command && values[option as keyof typeof values] !== undefined && !commands.includes(command))
+      throw new UsageError(`${command} does not take --${option}`, { cause: command });
+  }
   if (values.version) {
     io.stdout(`ike-node ${VERSION}\n`);
     return 0;
@@ -168,9 +228,19 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       return checkCommand(values, io);
     case 'status':
       return statusCommand(positionals[1], values, io);
-    case 'initiate':
     case 'terminate':
+      if (values['ike-sa'] !== undefined || values['child-sa'] !== undefined) {
+        if (positionals[1] !== undefined)
+          throw new UsageError('terminate takes a connection NAME or an SA number, not both', {
+            cause: command,
+          });
+        return terminateSaCommand(values, io);
+      }
       return controlCommand(command, positionals[1], values, io);
+    case 'initiate':
+      return controlCommand(command, positionals[1], values, io);
+    case 'list-conns':
+      return listConnsCommand(values, io);
     case 'reload':
       return reloadCommand(values, io);
     case 'import':

@@ -4,6 +4,7 @@ import {
   connectionSummary,
   type DaemonConfig,
   loadConfig,
+  readControlSocket,
 } from '../config/index.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { controlEvents, controlRequest } from '../daemon/control.js';
@@ -28,14 +29,18 @@ function load(options: CommandOptions, io: CliIo): DaemonConfig | undefined {
     io.stderr('ike-node: --config FILE is required\n');
     return undefined;
   }
+  const file = options.config;
+  return reported(io, () => loadConfig(file));
+}
+
+/** What `read` returns, or undefined once the ConfigErrors it threw have been printed. */
+function reported<T>(io: CliIo, read: () => T): T | undefined {
   try {
-    return loadConfig(options.config);
+    return read();
   } catch (error) {
-    if (error instanceof ConfigErrors) {
-      io.stderr(`${error.message}\n`);
-      return undefined;
-    }
-    throw error;
+    if (!(error instanceof ConfigErrors)) throw error;
+    io.stderr(`${error.message}\n`);
+    return undefined;
   }
 }
 
@@ -53,16 +58,18 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
     return 2;
   }
   const daemon = new Daemon(config, { logger });
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (error) {
+    // Said once, on stderr, whatever the log format: the daemon did not start.
+    io.stderr(`ike-node: ${(error as Error).message}\n`);
+    return 1;
+  }
   const onHup = () => {
-    daemon.logger.log({ level: 'info', subsystem: 'cfg', message: `SIGHUP: reloading ${config.file}` });
     try {
-      daemon.reload();
-    } catch (error) {
-      // The running configuration stays; every problem of the new file is logged.
-      const message = error instanceof ConfigErrors ? error.message : (error as Error).message;
-      for (const line of message.split('\n'))
-        daemon.logger.log({ level: 'error', subsystem: 'cfg', message: `reload refused: ${line}` });
+      daemon.reloadFile('SIGHUP');
+    } catch {
+      // Logged, every problem of the new file; the running configuration stays.
     }
   };
   process.on('SIGHUP', onHup);
@@ -78,6 +85,8 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
           subsystem: 'ike',
           message: `not stopped after ${STOP_BOUND_MS / 1000} s: exiting anyway`,
         });
+        // Whatever still holds the event loop (a hung kernel call) must not hold the exit.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
         resolve();
       }, STOP_BOUND_MS);
       void daemon.stop().then(() => {
@@ -121,10 +130,12 @@ export function checkCommand(options: CommandOptions, io: CliIo): number {
   return 0;
 }
 
+/** --socket, or the control socket --config names (nothing else of that file is read). */
 function socketPath(options: CommandOptions, io: CliIo): string | undefined {
   if (options.socket) return options.socket;
-  if (!options.config) return CONFIG_DEFAULTS.control.socket;
-  return load(options, io)?.control.socket;
+  const file = options.config;
+  if (!file) return CONFIG_DEFAULTS.control.socket;
+  return reported(io, () => readControlSocket(file));
 }
 
 export async function statusCommand(
@@ -159,8 +170,10 @@ export async function eventsCommand(options: CommandOptions, io: CliIo): Promise
   const path = socketPath(options, io);
   if (!path) return 1;
   let lost: Error | undefined;
+  let quitting = false;
   await new Promise<void>((resolve, reject) => {
     const quit = () => {
+      quitting = true;
       process.off('SIGINT', quit);
       process.off('SIGTERM', quit);
       close?.();
@@ -172,7 +185,8 @@ export async function eventsCommand(options: CommandOptions, io: CliIo): Promise
       (event) =>
         io.stdout(options.json ? `${JSON.stringify(event)}\n` : `${describeEvent(event as DaemonEvent)}\n`),
       (error) => {
-        lost = error;
+        // The stream ends when we close it, or when the daemon goes (stopped, or dropped us).
+        if (!quitting) lost = error ?? new Error('it closed the connection (stopped?)');
         quit();
       },
     ).then((closer) => {
@@ -181,7 +195,7 @@ export async function eventsCommand(options: CommandOptions, io: CliIo): Promise
       process.on('SIGTERM', quit);
     }, reject);
   });
-  if (lost) io.stderr(`ike-node: lost the daemon: ${lost.message}\n`);
+  if (lost) io.stderr(`ike-node: lost the daemon at ${path}: ${lost.message}\n`);
   return lost ? 1 : 0;
 }
 
@@ -199,5 +213,40 @@ export async function controlCommand(
   if (!path) return 1;
   await controlRequest(path, { command, name });
   io.stdout(`${command}: ${name}\n`);
+  return 0;
+}
+
+/** The running daemon's connections, as `check` prints a file's. */
+export async function listConnsCommand(options: CommandOptions, io: CliIo): Promise<number> {
+  const path = socketPath(options, io);
+  if (!path) return 1;
+  const connections = await controlRequest(path, { command: 'connections' });
+  io.stdout(`${JSON.stringify(connections, null, 2)}\n`);
+  return 0;
+}
+
+/** `terminate --ike-sa ID` or `--child-sa ID`: one SA of a connection, not all of them. */
+export async function terminateSaCommand(
+  options: CommandOptions & {
+    readonly 'ike-sa'?: string | undefined;
+    readonly 'child-sa'?: string | undefined;
+  },
+  io: CliIo,
+): Promise<number> {
+  const [option, key] =
+    options['ike-sa'] !== undefined ? (['ike-sa', 'ikeSa'] as const) : (['child-sa', 'childSa'] as const);
+  const text = options[option] ?? '';
+  if (options['ike-sa'] !== undefined && options['child-sa'] !== undefined) {
+    io.stderr('ike-node: terminate takes --ike-sa or --child-sa, not both\n');
+    return 2;
+  }
+  if (!/^[1-9]\d{0,9}$/.test(text)) {
+    io.stderr(`ike-node: --${option}: expected an SA number as 'ike-node status' shows it, got '${text}'\n`);
+    return 2;
+  }
+  const path = socketPath(options, io);
+  if (!path) return 1;
+  await controlRequest(path, { command: 'terminate-sa', [key]: Number(text) });
+  io.stdout(`terminate: ${option === 'ike-sa' ? 'IKE' : 'child'} SA #${text}\n`);
   return 0;
 }

@@ -57,7 +57,7 @@ function siteConfig(site: Site, dir: string, psk: string, version: 1 | 2) {
 }
 
 /** Ports the kernel just handed out, so two demos (or a test) never collide. */
-async function freeUdpPorts(count: number): Promise<number[]> {
+export async function freeUdpPorts(count: number): Promise<number[]> {
   const sockets = Array.from({ length: count }, () => createSocket('udp4'));
   const ports = await Promise.all(
     sockets.map(

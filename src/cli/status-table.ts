@@ -1,8 +1,10 @@
 import type { ChildSaStatus, ConnectionStatus, IkeSaStatus, TrafficCounters } from '../core/status.js';
 
 /**
- * `ike-node status` for people: one block per connection, its IKE SAs and child SAs indented
- * under it, times relative to `now` (ages and time to rekey) instead of Unix times.
+ * `ike-node status` for people: one block per connection, its IKE SAs indented under it and each
+ * child SA under the IKE SA that negotiated it (a child SA whose IKE SA is not the connection's
+ * own, an IKEv1 sibling's or one already gone, under the connection with its IKE SA's number),
+ * times relative to `now` (ages and time to rekey) instead of Unix times.
  */
 export function statusTable(status: readonly ConnectionStatus[], now = Date.now() / 1000): string {
   if (!status.length) return 'no connections configured\n';
@@ -10,8 +12,14 @@ export function statusTable(status: readonly ConnectionStatus[], now = Date.now(
   for (const connection of status) {
     const error = connection.error ? `  ${connection.error}` : '';
     lines.push(`${connection.name}: ${connection.status}, peer ${connection.peer}${error}`);
-    for (const sa of connection.ikeSas) lines.push(...ikeLines(sa, now));
-    for (const child of connection.childSas) lines.push(...childLines(child, now));
+    const own = new Set(connection.ikeSas.map((sa) => sa.id));
+    for (const sa of connection.ikeSas) {
+      lines.push(...ikeLines(sa, now));
+      for (const child of connection.childSas)
+        if (child.ikeSaId === sa.id) lines.push(...childLines(child, now, '    '));
+    }
+    for (const child of connection.childSas)
+      if (!own.has(child.ikeSaId)) lines.push(...childLines(child, now, '  ', ` (IKE SA #${child.ikeSaId})`));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -38,12 +46,12 @@ function ikeLines(sa: IkeSaStatus, now: number): string[] {
   ];
 }
 
-function childLines(child: ChildSaStatus, now: number): string[] {
+function childLines(child: ChildSaStatus, now: number, indent: string, parent = ''): string[] {
   return [
-    `  child SA #${child.id} (IKE SA #${child.ikeSaId}) ${child.mode}${child.encapsulation ? ', ESP in UDP' : ''}, ` +
+    `${indent}child SA #${child.id}${parent} ${child.mode}${child.encapsulation ? ', ESP in UDP' : ''}, ` +
       `SPIs ${child.spiIn}_i ${child.spiOut}_o, ${child.algorithms}`,
-    `    ${child.localTs.join(', ')} === ${child.remoteTs.join(', ')}`,
-    `    ${join([
+    `${indent}  ${child.localTs.join(', ')} === ${child.remoteTs.join(', ')}`,
+    `${indent}  ${join([
       traffic(child.traffic),
       `age ${duration(now - child.installedAt)}`,
       `rekey in ${duration(child.rekeyAt - now)}`,

@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { checkDocument } from './check.js';
-import type { DaemonConfig } from './daemon-config.js';
+import { CONFIG_DEFAULTS as DEFAULTS, type DaemonConfig } from './daemon-config.js';
 import { ConfigError, ConfigErrors, Problems } from './errors.js';
-import { type Json, JsonSyntaxError, parseJson } from './json.js';
+import { type DuplicateKeyHandler, isJsonObject, type Json, JsonSyntaxError, parseJson } from './json.js';
 import type { FileMode } from './permissions.js';
 import type { Environment, ReadFile } from './psk.js';
 
@@ -35,15 +35,8 @@ export { connectionSummary, type ConnectionSummary } from './summary.js';
  * group or others.
  */
 export function loadConfig(path: string): DaemonConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
-    throw new ConfigErrors(path, [new ConfigError(path, '', 'a readable configuration file', code)]);
-  }
   return parseConfig(
-    text,
+    readConfigText(path),
     path,
     process.env,
     (file) => readFileSync(file),
@@ -65,18 +58,49 @@ export function parseConfig(
   fileMode?: FileMode,
 ): DaemonConfig {
   const problems = new Problems(file);
-  let json: Json;
+  const json = parseConfigJson(text, file, (path) =>
+    problems.add(path, 'each key once in its object', `${JSON.stringify(path[path.length - 1])} again`),
+  );
+  const config = checkDocument(json, file, { env, readFile, fileMode }, problems);
+  if (!config) throw new ConfigErrors(file, problems.inFileOrder(json));
+  return config;
+}
+
+/**
+ * The control socket a peers.json names, and nothing else of it: the commands that only talk to
+ * the running daemon (status, reload, events...) need no more, and checking the whole file would
+ * fail them for what the daemon alone must have (a pre-shared key from `{ "env": ... }` set in
+ * the service's environment, a key file only root may read). Throws ConfigErrors naming the file
+ * (and `control.socket` when it is not a path).
+ */
+export function readControlSocket(path: string): string {
+  const json = parseConfigJson(readConfigText(path), path);
+  const control = isJsonObject(json) ? json.get('control') : undefined;
+  const socket = isJsonObject(control) ? control.get('socket') : undefined;
+  if (socket === undefined) return DEFAULTS.control.socket;
+  if (typeof socket === 'string' && socket !== '') return socket;
+  throw new ConfigErrors(path, [
+    new ConfigError(path, 'control.socket', 'the path of a Unix socket', JSON.stringify(socket)),
+  ]);
+}
+
+function readConfigText(path: string): string {
   try {
-    json = parseJson(text, (path) =>
-      problems.add(path, 'each key once in its object', `${JSON.stringify(path[path.length - 1])} again`),
-    );
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
+    throw new ConfigErrors(path, [new ConfigError(path, '', 'a readable configuration file', code)]);
+  }
+}
+
+/** The JSON of a configuration; a syntax error is thrown as ConfigErrors with its line and column. */
+function parseConfigJson(text: string, file: string, onDuplicateKey?: DuplicateKeyHandler): Json {
+  try {
+    return parseJson(text, onDuplicateKey);
   } catch (error) {
     if (!(error instanceof JsonSyntaxError)) throw error;
     throw new ConfigErrors(file, [
       new ConfigError(file, '', error.expected, error.got, error.line, error.column),
     ]);
   }
-  const config = checkDocument(json, file, { env, readFile, fileMode }, problems);
-  if (!config) throw new ConfigErrors(file, problems.inFileOrder(json));
-  return config;
 }

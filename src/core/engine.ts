@@ -271,6 +271,21 @@ export class IkeEngine {
   }
 
   /**
+   * Deletes one IKE SA (its child SAs with it) or one child SA, telling the peer: one client of a
+   * gateway, where terminate(name) would drop them all. Throws CommandError for an unknown id.
+   */
+  terminateSa(kind: 'ike' | 'child', id: number, now: number): Action[] {
+    if (kind === 'ike') {
+      const sa = this.#sas.get(id);
+      if (!sa || sa.closing || sa.deleted) throw new CommandError(`no IKE SA #${id}`);
+      return this.#run(now, () => this.#deleteIkeSa(sa, 'terminated', true));
+    }
+    const entry = this.#children.get(id);
+    if (!entry) throw new CommandError(`no child SA #${id}`);
+    return this.#run(now, () => this.#removeChild(entry, 'terminated', true));
+  }
+
+  /**
    * The kernel's events: traffic on a trap policy (ACQUIRE) starts its connection unless it is up or
    * under way; a soft expiry (bytes or packets) rekeys the child SA now, a hard one deletes it.
    */
@@ -391,7 +406,9 @@ export class IkeEngine {
         name: connection.name,
         peer: connection.peer.address,
         status,
-        ...(record.error && { error: record.error.reason }),
+        // A failure is news until something comes up: not shown beside Active (another
+        // client of the same connection may have failed long ago).
+        ...(record.error && status !== 'Active' && { error: record.error.reason }),
         ikeSas: membersOf(record.ikeSas).map((sa) => ikeSaStatus(sa.info())),
         childSas: membersOf(record.children).map((entry) => childSaStatus(entry.child)),
       };

@@ -1,12 +1,19 @@
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { chmodSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { ensureUnserved } from './control-lock.js';
 
 /**
  * The control socket: a Unix stream socket (mode 0600) speaking newline-delimited JSON. Each
  * request `{"command": "...", ...}` gets one response `{"ok": true, "result": ...}` or
  * `{"ok": false, "error": "..."}`. A handler may keep writing to the connection afterwards
  * (the `events` stream) through its session.
+ *
+ * It is a local attack surface, so everything a client can make it hold is bounded: requests are
+ * answered one at a time per connection (reading pauses meanwhile), empty lines are skipped
+ * unanswered, a connection whose unread output passes `maxOutputBytes` is dropped, there are at
+ * most `maxConnections`, and one that sends nothing for `idleTimeoutMs` is closed (an event
+ * stream excepted: it is idle by design, and one per connection).
  */
 
 export type ControlRequest = { readonly command: string; readonly [key: string]: unknown };
@@ -15,36 +22,107 @@ export type ControlRequest = { readonly command: string; readonly [key: string]:
 export interface ControlSession {
   send(message: object): void;
   onClose(listener: () => void): void;
+  /**
+   * Makes this connection a stream (no idle timeout from now on). False when it already is one:
+   * a connection carries one stream.
+   */
+  stream(): boolean;
 }
 
 export type ControlHandler = (request: ControlRequest, session: ControlSession) => Promise<unknown> | unknown;
 
+export interface ControlLimits {
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+  /** Output a client has not read yet: past this it is disconnected. */
+  readonly maxOutputBytes: number;
+}
+
+export const CONTROL_LIMITS: ControlLimits = {
+  maxConnections: 64,
+  idleTimeoutMs: 60_000,
+  maxOutputBytes: 4 * 1024 * 1024,
+};
+
 const MAX_REQUEST = 64 * 1024;
 
-export async function listenControl(path: string, handler: ControlHandler): Promise<Server> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  rmSync(path, { force: true });
+/** A listening control socket; close() disconnects every client and removes the socket file. */
+export interface ControlServer {
+  readonly path: string;
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+export async function listenControl(
+  path: string,
+  handler: ControlHandler,
+  limits: Partial<ControlLimits> = {},
+): Promise<ControlServer> {
+  const { maxConnections, idleTimeoutMs, maxOutputBytes } = { ...CONTROL_LIMITS, ...limits };
+  const clients = new Set<Socket>();
   const server = createServer((socket) => {
-    let buffer = '';
+    if (clients.size >= maxConnections) {
+      socket.on('error', () => socket.destroy());
+      socket.end(
+        `${JSON.stringify({ ok: false, error: `too many control connections (${maxConnections})` })}\n`,
+      );
+      return;
+    }
+    clients.add(socket);
+    socket.once('close', () => clients.delete(socket));
+    socket.on('timeout', () => socket.destroy());
+    socket.setTimeout(idleTimeoutMs);
+    let streaming = false;
     const session: ControlSession = {
       send: (message) => {
-        if (socket.writable) socket.write(`${JSON.stringify(message)}\n`);
+        if (!socket.writable) return;
+        socket.write(`${JSON.stringify(message)}\n`);
+        // A client that does not read cannot make the daemon hold its output.
+        if (socket.writableLength > maxOutputBytes) socket.destroy();
       },
       onClose: (listener) => socket.once('close', listener),
+      stream: () => {
+        if (streaming) return false;
+        streaming = true;
+        socket.setTimeout(0);
+        return true;
+      },
+    };
+    let buffer = '';
+    let busy = false;
+    let refused = false;
+    /** Answers the complete lines in `buffer`, one at a time: reading waits meanwhile. */
+    const serve = async (): Promise<void> => {
+      busy = true;
+      socket.pause();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0 && !socket.destroyed) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (line.trim() === '') continue;
+        // A request being answered is not idleness (a command may wait for its outcome).
+        socket.setTimeout(0);
+        const response = await answer(line, session);
+        if (!streaming) socket.setTimeout(idleTimeoutMs);
+        session.send(response);
+        // Backpressure: the next request waits until this answer has gone out.
+        if (socket.writableNeedDrain)
+          await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      }
+      busy = false;
+      if (!socket.destroyed) socket.resume();
     };
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
+      if (refused) return;
       buffer += chunk;
-      if (buffer.length > MAX_REQUEST) {
+      if (buffer.length - buffer.lastIndexOf('\n') - 1 > MAX_REQUEST) {
+        refused = true;
+        buffer = '';
         socket.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`);
         return;
       }
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        void answer(line, session).then((response) => session.send(response));
-      }
+      if (!busy && buffer.includes('\n')) void serve();
     });
     socket.on('error', () => socket.destroy());
   });
@@ -57,15 +135,40 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
       return { ok: false, error: (error as Error).message };
     }
   };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.removeListener('error', reject);
-      resolve();
+  await ensureUnserved(path);
+  // Bound inside a directory only we can enter, given its final mode, then moved into place: no
+  // moment where another user could connect (a connection made then would outlive a chmod).
+  const privateDir = mkdtempSync(join(dirname(path), `.${basename(path)}-`));
+  try {
+    const bound = join(privateDir, 's');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bound, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
     });
-  });
-  chmodSync(path, 0o600);
-  return server;
+    chmodSync(bound, 0o600);
+    renameSync(bound, path); // replaces a socket left behind by a daemon that died
+  } catch (error) {
+    server.close();
+    throw error;
+  } finally {
+    rmSync(privateDir, { recursive: true, force: true });
+  }
+  return {
+    path,
+    get connections() {
+      return clients.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Clients are disconnected, not waited for: an idle one must not hold up a stop.
+        server.close(() => resolve());
+        for (const socket of clients) socket.destroy();
+        rmSync(path, { force: true });
+      }),
+  };
 }
 
 /** Sends one request and resolves with the result, or rejects with the daemon's error. */

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { Server } from 'node:net';
 import type { Action } from '../core/actions.js';
 import { CommandError } from '../core/command-error.js';
 import { type Connection, type ConnectionDiff, diffConnections } from '../core/connection.js';
@@ -7,7 +6,7 @@ import { heldBack, RateLimitedLog } from '../core/rate-limited-log.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ConnectionStatus } from '../core/status.js';
 import type { ChildSa } from '../core/sa.js';
-import { type DaemonConfig, loadConfig } from '../config/index.js';
+import { connectionSummary, type ConnectionSummary, type DaemonConfig, loadConfig } from '../config/index.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { createCryptoProvider } from '../crypto/providers/index.js';
 import type { IkeEngine } from '../core/engine.js';
@@ -19,7 +18,14 @@ import { trapPolicy } from '../kernel/trap.js';
 import { socketFd } from '../native/dgram-fd.js';
 import { loadNative, type Native, type NativeError } from '../native/index.js';
 import { type Received, UdpEndpoints } from '../net/udp.js';
-import { type ControlRequest, type ControlSession, listenControl } from './control.js';
+import {
+  type ControlLimits,
+  type ControlRequest,
+  type ControlServer,
+  type ControlSession,
+  listenControl,
+} from './control.js';
+import { type ControlLock, lockControlSocket } from './control-lock.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { autoWorkers, ComputePool } from './compute-pool.js';
 import { KeyLog } from './keylog.js';
@@ -42,6 +48,8 @@ export interface DaemonOptions {
   readonly crypto?: CryptoProvider;
   /** Serve the control socket (default true; the library leaves it off unless configured). */
   readonly control?: boolean;
+  /** Bounds of the control socket (CONTROL_LIMITS by default). */
+  readonly controlLimits?: Partial<ControlLimits>;
 }
 
 /** What a reload did, by connection name. */
@@ -58,7 +66,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #config: DaemonConfig;
   readonly #clock: () => number;
   #udp: UdpEndpoints | undefined;
-  #control: Server | undefined;
+  #control: ControlServer | undefined;
+  /** Held from the start to the stop: one daemon per control socket. */
+  #controlLock: ControlLock | undefined;
+  readonly #controlLimits: Partial<ControlLimits>;
   #timer: NodeJS.Timeout | undefined;
   /** The engine deadline #timer is set for. */
   #armedAt: number | undefined;
@@ -81,6 +92,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.logger = options.logger ?? new Logger(config.log);
     this.#kernel = options.kernel ?? (config.kernel === 'memory' ? new MemoryBackend() : undefined);
     this.#serveControl = options.control ?? true;
+    this.#controlLimits = options.controlLimits ?? {};
     this.#localDefault = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
     this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
@@ -117,6 +129,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   async #start(): Promise<void> {
     const { listen, metrics } = this.#config;
+    // First of all, before the kernel above all: a second daemon must not touch the first's SAs.
+    if (this.#serveControl) this.#controlLock = lockControlSocket(this.#config.control.socket);
     if (this.#keyLog) {
       this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
       this.logger.log({
@@ -128,7 +142,9 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     // First of the listeners: a metrics port in use then fails the start with nothing else open.
     if (metrics) {
       this.#metrics = new Metrics(this);
-      const bound = await this.#metrics.listen(metrics.host, metrics.port);
+      const bound = await this.#metrics.listen(metrics.host, metrics.port).catch((error: Error) => {
+        throw metricsListenError(error, this.#config.file, metrics.host, metrics.port);
+      });
       this.logger.log({
         level: 'info',
         subsystem: 'ctl',
@@ -171,8 +187,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       message: `listening on ${listen.addresses.join(', ')} ports ${listen.port} and ${listen.natPort}`,
     });
     if (this.#serveControl) {
-      this.#control = await listenControl(this.#config.control.socket, (request, session) =>
-        this.#command(request, session),
+      this.#control = await listenControl(
+        this.#config.control.socket,
+        (request, session) => this.#command(request, session),
+        this.#controlLimits,
       );
       this.logger.log({
         level: 'info',
@@ -302,8 +320,38 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#arm();
   }
 
+  /** Deletes one IKE SA (with its child SAs) or one child SA by id; CommandError for an unknown id. */
+  terminateSa(kind: 'ike' | 'child', id: number): void {
+    this.#apply(this.engine.terminateSa(kind, id, this.#clock()));
+    this.#arm();
+  }
+
   get config(): DaemonConfig {
     return this.#config;
+  }
+
+  /** The running configuration's connections as `check` prints them (keys never shown). */
+  connections(): ConnectionSummary[] {
+    return this.#config.connections.map(connectionSummary);
+  }
+
+  /**
+   * reload() from the configuration file on behalf of `trigger` (SIGHUP, the control socket), logged
+   * alike whatever asked: a refused file is logged with every problem on a line, then thrown on.
+   */
+  reloadFile(trigger: string): ReloadResult {
+    this.logger.log({
+      level: 'info',
+      subsystem: 'cfg',
+      message: `${trigger}: reloading ${this.#config.file}`,
+    });
+    try {
+      return this.reload();
+    } catch (error) {
+      for (const line of (error as Error).message.split('\n'))
+        this.logger.log({ level: 'error', subsystem: 'cfg', message: `reload refused: ${line}` });
+      throw error;
+    }
   }
 
   /**
@@ -374,7 +422,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     clearTimeout(this.#timer);
     this.#apply(this.engine.shutdown(this.#clock()));
     await this.#udp?.close(); // after the Deletes have left
-    await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
+    await this.#control?.close(); // clients are disconnected, not waited for
+    this.#controlLock?.release();
     await this.#metrics?.close();
     await this.#pool?.close();
     await this.#kernel?.close();
@@ -406,9 +455,20 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       case 'status':
         return this.statusWithTraffic(name);
       case 'reload':
-        return this.reload();
+        return this.reloadFile('control socket');
+      case 'connections':
+        return this.connections();
+      case 'terminate-sa': {
+        const kind = request['ikeSa'] !== undefined ? 'ike' : 'child';
+        const id = request[kind === 'ike' ? 'ikeSa' : 'childSa'];
+        if (!Number.isSafeInteger(id)) throw new Error('terminate-sa needs {"ikeSa": ID} or {"childSa": ID}');
+        this.terminateSa(kind, id as number);
+        return { done: true };
+      }
       case 'events': {
-        // The connection stays open and receives {"event": ...} lines until the client leaves.
+        // The connection stays open and receives {"event": ...} lines until the client leaves;
+        // one stream per connection, or each event would be sent as many times as asked.
+        if (!session.stream()) throw new Error('this connection already receives events');
         const forward = (event: DaemonEvent) => session.send({ event });
         this.on('event', forward);
         session.onClose(() => this.off('event', forward));
@@ -577,4 +637,21 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       this.#arm();
     }, delay);
   }
+}
+
+/** A metrics port that cannot be bound, in ike-node's words (the code kept for callers). */
+function metricsListenError(error: NodeJS.ErrnoException, file: string, host: string, port: number): Error {
+  const why =
+    error.code === 'EADDRINUSE'
+      ? 'the port is in use (another ike-node, or another exporter?)'
+      : error.code === 'EADDRNOTAVAIL'
+        ? 'no interface has this address'
+        : error.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+          : error.message;
+  const where = formatEndpoint({ address: host, port });
+  return Object.assign(new Error(`${file}: metrics.listen ${where}: cannot serve metrics: ${why}`), {
+    cause: error,
+    ...(error.code && { code: error.code }),
+  });
 }

@@ -1,7 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { runCli } from '../../src/cli/cli.js';
+import { freeUdpPorts } from '../../src/cli/demo.js';
 
 async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const out: string[] = [];
@@ -29,8 +33,62 @@ t.test('unknown commands and options fail with a pointer to --help', async (t) =
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /unknown command 'frobnicate'/);
   const badOption = await run('--frob');
-  t.equal(badOption.status, 2);
-  t.match(badOption.stderr, /Unknown option '--frob'.*\nTry 'ike-node --help'/s);
+  t.same(badOption, {
+    status: 2,
+    stdout: '',
+    stderr: "ike-node: unknown option '--frob'\nTry 'ike-node --help'.\n",
+  });
+});
+
+t.test("option mistakes are said in ike-node's words, naming the option", async (t) => {
+  const said = async (...argv: string[]) => {
+    const { status, stderr } = await run(...argv);
+    t.equal(status, 2, `${argv.join(' ')}: exit 2`);
+    t.notMatch(
+      stderr,
+      /positional argument|argument missing|does not take an argument/,
+      "not node:util's text",
+    );
+    return stderr;
+  };
+  t.equal(await said('status', '-x'), "ike-node: unknown option '-x'\nTry 'ike-node --help'.\n");
+  t.equal(await said('status', '--config'), "ike-node: --config needs a value\nTry 'ike-node --help'.\n");
+  t.equal(await said('status', '--json=yes'), "ike-node: --json takes no value\nTry 'ike-node --help'.\n");
+  t.equal(
+    await said('status', '--ikev1'),
+    "ike-node: status does not take --ikev1\nTry 'ike-node status --help'.\n",
+  );
+  t.equal(
+    await said('algorithms', '--socket', '/x'),
+    "ike-node: algorithms does not take --socket\nTry 'ike-node algorithms --help'.\n",
+  );
+});
+
+t.test('a metrics port in use: the address, the port and the key to change, exit 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const { port } = taken.address() as AddressInfo;
+  const [ike, nat] = await freeUdpPorts(2);
+  const file = join(dir, 'peers.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: { addresses: ['127.0.0.1'], port: ike, natPort: nat },
+      control: { socket: join(dir, 'ctl.sock') },
+      metrics: { listen: `127.0.0.1:${port}` },
+      log: { level: 'error' },
+    }),
+  );
+  const { status, stderr } = await run('--config', file);
+  t.equal(status, 1);
+  t.equal(
+    stderr,
+    `ike-node: ${file}: metrics.listen 127.0.0.1:${port}: cannot serve metrics: the port is in use (another ike-node, or another exporter?)\n`,
+  );
+  t.same(readdirSync(dir), ['peers.json'], 'nothing left behind: no socket, no lock');
 });
 
 t.test('algorithms prints the registry with provider support', async (t) => {
@@ -58,6 +116,7 @@ t.test('every subcommand has --help', async (t) => {
     'terminate',
     'reload',
     'events',
+    'list-conns',
     'import',
     'demo',
     'algorithms',

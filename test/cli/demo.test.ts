@@ -29,9 +29,7 @@ for (const version of [2, 1] as const) {
           `${side} Active`,
         );
       }
-      const spis = [
-        ...text.matchAll(/child SA #\d+ \(IKE SA #\d+\) tunnel, SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/g),
-      ];
+      const spis = [...text.matchAll(/child SA #\d+ tunnel, SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/g)];
       t.equal(spis.length, 2, 'a child SA on each side');
       t.same([spis[0]?.[1], spis[0]?.[2]], [spis[1]?.[2], spis[1]?.[1]], 'their SPIs mirror each other');
       t.equal(text.match(/ike stopped/g)?.length, 2, 'both daemons stopped');

@@ -65,9 +65,9 @@ t.test('one readable block per connection, times relative to now', async (t) => 
       '  IKEv1 SA #3 ESTABLISHED (initiator) 203.0.113.5:4500 <-> 198.51.100.7:4500, we are behind NAT',
       '    SPIs 0011223344556677_i 8899aabbccddeeff_r, hq.example.net <-> branch.example.net',
       '    aes256-sha256-modp2048, age 5m12s, rekey in 2h49m, expires in 2h54m',
-      '  child SA #4 (IKE SA #3) tunnel, ESP in UDP, SPIs c0a1b2c3_i 8f00aa11_o, aes256-sha256',
-      '    10.0.0.0/16 === 172.16.5.0/24',
-      '    1.2 MiB in (1043 packets), 900 B out (10 packets), age 5m10s, rekey in 49m10s, expires in 54m50s',
+      '    child SA #4 tunnel, ESP in UDP, SPIs c0a1b2c3_i 8f00aa11_o, aes256-sha256',
+      '      10.0.0.0/16 === 172.16.5.0/24',
+      '      1.2 MiB in (1043 packets), 900 B out (10 packets), age 5m10s, rekey in 49m10s, expires in 54m50s',
       'l2tp: Error, peer any  NO_PROPOSAL_CHOSEN',
       '',
     ].join('\n'),
@@ -92,5 +92,30 @@ t.test('durations', async (t) => {
     '1d00h',
     '3d03h',
     '0s',
+  ]);
+});
+
+t.test('child SAs under the IKE SA that negotiated them; one of another IKE SA names it', async (t) => {
+  const [sa] = active.ikeSas;
+  const [child] = active.childSas;
+  const status: ConnectionStatus = {
+    ...active,
+    ikeSas: [sa!, { ...sa!, id: 7, remote: '198.51.100.8:4500' }],
+    childSas: [
+      { ...child!, id: 8, ikeSaId: 7, spiIn: 'c0000008' },
+      { ...child!, id: 9, ikeSaId: 2, spiIn: 'c0000009' },
+      { ...child!, id: 4, ikeSaId: 3 },
+    ],
+  };
+  const heads = statusTable([status], NOW)
+    .split('\n')
+    .filter((line) => /^\s*(IKEv1 SA|child SA) #/.test(line))
+    .map((line) => line.replace(/^(\s*\S+ SA #\d+( \(IKE SA #\d+\))?).*/, '$1'));
+  t.same(heads, [
+    '  IKEv1 SA #3',
+    '    child SA #4',
+    '  IKEv1 SA #7',
+    '    child SA #8',
+    '  child SA #9 (IKE SA #2)',
   ]);
 });

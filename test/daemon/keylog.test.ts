@@ -308,7 +308,11 @@ t.test('without debug.keyLog the daemon writes no keys and warns of nothing', as
   });
   await daemon.start();
   t.notMatch(lines.join(''), /keyLog/);
-  t.same(readdir(dir), ['127.0.0.23.sock'], 'only the control socket in the directory');
+  t.same(
+    readdir(dir),
+    ['127.0.0.23.sock', '127.0.0.23.sock.lock'],
+    'only the control socket and its lock in the directory',
+  );
 });
 
 function readdir(dir: string): string[] {
