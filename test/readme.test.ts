@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { configWarnings } from '../src/config/effective.js';
 import { loadConfig, type DaemonConfig } from '../src/config/index.js';
 import type { Connection } from '../src/core/connection.js';
 import { parseTrafficSelector } from '../src/core/traffic-selector.js';
@@ -205,6 +206,7 @@ t.test('every peers.json example in the README loads and negotiates what it desc
     t.test(example.name ?? 'an unmarked example', async (t) => {
       t.ok(example.name, `marked with <!-- example: config NAME -->:\n${example.text.slice(0, 200)}`);
       const config = loadExample(t, example);
+      t.same(configWarnings(config, { available: true }), [], 'ike-node check has no warning for it');
       const negotiate = example.name === undefined ? undefined : NEGOTIATIONS[example.name];
       t.ok(negotiate, `a negotiation for ${example.name} in test/readme.test.ts`);
       negotiate?.(t, config, example);

@@ -53,8 +53,10 @@ SIGINT sends Deletes, removes what was installed and exits 0 (within 5 seconds).
 `,
   check: `Usage: ike-node check --config FILE
 
-Validates FILE. Prints the normalised configuration (keys never shown) and exits 0,
-or prints every problem with its JSON path and exits 1.
+Validates FILE. Prints every setting in effect, defaults filled in (keys never shown),
+and exits 0; warns on stderr about what will not work as meant (a wildcard listen
+address, a kernel backend whose native shim is missing). Or prints every problem
+with its JSON path and exits 1.
 `,
   status: `Usage: ike-node status [NAME] [--json] [--config FILE | --socket PATH]
 
