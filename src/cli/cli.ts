@@ -138,6 +138,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
       ikev1: { type: 'boolean' },
+      listen: { type: 'string', multiple: true },
     },
     allowPositionals: true,
     strict: true,
@@ -176,7 +177,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'reload':
       return reloadCommand(values, io);
     case 'import':
-      return importCommand(positionals[1], positionals[2], io);
+      return importCommand(positionals[1], positionals[2], io, values);
     case 'events':
       return eventsCommand(values, io);
     default:

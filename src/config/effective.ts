@@ -46,16 +46,21 @@ export type ShimAvailability = { available: true } | { available: false; reason:
  */
 export function configWarnings(config: DaemonConfig, shim: ShimAvailability): string[] {
   const warnings: string[] = [];
-  const wildcards = config.listen.addresses.filter((address) => address === '0.0.0.0' || address === '::');
-  if (wildcards.length) {
-    warnings.push(
-      `${config.file}: listen.addresses: ${wildcards.join(' and ')} ${wildcards.length > 1 ? 'are wildcards' : 'is a wildcard'}: ` +
-        'Node cannot report which address a datagram arrived on, which NAT detection hashes (a peer then sees a NAT ' +
-        "that is not there), and connections without local.address cannot initiate; list this host's own addresses",
-    );
-  }
+  const wildcard = wildcardListenWarning(config);
+  if (wildcard) warnings.push(wildcard);
   if (NEEDS_SHIM.has(config.kernel) && !shim.available) {
     warnings.push(`${config.file}: kernel: "${config.kernel}" will not start here: ${shim.reason}`);
   }
   return warnings;
+}
+
+/** A listen address that is a wildcard (0.0.0.0, ::), which the README advises against, and why. */
+export function wildcardListenWarning(config: DaemonConfig): string | undefined {
+  const wildcards = config.listen.addresses.filter((address) => address === '0.0.0.0' || address === '::');
+  if (!wildcards.length) return undefined;
+  return (
+    `${config.file}: listen.addresses: ${wildcards.join(' and ')} ${wildcards.length > 1 ? 'are wildcards' : 'is a wildcard'}: ` +
+    'Node cannot report which address a datagram arrived on, which NAT detection hashes (a peer then sees a NAT ' +
+    "that is not there), and connections without local.address cannot initiate; list this host's own addresses"
+  );
 }
