@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { configWarnings } from '../src/config/effective.js';
 import { loadConfig, type DaemonConfig } from '../src/config/index.js';
-import type { Connection } from '../src/core/connection.js';
-import { parseTrafficSelector } from '../src/core/traffic-selector.js';
 import { MACOS_ESP_PROPOSALS, MACOS_IKE_PROPOSALS } from '../conformance/kernel-lab/ikev1-macos-offer.js';
-import { connection, EnginePair, ipv4 } from './helpers/engine-pair.js';
+import { EnginePair } from './helpers/engine-pair.js';
+import { l2tpClient } from './helpers/l2tp-client.js';
 
 /** The README's library example runs as written (only its import points at the source tree). */
 
@@ -119,25 +118,6 @@ function loadExample(t: Test, example: ConfigExample): DaemonConfig {
   }
 }
 
-/** A client of the L2TP gateway, from one of the offers the README names. */
-function l2tpClient(spec: { ike: readonly string[]; esp: readonly string[]; pfs?: string }): Connection {
-  return connection({
-    name: 'l2tp',
-    ike: [...spec.ike],
-    esp: [...spec.esp],
-    ...(spec.pfs && { pfs: spec.pfs }),
-    mode: 'transport',
-    localAddress: L2TP_CLIENT,
-    peerAddress: L2TP_GATEWAY,
-    localId: ipv4(L2TP_CLIENT),
-    peerId: ipv4(L2TP_GATEWAY),
-    localSubnets: [parseTrafficSelector(L2TP_CLIENT, 17, 1701)],
-    peerSubnets: [parseTrafficSelector(L2TP_GATEWAY, 17, 1701)],
-    psk: EXAMPLE_PSK,
-    start: 'initiate',
-  });
-}
-
 const L2TP_GATEWAY = '192.0.2.1';
 const L2TP_CLIENT = '198.51.100.20';
 
@@ -159,7 +139,9 @@ const NEGOTIATIONS: Record<string, (t: Test, config: DaemonConfig, example: Conf
     for (const [client, offer] of Object.entries(L2TP_CLIENTS)) {
       const pair = new EnginePair();
       const gateway = pair.add('gateway', L2TP_GATEWAY, [...config.connections]);
-      const side = pair.add(client, L2TP_CLIENT, [l2tpClient(offer)]);
+      const side = pair.add(client, L2TP_CLIENT, [
+        l2tpClient({ ...offer, client: L2TP_CLIENT, gateway: L2TP_GATEWAY, psk: EXAMPLE_PSK }),
+      ]);
       pair.initiate(side, 'l2tp');
       const [status] = gateway.engine.status();
       t.equal(status?.status, 'Active', `${client}: the gateway is Active (${status?.error ?? ''})`);
