@@ -125,6 +125,23 @@ t.test('isakmpd: a local address in the rules is where ike-node listens, without
   t.notMatch(result.stderr, /wildcard/);
 });
 
+t.test('isakmpd: a transport-mode rule without local listens on its single-host source', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-import-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ipsec.conf');
+  // The README's L2TP line.
+  writeFileSync(
+    file,
+    'gw = "192.0.2.1"\nike passive esp transport proto udp from $gw port 1701 to any main group "modp1024" quick group "modp1024" psk "k"\n',
+  );
+  const result = run('isakmpd', file);
+  t.equal(result.code, 0, result.stderr);
+  const config = parseConfig(result.stdout, 'out.json', {});
+  t.same(config.listen.addresses, ['192.0.2.1']);
+  t.equal(config.connections[0]!.local.address, '192.0.2.1');
+  t.notMatch(result.stderr, /wildcard/);
+});
+
 t.test('--listen without an address a connection names as its local address is refused', async (t) => {
   let stderr = '';
   const result = importCommand(
