@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { runCli } from '../../src/cli/cli.js';
 import { configWarnings } from '../../src/config/effective.js';
 import { parseConfig } from '../../src/config/index.js';
+import { nativeAvailability } from '../../src/native/index.js';
 
 /**
  * `ike-node check` prints every setting in effect: each key the schema allows shows in its
@@ -222,4 +223,19 @@ t.test('check warns when the kernel backend needs the native shim and it is miss
     t.same(configWarnings(config(kernel), { available: true }), [], `${kernel} with the shim`);
   }
   t.same(configWarnings(config('memory'), missing), [], 'memory needs no shim');
+});
+
+t.test('check asks the real shim: a warning for xfrm exactly when it does not load here', async (t) => {
+  const shim = nativeAvailability();
+  const { status, stderr } = await check(
+    { ...MINIMAL, listen: { addresses: ['192.0.2.1'] }, kernel: 'xfrm' },
+    t,
+  );
+  t.equal(status, 0);
+  if (shim.available) t.equal(stderr, '', 'the shim loads here: no warning');
+  else
+    t.match(
+      stderr,
+      /^warning: .*kernel: "xfrm" will not start here: the native socket shim is not available/m,
+    );
 });
