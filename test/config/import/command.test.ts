@@ -111,36 +111,30 @@ t.test('a wildcard listen address: a warning naming --listen, which sets the add
   t.same(parseConfig(out.join(''), 'out.json', {}).listen.addresses, ['192.0.2.1', '2001:db8::1'], 'a list');
 });
 
-t.test('isakmpd: a local address in the rules is where ike-node listens, without a warning', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ike-node-import-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'ipsec.conf');
-  writeFileSync(
-    file,
-    'ike passive esp transport proto udp from 192.0.2.1 port 1701 to any local 192.0.2.1 psk "k"\n',
-  );
-  const result = run('isakmpd', file);
-  t.equal(result.code, 0, result.stderr);
-  t.same(parseConfig(result.stdout, 'out.json', {}).listen.addresses, ['192.0.2.1']);
-  t.notMatch(result.stderr, /wildcard/);
-});
-
-t.test('isakmpd: a transport-mode rule without local listens on its single-host source', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ike-node-import-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'ipsec.conf');
-  // The README's L2TP line.
-  writeFileSync(
-    file,
-    'gw = "192.0.2.1"\nike passive esp transport proto udp from $gw port 1701 to any main group "modp1024" quick group "modp1024" psk "k"\n',
-  );
-  const result = run('isakmpd', file);
-  t.equal(result.code, 0, result.stderr);
-  const config = parseConfig(result.stdout, 'out.json', {});
-  t.same(config.listen.addresses, ['192.0.2.1']);
-  t.equal(config.connections[0]!.local.address, '192.0.2.1');
-  t.notMatch(result.stderr, /wildcard/);
-});
+t.test(
+  'isakmpd: where the rules name the local address, ike-node listens there, without a warning',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ike-node-import-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'ipsec.conf');
+    for (const [what, rule] of <[string, string][]>[
+      ['local, in a tunnel rule', 'ike passive esp tunnel from 10.0.0.0/24 to any local 192.0.2.1 psk "k"'],
+      // The README's L2TP line: a transport-mode SA protects its own endpoints.
+      [
+        'the single-host source of a transport-mode rule',
+        'gw = "192.0.2.1"\nike passive esp transport proto udp from $gw port 1701 to any main group "modp1024" quick group "modp1024" psk "k"',
+      ],
+    ]) {
+      writeFileSync(file, `${rule}\n`);
+      const result = run('isakmpd', file);
+      t.equal(result.code, 0, result.stderr);
+      const config = parseConfig(result.stdout, 'out.json', {});
+      t.same(config.listen.addresses, ['192.0.2.1'], what);
+      t.equal(config.connections[0]!.local.address, '192.0.2.1');
+      t.notMatch(result.stderr, /wildcard/);
+    }
+  },
+);
 
 t.test('--listen without an address a connection names as its local address is refused', async (t) => {
   let stderr = '';
