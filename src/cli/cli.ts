@@ -64,8 +64,10 @@ killed (SIGKILL) is stale and taken over.
 `,
   check: `Usage: ike-node check --config FILE
 
-Validates FILE. Prints the normalised configuration (keys never shown) and exits 0,
-or prints every problem with its JSON path and exits 1.
+Validates FILE. Prints every setting in effect, defaults filled in (keys never shown),
+and exits 0; warns on stderr about what will not work as meant (a wildcard listen
+address, a kernel backend whose native shim is missing). Or prints every problem
+with its JSON path and exits 1.
 `,
   status: `Usage: ike-node status [NAME] [--json] [--config FILE | --socket PATH]
 
@@ -159,6 +161,7 @@ const OPTIONS = {
   ikev1: { type: 'boolean' },
   'ike-sa': { type: 'string' },
   'child-sa': { type: 'string' },
+  listen: { type: 'string', multiple: true },
 } as const;
 
 const TALKS_TO_DAEMON = ['status', 'initiate', 'terminate', 'reload', 'events', 'list-conns'];
@@ -173,6 +176,7 @@ const OPTION_COMMANDS: Partial<Record<keyof typeof OPTIONS, readonly string[]>> 
   ikev1: ['demo'],
   'ike-sa': ['terminate'],
   'child-sa': ['terminate'],
+  listen: ['import'],
 };
 
 /** An unusable command line, said in ike-node's words (not node:util's). */
@@ -244,7 +248,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     case 'reload':
       return reloadCommand(values, io);
     case 'import':
-      return importCommand(positionals[1], positionals[2], io);
+      return importCommand(positionals[1], positionals[2], io, values);
     case 'events':
       return eventsCommand(values, io);
     default:

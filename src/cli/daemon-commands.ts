@@ -1,15 +1,16 @@
 import {
   CONFIG_DEFAULTS,
   ConfigErrors,
-  connectionSummary,
   type DaemonConfig,
   loadConfig,
   readControlSocket,
 } from '../config/index.js';
+import { configWarnings, effectiveConfig } from '../config/effective.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { controlEvents, controlRequest } from '../daemon/control.js';
 import { Daemon, type ReloadResult } from '../daemon/daemon.js';
 import { type DaemonEvent, describeEvent } from '../daemon/events.js';
+import { nativeAvailability } from '../native/index.js';
 import { batchedWriter, Logger, type LoggerOptions, parseLogLevels } from '../daemon/logger.js';
 import type { CliIo } from './cli.js';
 import { statusTable } from './status-table.js';
@@ -122,11 +123,12 @@ function loggerOptions(config: DaemonConfig, options: CommandOptions): LoggerOpt
   };
 }
 
+/** Every setting in effect on stdout; what is valid but will not work as meant on stderr. */
 export function checkCommand(options: CommandOptions, io: CliIo): number {
   const config = load(options, io);
   if (!config) return 1;
-  const { connections, ...rest } = config;
-  io.stdout(`${JSON.stringify({ ...rest, connections: connections.map(connectionSummary) }, null, 2)}\n`);
+  io.stdout(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
+  for (const warning of configWarnings(config, nativeAvailability())) io.stderr(`warning: ${warning}\n`);
   return 0;
 }
 

@@ -26,18 +26,26 @@ export interface ConnectionSummary {
     readonly mode: 'tunnel' | 'transport';
     readonly proposals: string[];
     readonly pfs: string;
+    /** What a responder accepts: acceptModes, or the mode alone. */
+    readonly acceptModes: readonly string[];
+    /** What a responder accepts: acceptPfs, or pfs alone ("none" for no PFS). */
+    readonly acceptPfs: readonly string[];
     readonly lifetime: Lifetime;
   };
   readonly local: {
     readonly address: string;
-    readonly id?: string;
+    /** The identity we present; "the local address" (of the SA) when none is written. */
+    readonly id: string;
     readonly endpointGroup?: string;
     readonly trafficSelectors: string[];
   };
   readonly peer: {
     readonly address: string;
     readonly port: number;
-    readonly id?: string;
+    /** Where IKE floats to behind a NAT (RFC 3947): natPort, or 4500. */
+    readonly natPort: number;
+    /** The identity the peer must present; "any" when none is required. */
+    readonly id: string;
     readonly endpointGroup?: string;
     readonly trafficSelectors: string[];
   };
@@ -57,10 +65,13 @@ export function recordEndpointGroups(
   endpointGroups.set(connection, groups);
 }
 
+/** RFC 3947's NAT-T port, where the engines float IKE when a peer names no natPort. */
+const DEFAULT_NAT_PORT = 4500;
+
 export function connectionSummary(connection: Connection): ConnectionSummary {
   const { ike, ipsec, local, peer } = connection;
-  const id = (identity: Identity | undefined) =>
-    identity && { id: `${identity.type}:${formatIdentity(identity)}` };
+  const id = (identity: Identity | undefined, otherwise: string) =>
+    identity ? `${identity.type}:${formatIdentity(identity)}` : otherwise;
   const groups = endpointGroups.get(connection);
   const group = (name: string | undefined) => name !== undefined && { endpointGroup: name };
   return {
@@ -80,18 +91,21 @@ export function connectionSummary(connection: Connection): ConnectionSummary {
       mode: ipsec.mode,
       proposals: ipsec.proposals.map(formatSuite),
       pfs: ipsec.pfs?.name ?? 'none',
+      acceptModes: ipsec.acceptModes ?? [ipsec.mode],
+      acceptPfs: (ipsec.acceptPfs ?? [ipsec.pfs ?? 'none']).map((pfs) => (pfs === 'none' ? pfs : pfs.name)),
       lifetime: ipsec.lifetime,
     },
     local: {
       address: local.address ?? 'any',
-      ...id(local.id),
+      id: id(local.id, 'the local address'),
       ...group(groups?.local),
       trafficSelectors: local.trafficSelectors.map(formatTrafficSelector),
     },
     peer: {
       address: peer.address,
       port: peer.port,
-      ...id(peer.id),
+      natPort: peer.natPort ?? DEFAULT_NAT_PORT,
+      id: id(peer.id, 'any'),
       ...group(groups?.peer),
       trafficSelectors: peer.trafficSelectors.map(formatTrafficSelector),
     },

@@ -208,9 +208,14 @@ t.test('defaults for an empty file, and connection summaries', async (t) => {
   const gateway = only(parseConfig(JSON.stringify(L2TP_GATEWAY), FILE, { L2TP_PSK: PSK }));
   const summary = connectionSummary(gateway);
   t.equal(summary.psk, `<secret ${PSK.length} bytes>`);
-  t.same(summary.peer, { address: 'any', port: 500, trafficSelectors: ['0.0.0.0/0[udp]'] });
+  t.same(
+    summary.peer,
+    { address: 'any', port: 500, natPort: 4500, id: 'any', trafficSelectors: ['0.0.0.0/0[udp]'] },
+    'the defaults in effect are written out: natPort, and any identity',
+  );
   t.equal(summary.local.id, 'ipv4:192.0.2.1');
   t.same(summary.ipsec.pfs, 'modp1024');
+  t.same([summary.ipsec.acceptModes, summary.ipsec.acceptPfs], [['transport'], ['modp1024']]);
   t.same(JSON.parse(JSON.stringify(gateway)), summary, 'JSON.stringify gives the summary');
   t.equal(String(gateway), 'Connection l2tp-clients');
 });

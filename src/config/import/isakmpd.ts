@@ -257,7 +257,7 @@ export function importIsakmpd(text: string, file: string): ImportResult {
   );
   return {
     config: assemble({
-      listen: listenSection(drafts.map((d) => ({ local: d.section.local, peer: d.section.peer ?? 'any' }))),
+      listen: listenSection(drafts.map((d) => ({ local: localAddress(d), peer: d.section.peer ?? 'any' }))),
       ikePolicies,
       ipsecPolicies,
       connections,
@@ -402,10 +402,21 @@ function recordPhase1(
   }
 }
 
+/**
+ * The local address of a connection: the rule's `local`; else, in transport mode, a single-host
+ * source, since a transport-mode SA protects its own endpoints' traffic, so the source host is
+ * where IKE must run (isakmpd binds every address; ike-node listens on this one, see README).
+ */
+function localAddress({ rule, section, src }: ConnectionDraft): string | undefined {
+  if (section.local) return section.local;
+  return rule.tmode === 'transport' && src.prefix === undefined ? normal(src.address!) : undefined;
+}
+
 function connection(draft: ConnectionDraft, name: string, ikePolicy: string, file: string): JsonObject {
   const { rule, section, src, dst } = draft;
   const local: JsonObject = {};
-  if (section.local) local.address = section.local;
+  const address = localAddress(draft);
+  if (address) local.address = address;
   if (section.srcid !== undefined) local.id = identity(section.srcid, file, rule.line);
   const peer: JsonObject = { address: section.peer ?? 'any' };
   if (section.dstid !== undefined) peer.id = identity(section.dstid, file, rule.line);

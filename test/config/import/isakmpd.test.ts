@@ -125,9 +125,14 @@ t.test(
       '0x7365637265742d32',
     );
     t.equal(
+      l2tp.local.address,
+      '192.0.2.1',
+      'transport mode without local: the single-host source is where IKE runs',
+    );
+    t.same(
       result.config.listen,
-      undefined,
-      'not every connection has a local address: listen stays 0.0.0.0',
+      { addresses: ['192.0.2.1'] },
+      'every connection has a local address: ike-node listens there, not on 0.0.0.0',
     );
     t.match(result.warnings, [
       /isakmpd-site\.conf:15: a flow rule .* not imported/,

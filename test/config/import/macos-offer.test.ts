@@ -1,8 +1,8 @@
 import t from 'tap';
 import { parseConfig } from '../../../src/config/index.js';
 import { importIsakmpd, type JsonObject } from '../../../src/config/import/index.js';
-import { parseTrafficSelector } from '../../../src/core/traffic-selector.js';
-import { connection, EnginePair, ipv4 } from '../../helpers/engine-pair.js';
+import { EnginePair } from '../../helpers/engine-pair.js';
+import { l2tpClient } from '../../helpers/l2tp-client.js';
 import { fixture } from './fixtures/helpers.js';
 import {
   MACOS_ESP_PROPOSALS,
@@ -32,19 +32,12 @@ function negotiate(config: JsonObject) {
   const pair = new EnginePair();
   const gateway = pair.add('gateway', GATEWAY, [...gatewayConfig.connections]);
   const client = pair.add('macos', CLIENT, [
-    connection({
-      name: 'l2tp',
-      ike: [...MACOS_IKE_PROPOSALS],
-      esp: [...MACOS_ESP_PROPOSALS],
-      mode: 'transport',
-      localAddress: CLIENT,
-      peerAddress: GATEWAY,
-      localId: ipv4(CLIENT),
-      peerId: ipv4(GATEWAY),
-      localSubnets: [parseTrafficSelector(CLIENT, 17, 1701)],
-      peerSubnets: [parseTrafficSelector(GATEWAY, 17, 1701)],
+    l2tpClient({
+      client: CLIENT,
+      gateway: GATEWAY,
+      ike: MACOS_IKE_PROPOSALS,
+      esp: MACOS_ESP_PROPOSALS,
       psk: 'my-tunnel-is-private',
-      start: 'initiate',
     }),
   ]);
   pair.initiate(client, 'l2tp');
