@@ -98,6 +98,59 @@ t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives f
   );
 });
 
+t.test(
+  'the responder rekeys a child SA and the IKE SA of a peer behind a NAT through the mapping',
+  async (t) => {
+    const pair = new EnginePair();
+    const inside = '192.0.2.130';
+    const nat = '192.0.2.129';
+    const a = pair.add('a', inside, [
+      connection({
+        ...v2,
+        localAddress: inside,
+        peerAddress: '192.0.2.2',
+        localSubnets: ['198.51.100.0/24'],
+        peerSubnets: ['203.0.113.0/24'],
+        start: 'initiate',
+      }),
+    ]);
+    const b = pair.add('b', '192.0.2.2', [
+      connection({
+        ...v2,
+        localAddress: '192.0.2.2',
+        peerAddress: nat,
+        peerId: ipv4(inside),
+        localSubnets: ['203.0.113.0/24'],
+        peerSubnets: ['198.51.100.0/24'],
+        childLifetime: 100,
+        ikeLifetime: 150,
+      }),
+    ]);
+    const { dropped } = masquerade(pair, inside, nat);
+    pair.initiate(a);
+    const firstChild = onlyChild(a).spiIn;
+    const firstIke = b.engine.status()[0]!.ikeSas[0]!.spiI;
+    const sent = pair.sent.length;
+    pair.advance(200);
+    const rekeys = pair.sent
+      .slice(sent)
+      .filter((p) => p.data[18] === ExchangeType.CREATE_CHILD_SA && p.from.address === '192.0.2.2');
+    t.ok(rekeys.length >= 2, 'b sent CREATE_CHILD_SA requests (child SA, then IKE SA)');
+    t.ok(
+      rekeys.every((p) => p.from.port === 4500 && p.to.port === 4500 && p.nonEspMarker),
+      'from 4500, delivered through the mapping to 4500, with the non-ESP marker',
+    );
+    t.same(dropped, [], 'the NAT dropped nothing');
+    t.ok(established(a, b) && crossing(a, b), 'one tunnel at both ends');
+    t.not(onlyChild(a).spiIn, firstChild, 'a new child SA');
+    const [ikeA] = a.engine.status()[0]!.ikeSas;
+    const [ikeB] = b.engine.status()[0]!.ikeSas;
+    t.not(ikeB!.spiI, firstIke, 'a new IKE SA');
+    t.same([ikeA!.spiI, ikeA!.spiR], [ikeB!.spiI, ikeB!.spiR], 'the same at both ends');
+    t.equal(ikeB!.remote, `${nat}:1025`, 'still reached through the mapping');
+  },
+);
+
 t.test('lost, duplicated and reordered messages: retransmitted, answered from the cache', async (t) => {
   for (const [what, faults] of [
     ['IKE_SA_INIT request lost', [{ exchange: ExchangeType.IKE_SA_INIT, response: false, action: 'drop' }]],
