@@ -141,5 +141,10 @@ function readRetransmit(at: Cursor): Settings['retransmit'] {
 function readIke(at: Cursor): Settings['ike'] {
   const defaults = CONFIG_DEFAULTS.ike;
   const read = (key: keyof Settings['ike']) => withDefault(at.key(key), (c) => c.number(), defaults[key]);
-  return { fragmentSize: read('fragmentSize'), cookieThreshold: read('cookieThreshold') };
+  return {
+    fragmentSize: read('fragmentSize'),
+    cookieThreshold: read('cookieThreshold'),
+    maxHalfOpen: read('maxHalfOpen'),
+    maxHalfOpenPerAddress: read('maxHalfOpenPerAddress'),
+  };
 }

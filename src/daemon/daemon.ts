@@ -96,6 +96,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       ...(this.#localDefault && { defaultLocalAddress: this.#localDefault }),
       exportKeys: this.#keyLog !== undefined,
       fragmentSize: config.ike.fragmentSize,
+      maxHalfOpen: config.ike.maxHalfOpen,
+      maxHalfOpenPerAddress: config.ike.maxHalfOpenPerAddress,
       ikev2: { cookies: { threshold: config.ike.cookieThreshold } },
     });
   }

@@ -229,11 +229,10 @@ export function respondToMessage1(
       ExchangeType.IDENTITY_PROTECTION,
       0,
       [reply, { kind: 'vendor', data: OWN_VENDOR_ID }, ...answerVendorIds(sa)],
-      {
-        encrypt: false,
-        flight: sa.mainMode,
-        awaitReply: true,
-      },
+      // Sent again only when message 1 is (the initiator's timer drives main mode until message
+      // 3 proves its address): a timer here would answer each spoofed message 1 several times.
+      // strongSwan's responder resends only on a repeated request too.
+      { encrypt: false, flight: sa.mainMode, awaitReply: false },
     );
     ctx.log(
       'info',

@@ -12,7 +12,12 @@ t.test('defaults when absent', async (t) => {
   t.same(config.debug, {});
   t.same(config.retransmit, { timeout: 2, backoff: 1.8, tries: 5 });
   t.same(config.retransmit, CONFIG_DEFAULTS.retransmit);
-  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 100 });
+  t.same(config.ike, {
+    fragmentSize: 1280,
+    cookieThreshold: 100,
+    maxHalfOpen: 1024,
+    maxHalfOpenPerAddress: 128,
+  });
 });
 
 t.test('log: level, format and per-subsystem levels', async (t) => {
@@ -97,12 +102,21 @@ t.test('retransmit: timeout, backoff and tries within sane ranges', async (t) =>
 
 t.test('ike: fragment size and cookie threshold within sane ranges', async (t) => {
   const config = parseConfig(JSON.stringify({ ike: { cookieThreshold: 0 } }), FILE);
-  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 0 }, 'cookies always; the size by default');
+  t.same(
+    config.ike,
+    { fragmentSize: 1280, cookieThreshold: 0, maxHalfOpen: 1024, maxHalfOpenPerAddress: 128 },
+    'cookies always; the rest by default',
+  );
   t.equal(parseConfig(JSON.stringify({ ike: { fragmentSize: 576 } }), FILE).ike.fragmentSize, 576);
   const errors = errorsOf(t, { ike: { fragmentSize: 500, cookieThreshold: -1 } });
   hasError(t, errors, 'ike.fragmentSize', 'a whole number from 576 to 9000');
   hasError(t, errors, 'ike.cookieThreshold', 'a whole number from 0 to 100000');
   hasError(t, errorsOf(t, { ike: { fragmentSize: 1280.5 } }), 'ike.fragmentSize', 'a whole number');
+  const limits = { maxHalfOpen: 200, maxHalfOpenPerAddress: 10 };
+  t.match(parseConfig(JSON.stringify({ ike: limits }), FILE).ike, limits, 'half-open limits as given');
+  const bad = errorsOf(t, { ike: { maxHalfOpen: 0, maxHalfOpenPerAddress: 2.5 } });
+  hasError(t, bad, 'ike.maxHalfOpen', 'a whole number from 1 to 1000000');
+  hasError(t, bad, 'ike.maxHalfOpenPerAddress', 'a whole number');
   hasUnknownKey(t, errorsOf(t, { ike: { fragment_size: 1000 } }), 'ike.fragment_size', {
     suggestion: 'fragmentSize',
   });

@@ -534,6 +534,7 @@ t.test('garbage and hostile input never throws and leaves no state', async (t) =
   const flood = pair.sent[0]!.data;
   const limited = new EnginePair().add('x', B, [connection({ localAddress: B, peerAddress: 'any' })], {
     maxHalfOpen: 5,
+    maxHalfOpenPerAddress: 5,
   });
   for (let i = 0; i < 50; i++) {
     const copy = flood.slice();
