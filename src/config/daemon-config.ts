@@ -30,7 +30,7 @@ export interface DaemonConfig {
   /** Where to serve metrics; absent: no metrics endpoint. */
   readonly metrics?: { readonly host: string; readonly port: number };
   /** keyLog: a directory for Wireshark's key tables, absolute (resolved against the configuration file's directory). */
-  readonly debug: { readonly keyLog?: string };
+  readonly debug: { readonly keyLog?: string; readonly coreDumps?: boolean };
   /** The ESP data plane: anti-replay window (packets), the userspace backend's TUN name and MTU. */
   readonly dataPlane: { readonly replayWindow: number; readonly tun: string; readonly mtu: number };
   /** Seconds before the first resend, the factor each resend multiplies it by, and resends before giving up. */

@@ -119,7 +119,11 @@ function withMetrics(at: Cursor): { metrics?: NonNullable<Settings['metrics']> }
 
 function readDebug(at: Cursor, file: string): Settings['debug'] {
   const keyLog = at.key('keyLog').string();
-  return keyLog === undefined ? {} : { keyLog: resolve(dirname(file), keyLog) };
+  const coreDumps = at.key('coreDumps').choice([true, false]);
+  return {
+    ...(keyLog !== undefined && { keyLog: resolve(dirname(file), keyLog) }),
+    ...(coreDumps && { coreDumps }),
+  };
 }
 
 function readDataPlane(at: Cursor): Settings['dataPlane'] {

@@ -22,6 +22,7 @@ import { type Received, UdpEndpoints } from '../net/udp.js';
 import { type ControlRequest, type ControlSession, listenControl } from './control.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { autoWorkers, ComputePool } from './compute-pool.js';
+import { refuseCoreDumps } from './core-dumps.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -102,6 +103,20 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     });
   }
 
+  /** Keys stay out of core dumps unless debug.coreDumps says otherwise; a failure is only logged. */
+  #refuseCoreDumps(): void {
+    const outcome = refuseCoreDumps();
+    this.logger.log(
+      outcome.done
+        ? { level: 'debug', subsystem: 'crypto', message: 'non-dumpable: no core dump will hold keys' }
+        : {
+            level: 'warn',
+            subsystem: 'crypto',
+            message: `could not make the daemon non-dumpable, a core dump would hold its keys (LimitCORE=0 prevents one): ${outcome.reason}`,
+          },
+    );
+  }
+
   get kernel(): KernelBackend {
     if (!this.#kernel) throw new Error(`the ${this.#config.kernel} kernel backend opens at start()`);
     return this.#kernel;
@@ -119,6 +134,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
 
   async #start(): Promise<void> {
     const { listen, metrics } = this.#config;
+    if (!this.#config.debug.coreDumps) this.#refuseCoreDumps();
     if (this.#keyLog) {
       this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
       this.logger.log({

@@ -81,6 +81,9 @@ t.test('debug.keyLog resolves against the configuration file directory', async (
   t.equal(keyLog('/var/tmp/ike-keys'), '/var/tmp/ike-keys');
   hasError(t, errorsOf(t, { debug: { keyLog: '' } }), 'debug.keyLog', 'the path of a directory');
   hasUnknownKey(t, errorsOf(t, { debug: { keylog: 'x' } }), 'debug.keylog', { suggestion: 'keyLog' });
+  t.same(parseConfig(JSON.stringify({ debug: { coreDumps: true } }), FILE).debug, { coreDumps: true });
+  t.same(parseConfig(JSON.stringify({ debug: { coreDumps: false } }), FILE).debug, {}, 'false: the default');
+  hasError(t, errorsOf(t, { debug: { coreDumps: 'yes' } }), 'debug.coreDumps', 'true or false');
 });
 
 t.test('retransmit: timeout, backoff and tries within sane ranges', async (t) => {
