@@ -3,7 +3,15 @@ import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { algorithmsOf } from '../../src/crypto/registry.js';
 import { ExchangeType, PayloadType } from '../../src/ikev2/constants.js';
 import { equalBytes } from '../../src/wire/bytes.js';
-import { connection, EnginePair, ipv4, onlyChild, type Side, sitePair } from '../helpers/engine-pair.js';
+import {
+  connection,
+  type ConnectionSpec,
+  EnginePair,
+  ipv4,
+  onlyChild,
+  type Side,
+  sitePair,
+} from '../helpers/engine-pair.js';
 import { applyFaults, masquerade } from '../helpers/faults.js';
 
 /**
@@ -53,7 +61,8 @@ t.test('every IKEv2 algorithm of the registry, for the IKE SA and for the child 
   }
 });
 
-t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives flow', async (t) => {
+/** a at `inside` behind a masquerading NAT (`nat`) initiates to b; `responder` adds to b's connection. */
+function natPair(responder: Partial<ConnectionSpec> = {}) {
   const pair = new EnginePair();
   const inside = '192.0.2.130';
   const nat = '192.0.2.129';
@@ -75,9 +84,15 @@ t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives f
       peerId: ipv4(inside),
       localSubnets: ['203.0.113.0/24'],
       peerSubnets: ['198.51.100.0/24'],
+      ...responder,
     }),
   ]);
-  masquerade(pair, inside, nat);
+  const { dropped } = masquerade(pair, inside, nat);
+  return { pair, a, b, inside, nat, dropped };
+}
+
+t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives flow', async (t) => {
+  const { pair, a, b, inside, nat } = natPair();
   pair.initiate(a);
   t.ok(established(a, b) && crossing(a, b), 'up through the NAT');
   const [ikeA] = a.engine.status()[0]!.ikeSas;
@@ -101,32 +116,7 @@ t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives f
 t.test(
   'the responder rekeys a child SA and the IKE SA of a peer behind a NAT through the mapping',
   async (t) => {
-    const pair = new EnginePair();
-    const inside = '192.0.2.130';
-    const nat = '192.0.2.129';
-    const a = pair.add('a', inside, [
-      connection({
-        ...v2,
-        localAddress: inside,
-        peerAddress: '192.0.2.2',
-        localSubnets: ['198.51.100.0/24'],
-        peerSubnets: ['203.0.113.0/24'],
-        start: 'initiate',
-      }),
-    ]);
-    const b = pair.add('b', '192.0.2.2', [
-      connection({
-        ...v2,
-        localAddress: '192.0.2.2',
-        peerAddress: nat,
-        peerId: ipv4(inside),
-        localSubnets: ['203.0.113.0/24'],
-        peerSubnets: ['198.51.100.0/24'],
-        childLifetime: 100,
-        ikeLifetime: 150,
-      }),
-    ]);
-    const { dropped } = masquerade(pair, inside, nat);
+    const { pair, a, b, nat, dropped } = natPair({ childLifetime: 100, ikeLifetime: 150 });
     pair.initiate(a);
     const firstChild = onlyChild(a).spiIn;
     const firstIke = b.engine.status()[0]!.ikeSas[0]!.spiI;
