@@ -264,7 +264,6 @@ export class Ikev2Protocol implements IkeProtocol {
     return `${connection.ike.name}\0${sameAuthenticationKey(connection)}`;
   }
 
-  /** Cookie = prf(secret, Ni | IPi | SPIi), section 2.6 (its version byte left out: one secret). */
   /**
    * Cookies above the threshold of half-open SAs in all, and from an address that already holds
    * half of what one address may: its last slots go to initiators that prove they receive at it,
@@ -275,6 +274,7 @@ export class Ikev2Protocol implements IkeProtocol {
     return ctx.halfOpenFrom(from.address) >= Math.ceil(ctx.maxHalfOpenPerAddress / 2);
   }
 
+  /** Cookie = prf(secret, Ni | IPi | SPIi), section 2.6 (its version byte left out: one secret). */
   #cookie(ctx: ProtocolContext, spiI: Uint8Array, Ni: Uint8Array, from: Endpoint): Uint8Array {
     this.#cookieSecret ??= ctx.crypto.randomBytes(32);
     return ctx.crypto.hmac('sha256', this.#cookieSecret, Ni, new TextEncoder().encode(from.address), spiI);
