@@ -30,7 +30,7 @@ export interface DaemonConfig {
   /** Where to serve metrics; absent: no metrics endpoint. */
   readonly metrics?: { readonly host: string; readonly port: number };
   /** keyLog: a directory for Wireshark's key tables, absolute (resolved against the configuration file's directory). */
-  readonly debug: { readonly keyLog?: string };
+  readonly debug: { readonly keyLog?: string; readonly coreDumps?: boolean };
   /** The ESP data plane: anti-replay window (packets), the userspace backend's TUN name and MTU. */
   readonly dataPlane: { readonly replayWindow: number; readonly tun: string; readonly mtu: number };
   /** Seconds before the first resend, the factor each resend multiplies it by, and resends before giving up. */
@@ -38,9 +38,15 @@ export interface DaemonConfig {
   /**
    * IKE message handling: the largest IP datagram an IKE message may fill before it is sent in
    * fragments (RFC 7383, when the peer supports them), and the half-open IKEv2 SAs above which a
-   * responder asks for cookies (RFC 7296 2.6; 0: always).
+   * responder asks for cookies (RFC 7296 2.6; 0: always); the half-open IKE SAs (responders not
+   * yet authenticated) kept at most, in all and per peer address.
    */
-  readonly ike: { readonly fragmentSize: number; readonly cookieThreshold: number };
+  readonly ike: {
+    readonly fragmentSize: number;
+    readonly cookieThreshold: number;
+    readonly maxHalfOpen: number;
+    readonly maxHalfOpenPerAddress: number;
+  };
   readonly connections: Connection[];
 }
 
@@ -55,5 +61,5 @@ export const CONFIG_DEFAULTS = {
   debug: {},
   dataPlane: { replayWindow: 64, tun: 'ike-node0', mtu: 1400 },
   retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
-  ike: { fragmentSize: 1280, cookieThreshold: 100 },
+  ike: { fragmentSize: 1280, cookieThreshold: 100, maxHalfOpen: 1024, maxHalfOpenPerAddress: 128 },
 } as const;

@@ -119,7 +119,11 @@ function withMetrics(at: Cursor): { metrics?: NonNullable<Settings['metrics']> }
 
 function readDebug(at: Cursor, file: string): Settings['debug'] {
   const keyLog = at.key('keyLog').string();
-  return keyLog === undefined ? {} : { keyLog: resolve(dirname(file), keyLog) };
+  const coreDumps = at.key('coreDumps').choice([true, false]);
+  return {
+    ...(keyLog !== undefined && { keyLog: resolve(dirname(file), keyLog) }),
+    ...(coreDumps && { coreDumps }),
+  };
 }
 
 function readDataPlane(at: Cursor): Settings['dataPlane'] {
@@ -141,5 +145,10 @@ function readRetransmit(at: Cursor): Settings['retransmit'] {
 function readIke(at: Cursor): Settings['ike'] {
   const defaults = CONFIG_DEFAULTS.ike;
   const read = (key: keyof Settings['ike']) => withDefault(at.key(key), (c) => c.number(), defaults[key]);
-  return { fragmentSize: read('fragmentSize'), cookieThreshold: read('cookieThreshold') };
+  return {
+    fragmentSize: read('fragmentSize'),
+    cookieThreshold: read('cookieThreshold'),
+    maxHalfOpen: read('maxHalfOpen'),
+    maxHalfOpenPerAddress: read('maxHalfOpenPerAddress'),
+  };
 }

@@ -51,7 +51,11 @@ export interface IkeEngineOptions {
   readonly retransmit?: RetransmitPolicy;
   /** Uniform in [0, 1): rekey jitter. */
   readonly random?: () => number;
-  /** Responder SAs not yet authenticated, at most, in all and per peer address. */
+  /**
+   * Responder SAs not yet authenticated, at most, in all (default 1024) and per peer address
+   * (default an eighth of that: a few sources cannot take every slot, a NAT in front of many
+   * clients still can serve a hundred at once).
+   */
   readonly maxHalfOpen?: number;
   readonly maxHalfOpenPerAddress?: number;
   readonly halfOpenTimeout?: number;
@@ -162,7 +166,8 @@ export class IkeEngine {
   readonly #records = new Map<string, ConnectionRecord>();
   readonly #dirty = new Set<string>();
   #halfOpen = 0;
-  readonly #halfOpenByAddress = new Map<string, number>();
+  /** Half-open SAs by peer address, oldest first (insertion order): what a full table drops first. */
+  readonly #halfOpenByAddress = new Map<string, Set<IkeSa>>();
   readonly #deadlines = new Deadlines<IkeSa | ChildEntry>();
   readonly #computes = new Map<number, { sa: IkeSa; then: (result: DhJobResult | Error) => void }>();
   readonly #unauthenticatedLog: RateLimitedLog;
@@ -172,7 +177,7 @@ export class IkeEngine {
   #now = 0;
   #nextId = 1;
   readonly #ctx: ProtocolContext;
-  readonly #stats = { refusedHalfOpen: 0, refusedNegotiations: 0, internalErrors: 0 };
+  readonly #stats = { refusedHalfOpen: 0, evictedHalfOpen: 0, refusedNegotiations: 0, internalErrors: 0 };
 
   constructor(options: IkeEngineOptions) {
     this.#crypto = options.crypto;
@@ -193,7 +198,10 @@ export class IkeEngine {
     const maxHalfOpen = options.maxHalfOpen ?? 1024;
     this.#limits = {
       maxHalfOpen,
-      maxHalfOpenPerAddress: options.maxHalfOpenPerAddress ?? maxHalfOpen,
+      maxHalfOpenPerAddress: Math.min(
+        maxHalfOpen,
+        options.maxHalfOpenPerAddress ?? Math.ceil(maxHalfOpen / 8),
+      ),
       halfOpenTimeout: options.halfOpenTimeout ?? 30,
       maxChildNegotiations: options.maxChildNegotiations ?? 16,
       keepaliveInterval: options.keepaliveInterval ?? 20,
@@ -222,8 +230,17 @@ export class IkeEngine {
     this.#reserveSpis = kernel.reservesSpis;
   }
 
-  /** Counters of refusals and internal errors (metrics, tests). */
-  get stats(): Readonly<{ refusedHalfOpen: number; refusedNegotiations: number; internalErrors: number }> {
+  /**
+   * Counters of refusals and internal errors (metrics, tests): first messages dropped at a
+   * half-open limit, half-open SAs dropped to make room for a quieter source, refused child SA
+   * negotiations.
+   */
+  get stats(): Readonly<{
+    refusedHalfOpen: number;
+    evictedHalfOpen: number;
+    refusedNegotiations: number;
+    internalErrors: number;
+  }> {
     return { ...this.#stats };
   }
 
@@ -682,7 +699,9 @@ export class IkeEngine {
       sa.halfOpen = true;
       this.#halfOpen++;
       const address = sa.remote.address;
-      this.#halfOpenByAddress.set(address, (this.#halfOpenByAddress.get(address) ?? 0) + 1);
+      const fromAddress = this.#halfOpenByAddress.get(address);
+      if (fromAddress) fromAddress.add(sa);
+      else this.#halfOpenByAddress.set(address, new Set([sa]));
       this.#deadlines.set(sa, HALF_OPEN, sa.createdAt + this.#limits.halfOpenTimeout);
     }
     if (sa.connection) this.#attach(sa, sa.connection);
@@ -728,10 +747,42 @@ export class IkeEngine {
     sa.halfOpen = false;
     this.#halfOpen--;
     const address = sa.remote.address;
-    const count = (this.#halfOpenByAddress.get(address) ?? 1) - 1;
-    if (count > 0) this.#halfOpenByAddress.set(address, count);
-    else this.#halfOpenByAddress.delete(address);
+    const fromAddress = this.#halfOpenByAddress.get(address);
+    fromAddress?.delete(sa);
+    if (fromAddress?.size === 0) this.#halfOpenByAddress.delete(address);
     this.#deadlines.clear(sa, HALF_OPEN);
+  }
+
+  /**
+   * A first message from `remote` may make a half-open SA: within the bound per address, and
+   * within the global one, or by dropping the oldest half-open SA of the address holding the most
+   * when that is more than this one would hold. Spoofed floods come from few addresses or each
+   * from many, and are the cheapest to forge: they go first, and a new initiator from a quiet
+   * address is still answered while the table is full.
+   */
+  #admitHalfOpen(remote: Endpoint): boolean {
+    const fromAddress = this.#halfOpenByAddress.get(remote.address)?.size ?? 0;
+    if (fromAddress < this.#limits.maxHalfOpenPerAddress) {
+      if (this.#halfOpen < this.#limits.maxHalfOpen) return true;
+      let busiest: Set<IkeSa> | undefined;
+      for (const group of this.#halfOpenByAddress.values())
+        if (group.size > (busiest?.size ?? 0)) busiest = group;
+      if (busiest && busiest.size > fromAddress + 1) {
+        const [oldest] = busiest;
+        this.#stats.evictedHalfOpen++;
+        this.#log('debug', `half-open SA dropped for a first message from ${remote.address}`, oldest);
+        this.#removeSa(oldest!);
+        return true;
+      }
+    }
+    this.#stats.refusedHalfOpen++;
+    this.#logUnauthenticated(
+      'warn',
+      'half-open',
+      `dropped a first message from ${formatEndpoint(remote)}: ${this.#halfOpen} half-open SAs already` +
+        ` (${fromAddress} from ${remote.address})`,
+    );
+    return false;
   }
 
   #ikeUp(sa: IkeSa): void {
@@ -1380,19 +1431,9 @@ export class IkeEngine {
         this.#keys.set(key, sa);
         sa.lookupKeys.push(key);
       },
-      admitHalfOpen: (remote) => {
-        const fromAddress = this.#halfOpenByAddress.get(remote.address) ?? 0;
-        if (this.#halfOpen < this.#limits.maxHalfOpen && fromAddress < this.#limits.maxHalfOpenPerAddress)
-          return true;
-        this.#stats.refusedHalfOpen++;
-        this.#logUnauthenticated(
-          'warn',
-          'half-open',
-          `dropped a first message from ${formatEndpoint(remote)}: ${this.#halfOpen} half-open SAs already` +
-            ` (${fromAddress} from ${remote.address})`,
-        );
-        return false;
-      },
+      halfOpenFrom: (address) => this.#halfOpenByAddress.get(address)?.size ?? 0,
+      maxHalfOpenPerAddress: this.#limits.maxHalfOpenPerAddress,
+      admitHalfOpen: (remote) => this.#admitHalfOpen(remote),
       addSa: (sa) => this.#addSa(sa),
       assign: (sa, connection) => this.#assign(sa, connection),
       ikeUp: (sa) => this.#ikeUp(sa),

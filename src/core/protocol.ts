@@ -60,6 +60,9 @@ export interface ProtocolContext {
   readonly connections: readonly Connection[];
   /** Responder IKE SAs not yet authenticated, now (a protocol may ask for cookies above a count). */
   readonly halfOpen: number;
+  /** Those of them from one peer address, and the most one address may hold. */
+  halfOpenFrom(address: string): number;
+  readonly maxHalfOpenPerAddress: number;
   /** Connections that may answer a first message from `remote` at `local`: exact address first. */
   responderCandidates(version: 1 | 2, local: Endpoint, remote: Endpoint): readonly Connection[];
   /** Connections configured for exactly this peer identity that may serve `remote` at `local`. */

@@ -28,6 +28,7 @@ import {
 import { type ControlLock, lockControlSocket } from './control-lock.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { autoWorkers, ComputePool } from './compute-pool.js';
+import { refuseCoreDumps } from './core-dumps.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -108,8 +109,24 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       ...(this.#localDefault && { defaultLocalAddress: this.#localDefault }),
       exportKeys: this.#keyLog !== undefined,
       fragmentSize: config.ike.fragmentSize,
+      maxHalfOpen: config.ike.maxHalfOpen,
+      maxHalfOpenPerAddress: config.ike.maxHalfOpenPerAddress,
       ikev2: { cookies: { threshold: config.ike.cookieThreshold } },
     });
+  }
+
+  /** Keys stay out of core dumps unless debug.coreDumps says otherwise; a failure is only logged. */
+  #refuseCoreDumps(): void {
+    const outcome = refuseCoreDumps();
+    this.logger.log(
+      outcome.done
+        ? { level: 'debug', subsystem: 'crypto', message: 'non-dumpable: no core dump will hold keys' }
+        : {
+            level: 'warn',
+            subsystem: 'crypto',
+            message: `could not make the daemon non-dumpable, a core dump would hold its keys (LimitCORE=0 prevents one): ${outcome.reason}`,
+          },
+    );
   }
 
   get kernel(): KernelBackend {
@@ -131,6 +148,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const { listen, metrics } = this.#config;
     // First of all, before the kernel above all: a second daemon must not touch the first's SAs.
     if (this.#serveControl) this.#controlLock = lockControlSocket(this.#config.control.socket);
+    if (!this.#config.debug.coreDumps) this.#refuseCoreDumps();
     if (this.#keyLog) {
       this.#keyLog.open(); // before any negotiation; a key log that cannot be written fails the start
       this.logger.log({

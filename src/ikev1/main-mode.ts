@@ -77,12 +77,18 @@ export function startMainMode(
   connection: Connection,
   from: Endpoint,
   to: Endpoint,
+  options: { floated?: boolean; maxLifetime?: number } = {},
 ): IsakmpSa {
   const sa = new IsakmpSa(ctx.nextId(), 'initiator', cookie(ctx), from, to, ctx.now);
   sa.connection = connection;
+  // Begun on the NAT-T port: every message carries the non-ESP marker (RFC 3947 section 4).
+  sa.floated = options.floated ?? false;
   sa.offered = phase1Suites(connection);
   if (sa.offered.length === 0) throw new RangeError(`${connection.name}: no IKEv1-capable IKE proposal`);
-  const SAi = phase1Sa(sa.offered, connection.ike.lifetime.seconds);
+  const SAi = phase1Sa(
+    sa.offered,
+    Math.min(connection.ike.lifetime.seconds, options.maxLifetime ?? Infinity),
+  );
   sa.SAi_b = payloadBody(SAi);
   ctx.index(sa, initiatorKey(sa.CKY_I));
   sa.send(ctx, ExchangeType.IDENTITY_PROTECTION, 0, [SAi, ...vendorIds(true, true)], {
@@ -140,8 +146,9 @@ function onMessage4(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Paylo
   compute(ctx, sa, sa.gxr, (dh) => {
     deriveKeys(ctx, sa, dh.sharedSecret!);
     detect(ctx, sa, payloads);
-    if (udpEncapsulated(sa.nat)) {
-      // RFC 3947 section 4: the initiator moves to port 4500 for message 5 onwards.
+    if (udpEncapsulated(sa.nat) && !sa.floated) {
+      // RFC 3947 section 4: the initiator moves to port 4500 for message 5 onwards (unless it
+      // began there, a rekey towards the NAT's mapping, which it keeps).
       sa.floated = true;
       sa.local = { address: sa.local.address, port: ctx.settings.natPort };
       sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
@@ -222,11 +229,10 @@ export function respondToMessage1(
       ExchangeType.IDENTITY_PROTECTION,
       0,
       [reply, { kind: 'vendor', data: OWN_VENDOR_ID }, ...answerVendorIds(sa)],
-      {
-        encrypt: false,
-        flight: sa.mainMode,
-        awaitReply: true,
-      },
+      // Sent again only when message 1 is (the initiator's timer drives main mode until message
+      // 3 proves its address): a timer here would answer each spoofed message 1 several times.
+      // strongSwan's responder resends only on a repeated request too.
+      { encrypt: false, flight: sa.mainMode, awaitReply: false },
     );
     ctx.log(
       'info',

@@ -124,7 +124,13 @@ export class Ikev1Protocol implements IkeProtocol {
     remote: Endpoint,
     replaces?: IkeSa,
   ): void {
-    const sa = startMainMode(ctx, connection, local, remote);
+    const old = replaces as IsakmpSa | undefined;
+    const sa = startMainMode(ctx, connection, local, remote, {
+      floated: old?.floated === true && local.port === ctx.settings.natPort,
+      // A rekey asks for no more than the SA it replaces had (a peer that imposed a shorter
+      // lifetime would otherwise enforce it in silence).
+      ...(old && old.lifetimeSeconds > 0 && { maxLifetime: old.lifetimeSeconds }),
+    });
     if (replaces) sa.replaces = replaces.id;
     ctx.addSa(sa);
   }
@@ -140,9 +146,19 @@ export class Ikev1Protocol implements IkeProtocol {
     startQuickMode(ctx, sa as IsakmpSa, connection, localTs, remoteTs, rekeyOf);
   }
 
-  /** An ISAKMP SA is rekeyed by a new main mode; its IPsec SAs move over when that is done. */
+  /**
+   * An ISAKMP SA is rekeyed by a new main mode; its IPsec SAs move over when that is done. One
+   * that floated to the NAT-T port starts its successor there, to the address and port the NAT
+   * mapped (RFC 3947 section 4 lets the initiator begin on 4500): a peer behind a NAT may have no
+   * mapping for port 500 any more, and its port 500 is not ours to guess.
+   */
   rekeyIke(ctx: ProtocolContext, sa: IkeSa): void {
+    const isakmp = sa as IsakmpSa;
     const connection = sa.connection!;
+    if (isakmp.floated) {
+      this.initiate(ctx, connection, sa.local, sa.remote, sa);
+      return;
+    }
     this.initiate(
       ctx,
       connection,

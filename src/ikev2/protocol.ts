@@ -37,7 +37,7 @@ import { IntegrityFailure } from './protection.js';
  * it is up, when to rekey it, probe its peer or let it expire is the core's.
  */
 
-/** Half-open IKE SAs from one address above which IKE_SA_INIT must carry a cookie (section 2.6). */
+/** When IKE_SA_INIT must carry a cookie (section 2.6). */
 export interface CookiePolicy {
   /** Always ask for cookies (a test, or a responder under attack by configuration). */
   readonly always?: boolean;
@@ -96,7 +96,7 @@ export class Ikev2Protocol implements IkeProtocol {
         return;
       }
       respondToInit(ctx, message, datagram, local, remote, {
-        required: () => this.#cookies.always === true || ctx.halfOpen >= (this.#cookies.threshold ?? 100),
+        required: (from) => this.#cookiesRequired(ctx, from),
         make: (spiI, Ni, from) => this.#cookie(ctx, spiI, Ni, from),
       });
       return;
@@ -262,6 +262,16 @@ export class Ikev2Protocol implements IkeProtocol {
    */
   shareKey(connection: Connection): string {
     return `${connection.ike.name}\0${sameAuthenticationKey(connection)}`;
+  }
+
+  /**
+   * Cookies above the threshold of half-open SAs in all, and from an address that already holds
+   * half of what one address may: its last slots go to initiators that prove they receive at it,
+   * not to a flood spoofing it (RFC 7296 2.6 leaves the policy to the responder).
+   */
+  #cookiesRequired(ctx: ProtocolContext, from: Endpoint): boolean {
+    if (this.#cookies.always === true || ctx.halfOpen >= (this.#cookies.threshold ?? 100)) return true;
+    return ctx.halfOpenFrom(from.address) >= Math.ceil(ctx.maxHalfOpenPerAddress / 2);
   }
 
   /** Cookie = prf(secret, Ni | IPi | SPIi), section 2.6 (its version byte left out: one secret). */

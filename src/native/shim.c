@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1284,6 +1285,31 @@ static napi_value unwatch(napi_env env, napi_callback_info info) {
 }
 
 /* close(fd): void: the watch stops (uv_poll_stop takes the descriptor out of epoll) before close(2). */
+/*
+ * setDumpable(on): prctl(PR_SET_DUMPABLE). Off, the kernel writes no core dump of the process and
+ * lets no other process of the same user ptrace it or read its memory (/proc/PID/mem): the keys
+ * of live and long-rekeyed SAs stay out of both. dumpable(): prctl(PR_GET_DUMPABLE), 0 or 1 (2 if
+ * the system's suid_dumpable says so).
+ */
+static napi_value set_dumpable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool on;
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok)
+    return throw_type(env, "setDumpable(on): on must be a boolean");
+  if (prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0) < 0) return throw_system(env, errno, "prctl");
+  return undefined(env);
+}
+
+static napi_value get_dumpable(napi_env env, napi_callback_info info) {
+  int value = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  if (value < 0) return throw_system(env, errno, "prctl");
+  napi_value result;
+  NAPI_OK(env, napi_create_int32(env, value, &result));
+  return result;
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1365,6 +1391,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"watchBatch", NULL, watch_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setDumpable", NULL, set_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dumpable", NULL, get_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok)
     return NULL;

@@ -57,6 +57,13 @@ export interface Native {
   unwatch(fd: number): void;
   /** Stops any watch and closes the descriptor. */
   close(fd: number): void;
+  /**
+   * prctl(PR_SET_DUMPABLE): off, no core dump is written and no other process of the user may
+   * ptrace the daemon or read its memory. Optional: builds of the shim before it lack it.
+   */
+  setDumpable?(on: boolean): void;
+  /** prctl(PR_GET_DUMPABLE): 0 (not dumpable), 1, or 2 (root-only dumps, by suid_dumpable). */
+  dumpable?(): number;
 }
 
 /** A system call's failure: `code` is the errno name ("ENOBUFS"), `errno` its number, `syscall` what failed. */

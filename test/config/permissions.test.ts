@@ -12,6 +12,7 @@ import { baseConfig, FILE, PSK, withValue } from './fixtures/helpers.js';
 
 const C = 'connections.office';
 const OWNER_ONLY = 'to be readable by its owner only';
+const DIR = '/etc/ike-node';
 
 /** The messages parseConfig gives with these file modes (path to mode), and the paths it asked about. */
 function check(
@@ -36,7 +37,7 @@ function check(
 }
 
 t.test('a key written in peers.json needs peers.json readable by its owner only', async (t) => {
-  t.same(check(baseConfig(), { [FILE]: 0o600 }), { messages: [], asked: [FILE] });
+  t.same(check(baseConfig(), { [FILE]: 0o600 }), { messages: [], asked: [FILE, DIR] });
   t.same(check(baseConfig(), { [FILE]: 0o400 }).messages, []);
   t.same(
     check(baseConfig(), { [FILE]: 0o620 }).messages,
@@ -73,7 +74,7 @@ t.test('key files follow the same rule; keys from the environment have no file',
   const fromFile = withValue(baseConfig(), `${C}.psk`, { file: 'office.psk' });
   t.same(
     check(fromFile, { [FILE]: 0o644, [keyFile]: 0o600 }),
-    { messages: [], asked: [keyFile] },
+    { messages: [], asked: [keyFile, DIR] },
     'peers.json then holds no key',
   );
   t.same(check(fromFile, { [keyFile]: 0o640 }).messages, [
@@ -81,6 +82,36 @@ t.test('key files follow the same rule; keys from the environment have no file',
   ]);
   const fromEnv = withValue(baseConfig(), `${C}.psk`, { env: 'OFFICE_PSK' });
   t.same(check(fromEnv, { [FILE]: 0o644 }, { OFFICE_PSK: PSK }), { messages: [], asked: [] });
+});
+
+t.test('a key file writable by everyone, or in a directory everyone may write, is refused', async (t) => {
+  const keyFile = `${DIR}/office.psk`;
+  const fromFile = withValue(baseConfig(), `${C}.psk`, { file: 'office.psk' });
+  for (const mode of [0o602, 0o622, 0o402]) {
+    t.same(
+      check(fromFile, { [keyFile]: mode, [DIR]: 0o40755 }).messages,
+      [
+        `${FILE}: ${C}.psk.file: expected ${keyFile} to be writable by its owner only (chmod 600 ${keyFile}) because it holds a pre-shared key, got mode ${mode.toString(8).padStart(4, '0')}`,
+      ],
+      `key file mode ${mode.toString(8)}`,
+    );
+  }
+  t.same(check(baseConfig(), { [FILE]: 0o602 }).messages.length, 1, 'peers.json with its key too');
+  const inOpenDirectory = check(fromFile, { [keyFile]: 0o600, [DIR]: 0o40777 }).messages;
+  t.same(inOpenDirectory, [
+    `${FILE}: ${C}.psk.file: expected ${DIR}, which holds ${keyFile} with a pre-shared key, to be writable by its owner only (chmod o-w ${DIR}) because anyone may replace the file in it, got mode 0777`,
+  ]);
+  t.same(
+    check(fromFile, { [keyFile]: 0o600, [DIR]: 0o41777 }).messages,
+    [],
+    'sticky (like /tmp): owners only',
+  );
+  t.same(check(fromFile, { [keyFile]: 0o600, [DIR]: 0o40775 }).messages, [], 'group-writable: not everyone');
+  t.same(
+    check(baseConfig(), { [FILE]: 0o600, [DIR]: 0o40777 }).messages.length,
+    1,
+    'peers.json with its key too',
+  );
 });
 
 t.test('parseConfig without fileMode checks nothing (its text need not come from a file)', async (t) => {
@@ -113,6 +144,21 @@ t.test('loadConfig checks the real files', async (t) => {
   const keyError = t.throws(() => loadConfig(path)) as ConfigErrors;
   t.match(keyError.message, `${C}.psk.file: expected ${keyPath} ${OWNER_ONLY} (chmod 600 ${keyPath})`);
   t.equal(keyError.errors?.length, 1, 'peers.json itself holds no key now');
+  chmodSync(keyPath, 0o602);
+  t.match(
+    (t.throws(() => loadConfig(path)) as ConfigErrors).message,
+    `expected ${keyPath} to be writable by its owner only`,
+    'world-writable',
+  );
   chmodSync(keyPath, 0o600);
   t.equal(loadConfig(path).connections.length, 1);
+  chmodSync(dir, 0o777);
+  t.teardown(() => chmodSync(dir, 0o700));
+  t.match(
+    (t.throws(() => loadConfig(path)) as ConfigErrors).message,
+    `expected ${dir}, which holds ${keyPath} with a pre-shared key, to be writable by its owner only`,
+    'in a directory everyone may write',
+  );
+  chmodSync(dir, 0o1777);
+  t.equal(loadConfig(path).connections.length, 1, 'with the sticky bit it loads');
 });

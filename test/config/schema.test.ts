@@ -44,7 +44,7 @@ const EVERYTHING = {
   metrics: { listen: '127.0.0.1:9469' },
   debug: { keyLog: 'ike-keys' },
   retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
-  ike: { fragmentSize: 1280, cookieThreshold: 100 },
+  ike: { fragmentSize: 1280, cookieThreshold: 100, maxHalfOpen: 1024, maxHalfOpenPerAddress: 128 },
   endpointGroups: { 'hq-nets': ['10.0.0.0/16', '10.1.0.0/16'], branch: ['172.16.5.0/24'] },
   ikePolicies: {
     strongswan: {

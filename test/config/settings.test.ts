@@ -12,7 +12,12 @@ t.test('defaults when absent', async (t) => {
   t.same(config.debug, {});
   t.same(config.retransmit, { timeout: 2, backoff: 1.8, tries: 5 });
   t.same(config.retransmit, CONFIG_DEFAULTS.retransmit);
-  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 100 });
+  t.same(config.ike, {
+    fragmentSize: 1280,
+    cookieThreshold: 100,
+    maxHalfOpen: 1024,
+    maxHalfOpenPerAddress: 128,
+  });
 });
 
 t.test('log: level, format and per-subsystem levels', async (t) => {
@@ -76,6 +81,9 @@ t.test('debug.keyLog resolves against the configuration file directory', async (
   t.equal(keyLog('/var/tmp/ike-keys'), '/var/tmp/ike-keys');
   hasError(t, errorsOf(t, { debug: { keyLog: '' } }), 'debug.keyLog', 'the path of a directory');
   hasUnknownKey(t, errorsOf(t, { debug: { keylog: 'x' } }), 'debug.keylog', { suggestion: 'keyLog' });
+  t.same(parseConfig(JSON.stringify({ debug: { coreDumps: true } }), FILE).debug, { coreDumps: true });
+  t.same(parseConfig(JSON.stringify({ debug: { coreDumps: false } }), FILE).debug, {}, 'false: the default');
+  hasError(t, errorsOf(t, { debug: { coreDumps: 'yes' } }), 'debug.coreDumps', 'true or false');
 });
 
 t.test('retransmit: timeout, backoff and tries within sane ranges', async (t) => {
@@ -97,12 +105,21 @@ t.test('retransmit: timeout, backoff and tries within sane ranges', async (t) =>
 
 t.test('ike: fragment size and cookie threshold within sane ranges', async (t) => {
   const config = parseConfig(JSON.stringify({ ike: { cookieThreshold: 0 } }), FILE);
-  t.same(config.ike, { fragmentSize: 1280, cookieThreshold: 0 }, 'cookies always; the size by default');
+  t.same(
+    config.ike,
+    { fragmentSize: 1280, cookieThreshold: 0, maxHalfOpen: 1024, maxHalfOpenPerAddress: 128 },
+    'cookies always; the rest by default',
+  );
   t.equal(parseConfig(JSON.stringify({ ike: { fragmentSize: 576 } }), FILE).ike.fragmentSize, 576);
   const errors = errorsOf(t, { ike: { fragmentSize: 500, cookieThreshold: -1 } });
   hasError(t, errors, 'ike.fragmentSize', 'a whole number from 576 to 9000');
   hasError(t, errors, 'ike.cookieThreshold', 'a whole number from 0 to 100000');
   hasError(t, errorsOf(t, { ike: { fragmentSize: 1280.5 } }), 'ike.fragmentSize', 'a whole number');
+  const limits = { maxHalfOpen: 200, maxHalfOpenPerAddress: 10 };
+  t.match(parseConfig(JSON.stringify({ ike: limits }), FILE).ike, limits, 'half-open limits as given');
+  const bad = errorsOf(t, { ike: { maxHalfOpen: 0, maxHalfOpenPerAddress: 2.5 } });
+  hasError(t, bad, 'ike.maxHalfOpen', 'a whole number from 1 to 1000000');
+  hasError(t, bad, 'ike.maxHalfOpenPerAddress', 'a whole number');
   hasUnknownKey(t, errorsOf(t, { ike: { fragment_size: 1000 } }), 'ike.fragment_size', {
     suggestion: 'fragmentSize',
   });

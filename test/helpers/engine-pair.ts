@@ -37,6 +37,8 @@ export interface ConnectionSpec {
   start?: 'initiate' | 'respond' | 'on-traffic';
   ikeLifetime?: number;
   childLifetime?: number;
+  /** The child SA's rekey margin (default a tenth of its lifetime, at most 540 s). */
+  childRekeyMargin?: number;
   dpd?: Connection['ike']['dpd'];
 }
 
@@ -48,7 +50,11 @@ const selectors = (list: TrafficSelector[] | string[] | undefined): TrafficSelec
   (list ?? []).map((item) => (typeof item === 'string' ? parseTrafficSelector(item) : item));
 
 export function connection(spec: ConnectionSpec): Connection {
-  const lifetime = (seconds: number) => ({ seconds, rekeyMargin: Math.min(540, seconds / 10), rekeyFuzz: 0 });
+  const lifetime = (seconds: number, margin = Math.min(540, seconds / 10)) => ({
+    seconds,
+    rekeyMargin: margin,
+    rekeyFuzz: 0,
+  });
   return {
     name: spec.name ?? 'test',
     ike: {
@@ -67,7 +73,7 @@ export function connection(spec: ConnectionSpec): Connection {
       mode: spec.mode ?? 'tunnel',
       proposals: (spec.esp ?? ['aes128-sha1']).flatMap((p) => expandSuites(parseProposal(p, 'esp'), 'esp')),
       ...(spec.pfs && { pfs: algorithm('dh', spec.pfs) }),
-      lifetime: lifetime(spec.childLifetime ?? 3600),
+      lifetime: lifetime(spec.childLifetime ?? 3600, spec.childRekeyMargin),
     },
     local: {
       ...(spec.localAddress && { address: spec.localAddress }),

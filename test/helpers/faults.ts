@@ -41,19 +41,26 @@ export function applyFaults(pair: EnginePair, a: Side, faults: readonly Fault[])
 
 /**
  * A masquerading NAT in front of `inside`: its packets leave from `nat` with ports 500 and 4500
- * mapped to 1024 and 1025, and answers to those are mapped back.
+ * mapped to 1024 and 1025, and answers to those are mapped back; what arrives for a port with no
+ * mapping is dropped, as a NAT drops it. `dropped` lists those.
  */
-export function masquerade(pair: EnginePair, inside: string, nat: string): void {
+export function masquerade(pair: EnginePair, inside: string, nat: string): { dropped: Packet[] } {
   const ports = new Map<number, number>([
     [500, 1024],
     [4500, 1025],
   ]);
+  const dropped: Packet[] = [];
   pair.wire = (p) => {
     if (p.from.address === inside) return { ...p, from: { address: nat, port: ports.get(p.from.port)! } };
     if (p.to.address === nat) {
-      const port = [...ports].find(([, outside]) => outside === p.to.port)![0];
-      return { ...p, to: { address: inside, port } };
+      const mapping = [...ports].find(([, outside]) => outside === p.to.port);
+      if (!mapping) {
+        dropped.push(p);
+        return undefined;
+      }
+      return { ...p, to: { address: inside, port: mapping[0] } };
     }
     return p;
   };
+  return { dropped };
 }

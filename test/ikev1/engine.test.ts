@@ -352,9 +352,9 @@ function watchQuickMode(pair: EnginePair, onMessage2: () => void, dropAfterMessa
 t.test(
   'the quick mode responder installs its inbound SA before message 2, the rest on message 3',
   async (t) => {
-    // The responder imposes 120 s; the initiator adopts it with its own 360 s margin (capped at 90%),
-    // so the initiator rekeys after 12 s, long before the responder would.
-    const { pair, a, b } = tunnelPair({}, { childLifetime: 120 });
+    // The responder imposes 120 s and rekeys 1 s before the end; the initiator adopts the 120 s
+    // with its margin scaled (10% of it), so it rekeys after 108 s, before the responder would.
+    const { pair, a, b } = tunnelPair({}, { childLifetime: 120, childRekeyMargin: 1 });
     const seen: { inbound: number[]; installed: number }[] = [];
     watchQuickMode(
       pair,
@@ -369,7 +369,7 @@ t.test(
 
     // A rekey: the new inbound SA goes in while the old child SA still carries the traffic.
     seen.length = 0;
-    pair.advance(15);
+    pair.advance(110);
     const current = [...b.installed.values()];
     t.equal(seen.length, 1, 'one rekey');
     t.equal(seen[0]?.installed, 1, 'the old child SA was installed when the new inbound SA went in');
@@ -535,6 +535,7 @@ t.test('garbage and hostile input never throws and leaves no state', async (t) =
   const flood = pair.sent[0]!.data;
   const limited = new EnginePair().add('x', B, [connection({ localAddress: B, peerAddress: 'any' })], {
     maxHalfOpen: 5,
+    maxHalfOpenPerAddress: 5,
   });
   for (let i = 0; i < 50; i++) {
     const copy = flood.slice();

@@ -3,7 +3,15 @@ import { parseTrafficSelector } from '../../src/core/traffic-selector.js';
 import { algorithmsOf } from '../../src/crypto/registry.js';
 import { ExchangeType, PayloadType } from '../../src/ikev2/constants.js';
 import { equalBytes } from '../../src/wire/bytes.js';
-import { connection, EnginePair, ipv4, onlyChild, type Side, sitePair } from '../helpers/engine-pair.js';
+import {
+  connection,
+  type ConnectionSpec,
+  EnginePair,
+  ipv4,
+  onlyChild,
+  type Side,
+  sitePair,
+} from '../helpers/engine-pair.js';
 import { applyFaults, masquerade } from '../helpers/faults.js';
 
 /**
@@ -53,7 +61,8 @@ t.test('every IKEv2 algorithm of the registry, for the IKE SA and for the child 
   }
 });
 
-t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives flow', async (t) => {
+/** a at `inside` behind a masquerading NAT (`nat`) initiates to b; `responder` adds to b's connection. */
+function natPair(responder: Partial<ConnectionSpec> = {}) {
   const pair = new EnginePair();
   const inside = '192.0.2.130';
   const nat = '192.0.2.129';
@@ -75,9 +84,15 @@ t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives f
       peerId: ipv4(inside),
       localSubnets: ['203.0.113.0/24'],
       peerSubnets: ['198.51.100.0/24'],
+      ...responder,
     }),
   ]);
-  masquerade(pair, inside, nat);
+  const { dropped } = masquerade(pair, inside, nat);
+  return { pair, a, b, inside, nat, dropped };
+}
+
+t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives flow', async (t) => {
+  const { pair, a, b, inside, nat } = natPair();
   pair.initiate(a);
   t.ok(established(a, b) && crossing(a, b), 'up through the NAT');
   const [ikeA] = a.engine.status()[0]!.ikeSas;
@@ -97,6 +112,34 @@ t.test('the initiator behind a NAT floats to 4500; ESP goes in UDP; keepalives f
     'a keepalive every 20 s from behind the NAT',
   );
 });
+
+t.test(
+  'the responder rekeys a child SA and the IKE SA of a peer behind a NAT through the mapping',
+  async (t) => {
+    const { pair, a, b, nat, dropped } = natPair({ childLifetime: 100, ikeLifetime: 150 });
+    pair.initiate(a);
+    const firstChild = onlyChild(a).spiIn;
+    const firstIke = b.engine.status()[0]!.ikeSas[0]!.spiI;
+    const sent = pair.sent.length;
+    pair.advance(200);
+    const rekeys = pair.sent
+      .slice(sent)
+      .filter((p) => p.data[18] === ExchangeType.CREATE_CHILD_SA && p.from.address === '192.0.2.2');
+    t.ok(rekeys.length >= 2, 'b sent CREATE_CHILD_SA requests (child SA, then IKE SA)');
+    t.ok(
+      rekeys.every((p) => p.from.port === 4500 && p.to.port === 4500 && p.nonEspMarker),
+      'from 4500, delivered through the mapping to 4500, with the non-ESP marker',
+    );
+    t.same(dropped, [], 'the NAT dropped nothing');
+    t.ok(established(a, b) && crossing(a, b), 'one tunnel at both ends');
+    t.not(onlyChild(a).spiIn, firstChild, 'a new child SA');
+    const [ikeA] = a.engine.status()[0]!.ikeSas;
+    const [ikeB] = b.engine.status()[0]!.ikeSas;
+    t.not(ikeB!.spiI, firstIke, 'a new IKE SA');
+    t.same([ikeA!.spiI, ikeA!.spiR], [ikeB!.spiI, ikeB!.spiR], 'the same at both ends');
+    t.equal(ikeB!.remote, `${nat}:1025`, 'still reached through the mapping');
+  },
+);
 
 t.test('lost, duplicated and reordered messages: retransmitted, answered from the cache', async (t) => {
   for (const [what, faults] of [
