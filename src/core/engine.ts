@@ -92,6 +92,8 @@ interface ConnectionRecord {
   negotiations: number;
   /** Waiting for another connection's IKE SA (an IKEv1 sibling) to come up. */
   waitingOn: IkeSa | undefined;
+  /** Established responder IKE SAs waiting for the peer's first child negotiation (IkeSa.awaitingChild). */
+  awaitingChild: number;
   error: Failure | undefined;
   /** The status last reported in a 'connection' event. */
   reported: ConnectionState;
@@ -99,6 +101,8 @@ interface ConnectionRecord {
 
 /** Core timer names; anything else belongs to the SA's protocol. */
 const HALF_OPEN = '#half-open';
+/** How long a responder's new IKE SA counts as its connection coming up without a child negotiation. */
+const FIRST_CHILD = '#first-child';
 const REKEY = '#rekey';
 const EXPIRE = '#expire';
 const LIVENESS = '#liveness';
@@ -450,6 +454,9 @@ export class IkeEngine {
         this.#log('info', 'half-open SA timed out', sa);
         this.#removeSa(sa);
         return;
+      case FIRST_CHILD:
+        this.#childAwaited(sa);
+        return;
       case EXPIRE:
         // A client we never rekey towards (peer "any") may keep its IPsec SAs past its IKE SA.
         this.#deleteIkeSa(sa, 'lifetime expired', true, 'keep');
@@ -666,6 +673,7 @@ export class IkeEngine {
     const record = this.#record(connection.name);
     record.ikeSas = join(record.ikeSas, sa);
     if (!sa.established) record.pendingIke++;
+    if (sa.awaitingChild) record.awaitingChild++;
     sa.groupKey = this.#connections.groupKey(connection);
     if (sa.groupKey !== undefined) this.#groups.add(sa.groupKey, sa);
     this.#touch(connection.name);
@@ -676,6 +684,7 @@ export class IkeEngine {
     if (record && isMember(record.ikeSas, sa)) {
       record.ikeSas = leave(record.ikeSas, sa);
       if (!sa.established) record.pendingIke--;
+      if (sa.awaitingChild) record.awaitingChild--;
     }
     if (sa.groupKey !== undefined) this.#groups.delete(sa.groupKey, sa);
     sa.groupKey = undefined;
@@ -708,6 +717,19 @@ export class IkeEngine {
     if (isMember(record.ikeSas, sa) && !sa.established) record.pendingIke--;
     sa.established = true;
     sa.establishedAt = this.#now;
+    // Between the IKE SA and the peer's first child negotiation the connection is still coming up:
+    // without this, a responder's status went Pending -> Down -> Pending -> Active.
+    if (
+      sa.role === 'responder' &&
+      sa.replaces === undefined &&
+      !sa.children.length &&
+      !sa.negotiations.length
+    ) {
+      sa.awaitingChild = true;
+      if (isMember(record.ikeSas, sa)) record.awaitingChild++;
+      this.#deadlines.set(sa, FIRST_CHILD, this.#now + this.#limits.halfOpenTimeout);
+    }
+    this.#touch(connection.name);
     const { rekeyAt, expiresAt } = schedule(
       this.#now,
       connection.ike.lifetime,
@@ -833,7 +855,8 @@ export class IkeEngine {
   #close(sa: IkeSa): void {
     sa.closing = true;
     this.#retire(sa);
-    for (const name of [HALF_OPEN, REKEY, EXPIRE, LIVENESS, KEEPALIVE]) this.#deadlines.clear(sa, name);
+    for (const name of [HALF_OPEN, FIRST_CHILD, REKEY, EXPIRE, LIVENESS, KEEPALIVE])
+      this.#deadlines.clear(sa, name);
     this.#deadlines.set(sa, CLOSE, this.#now + CLOSE_WAIT);
   }
 
@@ -998,10 +1021,22 @@ export class IkeEngine {
       open: true,
     };
     sa.negotiations.push(negotiation);
+    this.#childAwaited(sa);
     this.#record(connection.name).negotiations++;
     this.#touch(connection.name);
     this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
     return negotiation;
+  }
+
+  /** A responder's IKE SA got its first child negotiation, or waited long enough for one. */
+  #childAwaited(sa: IkeSa): void {
+    if (!sa.awaitingChild) return;
+    sa.awaitingChild = false;
+    this.#deadlines.clear(sa, FIRST_CHILD);
+    if (!sa.connection) return;
+    const record = this.#records.get(sa.connection.name);
+    if (record && isMember(record.ikeSas, sa)) record.awaitingChild--;
+    this.#touch(sa.connection.name);
   }
 
   /** Closes a negotiation; one that never produced its child takes its inbound SA away. */
@@ -1233,6 +1268,7 @@ export class IkeEngine {
         pendingIke: 0,
         negotiations: 0,
         waitingOn: undefined,
+        awaitingChild: 0,
         error: undefined,
         reported: 'Down',
       };
@@ -1244,7 +1280,8 @@ export class IkeEngine {
   #stateOf(record: ConnectionRecord): ConnectionState {
     if (record.children !== undefined) return 'Active';
     if (record.pendingIke > 0 || record.negotiations > 0 || record.waitingOn) return 'Pending';
-    return record.error ? 'Error' : 'Down';
+    if (record.error) return 'Error';
+    return record.awaitingChild > 0 ? 'Pending' : 'Down';
   }
 
   /** The connection's status may have moved: reported at the end of the input, once. */
