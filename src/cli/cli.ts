@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
+import { DEFAULT_OUTCOME_TIMEOUT } from '../daemon/outcome.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
 import { demoCommand } from './demo.js';
@@ -19,8 +20,8 @@ Usage:
   ike-node --config FILE       run the daemon in the foreground (also: ike-node run --config FILE)
   ike-node check --config FILE validate a configuration and print it normalised
   ike-node status [NAME]       show connections and SAs of the running daemon (--json)
-  ike-node initiate NAME       start a connection
-  ike-node terminate NAME      delete a connection's SAs
+  ike-node initiate NAME       start a connection and wait until it is up or failed
+  ike-node terminate NAME      delete a connection's SAs and wait until it is down
   ike-node reload              re-read the configuration (as SIGHUP does)
   ike-node events [--json]     print the daemon's events as they happen
   ike-node import FORMAT FILE  print FILE (isakmpd, swanctl or neutron) as peers.json
@@ -61,13 +62,19 @@ or prints every problem with its JSON path and exits 1.
 Per connection (or connection NAME alone): its status (Active, Pending, Down or Error), its
 ISAKMP/IKE SAs and its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
 `,
-  initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]
+  initiate: `Usage: ike-node initiate NAME [--timeout SECONDS] [--no-wait] [--json] [--config FILE | --socket PATH]
 
-Starts connection NAME (main mode, then quick mode for each pair of subnets).
+Starts connection NAME (IKE SA, then a child SA for each pair of subnets) and waits
+for the outcome, printing the connection's log lines meanwhile: "up", or "failed"
+with its cause (no-proposal, authentication, identity, selectors, timeout, ...) and
+the reason. Exit status: 0 up, 1 failed (or down), 3 no outcome within --timeout
+seconds (default ${DEFAULT_OUTCOME_TIMEOUT}). --no-wait returns once the daemon took the command.
+With --json, the log lines and the final {"outcome": ...} are JSON objects.
 `,
-  terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]
+  terminate: `Usage: ike-node terminate NAME [--timeout SECONDS] [--no-wait] [--json] [--config FILE | --socket PATH]
 
-Deletes connection NAME's SAs, telling the peer.
+Deletes connection NAME's SAs, telling the peer, and waits until it is down.
+Exit status: 0 down, 3 not down within --timeout seconds. --no-wait returns at once.
 `,
   reload: `Usage: ike-node reload [--config FILE | --socket PATH]
 
@@ -136,6 +143,8 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
       ikev1: { type: 'boolean' },
+      'no-wait': { type: 'boolean' },
+      timeout: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,

@@ -93,7 +93,7 @@ export type EngineEvent =
     }
   /**
    * A connection's status moved (at most once per input: what it was before the input and what it
-   * is after). `error` is the reason of an Error status.
+   * is after). `error` is the reason of an Error status, `cause` its typed cause.
    */
   | {
       readonly type: 'connection';
@@ -101,6 +101,7 @@ export type EngineEvent =
       readonly status: ConnectionState;
       readonly previous: ConnectionState;
       readonly error?: string;
+      readonly cause?: FailureCause;
     }
   | {
       readonly type: 'log';

@@ -393,7 +393,7 @@ export class IkeEngine {
         name: connection.name,
         peer: connection.peer.address,
         status,
-        ...(record.error && { error: record.error.reason }),
+        ...(record.error && { error: record.error.reason, cause: record.error.cause }),
         ikeSas: membersOf(record.ikeSas).map((sa) => ikeSaStatus(sa.info())),
         childSas: membersOf(record.children).map((entry) => childSaStatus(entry.child)),
       };
@@ -766,7 +766,11 @@ export class IkeEngine {
       else if (old) this.#deadlines.clear(old, LIVENESS);
       return;
     }
-    if (sa.role === 'initiator') this.#after.push(() => this.#startChildren(sa, connection));
+    if (sa.role !== 'initiator') return;
+    // A child SA that rides in the IKE SA's own exchange (IKEv2 IKE_AUTH) is not asked for again
+    // here, whatever its answer: a refusal asked again at once is refused again.
+    const riding = [...sa.negotiations];
+    this.#after.push(() => this.#startChildren(sa, connection, riding));
   }
 
   /**
@@ -940,7 +944,8 @@ export class IkeEngine {
   // Child SA lifecycle
 
   /** Starts a child SA negotiation for every selector pair that has none yet. */
-  #startChildren(sa: IkeSa, connection: Connection): void {
+  /** `asked`: negotiations that count as under way even if they ended (see #ikeUp). */
+  #startChildren(sa: IkeSa, connection: Connection, asked: readonly ChildNegotiation[] = []): void {
     if (sa.deleted || !sa.established) return;
     const locals = connection.local.trafficSelectors.length
       ? connection.local.trafficSelectors
@@ -956,7 +961,7 @@ export class IkeEngine {
             sameTrafficSelector(e.requested.localTs, localTs) &&
             sameTrafficSelector(e.requested.remoteTs, remoteTs),
         );
-        const pending = sa.negotiations.some(
+        const pending = [...sa.negotiations, ...asked].some(
           (n) =>
             n.connection === connection &&
             sameTrafficSelector(n.localTs, localTs) &&
@@ -1302,7 +1307,7 @@ export class IkeEngine {
         connection: name,
         status,
         previous,
-        ...(status === 'Error' && record.error && { error: record.error.reason }),
+        ...(status === 'Error' && record.error && { error: record.error.reason, cause: record.error.cause }),
       });
     }
     this.#dirty.clear();

@@ -68,8 +68,16 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
   return server;
 }
 
-/** Sends one request and resolves with the result, or rejects with the daemon's error. */
-export function controlRequest(path: string, request: ControlRequest, timeoutMs = 5000): Promise<unknown> {
+/**
+ * Sends one request and resolves with the result, or rejects with the daemon's error. Messages the
+ * daemon streams before its answer (`initiate` with "wait": {"log": ...}) go to `onMessage`.
+ */
+export function controlRequest(
+  path: string,
+  request: ControlRequest,
+  timeoutMs = 5000,
+  onMessage: (message: Record<string, unknown>) => void = () => {},
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let buffer = '';
@@ -81,17 +89,24 @@ export function controlRequest(path: string, request: ControlRequest, timeoutMs 
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: string) => {
       buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
-      clearTimeout(timer);
-      socket.end();
-      const response = JSON.parse(buffer.slice(0, newline)) as {
-        ok: boolean;
-        result?: unknown;
-        error?: string;
-      };
-      if (response.ok) resolve(response.result);
-      else reject(new Error(response.error));
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const message = JSON.parse(buffer.slice(0, newline)) as {
+          ok?: boolean;
+          result?: unknown;
+          error?: string;
+        };
+        buffer = buffer.slice(newline + 1);
+        if (message.ok === undefined) {
+          onMessage(message);
+          continue;
+        }
+        clearTimeout(timer);
+        socket.end();
+        if (message.ok) resolve(message.result);
+        else reject(new Error(message.error));
+        return;
+      }
     });
     socket.on('error', (error) => {
       clearTimeout(timer);

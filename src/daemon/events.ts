@@ -30,6 +30,7 @@ export type DaemonEvent = Stamped &
         readonly status: ConnectionState;
         readonly previous: ConnectionState;
         readonly error?: string;
+        readonly cause?: FailureCause;
       }
     | {
         readonly type: 'ike-sa';
@@ -132,6 +133,7 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
         status: event.status,
         previous: event.previous,
         ...(event.error && { error: event.error }),
+        ...(event.cause && { cause: event.cause }),
       };
     case 'negotiation-started':
     case 'retransmit':

@@ -195,9 +195,18 @@ export class Metrics {
   async listen(host: string, port: number): Promise<AddressInfo> {
     const server = createServer((request, response) => void this.#handle(request, response));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (error: NodeJS.ErrnoException) =>
+        reject(
+          Object.assign(
+            new Error(`cannot serve metrics on ${host}:${port}: ${listenHint(error)}`, { cause: error }),
+            {
+              code: error.code,
+            },
+          ),
+        );
+      server.once('error', failed);
       server.listen({ host, port, exclusive: true }, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
@@ -241,6 +250,19 @@ export class Metrics {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+function listenHint(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return 'the port is in use (another ike-node, or another exporter?): choose another in metrics.listen';
+    case 'EADDRNOTAVAIL':
+      return 'no interface has this address';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+    default:
+      return error.message;
   }
 }
 

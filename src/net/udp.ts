@@ -96,9 +96,11 @@ export class UdpEndpoints {
     });
     const natPort = port === this.#options.natPort;
     return new Promise((resolve, reject) => {
-      socket.once('error', (error) =>
-        reject(new Error(`cannot listen on ${address} port ${port}: ${bindHint(error)}`)),
-      );
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        // The errno code stays on the error (EADDRINUSE...): a library user tells causes apart by it.
+        const message = `cannot listen on ${address} port ${port}: ${bindHint(error)}`;
+        reject(Object.assign(new Error(message, { cause: error }), { code: error.code }));
+      });
       socket.bind({ address, port, exclusive: true }, () => {
         socket.removeAllListeners('error');
         socket.on('error', (error) => this.#options.onError(`socket ${address}:${port}: ${error.message}`));

@@ -30,8 +30,13 @@ for (const version of [1, 2] as const) {
     const error = a.events.find((e): e is ConnectionEvent => e.type === 'connection' && e.status === 'Error');
     t.match(error!.error, /NO_PROPOSAL_CHOSEN/, 'the Error event carries the reason');
     const failed = a.events.filter((e) => e.type === 'failed');
-    t.ok(failed.length >= 1, 'a failed negotiation is reported');
+    t.equal(failed.length, 1, 'one failed negotiation is reported');
     t.match(failed[0], { kind: 'child', cause: 'no-proposal', connection: 'test' });
+    t.equal(
+      a.events.filter((e) => e.type === 'negotiation-started' && e.kind === 'child').length,
+      1,
+      'the refused child SA is not asked for again at once',
+    );
     t.notOk(
       a.events.some((e) => e.type === 'retransmit'),
       'the initiator did not wait for an answer that had come',
