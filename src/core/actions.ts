@@ -83,13 +83,18 @@ export type EngineEvent =
   | { readonly type: 'ike-down'; readonly ikeSa: IkeSaInfo; readonly reason: string }
   | { readonly type: 'child-up'; readonly child: ChildSa; readonly rekeyed?: number }
   | { readonly type: 'child-down'; readonly child: ChildSa; readonly reason: string }
-  /** A negotiation that failed for good; `connection` when we know which one it was for. */
+  /**
+   * A negotiation that failed for good; `connection` when we know which one it was for. `refused`:
+   * its first message was refused, so no 'negotiation-started' came before (metrics count it as
+   * started too).
+   */
   | {
       readonly type: 'failed';
       readonly kind: 'ike' | 'child';
       readonly connection?: string;
       readonly cause: FailureCause;
       readonly reason: string;
+      readonly refused?: true;
     }
   /**
    * A connection's status moved (at most once per input: what it was before the input and what it

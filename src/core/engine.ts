@@ -452,6 +452,15 @@ export class IkeEngine {
       case HALF_OPEN:
         if (sa.established) return;
         this.#log('info', 'half-open SA timed out', sa);
+        // A negotiation that started and never finished: counted as failed (no status Error: the
+        // first message may have been anyone's).
+        this.#event({
+          type: 'failed',
+          kind: 'ike',
+          cause: 'timeout',
+          reason: 'half-open SA timed out',
+          ...(sa.connection && { connection: sa.connection.name }),
+        });
         this.#removeSa(sa);
         return;
       case FIRST_CHILD:
@@ -1422,6 +1431,7 @@ export class IkeEngine {
           kind,
           cause: failure.cause,
           reason: failure.reason,
+          refused: true,
           ...(connections.length === 1 && { connection: connections[0]! }),
         });
       },

@@ -62,6 +62,8 @@ export type DaemonEvent = Stamped &
         readonly connection?: string;
         readonly cause: FailureCause;
         readonly reason: string;
+        /** Refused at its first message: no 'negotiation-started' came before it. */
+        readonly refused?: true;
       }
     | { readonly type: 'retransmit'; readonly ikeSa: number; readonly connection?: string }
     | {
@@ -125,6 +127,7 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
         cause: event.cause,
         reason: event.reason,
         ...(event.connection && { connection: event.connection }),
+        ...(event.refused && { refused: true }),
       };
     case 'connection':
       return {
