@@ -112,3 +112,19 @@ t.test(
     t.equal(b.engine.status()[0]!.status, 'Down', 'no quick mode came: Down');
   },
 );
+
+t.test('a responder SA left half-open is a failed negotiation (for metrics), not an Error', async (t) => {
+  const { pair, a, b } = sitePair({ both: { version: 1 } });
+  // The initiator is gone after its first message.
+  pair.wire = (packet) =>
+    packet.from.address === SITE_A && b.engine.status()[0]!.ikeSas.length ? undefined : packet;
+  pair.run(a, a.engine.initiate('test', pair.now));
+  pair.sides.splice(pair.sides.indexOf(a), 1);
+  t.equal(b.engine.status()[0]!.status, 'Pending');
+  pair.advance(31);
+  t.match(
+    b.events.filter((e) => e.type === 'failed'),
+    [{ kind: 'ike', cause: 'timeout', reason: 'half-open SA timed out', connection: 'test' }],
+  );
+  t.equal(b.engine.status()[0]!.status, 'Down', 'the first message may have been anyone’s: no Error');
+});
