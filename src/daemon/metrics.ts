@@ -5,6 +5,7 @@ import { FAILURE_CAUSES, type FailureCause } from '../core/failure.js';
 import type { ChildSa } from '../core/sa.js';
 import type { ConnectionState, ConnectionStatus, TrafficCounters } from '../core/status.js';
 import type { KernelBackend } from '../kernel/backend.js';
+import { bindHint } from '../net/udp.js';
 import { VERSION } from '../version.js';
 import type { DaemonEvent } from './events.js';
 
@@ -232,15 +233,12 @@ export class Metrics {
   async listen(host: string, port: number): Promise<AddressInfo> {
     const server = createServer((request, response) => void this.#handle(request, response));
     await new Promise<void>((resolve, reject) => {
-      const failed = (error: NodeJS.ErrnoException) =>
-        reject(
-          Object.assign(
-            new Error(`cannot serve metrics on ${host}:${port}: ${listenHint(error)}`, { cause: error }),
-            {
-              code: error.code,
-            },
-          ),
-        );
+      const failed = (error: NodeJS.ErrnoException) => {
+        const hint = bindHint(error, 'another ike-node or exporter? choose another port in metrics.listen');
+        const message = `cannot serve metrics on ${host}:${port}: ${hint}`;
+        // The errno code stays on the error (EADDRINUSE...), as the IKE ports' errors keep theirs.
+        reject(Object.assign(new Error(message, { cause: error }), { code: error.code }));
+      };
       server.once('error', failed);
       server.listen({ host, port, exclusive: true }, () => {
         server.off('error', failed);
@@ -335,19 +333,6 @@ function maxFds(): number | undefined {
     return line ? Number(line[1]) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function listenHint(error: NodeJS.ErrnoException): string {
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return 'the port is in use (another ike-node, or another exporter?): choose another in metrics.listen';
-    case 'EADDRNOTAVAIL':
-      return 'no interface has this address';
-    case 'EACCES':
-      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
-    default:
-      return error.message;
   }
 }
 

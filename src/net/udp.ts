@@ -253,11 +253,14 @@ export class UdpEndpoints {
   }
 }
 
-/** The usual causes, said plainly: the two an operator meets first. */
-function bindHint(error: NodeJS.ErrnoException): string {
+/** The usual causes of a failed bind, said plainly; `inUse` says who may hold the port. */
+export function bindHint(
+  error: NodeJS.ErrnoException,
+  inUse = "is another IKE daemon, such as strongSwan's charon, running?",
+): string {
   switch (error.code) {
     case 'EADDRINUSE':
-      return "the port is in use (is another IKE daemon, such as strongSwan's charon, running?)";
+      return `the port is in use (${inUse})`;
     case 'EACCES':
       return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
     case 'EADDRNOTAVAIL':
