@@ -5,8 +5,15 @@
  * status model and the crypto layer.
  */
 
-// A node: configuration object in, events and status out.
-export { createNode, type IkeNode, type NodeOptions } from './daemon/node.js';
+// A node: configuration object (PeersConfig, the type of peers.json) in, events, outcomes and status out.
+export { createNode, IkeNode, type NodeOptions } from './daemon/node.js';
+export {
+  DEFAULT_OUTCOME_TIMEOUT,
+  type Outcome,
+  type OutcomeOptions,
+  type OutcomeState,
+} from './daemon/outcome.js';
+export type * from './config/peers-config.js';
 export { Daemon, type DaemonOptions, type ReloadResult } from './daemon/daemon.js';
 export type { DaemonEvent, DaemonEventMap, DaemonEventType, SaChange } from './daemon/events.js';
 export { Logger, type LoggerOptions, type LogLine, type LogFormat, type Subsystem } from './daemon/logger.js';

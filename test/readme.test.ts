@@ -31,7 +31,8 @@ t.test('the library example in the README runs and brings the tunnel up', async 
   t.match(run.stdout, /^office: Down -> Pending$/m);
   t.match(run.stdout, /^office: child SA added, aes256gcm16-modp2048, SPIs [0-9a-f]{8}\/[0-9a-f]{8}$/m);
   t.match(run.stdout, /^office: Pending -> Active$/m);
-  t.match(run.stdout, /^office: Active -> Down$/m, 'stop() deleted the SAs');
+  t.match(run.stdout, /^initiate office: up $/m, 'initiate() resolved with the outcome');
+  t.match(run.stdout, /^office: Active -> Down$/m, 'disposing stopped the nodes, Deletes sent');
 });
 
 t.test('type definitions ship with the package', async (t) => {

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createCryptoProvider, PROVIDER_NAMES } from '../crypto/index.js';
+import { DEFAULT_OUTCOME_TIMEOUT } from '../daemon/outcome.js';
 import { VERSION } from '../version.js';
 import { algorithmTable } from './algorithms.js';
 import { demoCommand } from './demo.js';
@@ -21,8 +22,8 @@ Usage:
   ike-node --config FILE       run the daemon in the foreground (also: ike-node run --config FILE)
   ike-node check --config FILE validate a configuration and print it normalised
   ike-node status [NAME]       show connections and SAs of the running daemon (--json)
-  ike-node initiate NAME       start a connection
-  ike-node terminate NAME      delete a connection's SAs
+  ike-node initiate NAME       start a connection and wait until it is up or failed
+  ike-node terminate NAME      delete a connection's SAs and wait until it is down
   ike-node terminate --ike-sa ID | --child-sa ID
                                delete one IKE SA (with its child SAs) or one child SA
   ike-node reload              re-read the configuration (as SIGHUP does)
@@ -74,16 +75,23 @@ with its JSON path and exits 1.
 Per connection (or connection NAME alone): its status (Active, Pending, Down or Error), its
 ISAKMP/IKE SAs and its child SAs with SPIs, traffic selectors, algorithms and lifetimes.
 `,
-  initiate: `Usage: ike-node initiate NAME [--config FILE | --socket PATH]
+  initiate: `Usage: ike-node initiate NAME [--timeout SECONDS] [--no-wait] [--json] [--config FILE | --socket PATH]
 
-Starts connection NAME (main mode, then quick mode for each pair of subnets).
+Starts connection NAME (IKE SA, then a child SA for each pair of subnets) and waits
+for the outcome, printing the connection's log lines meanwhile: "up", or "failed"
+with its cause (no-proposal, authentication, identity, selectors, timeout, ...) and
+the reason. Exit status: 0 up, 1 failed (or down), 3 no outcome within --timeout
+seconds (default ${DEFAULT_OUTCOME_TIMEOUT}). --no-wait returns once the daemon took the command.
+With --json, the log lines and the final {"outcome": ...} are JSON objects.
 `,
-  terminate: `Usage: ike-node terminate NAME [--config FILE | --socket PATH]
+  terminate: `Usage: ike-node terminate NAME [--timeout SECONDS] [--no-wait] [--json] [--config FILE | --socket PATH]
        ike-node terminate --ike-sa ID | --child-sa ID [--config FILE | --socket PATH]
 
-Deletes connection NAME's SAs, telling the peer. With --ike-sa, one IKE SA and its
-child SAs; with --child-sa, one child SA (the numbers 'ike-node status' shows after
-'SA #'): one client of a gateway whose connection serves many.
+Deletes connection NAME's SAs, telling the peer, and waits until it is down.
+Exit status: 0 down, 3 not down within --timeout seconds. --no-wait returns at once.
+With --ike-sa, one IKE SA and its child SAs; with --child-sa, one child SA (the
+numbers 'ike-node status' shows after 'SA #'): one client of a gateway whose
+connection serves many.
 `,
   'list-conns': `Usage: ike-node list-conns [--config FILE | --socket PATH]
 
@@ -162,6 +170,8 @@ const OPTIONS = {
   'ike-sa': { type: 'string' },
   'child-sa': { type: 'string' },
   listen: { type: 'string', multiple: true },
+  'no-wait': { type: 'boolean' },
+  timeout: { type: 'string' },
 } as const;
 
 const TALKS_TO_DAEMON = ['status', 'initiate', 'terminate', 'reload', 'events', 'list-conns'];
@@ -170,13 +180,15 @@ const TALKS_TO_DAEMON = ['status', 'initiate', 'terminate', 'reload', 'events', 
 const OPTION_COMMANDS: Partial<Record<keyof typeof OPTIONS, readonly string[]>> = {
   config: ['run', 'check', ...TALKS_TO_DAEMON],
   socket: TALKS_TO_DAEMON,
-  json: ['status', 'events'],
+  json: ['status', 'events', 'initiate', 'terminate'],
   'log-level': ['run'],
   'log-format': ['run'],
   ikev1: ['demo'],
   'ike-sa': ['terminate'],
   'child-sa': ['terminate'],
   listen: ['import'],
+  'no-wait': ['initiate', 'terminate'],
+  timeout: ['initiate', 'terminate'],
 };
 
 /** An unusable command line, said in ike-node's words (not node:util's). */

@@ -11,7 +11,8 @@ import { controlEvents, controlRequest } from '../daemon/control.js';
 import { Daemon, type ReloadResult } from '../daemon/daemon.js';
 import { type DaemonEvent, describeEvent } from '../daemon/events.js';
 import { nativeAvailability } from '../native/index.js';
-import { batchedWriter, Logger, type LoggerOptions, parseLogLevels } from '../daemon/logger.js';
+import { batchedWriter, Logger, type LoggerOptions, type LogLine, parseLogLevels } from '../daemon/logger.js';
+import { DEFAULT_OUTCOME_TIMEOUT, type Goal, type Outcome, type OutcomeState } from '../daemon/outcome.js';
 import type { CliIo } from './cli.js';
 import { statusTable } from './status-table.js';
 
@@ -201,21 +202,66 @@ export async function eventsCommand(options: CommandOptions, io: CliIo): Promise
   return lost ? 1 : 0;
 }
 
+/**
+ * `ike-node initiate|terminate NAME`: waits for the outcome (up, failed with its cause, down, or a
+ * timeout), printing the connection's log lines meanwhile as swanctl --initiate does; the exit
+ * status says which (OUTCOME_EXIT). `--no-wait` returns once the daemon took the command.
+ */
 export async function controlCommand(
   command: 'initiate' | 'terminate',
   name: string | undefined,
-  options: CommandOptions,
+  options: CommandOptions & {
+    readonly 'no-wait'?: boolean | undefined;
+    readonly timeout?: string | undefined;
+  },
   io: CliIo,
 ): Promise<number> {
   if (!name) {
     io.stderr(`ike-node: ${command} needs a connection name\n`);
     return 2;
   }
+  const timeout = options.timeout === undefined ? DEFAULT_OUTCOME_TIMEOUT : Number(options.timeout);
+  if (!(Number.isFinite(timeout) && timeout > 0 && timeout <= 3600)) {
+    io.stderr(`ike-node: --timeout: expected seconds from 1 to 3600, got '${options.timeout}'\n`);
+    return 2;
+  }
   const path = socketPath(options, io);
   if (!path) return 1;
-  await controlRequest(path, { command, name });
-  io.stdout(`${command}: ${name}\n`);
-  return 0;
+  if (options['no-wait']) {
+    await controlRequest(path, { command, name });
+    io.stdout(`${command}: ${name}\n`);
+    return 0;
+  }
+  // The daemon's lines, printed as its own log prints them (or as JSON objects with --json).
+  const echo = new Logger({ level: 'debug', ...(options.json && { format: 'json' }), write: io.stdout });
+  const outcome = (await controlRequest(
+    path,
+    { command, name, wait: true, timeout },
+    (timeout + 5) * 1000,
+    (message) => {
+      if (message['log']) echo.log(message['log'] as LogLine);
+    },
+  )) as Outcome;
+  if (options.json) io.stdout(`${JSON.stringify({ outcome })}\n`);
+  else io.stdout(`${command} ${name}: ${describeOutcome(outcome)}\n`);
+  return OUTCOME_EXIT[command === 'initiate' ? 'up' : 'down'][outcome.state];
+}
+
+/** Exit statuses: 0 the goal was reached, 1 it failed (or the other end state came), 3 a timeout. */
+const OUTCOME_EXIT: Record<Goal, Record<OutcomeState, number>> = {
+  up: { up: 0, failed: 1, down: 1, timeout: 3 },
+  down: { down: 0, failed: 1, up: 1, timeout: 3 },
+};
+
+function describeOutcome(outcome: Outcome): string {
+  switch (outcome.state) {
+    case 'failed':
+      return `failed (${outcome.failure?.cause}): ${outcome.failure?.reason}`;
+    case 'timeout':
+      return `timed out: ${outcome.failure?.reason}`;
+    default:
+      return outcome.state;
+  }
 }
 
 /** The running daemon's connections, as `check` prints a file's. */

@@ -83,17 +83,22 @@ export type EngineEvent =
   | { readonly type: 'ike-down'; readonly ikeSa: IkeSaInfo; readonly reason: string }
   | { readonly type: 'child-up'; readonly child: ChildSa; readonly rekeyed?: number }
   | { readonly type: 'child-down'; readonly child: ChildSa; readonly reason: string }
-  /** A negotiation that failed for good; `connection` when we know which one it was for. */
+  /**
+   * A negotiation that failed for good; `connection` when we know which one it was for. `refused`:
+   * its first message was refused, so no 'negotiation-started' came before (metrics count it as
+   * started too).
+   */
   | {
       readonly type: 'failed';
       readonly kind: 'ike' | 'child';
       readonly connection?: string;
       readonly cause: FailureCause;
       readonly reason: string;
+      readonly refused?: true;
     }
   /**
    * A connection's status moved (at most once per input: what it was before the input and what it
-   * is after). `error` is the reason of an Error status.
+   * is after). `error` is the reason of an Error status, `cause` its typed cause.
    */
   | {
       readonly type: 'connection';
@@ -101,6 +106,7 @@ export type EngineEvent =
       readonly status: ConnectionState;
       readonly previous: ConnectionState;
       readonly error?: string;
+      readonly cause?: FailureCause;
     }
   | {
       readonly type: 'log';

@@ -96,6 +96,8 @@ interface ConnectionRecord {
   negotiations: number;
   /** Waiting for another connection's IKE SA (an IKEv1 sibling) to come up. */
   waitingOn: IkeSa | undefined;
+  /** Established responder IKE SAs waiting for the peer's first child negotiation (IkeSa.awaitingChild). */
+  awaitingChild: number;
   error: Failure | undefined;
   /** The status last reported in a 'connection' event. */
   reported: ConnectionState;
@@ -103,6 +105,8 @@ interface ConnectionRecord {
 
 /** Core timer names; anything else belongs to the SA's protocol. */
 const HALF_OPEN = '#half-open';
+/** How long a responder's new IKE SA counts as its connection coming up without a child negotiation. */
+const FIRST_CHILD = '#first-child';
 const REKEY = '#rekey';
 const EXPIRE = '#expire';
 const LIVENESS = '#liveness';
@@ -425,7 +429,8 @@ export class IkeEngine {
         status,
         // A failure is news until something comes up: not shown beside Active (another
         // client of the same connection may have failed long ago).
-        ...(record.error && status !== 'Active' && { error: record.error.reason }),
+        ...(record.error &&
+          status !== 'Active' && { error: record.error.reason, cause: record.error.cause }),
         ikeSas: membersOf(record.ikeSas).map((sa) => ikeSaStatus(sa.info())),
         childSas: membersOf(record.children).map((entry) => childSaStatus(entry.child)),
       };
@@ -484,7 +489,19 @@ export class IkeEngine {
       case HALF_OPEN:
         if (sa.established) return;
         this.#log('info', 'half-open SA timed out', sa);
+        // A negotiation that started and never finished: counted as failed (no status Error: the
+        // first message may have been anyone's).
+        this.#event({
+          type: 'failed',
+          kind: 'ike',
+          cause: 'timeout',
+          reason: 'half-open SA timed out',
+          ...(sa.connection && { connection: sa.connection.name }),
+        });
         this.#removeSa(sa);
+        return;
+      case FIRST_CHILD:
+        this.#childAwaited(sa);
         return;
       case EXPIRE:
         // A client we never rekey towards (peer "any") may keep its IPsec SAs past its IKE SA.
@@ -718,6 +735,7 @@ export class IkeEngine {
     const record = this.#record(connection.name);
     record.ikeSas = join(record.ikeSas, sa);
     if (!sa.established) record.pendingIke++;
+    if (sa.awaitingChild) record.awaitingChild++;
     sa.groupKey = this.#connections.groupKey(connection);
     if (sa.groupKey !== undefined) this.#groups.add(sa.groupKey, sa);
     this.#touch(connection.name);
@@ -728,6 +746,7 @@ export class IkeEngine {
     if (record && isMember(record.ikeSas, sa)) {
       record.ikeSas = leave(record.ikeSas, sa);
       if (!sa.established) record.pendingIke--;
+      if (sa.awaitingChild) record.awaitingChild--;
     }
     if (sa.groupKey !== undefined) this.#groups.delete(sa.groupKey, sa);
     sa.groupKey = undefined;
@@ -792,6 +811,19 @@ export class IkeEngine {
     if (isMember(record.ikeSas, sa) && !sa.established) record.pendingIke--;
     sa.established = true;
     sa.establishedAt = this.#now;
+    // Between the IKE SA and the peer's first child negotiation the connection is still coming up:
+    // without this, a responder's status went Pending -> Down -> Pending -> Active.
+    if (
+      sa.role === 'responder' &&
+      sa.replaces === undefined &&
+      !sa.children.length &&
+      !sa.negotiations.length
+    ) {
+      sa.awaitingChild = true;
+      if (isMember(record.ikeSas, sa)) record.awaitingChild++;
+      this.#deadlines.set(sa, FIRST_CHILD, this.#now + this.#limits.halfOpenTimeout);
+    }
+    this.#touch(connection.name);
     const { rekeyAt, expiresAt } = schedule(
       this.#now,
       connection.ike.lifetime,
@@ -828,7 +860,11 @@ export class IkeEngine {
       else if (old) this.#deadlines.clear(old, LIVENESS);
       return;
     }
-    if (sa.role === 'initiator') this.#after.push(() => this.#startChildren(sa, connection));
+    if (sa.role !== 'initiator') return;
+    // A child SA that rides in the IKE SA's own exchange (IKEv2 IKE_AUTH) is not asked for again
+    // here, whatever its answer: a refusal asked again at once is refused again.
+    const riding = [...sa.negotiations];
+    this.#after.push(() => this.#startChildren(sa, connection, riding));
   }
 
   /**
@@ -917,7 +953,8 @@ export class IkeEngine {
   #close(sa: IkeSa): void {
     sa.closing = true;
     this.#retire(sa);
-    for (const name of [HALF_OPEN, REKEY, EXPIRE, LIVENESS, KEEPALIVE]) this.#deadlines.clear(sa, name);
+    for (const name of [HALF_OPEN, FIRST_CHILD, REKEY, EXPIRE, LIVENESS, KEEPALIVE])
+      this.#deadlines.clear(sa, name);
     this.#deadlines.set(sa, CLOSE, this.#now + CLOSE_WAIT);
   }
 
@@ -1001,7 +1038,8 @@ export class IkeEngine {
   // Child SA lifecycle
 
   /** Starts a child SA negotiation for every selector pair that has none yet. */
-  #startChildren(sa: IkeSa, connection: Connection): void {
+  /** `asked`: negotiations that count as under way even if they ended (see #ikeUp). */
+  #startChildren(sa: IkeSa, connection: Connection, asked: readonly ChildNegotiation[] = []): void {
     if (sa.deleted || !sa.established) return;
     const locals = connection.local.trafficSelectors.length
       ? connection.local.trafficSelectors
@@ -1017,7 +1055,7 @@ export class IkeEngine {
             sameTrafficSelector(e.requested.localTs, localTs) &&
             sameTrafficSelector(e.requested.remoteTs, remoteTs),
         );
-        const pending = sa.negotiations.some(
+        const pending = [...sa.negotiations, ...asked].some(
           (n) =>
             n.connection === connection &&
             sameTrafficSelector(n.localTs, localTs) &&
@@ -1082,10 +1120,22 @@ export class IkeEngine {
       open: true,
     };
     sa.negotiations.push(negotiation);
+    this.#childAwaited(sa);
     this.#record(connection.name).negotiations++;
     this.#touch(connection.name);
     this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
     return negotiation;
+  }
+
+  /** A responder's IKE SA got its first child negotiation, or waited long enough for one. */
+  #childAwaited(sa: IkeSa): void {
+    if (!sa.awaitingChild) return;
+    sa.awaitingChild = false;
+    this.#deadlines.clear(sa, FIRST_CHILD);
+    if (!sa.connection) return;
+    const record = this.#records.get(sa.connection.name);
+    if (record && isMember(record.ikeSas, sa)) record.awaitingChild--;
+    this.#touch(sa.connection.name);
   }
 
   /** Closes a negotiation; one that never produced its child takes its inbound SA away. */
@@ -1317,6 +1367,7 @@ export class IkeEngine {
         pendingIke: 0,
         negotiations: 0,
         waitingOn: undefined,
+        awaitingChild: 0,
         error: undefined,
         reported: 'Down',
       };
@@ -1328,7 +1379,8 @@ export class IkeEngine {
   #stateOf(record: ConnectionRecord): ConnectionState {
     if (record.children !== undefined) return 'Active';
     if (record.pendingIke > 0 || record.negotiations > 0 || record.waitingOn) return 'Pending';
-    return record.error ? 'Error' : 'Down';
+    if (record.error) return 'Error';
+    return record.awaitingChild > 0 ? 'Pending' : 'Down';
   }
 
   /** The connection's status may have moved: reported at the end of the input, once. */
@@ -1349,7 +1401,7 @@ export class IkeEngine {
         connection: name,
         status,
         previous,
-        ...(status === 'Error' && record.error && { error: record.error.reason }),
+        ...(status === 'Error' && record.error && { error: record.error.reason, cause: record.error.cause }),
       });
     }
     this.#dirty.clear();
@@ -1454,6 +1506,7 @@ export class IkeEngine {
           kind,
           cause: failure.cause,
           reason: failure.reason,
+          refused: true,
           ...(connections.length === 1 && { connection: connections[0]! }),
         });
       },

@@ -42,6 +42,11 @@ export abstract class IkeSa {
   probing = false;
   /** A replacement (rekey) was started: started once. */
   rekeying = false;
+  /**
+   * A responder's new IKE SA with no child SA yet: the peer's child negotiation (IKEv1 quick mode)
+   * follows in its own exchange, so its connection is still coming up (Pending, not Down).
+   */
+  awaitingChild = false;
   // Short lists (a few entries at most): arrays, which cost far less than Sets per SA.
   /** Connections waiting for this SA to come up to negotiate their child SAs over it. */
   readonly waiting: Connection[] = [];

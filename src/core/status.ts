@@ -1,4 +1,5 @@
 import { formatEndpoint } from './endpoint.js';
+import type { FailureCause } from './failure.js';
 import { formatSuite } from './proposal.js';
 import { type ChildSa, formatSpi, type IkeSaInfo } from './sa.js';
 import { formatTrafficSelector } from './traffic-selector.js';
@@ -60,7 +61,9 @@ export interface ConnectionStatus {
   /** The configured peer address, or "any". */
   readonly peer: string;
   readonly status: ConnectionState;
+  /** Why the last attempt failed: the reason, and its typed cause. */
   readonly error?: string;
+  readonly cause?: FailureCause;
   readonly ikeSas: IkeSaStatus[];
   readonly childSas: ChildSaStatus[];
 }

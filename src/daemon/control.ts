@@ -171,30 +171,33 @@ export async function listenControl(
   };
 }
 
-/** Sends one request and resolves with the result, or rejects with the daemon's error. */
-export function controlRequest(path: string, request: ControlRequest, timeoutMs = 5000): Promise<unknown> {
+/**
+ * Sends one request and resolves with the result, or rejects with the daemon's error. Messages the
+ * daemon streams before its answer (`initiate` with "wait": {"log": ...}) go to `onMessage`.
+ */
+export function controlRequest(
+  path: string,
+  request: ControlRequest,
+  timeoutMs = 5000,
+  onMessage: (message: Record<string, unknown>) => void = () => {},
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
-    let buffer = '';
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no answer on ${path} within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
+    readMessages(socket, (message) => {
+      if (message.ok === undefined) {
+        onMessage(message);
+        return true;
+      }
       clearTimeout(timer);
       socket.end();
-      const response = JSON.parse(buffer.slice(0, newline)) as {
-        ok: boolean;
-        result?: unknown;
-        error?: string;
-      };
-      if (response.ok) resolve(response.result);
-      else reject(new Error(response.error));
+      if (message.ok) resolve(message.result);
+      else reject(new Error(message.error));
+      return false;
     });
     socket.on('error', (error) => {
       clearTimeout(timer);
@@ -214,32 +217,21 @@ export async function controlEvents(
 ): Promise<() => void> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
-    let buffer = '';
     let subscribed = false;
-    socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify({ command: 'events' })}\n`));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const message = JSON.parse(buffer.slice(0, newline)) as {
-          ok?: boolean;
-          error?: string;
-          event?: unknown;
-        };
-        buffer = buffer.slice(newline + 1);
-        if (!subscribed) {
-          if (!message.ok) {
-            socket.destroy();
-            reject(new Error(message.error));
-            return;
-          }
-          subscribed = true;
-          resolve(() => socket.end());
-        } else if (message.event !== undefined) {
-          onEvent(message.event);
+    readMessages(socket, (message) => {
+      if (!subscribed) {
+        if (!message.ok) {
+          socket.destroy();
+          reject(new Error(message.error));
+          return false;
         }
+        subscribed = true;
+        resolve(() => socket.end());
+      } else if (message.event !== undefined) {
+        onEvent(message.event);
       }
+      return true;
     });
     socket.on('error', (error) => {
       if (!subscribed) reject(new Error(`cannot reach the daemon at ${path}: ${error.message}`));
@@ -248,5 +240,30 @@ export async function controlEvents(
     socket.on('close', () => {
       if (subscribed) onEnd();
     });
+  });
+}
+
+/** A message from the daemon: an answer ({"ok": ...}) or a streamed one ({"event"}, {"log"}). */
+type ControlMessage = {
+  readonly ok?: boolean;
+  readonly result?: unknown;
+  readonly error?: string;
+  readonly event?: unknown;
+  readonly [key: string]: unknown;
+};
+
+/** Hands each newline-delimited JSON message a client receives to `onMessage`, until it returns false. */
+function readMessages(socket: Socket, onMessage: (message: ControlMessage) => boolean): void {
+  let buffer = '';
+  let reading = true;
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline: number;
+    while (reading && (newline = buffer.indexOf('\n')) >= 0) {
+      const message = JSON.parse(buffer.slice(0, newline)) as ControlMessage;
+      buffer = buffer.slice(newline + 1);
+      reading = onMessage(message);
+    }
   });
 }

@@ -32,6 +32,7 @@ import { refuseCoreDumps } from './core-dumps.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { awaitOutcome, type Goal, type Outcome, type OutcomeOptions } from './outcome.js';
 
 /**
  * The runtime: feeds datagrams, timer ticks and commands to the engine and carries out the
@@ -75,6 +76,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   /** The engine deadline #timer is set for. */
   #armedAt: number | undefined;
   #stopping = false;
+  /** Aborted at stop(): initiates and terminates still waiting settle as 'down'. */
+  readonly #waits = new AbortController();
   /** `debug.keyLog`: the only place keys go. */
   readonly #keyLog: KeyLog | undefined;
   #metrics: Metrics | undefined;
@@ -326,16 +329,37 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     );
   }
 
-  /** Starts a connection; throws CommandError for an unknown name or one that cannot initiate. */
-  initiate(name: string): void {
-    this.#apply(this.engine.initiate(name, this.#clock()));
+  /**
+   * Starts a connection at once and resolves with what became of it: up, failed (with the typed
+   * cause and reason, a refusal by the peer or by our own configuration), down, or a timeout.
+   * Rejects with CommandError for an unknown name, with the signal's reason when it aborts.
+   */
+  initiate(name: string, options: OutcomeOptions = {}): Promise<Outcome> {
+    return this.#outcome(name, 'up', options);
+  }
+
+  /** Deletes a connection's SAs at once, telling the peer; resolves when it is down. */
+  terminate(name: string, options: OutcomeOptions = {}): Promise<Outcome> {
+    return this.#outcome(name, 'down', options);
+  }
+
+  #outcome(name: string, goal: Goal, options: OutcomeOptions): Promise<Outcome> {
+    return awaitOutcome(this, name, goal, () => this.#give(name, goal), {
+      ...options,
+      stopped: this.#waits.signal,
+    });
+  }
+
+  /** The command itself: an initiate (goal up) or a terminate (goal down). */
+  #give(name: string, goal: Goal): void {
+    const now = this.#clock();
+    this.#apply(goal === 'up' ? this.engine.initiate(name, now) : this.engine.terminate(name, now));
     this.#arm();
   }
 
-  /** Deletes a connection's SAs, telling the peer; throws CommandError for an unknown name. */
-  terminate(name: string): void {
-    this.#apply(this.engine.terminate(name, this.#clock()));
-    this.#arm();
+  /** `await using node = createNode(...)`: stops the node when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 
   /** Deletes one IKE SA (with its child SAs) or one child SA by id; CommandError for an unknown id. */
@@ -439,6 +463,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#stopping = true;
     clearTimeout(this.#timer);
     this.#apply(this.engine.shutdown(this.#clock()));
+    this.#waits.abort();
     await this.#udp?.close(); // after the Deletes have left
     await this.#control?.close(); // clients are disconnected, not waited for
     this.#controlLock?.release();
@@ -495,12 +520,43 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       case 'initiate':
       case 'terminate': {
         if (!name) throw new Error(`${request.command} needs a connection name`);
-        if (request.command === 'initiate') this.initiate(name);
-        else this.terminate(name);
-        return { done: true };
+        const goal = request.command === 'initiate' ? 'up' : 'down';
+        // Without "wait" (older clients, `--no-wait`): done once the command is given.
+        if (request['wait'] !== true) {
+          this.#give(name, goal);
+          return { done: true };
+        }
+        return this.#outcomeForClient(name, goal, request['timeout'], session);
       }
       default:
         throw new Error(`unknown command '${request.command}'`);
+    }
+  }
+
+  /**
+   * `ike-node initiate|terminate NAME`: the connection's log lines stream to the client as
+   * {"log": ...} while it waits (as swanctl --initiate does); the client leaving stops the wait.
+   */
+  async #outcomeForClient(
+    name: string,
+    goal: Goal,
+    timeout: unknown,
+    session: ControlSession,
+  ): Promise<Outcome> {
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= 3600))
+      throw new Error('timeout: expected seconds from 1 to 3600');
+    const left = new AbortController();
+    session.onClose(() => left.abort(new Error('the client left')));
+    const untap = this.logger.tap((line) => {
+      if (line.connection === name) session.send({ log: line });
+    });
+    try {
+      return await this.#outcome(name, goal, {
+        signal: left.signal,
+        ...(timeout !== undefined && { timeout: timeout as number }),
+      });
+    } finally {
+      untap();
     }
   }
 

@@ -30,6 +30,7 @@ export type DaemonEvent = Stamped &
         readonly status: ConnectionState;
         readonly previous: ConnectionState;
         readonly error?: string;
+        readonly cause?: FailureCause;
       }
     | {
         readonly type: 'ike-sa';
@@ -61,6 +62,8 @@ export type DaemonEvent = Stamped &
         readonly connection?: string;
         readonly cause: FailureCause;
         readonly reason: string;
+        /** Refused at its first message: no 'negotiation-started' came before it. */
+        readonly refused?: true;
       }
     | { readonly type: 'retransmit'; readonly ikeSa: number; readonly connection?: string }
     | {
@@ -124,6 +127,7 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
         cause: event.cause,
         reason: event.reason,
         ...(event.connection && { connection: event.connection }),
+        ...(event.refused && { refused: true }),
       };
     case 'connection':
       return {
@@ -132,6 +136,7 @@ export function fromEngineEvent(event: EngineEvent): DaemonEventBody | undefined
         status: event.status,
         previous: event.previous,
         ...(event.error && { error: event.error }),
+        ...(event.cause && { cause: event.cause }),
       };
     case 'negotiation-started':
     case 'retransmit':

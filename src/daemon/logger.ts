@@ -42,6 +42,8 @@ export class Logger {
   readonly #subsystems: Partial<Record<Subsystem, LogLevel>>;
   readonly #write: (line: string) => void;
   readonly #onLine: ((line: LogLine) => void) | undefined;
+  /** Listeners for a while (`ike-node initiate` streams its connection's lines); usually none. */
+  readonly #taps = new Set<(line: LogLine) => void>();
 
   constructor(options: LoggerOptions = {}) {
     this.level = options.level ?? 'info';
@@ -62,9 +64,16 @@ export class Logger {
     return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(threshold);
   }
 
+  /** Hands `listener` every line that passes the level filter until the returned function is called. */
+  tap(listener: (line: LogLine) => void): () => void {
+    this.#taps.add(listener);
+    return () => this.#taps.delete(listener);
+  }
+
   log(line: LogLine): void {
     if (!this.enabled(line.level, line.subsystem)) return;
     this.#onLine?.(line);
+    for (const tap of this.#taps) tap(line);
     const time = new Date().toISOString();
     if (this.format === 'json') {
       this.#write(`${JSON.stringify({ time, ...line })}\n`);

@@ -1,17 +1,22 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { FailureCause } from '../core/failure.js';
+import { FAILURE_CAUSES, type FailureCause } from '../core/failure.js';
 import type { ChildSa } from '../core/sa.js';
 import type { ConnectionState, ConnectionStatus, TrafficCounters } from '../core/status.js';
 import type { KernelBackend } from '../kernel/backend.js';
+import { bindHint } from '../net/udp.js';
+import { VERSION } from '../version.js';
 import type { DaemonEvent } from './events.js';
 
 /**
  * Prometheus metrics (`metrics.listen` in peers.json): `GET /metrics` in the text exposition
  * format 0.0.4. Counters come from the daemon's events, gauges from its status at scrape time,
  * traffic from the kernel backend when it counts (the memory backend does not: no series then).
- * Label values are bounded: states, versions, kinds, a fixed set of failure reasons; connection
- * names and child SA ids only on per-SA traffic, whose series go with their SA.
+ * Label values are bounded and in snake_case: states, versions, kinds, a fixed set of failure
+ * reasons; connection names on the per-connection state (as many as are configured) and, with
+ * child SA ids, on per-SA traffic, whose series go with their SA. The process_* families are
+ * those of the Prometheus client libraries.
  */
 
 /** What metrics read: a Daemon, or anything with its events, status and kernel. */
@@ -22,17 +27,8 @@ export interface MetricsSource {
   readonly kernel: KernelBackend;
 }
 
-export const FAILURE_REASONS = [
-  'no_proposal_chosen',
-  'authentication_failed',
-  'invalid_id',
-  'timeout',
-  'other',
-] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
-
-/** A failure's typed cause as a label value (a fixed, small set). */
-export function failureReason(cause: FailureCause): FailureReason {
+/** A failure's typed cause as a label value: one fixed, small set, in snake_case. */
+export function failureReason(cause: FailureCause): string {
   switch (cause) {
     case 'no-proposal':
       return 'no_proposal_chosen';
@@ -40,11 +36,20 @@ export function failureReason(cause: FailureCause): FailureReason {
       return 'authentication_failed';
     case 'identity':
       return 'invalid_id';
-    case 'timeout':
-      return 'timeout';
     default:
-      return 'other';
+      return snakeCase(cause);
   }
+}
+
+export const FAILURE_REASONS: readonly string[] = FAILURE_CAUSES.map(failureReason);
+
+/** Label values in one style: `MM_SA_I`, `Active`, `unknown-spi` become mm_sa_i, active, unknown_spi. */
+export function snakeCase(value: string): string {
+  return value
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .replace(/^_|_$/g, '')
+    .toLowerCase();
 }
 
 const KINDS = ['ike', 'child'] as const;
@@ -65,7 +70,10 @@ export class Metrics {
   readonly #source: MetricsSource;
   readonly #started = new Map<string, number>(KINDS.map((kind) => [kind, 0]));
   readonly #succeeded = new Map<string, number>(KINDS.map((kind) => [kind, 0]));
-  readonly #failed = new Map<string, number>(FAILURE_REASONS.map((reason) => [reason, 0]));
+  /** By kind and reason ("kind\0reason"): every pair exists from the start, at zero. */
+  readonly #failed = new Map<string, number>(
+    KINDS.flatMap((kind) => FAILURE_REASONS.map((reason) => [`${kind}\0${reason}`, 0] as const)),
+  );
   #retransmissions = 0;
   #server: Server | undefined;
   readonly #listener = (event: DaemonEvent) => this.#count(event);
@@ -85,7 +93,9 @@ export class Metrics {
         if (event.change !== 'deleted') increment(this.#succeeded, event.type === 'ike-sa' ? 'ike' : 'child');
         break;
       case 'negotiation-failed':
-        increment(this.#failed, failureReason(event.cause));
+        increment(this.#failed, `${event.kind}\0${failureReason(event.cause)}`);
+        // Refused at its first message: it started too, though no 'negotiation-started' said so.
+        if (event.refused) increment(this.#started, event.kind);
         break;
       case 'retransmit':
         this.#retransmissions++;
@@ -104,8 +114,9 @@ export class Metrics {
     for (const connection of statuses) {
       increment(connections, connection.status);
       for (const sa of connection.ikeSas) {
-        const key = `${sa.state}\0${sa.version}`;
-        const entry = ikeSas.get(key) ?? { state: sa.state, version: String(sa.version), count: 0 };
+        const state = snakeCase(sa.state);
+        const key = `${state}\0${sa.version}`;
+        const entry = ikeSas.get(key) ?? { state, version: String(sa.version), count: 0 };
         entry.count++;
         ikeSas.set(key, entry);
       }
@@ -115,10 +126,25 @@ export class Metrics {
     const families: Family[] = [
       { name: 'ike_node_up', help: 'Whether the daemon is running.', type: 'gauge', samples: [[{}, 1]] },
       {
+        name: 'ike_node_build_info',
+        help: 'The ike-node version and the Node.js it runs on (always 1).',
+        type: 'gauge',
+        samples: [[{ version: VERSION, nodejs: process.version }, 1]],
+      },
+      {
         name: 'ike_node_connections',
         help: 'Configured connections by status.',
         type: 'gauge',
-        samples: [...connections].map(([status, n]) => [{ status }, n]),
+        samples: [...connections].map(([status, n]) => [{ status: snakeCase(status) }, n]),
+      },
+      {
+        name: 'ike_node_connection_up',
+        help: 'Per configured connection: 1 when a child SA is up (status Active), else 0.',
+        type: 'gauge',
+        samples: statuses.map((connection) => [
+          { connection: connection.name },
+          connection.status === 'Active' ? 1 : 0,
+        ]),
       },
       {
         name: 'ike_node_ike_sas',
@@ -144,7 +170,15 @@ export class Metrics {
         'kind',
         this.#succeeded,
       ),
-      counter('ike_node_negotiations_failed', 'Negotiations that failed, by reason.', 'reason', this.#failed),
+      {
+        name: 'ike_node_negotiations_failed_total',
+        help: 'IKE and child SA negotiations that failed, either role, refusals included, by reason.',
+        type: 'counter',
+        samples: [...this.#failed].map(([key, n]) => {
+          const [kind, reason] = key.split('\0') as [string, string];
+          return [{ kind, reason }, n];
+        }),
+      },
       {
         name: 'ike_node_retransmissions_total',
         help: 'IKE messages sent again for lack of an answer.',
@@ -173,8 +207,12 @@ export class Metrics {
         name: 'ike_node_kernel_problems_total',
         help: 'What the kernel backend counted as going wrong, by cause (dropped packets, garbled messages).',
         type: 'counter',
-        samples: Object.entries(this.#source.kernel.problems?.() ?? {}).map(([cause, n]) => [{ cause }, n]),
+        samples: Object.entries(this.#source.kernel.problems?.() ?? {}).map(([cause, n]) => [
+          { cause: snakeCase(cause) },
+          n,
+        ]),
       },
+      ...processFamilies(),
     ];
     return families.map(formatFamily).join('');
   }
@@ -195,9 +233,15 @@ export class Metrics {
   async listen(host: string, port: number): Promise<AddressInfo> {
     const server = createServer((request, response) => void this.#handle(request, response));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (error: NodeJS.ErrnoException) => {
+        const hint = bindHint(error, 'another ike-node or exporter? choose another port in metrics.listen');
+        const message = `cannot serve metrics on ${host}:${port}: ${hint}`;
+        // The errno code stays on the error (EADDRINUSE...), as the IKE ports' errors keep theirs.
+        reject(Object.assign(new Error(message, { cause: error }), { code: error.code }));
+      };
+      server.once('error', failed);
       server.listen({ host, port, exclusive: true }, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
@@ -241,6 +285,54 @@ export class Metrics {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** When this process started, Unix seconds (for process_start_time_seconds). */
+const PROCESS_START = Date.now() / 1000 - process.uptime();
+
+/**
+ * The process metrics every Prometheus client library exports, under their usual names, so that
+ * the usual dashboards and alerts (memory, descriptors, restarts) work unchanged. Descriptors
+ * come from /proc: absent where there is none.
+ */
+function processFamilies(): Family[] {
+  const { user, system } = process.cpuUsage();
+  const gauge = (name: string, help: string, value: number | undefined): Family[] =>
+    value === undefined ? [] : [{ name, help, type: 'gauge', samples: [[{}, value]] }];
+  return [
+    {
+      name: 'process_cpu_seconds_total',
+      help: 'Total user and system CPU time spent in seconds.',
+      type: 'counter',
+      samples: [[{}, (user + system) / 1e6]],
+    },
+    ...gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', process.memoryUsage.rss()),
+    ...gauge('process_open_fds', 'Number of open file descriptors.', openFds()),
+    ...gauge('process_max_fds', 'Maximum number of open file descriptors.', maxFds()),
+    ...gauge(
+      'process_start_time_seconds',
+      'Start time of the process since unix epoch in seconds.',
+      PROCESS_START,
+    ),
+  ];
+}
+
+function openFds(): number | undefined {
+  try {
+    // Reading the directory holds a descriptor of its own, listed too.
+    return readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return undefined;
+  }
+}
+
+function maxFds(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return line ? Number(line[1]) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,6 +5,7 @@ import { type DecodedMessage, encodePayloads, encodeMessage, type Payload } from
 import { DOI_IPSEC, ExchangeType, notifyName, NotifyType, ProtocolId } from './constants.js';
 import { beforeVerification, causeOfNotify, ExchangeError } from './errors.js';
 import { findAll, type IsakmpSa, isakmpSpi, newMessageId } from './isakmp-sa.js';
+import { quickModeRefused } from './quick-mode.js';
 
 /**
  * Informational exchanges (RFC 2408 section 4.8, RFC 2409 section 5.7): notifies and deletes,
@@ -154,6 +155,8 @@ function onNotify(ctx: ProtocolContext, sa: IsakmpSa, notify: Extract<Payload, {
       return;
     default:
       ctx.log(notify.notifyType < 16384 ? 'warn' : 'info', `peer sent ${notifyName(notify.notifyType)}`, sa);
+      // Error types are below 16384 (RFC 2408 section 3.14.1): one may answer our quick mode.
+      if (notify.notifyType < 16384) quickModeRefused(ctx, sa, notify.notifyType);
   }
 }
 

@@ -24,9 +24,16 @@ import {
   encodePayloads,
   type Payload,
 } from './codec.js';
-import { ExchangeType, IdType, NotifyType, ProtocolId } from './constants.js';
+import { ExchangeType, IdType, notifyName, NotifyType, ProtocolId } from './constants.js';
 import { computeDh } from './dh.js';
-import { beforeVerification, ExchangeError, failureOf, notifyOf, UnverifiedMessage } from './errors.js';
+import {
+  beforeVerification,
+  causeOfNotify,
+  ExchangeError,
+  failureOf,
+  notifyOf,
+  UnverifiedMessage,
+} from './errors.js';
 import { Flight } from './flight.js';
 import { idFromTrafficSelector, trafficSelectorFromId } from './identification.js';
 import { deletePayload, isakmpNotify, sendInformational } from './informational.js';
@@ -523,6 +530,25 @@ export function failQuickMode(
   const notify = notifyOf(error);
   if (notify && notify !== NotifyType.INVALID_HASH_INFORMATION)
     sendInformational(ctx, sa, isakmpNotify(sa, notify));
+}
+
+/**
+ * The peer answered our quick mode with an error notify (NO_PROPOSAL_CHOSEN...) in a protected
+ * informational exchange: the negotiation ends now with the peer's reason, instead of
+ * retransmitting into silence until "no answer". The notify carries the ISAKMP SA's cookies, not
+ * a message ID (what ike-node and others send), so it ends every quick mode of ours still waiting
+ * for message 2; a rekey among them is tried again later (the core's retry).
+ */
+export function quickModeRefused(ctx: ProtocolContext, sa: IsakmpSa, notifyType: number): void {
+  const waiting = [...(sa.exchanges?.values() ?? [])].filter(
+    (exchange) => exchange.role === 'initiator' && exchange.state === 'QM_I1',
+  );
+  for (const exchange of waiting) {
+    const reason = `the peer refused quick mode ${hexId(exchange.messageId)}: ${notifyName(notifyType)}`;
+    ctx.log('warn', reason, sa, exchange.connection.name);
+    ctx.childFailed(exchange.negotiation, { cause: causeOfNotify(notifyType), reason });
+    dropExchange(ctx, sa, exchange);
+  }
 }
 
 /** A quick mode timer: retransmission while waiting, then giving up; or a finished exchange's end. */

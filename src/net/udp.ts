@@ -96,9 +96,11 @@ export class UdpEndpoints {
     });
     const natPort = port === this.#options.natPort;
     return new Promise((resolve, reject) => {
-      socket.once('error', (error) =>
-        reject(new Error(`cannot listen on ${address} port ${port}: ${bindHint(error)}`)),
-      );
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        // The errno code stays on the error (EADDRINUSE...): a library user tells causes apart by it.
+        const message = `cannot listen on ${address} port ${port}: ${bindHint(error)}`;
+        reject(Object.assign(new Error(message, { cause: error }), { code: error.code }));
+      });
       socket.bind({ address, port, exclusive: true }, () => {
         socket.removeAllListeners('error');
         socket.on('error', (error) => this.#options.onError(`socket ${address}:${port}: ${error.message}`));
@@ -251,11 +253,14 @@ export class UdpEndpoints {
   }
 }
 
-/** The usual causes, said plainly: the two an operator meets first. */
-function bindHint(error: NodeJS.ErrnoException): string {
+/** The usual causes of a failed bind, said plainly; `inUse` says who may hold the port. */
+export function bindHint(
+  error: NodeJS.ErrnoException,
+  inUse = "is another IKE daemon, such as strongSwan's charon, running?",
+): string {
   switch (error.code) {
     case 'EADDRINUSE':
-      return "the port is in use (is another IKE daemon, such as strongSwan's charon, running?)";
+      return `the port is in use (${inUse})`;
     case 'EACCES':
       return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
     case 'EADDRNOTAVAIL':

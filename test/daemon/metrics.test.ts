@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/index.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import type { ConnectionStatus, TrafficCounters } from '../../src/core/status.js';
@@ -18,8 +18,12 @@ import {
   failureReason,
   Metrics,
   type MetricsSource,
+  snakeCase,
 } from '../../src/daemon/metrics.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
+import { createNode } from '../../src/index.js';
+import { VERSION } from '../../src/version.js';
+import { freeUdpPorts } from '../helpers/free-ports.js';
 
 /**
  * The Prometheus endpoint: its text checked by a strict parser of the exposition format 0.0.4
@@ -126,22 +130,26 @@ t.test('the test parser rejects what the format forbids', async (t) => {
   ]);
 });
 
-t.test('failure reasons: a fixed set of label values from the typed causes', async (t) => {
+t.test('failure reasons: a fixed set of label values from the typed causes, in snake_case', async (t) => {
   const cases: [FailureCause, string][] = [
     ['no-proposal', 'no_proposal_chosen'],
     ['authentication', 'authentication_failed'],
     ['identity', 'invalid_id'],
     ['timeout', 'timeout'],
-    ['selectors', 'other'],
-    ['malformed', 'other'],
-    ['dead-peer', 'other'],
+    ['selectors', 'selectors'],
+    ['peer-notify', 'peer_notify'],
+    ['dead-peer', 'dead_peer'],
   ];
   for (const [cause, reason] of cases) t.equal(failureReason(cause), reason, cause);
-  t.same(
-    [...new Set(FAILURE_CAUSES.map(failureReason))].sort(),
-    [...FAILURE_REASONS].sort(),
-    'every cause has a label, and every label a cause',
-  );
+  t.equal(new Set(FAILURE_REASONS).size, FAILURE_CAUSES.length, 'one label value per cause');
+  for (const reason of FAILURE_REASONS) t.match(reason, /^[a-z][a-z0-9_]*$/);
+  t.same(['MM_SA_I', 'Active', 'unknown-spi', 'IKE_SA_INIT_R', 'install-refused'].map(snakeCase), [
+    'mm_sa_i',
+    'active',
+    'unknown_spi',
+    'ike_sa_init_r',
+    'install_refused',
+  ]);
 });
 
 /** A daemon stand-in: events, a status and a kernel that counts. */
@@ -205,11 +213,19 @@ t.test('counters from events, gauges from status, traffic from the kernel, label
   const f = parseExposition(text);
   t.equal(value(f, 'ike_node_up'), 1);
   t.same(
-    ['Active', 'Pending', 'Down', 'Error'].map((status) => value(f, 'ike_node_connections', { status })),
+    ['active', 'pending', 'down', 'error'].map((status) => value(f, 'ike_node_connections', { status })),
     [1, 0, 0, 1],
   );
-  t.equal(value(f, 'ike_node_ike_sas', { state: 'ESTABLISHED', version: '1' }), 1);
-  t.equal(value(f, 'ike_node_ike_sas', { state: 'MM_SA_SENT', version: '1' }), 1);
+  t.same(
+    [
+      value(f, 'ike_node_connection_up', { connection: 'a' }),
+      value(f, 'ike_node_connection_up', { connection: 'b' }),
+    ],
+    [1, 0],
+    'per connection: up or not, for an alert on one tunnel',
+  );
+  t.equal(value(f, 'ike_node_ike_sas', { state: 'established', version: '1' }), 1);
+  t.equal(value(f, 'ike_node_ike_sas', { state: 'mm_sa_sent', version: '1' }), 1);
   t.same(
     [
       value(f, 'ike_node_child_sas', { mode: 'tunnel' }),
@@ -223,18 +239,44 @@ t.test('counters from events, gauges from status, traffic from the kernel, label
     0,
     'zero series exist from the start',
   );
-  t.equal(value(f, 'ike_node_negotiations_failed_total', { reason: 'authentication_failed' }), 1);
   t.equal(
-    value(f, 'ike_node_negotiations_failed_total', { reason: 'other' }),
+    value(f, 'ike_node_negotiations_failed_total', { kind: 'ike', reason: 'authentication_failed' }),
     1,
-    'free text is counted as other',
   );
-  t.equal(f.get('ike_node_negotiations_failed_total')!.samples.length, 5, 'and only the five reasons exist');
+  t.equal(
+    value(f, 'ike_node_negotiations_failed_total', { kind: 'child', reason: 'malformed' }),
+    1,
+    'by the typed cause, whatever the free text',
+  );
+  t.equal(
+    f.get('ike_node_negotiations_failed_total')!.samples.length,
+    2 * FAILURE_CAUSES.length,
+    'and only kind x cause series exist',
+  );
+  t.equal(value(f, 'ike_node_negotiations_started_total', { kind: 'child' }), 1);
+  source.send({
+    type: 'negotiation-failed',
+    kind: 'child',
+    cause: 'no-proposal',
+    reason: 'quick mode: no proposal chosen',
+    refused: true,
+    time,
+  });
+  const refused = parseExposition(await metrics.render());
+  t.equal(
+    value(refused, 'ike_node_negotiations_started_total', { kind: 'child' }),
+    2,
+    'a negotiation refused at its first message counts as started too',
+  );
+  t.equal(
+    value(refused, 'ike_node_negotiations_failed_total', { kind: 'child', reason: 'no_proposal_chosen' }),
+    1,
+  );
   t.equal(value(f, 'ike_node_retransmissions_total'), 1);
   t.equal(value(f, 'ike_node_child_sa_bytes_total', { connection: odd, child: '7', direction: 'in' }), 1500);
   t.equal(value(f, 'ike_node_child_sa_packets_total', { connection: odd, child: '7', direction: 'out' }), 2);
   t.equal(
-    value(f, 'ike_node_kernel_problems_total', { cause: 'unknown-spi' }),
+    value(f, 'ike_node_kernel_problems_total', { cause: 'unknown_spi' }),
     3,
     'kernel problems by cause',
   );
@@ -366,7 +408,8 @@ t.test('real negotiations between loopback daemons move the counters', async (t)
 
   await until(() => daemons[1]!.status()[0]?.status === 'Active');
   const up = await scrape('127.0.0.31');
-  t.equal(value(up, 'ike_node_connections', { status: 'Active' }), 1);
+  t.equal(value(up, 'ike_node_connections', { status: 'active' }), 1);
+  t.equal(value(up, 'ike_node_connection_up', { connection: 'site' }), 1);
   t.equal(value(up, 'ike_node_negotiations_started_total', { kind: 'ike' }), 1);
   t.equal(value(up, 'ike_node_negotiations_started_total', { kind: 'child' }), 1);
   t.equal(value(up, 'ike_node_negotiations_succeeded_total', { kind: 'ike' }), 1);
@@ -377,12 +420,19 @@ t.test('real negotiations between loopback daemons move the counters', async (t)
 
   await until(() => daemons[2]!.status()[0]?.status === 'Error');
   const badPsk = await scrape('127.0.0.34');
-  t.equal(value(badPsk, 'ike_node_negotiations_failed_total', { reason: 'authentication_failed' }), 1);
-  t.equal(value(badPsk, 'ike_node_connections', { status: 'Error' }), 1);
+  t.equal(
+    value(badPsk, 'ike_node_negotiations_failed_total', { kind: 'ike', reason: 'authentication_failed' }),
+    1,
+  );
+  t.equal(value(badPsk, 'ike_node_connections', { status: 'error' }), 1);
+  t.equal(value(badPsk, 'ike_node_connection_up', { connection: 'site' }), 0, 'tunnel site is down');
 
   await until(() => daemons[5]!.status()[0]?.status === 'Error');
   const noProposal = await scrape('127.0.0.35');
-  t.equal(value(noProposal, 'ike_node_negotiations_failed_total', { reason: 'no_proposal_chosen' }), 1);
+  t.equal(
+    value(noProposal, 'ike_node_negotiations_failed_total', { kind: 'ike', reason: 'no_proposal_chosen' }),
+    1,
+  );
   t.equal(value(noProposal, 'ike_node_negotiations_succeeded_total', { kind: 'ike' }), 0);
 
   // Nobody at 127.0.0.38: the first resend comes after the engine's initial timeout (2 s).
@@ -431,4 +481,104 @@ t.test('a start that fails at the IKE port closes what it had opened (the metric
     { code: 'ECONNREFUSED' },
     'the metrics endpoint it had opened is closed again',
   );
+});
+
+/** The label values of enumerations (not names): snake_case, one style. */
+const ENUMERATED = ['status', 'state', 'kind', 'reason', 'cause', 'mode', 'direction'];
+
+function checkStyle(t: Test, families: Map<string, Family>): void {
+  for (const [name, family] of families)
+    for (const sample of family.samples)
+      for (const label of ENUMERATED)
+        if (label in sample.labels) t.match(sample.labels[label], /^[a-z][a-z0-9_]*$/, `${name} ${label}`);
+}
+
+for (const version of [1, 2] as const) {
+  t.test(
+    `IKEv${version}: a refused child SA is counted on both sides; refusals count as started`,
+    async (t) => {
+      const [port, natPort] = await freeUdpPorts('127.0.0.1', 2);
+      const node = (self: string, peer: string, esp: string) =>
+        createNode({
+          listen: { addresses: [self], port: port!, natPort: natPort! },
+          workers: 0,
+          connections: {
+            lab: {
+              ikePolicy: { proposals: ['aes128-sha256-modp2048'], ikeVersion: version },
+              ipsecPolicy: { proposals: [esp] },
+              local: { address: self, subnets: [self.endsWith('51') ? '198.51.100.0/24' : '203.0.113.0/24'] },
+              peer: {
+                address: peer,
+                port: port!,
+                subnets: [self.endsWith('51') ? '203.0.113.0/24' : '198.51.100.0/24'],
+              },
+              psk: 'metrics-refusal-key',
+            },
+          },
+        });
+      const a = node('127.0.0.51', '127.0.0.52', 'aes128-sha256');
+      const b = node('127.0.0.52', '127.0.0.51', 'aes256-sha256');
+      const metricsA = new Metrics(a);
+      const metricsB = new Metrics(b);
+      t.teardown(async () => {
+        await metricsA.close();
+        await metricsB.close();
+        await a.stop();
+        await b.stop();
+      });
+      await b.start();
+      await a.start();
+      t.match(await a.initiate('lab'), { state: 'failed', failure: { cause: 'no-proposal' } });
+      await until(async () => {
+        const f = parseExposition(await metricsB.render());
+        return (
+          value(f, 'ike_node_negotiations_failed_total', { kind: 'child', reason: 'no_proposal_chosen' }) ===
+          1
+        );
+      });
+      const initiator = parseExposition(await metricsA.render());
+      const responder = parseExposition(await metricsB.render());
+      t.equal(
+        value(initiator, 'ike_node_negotiations_failed_total', {
+          kind: 'child',
+          reason: 'no_proposal_chosen',
+        }),
+        1,
+        "the initiator counts the peer's refusal",
+      );
+      t.equal(value(initiator, 'ike_node_negotiations_started_total', { kind: 'child' }), 1);
+      t.equal(value(initiator, 'ike_node_connection_up', { connection: 'lab' }), 0);
+      t.equal(value(initiator, 'ike_node_connections', { status: 'error' }), 1);
+      t.ok(
+        (value(responder, 'ike_node_negotiations_started_total', { kind: 'child' }) ?? 0) >=
+          (value(responder, 'ike_node_negotiations_failed_total', {
+            kind: 'child',
+            reason: 'no_proposal_chosen',
+          }) ?? 0),
+        'the responder counts what it refused as started too: never more failed than started',
+      );
+      t.equal(value(responder, 'ike_node_negotiations_started_total', { kind: 'child' }), 1);
+      checkStyle(t, initiator);
+      checkStyle(t, responder);
+    },
+  );
+}
+
+t.test('build info and the process metrics of the Prometheus client libraries', async (t) => {
+  const source = new FakeSource();
+  const metrics = new Metrics(source);
+  t.teardown(() => metrics.close());
+  const before = Date.now() / 1000;
+  const f = parseExposition(await metrics.render());
+  t.equal(value(f, 'ike_node_build_info', { version: VERSION, nodejs: process.version }), 1);
+  t.equal(f.get('ike_node_build_info')!.type, 'gauge');
+  t.equal(f.get('process_cpu_seconds_total')!.type, 'counter');
+  t.ok(value(f, 'process_cpu_seconds_total')! > 0, 'CPU seconds');
+  t.ok(value(f, 'process_resident_memory_bytes')! > 10 * 1024 * 1024, 'resident memory, in bytes');
+  const fds = value(f, 'process_open_fds')!;
+  t.ok(fds >= 3 && fds < (value(f, 'process_max_fds') ?? Infinity), `open descriptors: ${fds}`);
+  const started = value(f, 'process_start_time_seconds')!;
+  t.ok(started <= before && started > before - process.uptime() - 5, 'start time, Unix seconds');
+  for (const name of ['process_resident_memory_bytes', 'process_open_fds', 'process_start_time_seconds'])
+    t.equal(f.get(name)!.type, 'gauge', name);
 });

@@ -128,7 +128,7 @@ t.test('typed events, the control event stream, and a reload that spares unchang
     stderr: (s) => printed.push(s),
   });
   await new Promise((resolve) => setTimeout(resolve, 100));
-  a.terminate('drop');
+  t.match(await a.terminate('drop'), { connection: 'drop', state: 'down' }, 'terminate() resolves: down');
   await until(() => printed.join('').includes('drop: Active -> Down'));
   process.emit('SIGINT');
   t.equal(await watching, 0, 'ike-node events exits 0 on SIGINT');
@@ -136,8 +136,8 @@ t.test('typed events, the control event stream, and a reload that spares unchang
     printed.join(''),
     /child-sa drop: child SA #\d+ deleted: terminated, SPIs [0-9a-f]{8}_i [0-9a-f]{8}_o/,
   );
-  a.initiate('drop');
-  await until(() => a.status().every((c) => c.status === 'Active'));
+  t.match(await a.initiate('drop'), { connection: 'drop', state: 'up' }, 'initiate() resolves: up');
+  t.ok(a.status().every((c) => c.status === 'Active'));
 
   // Reload B first (it only answers), then A: 'keep' unchanged, 'drop' removed, 'added' new.
   const keepChild = a.status().find((c) => c.name === 'keep')!.childSas[0]!;
@@ -262,7 +262,7 @@ t.test('retransmit settings from the config reach the engine', async (t) => {
   t.equal(events.filter((e) => e.type === 'retransmit').length, 1, 'one retransmission, then given up');
   t.equal(daemon.status()[0]!.status, 'Error');
   // Terminating clears the error: no engine event says so, the status event still comes.
-  daemon.terminate('lonely');
+  t.match(await daemon.terminate('lonely'), { state: 'down' });
   t.match(events.at(-1), { type: 'connection', connection: 'lonely', previous: 'Error', status: 'Down' });
-  t.throws(() => daemon.terminate('nobody'), /no connection named 'nobody'/);
+  await t.rejects(daemon.terminate('nobody'), /no connection named 'nobody'/);
 });
