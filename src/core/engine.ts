@@ -429,8 +429,7 @@ export class IkeEngine {
         status,
         // A failure is news until something comes up: not shown beside Active (another
         // client of the same connection may have failed long ago).
-        ...(record.error &&
-          status !== 'Active' && { error: record.error.reason, cause: record.error.cause }),
+        ...(record.error && status !== 'Active' && { error: record.error.reason, cause: record.error.cause }),
         ikeSas: membersOf(record.ikeSas).map((sa) => ikeSaStatus(sa.info())),
         childSas: membersOf(record.children).map((entry) => childSaStatus(entry.child)),
       };
