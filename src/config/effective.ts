@@ -11,8 +11,8 @@ import { type ConnectionSummary, connectionSummary } from './summary.js';
 export interface EffectiveConfig extends Omit<DaemonConfig, 'metrics' | 'debug' | 'connections'> {
   /** `{ listen: "HOST:PORT" }` as peers.json writes it, or false: no metrics endpoint. */
   readonly metrics: { readonly listen: string } | false;
-  /** keyLog false: no key log. */
-  readonly debug: { readonly keyLog: string | false };
+  /** keyLog false: no key log; coreDumps false: the daemon makes itself non-dumpable. */
+  readonly debug: { readonly keyLog: string | false; readonly coreDumps: boolean };
   readonly connections: ConnectionSummary[];
 }
 
@@ -27,7 +27,7 @@ export function effectiveConfig(config: DaemonConfig): EffectiveConfig {
       subsystems: Object.fromEntries(LOG_SUBSYSTEMS.map((name) => [name, subsystems[name] ?? level])),
     },
     metrics: metrics ? { listen: `${hostPort(metrics.host)}:${metrics.port}` } : false,
-    debug: { keyLog: debug.keyLog ?? false },
+    debug: { keyLog: debug.keyLog ?? false, coreDumps: debug.coreDumps ?? false },
     connections: connections.map(connectionSummary),
   };
 }

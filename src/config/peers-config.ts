@@ -20,6 +20,8 @@ export type PeersConfig = {
   readonly debug?: {
     /** the path of a directory to write negotiated keys to as Wireshark's decryption tables, for a lab (relative to this file's directory) */
     readonly keyLog?: string;
+    /** let the daemon be dumped (core dumps, ptrace and /proc/PID/mem by its user), keys included; by default it makes itself non-dumpable (prctl PR_SET_DUMPABLE 0): true or false */
+    readonly coreDumps?: boolean;
   };
   /** settings of the ESP data plane (kernel backends xfrm, pfkey, userspace) */
   readonly dataPlane?: {
@@ -43,6 +45,10 @@ export type PeersConfig = {
     readonly fragmentSize?: number;
     /** half-open IKEv2 SAs above which IKE_SA_INIT must carry a cookie (RFC 7296 2.6; 0: always): a whole number from 0 to 100000 */
     readonly cookieThreshold?: number;
+    /** half-open IKE SAs (responders not yet authenticated) kept at most; when full, the oldest of the address holding the most makes room for a first message from a quieter one: a whole number from 1 to 1000000 */
+    readonly maxHalfOpen?: number;
+    /** half-open IKE SAs kept at most from one peer address (IKEv2 asks for cookies from an address holding half of it): a whole number from 1 to 1000000 */
+    readonly maxHalfOpenPerAddress?: number;
   };
   /** an object of endpoint groups by name, each a list of subnets */
   readonly endpointGroups?: {

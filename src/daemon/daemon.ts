@@ -164,7 +164,11 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     if (metrics) {
       this.#metrics = new Metrics(this);
       const bound = await this.#metrics.listen(metrics.host, metrics.port).catch((error: Error) => {
-        throw metricsListenError(error, this.#config.file, metrics.host, metrics.port);
+        // Metrics.listen says what and why (the errno code kept); this names the file and key.
+        throw Object.assign(new Error(`${this.#config.file}: metrics.listen: ${error.message}`), {
+          cause: error,
+          code: (error as NodeJS.ErrnoException).code,
+        });
       });
       this.logger.log({
         level: 'info',
@@ -711,21 +715,4 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       this.#arm();
     }, delay);
   }
-}
-
-/** A metrics port that cannot be bound, in ike-node's words (the code kept for callers). */
-function metricsListenError(error: NodeJS.ErrnoException, file: string, host: string, port: number): Error {
-  const why =
-    error.code === 'EADDRINUSE'
-      ? 'the port is in use (another ike-node, or another exporter?)'
-      : error.code === 'EADDRNOTAVAIL'
-        ? 'no interface has this address'
-        : error.code === 'EACCES'
-          ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
-          : error.message;
-  const where = formatEndpoint({ address: host, port });
-  return Object.assign(new Error(`${file}: metrics.listen ${where}: cannot serve metrics: ${why}`), {
-    cause: error,
-    ...(error.code && { code: error.code }),
-  });
 }

@@ -86,7 +86,7 @@ t.test('a metrics port in use: the address, the port and the key to change, exit
   t.equal(status, 1);
   t.equal(
     stderr,
-    `ike-node: ${file}: metrics.listen 127.0.0.1:${port}: cannot serve metrics: the port is in use (another ike-node, or another exporter?)\n`,
+    `ike-node: ${file}: metrics.listen: cannot serve metrics on 127.0.0.1:${port}: the port is in use (another ike-node or exporter? choose another port in metrics.listen)\n`,
   );
   t.same(readdirSync(dir), ['peers.json'], 'nothing left behind: no socket, no lock');
 });

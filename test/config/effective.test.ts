@@ -159,7 +159,7 @@ t.test('check prints every setting in effect, defaults included, for a file that
   t.same(valueAt(output, 'c.ipsec.acceptPfs'), ['none'], 'acceptPfs: pfs alone, here none');
   t.equal(valueAt(output, 'c.peer.natPort'), 4500);
   t.same(valueAt(output, 'metrics'), false, 'no metrics endpoint');
-  t.same(valueAt(output, 'debug'), { keyLog: false }, 'no key log');
+  t.same(valueAt(output, 'debug'), { keyLog: false, coreDumps: false }, 'no key log, no core dumps');
 });
 
 t.test('check prints the keys that show only when written', async (t) => {
