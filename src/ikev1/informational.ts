@@ -155,10 +155,23 @@ function onNotify(ctx: ProtocolContext, sa: IsakmpSa, notify: Extract<Payload, {
       return;
     default:
       ctx.log(notify.notifyType < 16384 ? 'warn' : 'info', `peer sent ${notifyName(notify.notifyType)}`, sa);
-      // Error types are below 16384 (RFC 2408 section 3.14.1): one may answer our quick mode.
-      if (notify.notifyType < 16384) quickModeRefused(ctx, sa, notify.notifyType);
+      // A refusal of what a quick mode offered ends the ones waiting; other errors do not: strongSwan
+      // answers a retransmitted message 1 it is still working on with PAYLOAD_MALFORMED, and its
+      // message 2 follows (the kernel lab's loaded runs).
+      if (QUICK_MODE_REFUSALS.has(notify.notifyType)) quickModeRefused(ctx, sa, notify.notifyType);
   }
 }
+
+/** Notify types (RFC 2408 section 3.14.1) that refuse the content of a quick mode offer. */
+const QUICK_MODE_REFUSALS: ReadonlySet<number> = new Set([
+  NotifyType.INVALID_PROTOCOL_ID,
+  NotifyType.INVALID_TRANSFORM_ID,
+  NotifyType.ATTRIBUTES_NOT_SUPPORTED,
+  NotifyType.NO_PROPOSAL_CHOSEN,
+  NotifyType.BAD_PROPOSAL_SYNTAX,
+  NotifyType.INVALID_KEY_INFORMATION,
+  NotifyType.INVALID_ID_INFORMATION,
+]);
 
 function readSeq(data: Uint8Array): number {
   return data.length === 4 ? new DataView(data.buffer, data.byteOffset).getUint32(0) : -1;
