@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
+import { type ControlRequest, parseControlRequest } from './control-request.js';
 
 /**
  * The control socket: a Unix stream socket (mode 0600) speaking newline-delimited JSON. Each
@@ -9,7 +10,7 @@ import { dirname } from 'node:path';
  * (the `events` stream) through its session.
  */
 
-export type ControlRequest = { readonly command: string; readonly [key: string]: unknown };
+export type { ControlRequest } from './control-request.js';
 
 /** One client connection, for handlers that stream. */
 export interface ControlSession {
@@ -50,8 +51,7 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
   });
   const answer = async (line: string, session: ControlSession): Promise<object> => {
     try {
-      const request = JSON.parse(line) as ControlRequest;
-      if (typeof request?.command !== 'string') throw new Error('a request is {"command": "..."}');
+      const request = parseControlRequest(line);
       return { ok: true, result: await handler(request, session) };
     } catch (error) {
       return { ok: false, error: (error as Error).message };
