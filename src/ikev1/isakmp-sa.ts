@@ -19,7 +19,7 @@ import {
 import { HeaderFlag, NotifyType } from './constants.js';
 import { ExchangeError } from './errors.js';
 import { Flight } from './flight.js';
-import type { Phase1Protection } from './protection.js';
+import { type Phase1Protection, UndecryptableMessage } from './protection.js';
 import type { NatTVariant } from './vendor-ids.js';
 import type { QuickModeExchange } from './quick-mode.js';
 
@@ -132,7 +132,16 @@ export class IsakmpSa extends IkeSa {
     // The encryption flag before keys exist: a forged or confused message, not a bug of ours.
     if (!this.protection)
       throw new ExchangeError('encrypted message before keys exist', NotifyType.INVALID_FLAGS);
-    const { plaintext, accept } = this.protection.decrypt(header.messageId, message.body);
+    let decrypted: ReturnType<Phase1Protection['decrypt']>;
+    try {
+      decrypted = this.protection.decrypt(header.messageId, message.body);
+    } catch (error) {
+      // Forged or garbled: the same answer as a body that decrypts to garbage.
+      if (error instanceof UndecryptableMessage)
+        throw new ExchangeError(error.message, NotifyType.PAYLOAD_MALFORMED);
+      throw error;
+    }
+    const { plaintext, accept } = decrypted;
     const payloads = decodePayloads(plaintext, header.nextPayload, { offset: 28, allowTrailing: true });
     const chain = plaintext.subarray(0, payloads.length ? payloadChainLength(plaintext) : 0);
     return { payloads, chain, accept };
