@@ -1,3 +1,4 @@
+import { concat } from '../src/wire/bytes.js';
 import type { Random } from './random.js';
 
 /**
@@ -21,16 +22,6 @@ function put16(data: Uint8Array, offset: number, value: number, order: ByteOrder
 function put32(data: Uint8Array, offset: number, value: number, order: ByteOrder): void {
   if (offset + 4 > data.length) return;
   new DataView(data.buffer, data.byteOffset).setUint32(offset, value >>> 0, order === 'le');
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** What the byte mutations know of a format: where its length fields sit and in which order. */
@@ -84,7 +75,7 @@ export function mutateBytes(
     case 4:
       return data.subarray(0, at());
     case 5:
-      return cat(data, rng.bytes(1 + rng.below(64)));
+      return concat(data, rng.bytes(1 + rng.below(64)));
     case 6: {
       const from = at();
       const length = Math.min(data.length - from, 1 + rng.below(32));
@@ -94,20 +85,20 @@ export function mutateBytes(
     case 7: {
       // Delete a range.
       const from = at();
-      return cat(data.subarray(0, from), data.subarray(Math.min(data.length, from + 1 + rng.below(32))));
+      return concat(data.subarray(0, from), data.subarray(Math.min(data.length, from + 1 + rng.below(32))));
     }
     case 8: {
       // Duplicate a range in place (repeated structures, repeated attributes).
       const from = rng.chance(0.5) ? aligned() : at();
       const to = Math.min(data.length, from + format.align * (1 + rng.below(8)));
-      return cat(data.subarray(0, to), data.subarray(from, to), data.subarray(to));
+      return concat(data.subarray(0, to), data.subarray(from, to), data.subarray(to));
     }
     case 9: {
       if (others.length === 0) return data;
       const donor = rng.pick(others);
       const cut = at();
       const from = rng.below(donor.length + 1);
-      return cat(data.subarray(0, cut), donor.subarray(from));
+      return concat(data.subarray(0, cut), donor.subarray(from));
     }
     case 10: {
       const offset = at();
@@ -115,7 +106,7 @@ export function mutateBytes(
       return data;
     }
     default:
-      return cat(data.subarray(0, at()), rng.bytes(1 + rng.below(16)), data.subarray(at()));
+      return concat(data.subarray(0, at()), rng.bytes(1 + rng.below(16)), data.subarray(at()));
   }
 }
 
@@ -147,7 +138,7 @@ export function chainSpans(data: Uint8Array, start: number, first: number): Span
 
 /** The message with `payloads` (raw, each with its generic header) chained after the header. */
 function rechain(header: Uint8Array, payloads: readonly { type: number; bytes: Uint8Array }[]): Uint8Array {
-  const out = cat(header.subarray(0, IKE_HEADER), ...payloads.map((p) => p.bytes));
+  const out = concat(header.subarray(0, IKE_HEADER), ...payloads.map((p) => p.bytes));
   out[16] = payloads[0]?.type ?? 0;
   let offset = IKE_HEADER;
   for (let i = 0; i < payloads.length; i++) {

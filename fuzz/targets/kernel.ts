@@ -167,12 +167,17 @@ function checkNetlink(input: Uint8Array): void {
       () => decodeError(message),
       () => decodeAttributes(message.payload),
     ];
-    for (const decode of decoders) {
-      try {
-        decode();
-      } catch (error) {
-        if (!(error instanceof NetlinkParseError)) throw error;
-      }
+    eachDecoder(decoders, (error) => error instanceof NetlinkParseError);
+  }
+}
+
+/** Each decoder on its own: its typed error ends that one, anything else is the finding. */
+function eachDecoder(decoders: readonly (() => unknown)[], typed: (error: unknown) => boolean): void {
+  for (const decode of decoders) {
+    try {
+      decode();
+    } catch (error) {
+      if (!typed(error)) throw error;
     }
   }
 }
@@ -250,13 +255,10 @@ function checkPfkey(input: Uint8Array): void {
   // The flavour is the low bit of the last byte, so that each reproducer names it.
   const flavour = FLAVOURS[(input[input.length - 1] ?? 0) & 1]!;
   const message = decodePfkey(input, { flavour });
-  for (const read of [readSpi, readSupported, readAcquire, readExpire, readNewMapping]) {
-    try {
-      read(message);
-    } catch (error) {
-      if (!(error instanceof PfkeyParseError)) throw error;
-    }
-  }
+  eachDecoder(
+    [readSpi, readSupported, readAcquire, readExpire, readNewMapping].map((read) => () => read(message)),
+    (error) => error instanceof PfkeyParseError,
+  );
 }
 
 export const pfkeyTarget = bytesTarget({

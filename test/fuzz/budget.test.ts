@@ -10,6 +10,9 @@ import { TARGETS } from '../../fuzz/targets/index.js';
 
 const ENGINES = new Set(['ikev1-engine', 'ikev2-engine']);
 
+// Every target in turn (the engine sessions take a while on a busy machine); no timing is asserted.
+t.setTimeout(600_000);
+
 for (const target of TARGETS) {
   t.test(target.name, async (t) => {
     const inputs = ENGINES.has(target.name) ? 1500 : 3000;

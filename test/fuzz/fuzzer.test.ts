@@ -12,6 +12,8 @@ import { DecodeError } from '../../src/wire/errors.js';
 
 /** The fuzzer itself: deterministic, and a planted defect is found, written and replayed. */
 
+t.setTimeout(300_000);
+
 t.test('a seed makes the same inputs', async (t) => {
   const make = (seed: number) => {
     const rng = new Random(seed);
