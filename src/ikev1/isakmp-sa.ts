@@ -33,6 +33,9 @@ export type IsakmpState =
   | 'DELETED';
 
 /** A phase 1 SA and everything its exchanges share. */
+/** Informational message IDs remembered per SA, against replays. */
+const RECENT_INFORMATIONAL = 32;
+
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
   CKY_R: Uint8Array;
@@ -58,6 +61,8 @@ export class IsakmpSa extends IkeSa {
   exchanges: Map<number, QuickModeExchange> | undefined;
   /** RFC 3706: the sequence number of our last R-U-THERE. */
   dpdSeq = 0;
+  /** Message IDs of the last informational exchanges received (none until one is). */
+  #informational: number[] | undefined;
 
   constructor(
     id: number,
@@ -116,6 +121,19 @@ export class IsakmpSa extends IkeSa {
     }
     this.transmit(ctx, data);
     return data;
+  }
+
+  /**
+   * Whether a verified informational message is new: IKEv1 has no replay window, so a copy of an
+   * old one (replayed, perhaps from another port, or with its padding garbled, which HASH(1) does
+   * not cover) verifies again. The last few message IDs are remembered.
+   */
+  firstInformational(messageId: number): boolean {
+    const seen = (this.#informational ??= []);
+    if (seen.includes(messageId)) return false;
+    seen.push(messageId);
+    if (seen.length > RECENT_INFORMATIONAL) seen.shift();
+    return true;
   }
 
   transmit(ctx: ProtocolContext, data: Uint8Array): void {
