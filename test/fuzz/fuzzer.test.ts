@@ -12,8 +12,6 @@ import { DecodeError } from '../../src/wire/errors.js';
 
 /** The fuzzer itself: deterministic, and a planted defect is found, written and replayed. */
 
-t.setTimeout(300_000);
-
 t.test('a seed makes the same inputs', async (t) => {
   const make = (seed: number) => {
     const rng = new Random(seed);
@@ -44,26 +42,30 @@ t.test('the IKE seeds hold every exchange of both versions', async (t) => {
   );
 });
 
+/** Main mode, aggressive mode, informational, quick mode: what the IKEv1 seeds hold. */
+const SEED_EXCHANGES = [2, 4, 5, 32];
+
 t.test('a planted untyped error is found, its reproducer written and replayed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fuzz-corpus-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const planted = bytesTarget({
     name: 'planted',
-    description: 'the ISAKMP codec with a bug planted: a message of exchange type 7 throws a TypeError',
+    description:
+      'the ISAKMP codec with a bug planted: a message of an exchange type no seed has throws a TypeError',
     seeds: () => ikeSeeds(1),
     mutate: mutateIkeMessage,
     check: (input) => {
       ikev1Codec.replay(input, { hangMs: Infinity });
-      if (input.length >= 28 && input[18] === 7) throw new TypeError('planted');
+      if (input.length >= 28 && !SEED_EXCHANGES.includes(input[18]!)) throw new TypeError('planted');
       if (input.length < 28) throw new DecodeError('short', 0, 0);
     },
     typed: (error) => error instanceof DecodeError,
   });
-  const report = fuzzTarget(planted, { inputs: 5000, seed: 1, hangMs: Infinity, corpus: dir });
+  const report = fuzzTarget(planted, { inputs: 2000, seed: 1, hangMs: Infinity, corpus: dir });
   t.equal(report.findings.length, 1, 'one distinct finding');
   t.match(report.findings[0]?.message, /TypeError: planted/);
   t.same(readdirSync(join(dir, 'planted')).length, 1, 'one reproducer written');
   const [file] = corpusFiles(dir, 'planted');
-  t.equal(file!.data[18], 7, 'the reproducer is an input that triggers it');
+  t.notOk(SEED_EXCHANGES.includes(file!.data[18]!), 'the reproducer is an input that triggers it');
   t.equal(planted.replay(file!.data, { hangMs: Infinity }).length, 1, 'replaying it finds it again');
 });

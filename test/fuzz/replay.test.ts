@@ -12,8 +12,6 @@ import { TARGETS } from '../../fuzz/targets/index.js';
  */
 
 const options = { hangMs: Infinity };
-// Engine reproducers replay whole sessions: slow on a busy machine, never timed.
-t.setTimeout(300_000);
 
 t.test('the corpus names only targets that exist', async (t) => {
   for (const dir of readdirSync(CORPUS))
