@@ -33,6 +33,8 @@ export function isJsonObject(value: Json | undefined): value is JsonObject {
   return value instanceof Map;
 }
 
+/** Levels of objects and lists (peers.json needs five or so). */
+const MAX_DEPTH = 64;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const ESCAPES: Record<string, string> = {
   '"': '"',
@@ -65,6 +67,9 @@ class Parser {
   private value(path: JsonPath): Json {
     this.skipSpace();
     const c = this.text[this.pos];
+    // The parser recurses per level: a bound keeps a deeply nested file a syntax error, not a stack overflow.
+    if ((c === '{' || c === '[') && path.length >= MAX_DEPTH)
+      this.fail(`a value nested at most ${MAX_DEPTH} levels deep`);
     if (c === '{') return this.object(path);
     if (c === '[') return this.array(path);
     if (c === '"') return this.string();

@@ -12,7 +12,10 @@ export function closestName(name: string, allowed: readonly string[]): string | 
   let best: string | undefined;
   let bestDistance = limit + 1;
   for (const candidate of allowed) {
-    const distance = editDistance(folded, fold(candidate));
+    const other = fold(candidate);
+    // The distance is at least the difference in length: a long unknown key costs no table.
+    if (Math.abs(other.length - folded.length) > limit) continue;
+    const distance = editDistance(folded, other);
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;

@@ -537,19 +537,22 @@ export class IkeEngine {
     const dpd = connection?.ike.dpd;
     if (!connection || !dpd || !sa.probes) return;
     const silent = this.#now - sa.lastHeard;
-    if (sa.probing && silent >= dpd.timeout) {
+    // Compared as deadlines, not as `silent >= delay`: in floating point lastHeard + delay may equal
+    // now while now - lastHeard falls short of delay, and a deadline re-armed at now fires forever.
+    const quietUntil = sa.lastHeard + dpd.delay;
+    if (sa.probing && this.#now >= sa.lastHeard + dpd.timeout) {
       this.#log('warn', `dead peer: no answer for ${Math.round(silent)} s, action ${dpd.action}`, sa);
       this.#deleteIkeSa(sa, 'dead peer', false);
       this.#setError(connection.name, { cause: 'dead-peer', reason: 'dead peer detected' });
       if (dpd.action === 'restart' && connection.peer.address !== 'any') this.#initiate(connection);
       return;
     }
-    if (silent >= dpd.delay) {
+    if (this.#now >= quietUntil) {
       sa.probing = true;
       this.#protocol(sa).probe(this.#ctx, sa);
       this.#deadlines.set(sa, LIVENESS, this.#now + Math.min(dpd.delay, Math.max(1, dpd.timeout - silent)));
     } else {
-      this.#deadlines.set(sa, LIVENESS, sa.lastHeard + dpd.delay);
+      this.#deadlines.set(sa, LIVENESS, quietUntil);
     }
   }
 

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { ensureUnserved } from './control-lock.js';
+import { type ControlRequest, parseControlRequest } from './control-request.js';
 
 /**
  * The control socket: a Unix stream socket (mode 0600) speaking newline-delimited JSON. Each
@@ -16,7 +17,7 @@ import { ensureUnserved } from './control-lock.js';
  * stream excepted: it is idle by design, and one per connection).
  */
 
-export type ControlRequest = { readonly command: string; readonly [key: string]: unknown };
+export type { ControlRequest } from './control-request.js';
 
 /** One client connection, for handlers that stream. */
 export interface ControlSession {
@@ -128,8 +129,7 @@ export async function listenControl(
   });
   const answer = async (line: string, session: ControlSession): Promise<object> => {
     try {
-      const request = JSON.parse(line) as ControlRequest;
-      if (typeof request?.command !== 'string') throw new Error('a request is {"command": "..."}');
+      const request = parseControlRequest(line);
       return { ok: true, result: await handler(request, session) };
     } catch (error) {
       return { ok: false, error: (error as Error).message };

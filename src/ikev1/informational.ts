@@ -1,4 +1,4 @@
-import type { Endpoint } from '../core/endpoint.js';
+import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { equalBytes, u32be } from '../wire/bytes.js';
 import { type DecodedMessage, encodePayloads, encodeMessage, type Payload } from './codec.js';
@@ -118,6 +118,16 @@ export function receiveInformational(
     });
   } finally {
     sa.protection?.forget(messageId);
+  }
+  // A replay proves nothing: not that the peer is alive, nor where it is now.
+  if (!sa.firstInformational(messageId)) {
+    ctx.logUnauthenticated(
+      'debug',
+      'informational-replay',
+      `informational ${messageId.toString(16).padStart(8, '0')} from ${formatEndpoint(remote)} again: dropped as a replay`,
+      sa.connection?.name,
+    );
+    return;
   }
   ctx.heard(sa);
   if (sa.state === 'ESTABLISHED') ctx.peerMoved(sa, local, remote);

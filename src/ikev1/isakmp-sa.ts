@@ -19,7 +19,7 @@ import {
 import { HeaderFlag, NotifyType } from './constants.js';
 import { ExchangeError } from './errors.js';
 import { Flight } from './flight.js';
-import type { Phase1Protection } from './protection.js';
+import { type Phase1Protection, UndecryptableMessage } from './protection.js';
 import type { NatTVariant } from './vendor-ids.js';
 import type { QuickModeExchange } from './quick-mode.js';
 
@@ -33,6 +33,9 @@ export type IsakmpState =
   | 'DELETED';
 
 /** A phase 1 SA and everything its exchanges share. */
+/** Informational message IDs remembered per SA, against replays. */
+const RECENT_INFORMATIONAL = 32;
+
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
   CKY_R: Uint8Array;
@@ -58,6 +61,8 @@ export class IsakmpSa extends IkeSa {
   exchanges: Map<number, QuickModeExchange> | undefined;
   /** RFC 3706: the sequence number of our last R-U-THERE. */
   dpdSeq = 0;
+  /** Message IDs of the last informational exchanges received (none until one is). */
+  #informational: number[] | undefined;
 
   constructor(
     id: number,
@@ -118,6 +123,19 @@ export class IsakmpSa extends IkeSa {
     return data;
   }
 
+  /**
+   * Whether a verified informational message is new: IKEv1 has no replay window, so a copy of an
+   * old one (replayed, perhaps from another port, or with its padding garbled, which HASH(1) does
+   * not cover) verifies again. The last few message IDs are remembered.
+   */
+  firstInformational(messageId: number): boolean {
+    const seen = (this.#informational ??= []);
+    if (seen.includes(messageId)) return false;
+    seen.push(messageId);
+    if (seen.length > RECENT_INFORMATIONAL) seen.shift();
+    return true;
+  }
+
   transmit(ctx: ProtocolContext, data: Uint8Array): void {
     ctx.emit({ type: 'send', from: this.local, to: this.remote, data, nonEspMarker: this.floated });
   }
@@ -132,7 +150,16 @@ export class IsakmpSa extends IkeSa {
     // The encryption flag before keys exist: a forged or confused message, not a bug of ours.
     if (!this.protection)
       throw new ExchangeError('encrypted message before keys exist', NotifyType.INVALID_FLAGS);
-    const { plaintext, accept } = this.protection.decrypt(header.messageId, message.body);
+    let decrypted: ReturnType<Phase1Protection['decrypt']>;
+    try {
+      decrypted = this.protection.decrypt(header.messageId, message.body);
+    } catch (error) {
+      // Forged or garbled: the same answer as a body that decrypts to garbage.
+      if (error instanceof UndecryptableMessage)
+        throw new ExchangeError(error.message, NotifyType.PAYLOAD_MALFORMED);
+      throw error;
+    }
+    const { plaintext, accept } = decrypted;
     const payloads = decodePayloads(plaintext, header.nextPayload, { offset: 28, allowTrailing: true });
     const chain = plaintext.subarray(0, payloads.length ? payloadChainLength(plaintext) : 0);
     return { payloads, chain, accept };

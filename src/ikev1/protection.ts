@@ -9,6 +9,11 @@ import { phase1Iv, phase2Iv } from '../crypto/kdf-ikev1.js';
  * An IV moves forward only when the caller accepts a decrypted message, so a forged or garbled
  * packet cannot desynchronise the chain.
  */
+/** A body that cannot be decrypted at all: not whole blocks, or an exchange before its IV exists. */
+export class UndecryptableMessage extends Error {
+  override readonly name = 'UndecryptableMessage';
+}
+
 export class Phase1Protection {
   readonly #encryption: Encryption;
   #key: Uint8Array;
@@ -53,7 +58,9 @@ export class Phase1Protection {
   decrypt(messageId: number, ciphertext: Uint8Array): { plaintext: Uint8Array; accept(): void } {
     const block = this.#encryption.blockSize;
     if (ciphertext.length === 0 || ciphertext.length % block !== 0)
-      throw new RangeError(`encrypted body of ${ciphertext.length} bytes is not a whole number of blocks`);
+      throw new UndecryptableMessage(
+        `encrypted body of ${ciphertext.length} bytes is not a whole number of blocks`,
+      );
     const plaintext = this.#encryption.decrypt(this.#key, this.#iv(messageId), ciphertext);
     const next = ciphertext.slice(-block);
     return { plaintext, accept: () => (this.#ivs ??= new Map()).set(messageId, next) };
@@ -72,7 +79,8 @@ export class Phase1Protection {
   #iv(messageId: number): Uint8Array {
     const known = this.#ivs?.get(messageId);
     if (known) return known;
-    if (!this.#phase1LastBlock) throw new RangeError(`exchange ${messageId} before main mode completed`);
+    if (!this.#phase1LastBlock)
+      throw new UndecryptableMessage(`exchange ${messageId} before main mode completed`);
     return phase2Iv(this.#prf, this.#phase1LastBlock, u32be(messageId), this.#encryption.blockSize);
   }
 }

@@ -253,3 +253,38 @@ t.test('clients behind one NAT, each with its own identity and INITIAL-CONTACT, 
     'INITIAL-CONTACT went out with every message 5',
   );
 });
+
+t.test(
+  'a replayed informational (a copy of an old one, from another port) is dropped: no move, no liveness',
+  async (t) => {
+    const { pair, a, b } = sitePair({
+      both: { dpd: { delay: 10, timeout: 30, action: 'clear' } },
+      b: { peerSubnets: ['198.51.0.0/16'] },
+      engines: { a: { forceEncapsulation: true } },
+    });
+    pair.initiate(a);
+    // An authentic informational from a to b: a's DPD probe, once b has been silent long enough.
+    const sentBefore = pair.sent.length;
+    pair.advance(15);
+    const probe = pair.sent
+      .slice(sentBefore)
+      .find((p) => p.from.address === A && decodeHeader(p.data).exchangeType === ExchangeType.INFORMATIONAL);
+    t.ok(probe, 'a sent an informational');
+    const children = b.engine.children().length;
+    // The same bytes again, as an attacker on the path would replay them, from another port.
+    const replayed = b.engine.receive(
+      probe!.data,
+      { address: B, port: 4500 },
+      { address: A, port: 40226 },
+      pair.now,
+    );
+    t.equal(b.engine.status()[0]!.ikeSas[0]!.remote, `${A}:4500`, 'the SA still points at the real port');
+    t.same(
+      replayed.filter((x) => x.type !== 'event'),
+      [],
+      'nothing sent, installed or deleted for the replay',
+    );
+    t.equal(b.engine.children().length, children, 'the child SAs are as they were');
+    t.match(logsOf(replayed).join('\n'), /dropped as a replay/);
+  },
+);

@@ -114,6 +114,9 @@ class Lexer {
   }
 }
 
+/** Levels of nested sections (swanctl.conf uses four or so). */
+const MAX_DEPTH = 32;
+
 class Parser {
   private token: Token;
   private readonly lexer: Lexer;
@@ -148,7 +151,7 @@ class Parser {
   }
 
   /** Statements until '}' (nested) or the end of the file (top level). */
-  body(into: Section, nested: boolean): void {
+  body(into: Section, nested: boolean, depth = 0): void {
     for (;;) {
       const token = this.token;
       if (token.kind === 'newline') {
@@ -184,7 +187,9 @@ class Parser {
           section = new Section(token.text, path, token.line);
           into.sections.set(token.text, section);
         }
-        this.body(section, true);
+        // The parser recurses per section: a bound keeps deep nesting an error, not a stack overflow.
+        if (depth >= MAX_DEPTH) this.fail(`sections nested at most ${MAX_DEPTH} deep`);
+        this.body(section, true, depth + 1);
       } else if (this.token.kind === '=') {
         this.advance();
         const words: string[] = [];

@@ -11,6 +11,7 @@ import {
   view,
   type NetlinkChannel,
   type NetlinkMessage,
+  NetlinkParseError,
 } from './message.js';
 
 /**
@@ -213,8 +214,9 @@ export function encodeSetLink(index: number, settings: LinkSettings): Uint8Array
 /** A link from an RTM_NEWLINK answer. */
 export function decodeLink(message: NetlinkMessage): LinkInfo {
   if (message.payload.length < IFINFOMSG_LEN)
-    throw new RangeError(
+    throw new NetlinkParseError(
       `a link message of ${message.payload.length} bytes, expected at least ${IFINFOMSG_LEN}`,
+      16,
     );
   const dv = view(message.payload);
   const index = dv.getInt32(4, LITTLE_ENDIAN);

@@ -179,7 +179,7 @@ t.test('decodeLink: index, flags, IFLA_IFNAME, IFLA_MTU', async (t) => {
   t.same(link, { index: 9, name: 'tun0', flags: 0x10041, up: true, mtu: 1400 });
   t.throws(
     () => decodeLink({ type: RTM_NEWLINK, flags: 0, seq: 1, pid: 0, payload: payload.subarray(0, 12) }),
-    /a link message of 12 bytes/,
+    { name: 'NetlinkParseError', message: /a link message of 12 bytes/ },
   );
 });
 
