@@ -1,4 +1,3 @@
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { parseConfig } from '../config/index.js';
 import type { ConnectionStatus } from '../core/status.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../daemon/logger.js';
+import { freeUdpPorts } from '../net/free-ports.js';
 import type { CliIo } from './cli.js';
 import { statusTable } from './status-table.js';
 
@@ -56,25 +56,9 @@ function siteConfig(site: Site, dir: string, psk: string, version: 1 | 2) {
   );
 }
 
-/** Ports the kernel just handed out, so two demos (or a test) never collide. */
-export async function freeUdpPorts(count: number): Promise<number[]> {
-  const sockets = Array.from({ length: count }, () => createSocket('udp4'));
-  const ports = await Promise.all(
-    sockets.map(
-      (socket) =>
-        new Promise<number>((resolve, reject) => {
-          socket.once('error', reject);
-          socket.bind(0, LOOPBACK, () => resolve(socket.address().port));
-        }),
-    ),
-  );
-  await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
-  return ports;
-}
-
 export async function demoCommand(io: CliIo, version: 1 | 2 = 2, timeoutMs = 10_000): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-demo-'));
-  const [g1, g2, b1, b2] = await freeUdpPorts(4);
+  const [g1, g2, b1, b2] = await freeUdpPorts(LOOPBACK, 4);
   const gateway: Site = {
     name: 'gateway',
     ports: [g1!, g2!],

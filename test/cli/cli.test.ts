@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { runCli } from '../../src/cli/cli.js';
-import { freeUdpPorts } from '../../src/cli/demo.js';
+import { freeUdpPorts } from '../../src/net/free-ports.js';
 
 async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const out: string[] = [];
@@ -71,7 +71,7 @@ t.test('a metrics port in use: the address, the port and the key to change, exit
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   t.teardown(() => taken.close());
   const { port } = taken.address() as AddressInfo;
-  const [ike, nat] = await freeUdpPorts(2);
+  const [ike, nat] = await freeUdpPorts('127.0.0.1', 2);
   const file = join(dir, 'peers.json');
   writeFileSync(
     file,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { runCli } from '../../src/cli/cli.js';
-import { freeUdpPorts } from '../../src/cli/demo.js';
+import { freeUdpPorts } from '../../src/net/free-ports.js';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
@@ -40,7 +40,7 @@ interface Gateway {
 }
 
 async function gateway(t: Test, dir: string): Promise<Gateway> {
-  const [port, natPort] = await freeUdpPorts(2);
+  const [port, natPort] = await freeUdpPorts('127.0.0.1', 2);
   const file = join(dir, 'gateway.json');
   const socket = join(dir, 'gateway.sock');
   const text = JSON.stringify({
@@ -76,7 +76,7 @@ async function client(
   gatewayPort: number,
   psk = PSK,
 ): Promise<Daemon> {
-  const [port, natPort] = await freeUdpPorts(2);
+  const [port, natPort] = await freeUdpPorts(address, 2);
   const config = parseConfig(
     JSON.stringify({
       listen: { addresses: [address], port, natPort },

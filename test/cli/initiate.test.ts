@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { runCli } from '../../src/cli/cli.js';
 import { createNode, type PeersConfig } from '../../src/index.js';
-import { freeUdpPorts } from '../helpers/free-ports.js';
+import { freeUdpPorts } from '../../src/net/free-ports.js';
 
 /**
  * `ike-node initiate NAME` and `terminate NAME` wait for the outcome and print the connection's

@@ -4,7 +4,7 @@ import { createConnection, Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { freeUdpPorts } from '../../src/cli/demo.js';
+import { freeUdpPorts } from '../../src/net/free-ports.js';
 import { parseConfig } from '../../src/config/index.js';
 import { type ControlHandler, controlRequest, listenControl } from '../../src/daemon/control.js';
 import { Daemon } from '../../src/daemon/daemon.js';
@@ -24,7 +24,7 @@ function tempDir(t: Test): string {
 }
 
 async function peersJson(dir: string, socket = join(dir, 'ctl.sock')): Promise<object> {
-  const [port, natPort] = await freeUdpPorts(2);
+  const [port, natPort] = await freeUdpPorts('127.0.0.1', 2);
   return {
     listen: { addresses: ['127.0.0.1'], port, natPort },
     control: { socket },

@@ -10,7 +10,7 @@ import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
 import type { ChildSa } from '../../src/core/sa.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
-import { startDaemonPair, until } from '../helpers/daemon-pair.js';
+import { listenPorts, startDaemonPair, until } from '../helpers/daemon-pair.js';
 
 /**
  * Two daemons on loopback (unprivileged ports, memory kernel backend): real UDP sockets, real
@@ -18,6 +18,7 @@ import { startDaemonPair, until } from '../helpers/daemon-pair.js';
  */
 
 const PSK = 'daemon-test-psk-7f3a9c';
+const portsOf = await listenPorts(['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']);
 
 function config(
   dir: string,
@@ -29,7 +30,7 @@ function config(
   const subnet = (address: string) => (address === '127.0.0.1' ? '198.51.100.0/24' : '203.0.113.0/24');
   return parseConfig(
     JSON.stringify({
-      listen: { addresses: [self], port: 15500, natPort: 15501 },
+      listen: { addresses: [self], ...portsOf(self) },
       workers,
       control: { socket: join(dir, `${self}.sock`) },
       log: { level: 'debug' },
@@ -40,7 +41,7 @@ function config(
           ikePolicy: 'ike',
           ipsecPolicy: 'esp',
           local: { address: self, subnets: [subnet(self)] },
-          peer: { address: peer, port: 15500, subnets: [subnet(peer)] },
+          peer: { address: peer, port: portsOf(peer).port, subnets: [subnet(peer)] },
           psk: PSK,
           start,
         },

@@ -10,7 +10,7 @@ import type { DaemonEvent } from '../../src/daemon/events.js';
 import { espRecords, ikev1Record, ikev2Record, KEY_LOG_FILES, KeyLog } from '../../src/daemon/keylog.js';
 import { Logger } from '../../src/daemon/logger.js';
 import { fromHex, toHex } from '../../src/wire/bytes.js';
-import { startDaemonPair, until } from '../helpers/daemon-pair.js';
+import { listenPorts, startDaemonPair, until } from '../helpers/daemon-pair.js';
 
 /**
  * The Wireshark key log: the exact table formats (Wireshark's UAT files ikev1_decryption_table
@@ -218,12 +218,13 @@ t.test('a key log that cannot be created fails the start', async (t) => {
 });
 
 const PSK = 'keylog-test-psk-3d9e1b';
+const portsOf = await listenPorts(['127.0.0.21', '127.0.0.22', '127.0.0.23', '127.0.0.24']);
 
 function config(dir: string, self: string, peer: string, start: 'initiate' | 'respond', keyLog: boolean) {
   const subnet = (address: string) => (address === '127.0.0.21' ? '198.51.100.0/24' : '203.0.113.0/24');
   return parseConfig(
     JSON.stringify({
-      listen: { addresses: [self], port: 15720, natPort: 15721 },
+      listen: { addresses: [self], ...portsOf(self) },
       control: { socket: join(dir, `${self}.sock`) },
       ...(keyLog && { debug: { keyLog: `keys-${self}` } }),
       ikePolicies: { ike: { proposals: ['aes192-sha256-modp2048'] } },
@@ -233,7 +234,7 @@ function config(dir: string, self: string, peer: string, start: 'initiate' | 're
           ikePolicy: 'ike',
           ipsecPolicy: 'esp',
           local: { address: self, subnets: [subnet(self)] },
-          peer: { address: peer, port: 15720, subnets: [subnet(peer)] },
+          peer: { address: peer, port: portsOf(peer).port, subnets: [subnet(peer)] },
           psk: PSK,
           start,
         },

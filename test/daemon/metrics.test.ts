@@ -23,7 +23,8 @@ import {
 import { MemoryBackend } from '../../src/kernel/memory.js';
 import { createNode } from '../../src/index.js';
 import { VERSION } from '../../src/version.js';
-import { freeUdpPorts } from '../helpers/free-ports.js';
+import { freeTcpPort } from '../../src/net/free-ports.js';
+import { listenPorts } from '../helpers/daemon-pair.js';
 
 /**
  * The Prometheus endpoint: its text checked by a strict parser of the exposition format 0.0.4
@@ -330,6 +331,12 @@ t.test('HTTP: GET and HEAD /metrics, 404 elsewhere, 405 for other methods', asyn
 });
 
 const PSK = 'metrics-test-psk-8c41a0';
+const DAEMONS = Array.from({ length: 12 }, (_, i) => `127.0.0.${31 + i}`);
+const portsOf = await listenPorts([...DAEMONS, '127.0.0.51', '127.0.0.52']);
+/** Each daemon's metrics endpoint: a TCP port the kernel handed out on its own address. */
+const metricsPorts = new Map<string, number>();
+for (const address of DAEMONS) metricsPorts.set(address, await freeTcpPort(address));
+const metricsUrl = (address: string) => `http://${address}:${metricsPorts.get(address)}/metrics`;
 
 /** Pairs on 127.0.0.3x; `metrics` gives a daemon its endpoint on its own address. */
 function config(
@@ -341,9 +348,9 @@ function config(
 ) {
   return parseConfig(
     JSON.stringify({
-      listen: { addresses: [self], port: 15730, natPort: 15731 },
+      listen: { addresses: [self], ...portsOf(self) },
       control: { socket: join(dir, `${self}.sock`) },
-      ...(options.metrics && { metrics: { listen: `${self}:15739` } }),
+      ...(options.metrics && { metrics: { listen: `${self}:${metricsPorts.get(self)}` } }),
       ikePolicies: { ike: { proposals: [options.ike ?? 'aes128-sha256-modp2048'] } },
       ipsecPolicies: { esp: { proposals: ['aes128-sha256'] } },
       connections: {
@@ -353,7 +360,7 @@ function config(
           local: { address: self, subnets: [start === 'initiate' ? '198.51.100.0/24' : '203.0.113.0/24'] },
           peer: {
             address: peer,
-            port: 15730,
+            port: portsOf(peer).port,
             subnets: [start === 'initiate' ? '203.0.113.0/24' : '198.51.100.0/24'],
           },
           psk: options.psk ?? PSK,
@@ -401,7 +408,7 @@ t.test('real negotiations between loopback daemons move the counters', async (t)
   });
   for (const daemon of daemons) await daemon.start();
   const scrape = async (address: string) => {
-    const response = await get(`http://${address}:15739/metrics`);
+    const response = await get(metricsUrl(address));
     t.equal(response.status, 200);
     return parseExposition(response.body);
   };
@@ -444,13 +451,13 @@ t.test('real negotiations between loopback daemons move the counters', async (t)
 
   // Stopping closes the endpoint.
   await daemons[6]!.stop();
-  await t.rejects(get('http://127.0.0.37:15739/metrics'), { code: 'ECONNREFUSED' });
+  await t.rejects(get(metricsUrl('127.0.0.37')), { code: 'ECONNREFUSED' });
 });
 
 t.test('a metrics port in use fails the start; a changed metrics setting needs a restart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-metrics-'));
   const holder = new Metrics(new FakeSource());
-  await holder.listen('127.0.0.39', 15739);
+  await holder.listen('127.0.0.39', metricsPorts.get('127.0.0.39')!);
   const daemon = new Daemon(config(dir, '127.0.0.39', '127.0.0.40', 'respond', { metrics: true }), {
     logger: new Logger({ level: 'error', write: () => {} }),
   });
@@ -467,7 +474,7 @@ t.test('a metrics port in use fails the start; a changed metrics setting needs a
 t.test('a start that fails at the IKE port closes what it had opened (the metrics endpoint)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-metrics-'));
   const squatter = createSocket('udp4');
-  await new Promise<void>((resolve) => squatter.bind(15730, '127.0.0.41', resolve));
+  await new Promise<void>((resolve) => squatter.bind(portsOf('127.0.0.41').port, '127.0.0.41', resolve));
   const daemon = new Daemon(config(dir, '127.0.0.41', '127.0.0.42', 'respond', { metrics: true }), {
     logger: new Logger({ level: 'error', write: () => {} }),
   });
@@ -475,9 +482,12 @@ t.test('a start that fails at the IKE port closes what it had opened (the metric
     squatter.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  await t.rejects(daemon.start(), /cannot listen on 127\.0\.0\.41 port 15730: the port is in use/);
   await t.rejects(
-    get('http://127.0.0.41:15739/metrics'),
+    daemon.start(),
+    new RegExp(`cannot listen on 127\\.0\\.0\\.41 port ${portsOf('127.0.0.41').port}: the port is in use`),
+  );
+  await t.rejects(
+    get(metricsUrl('127.0.0.41')),
     { code: 'ECONNREFUSED' },
     'the metrics endpoint it had opened is closed again',
   );
@@ -497,10 +507,9 @@ for (const version of [1, 2] as const) {
   t.test(
     `IKEv${version}: a refused child SA is counted on both sides; refusals count as started`,
     async (t) => {
-      const [port, natPort] = await freeUdpPorts('127.0.0.1', 2);
       const node = (self: string, peer: string, esp: string) =>
         createNode({
-          listen: { addresses: [self], port: port!, natPort: natPort! },
+          listen: { addresses: [self], ...portsOf(self) },
           workers: 0,
           connections: {
             lab: {
@@ -509,7 +518,7 @@ for (const version of [1, 2] as const) {
               local: { address: self, subnets: [self.endsWith('51') ? '198.51.100.0/24' : '203.0.113.0/24'] },
               peer: {
                 address: peer,
-                port: port!,
+                port: portsOf(peer).port,
                 subnets: [self.endsWith('51') ? '203.0.113.0/24' : '198.51.100.0/24'],
               },
               psk: 'metrics-refusal-key',

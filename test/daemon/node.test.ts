@@ -7,7 +7,7 @@ import {
   type LogLine,
   type PeersConfig,
 } from '../../src/index.js';
-import { freeUdpPorts } from '../helpers/free-ports.js';
+import { freeTcpPort, freeUdpPorts } from '../../src/net/free-ports.js';
 
 /** createNode: the library's way in, with the embedder's own backend and log sink. */
 
@@ -180,7 +180,7 @@ t.test('errors from start() carry their code; asyncDispose stops the node', asyn
     );
     t.equal(error?.code, 'EADDRINUSE', 'UDP port taken: EADDRINUSE');
     t.match(error?.message, /cannot listen on 127\.0\.0\.7 port \d+: the port is in use/);
-    const [metricsPort] = await freeUdpPorts('127.0.0.1', 1);
+    const metricsPort = await freeTcpPort('127.0.0.1');
     const metrics = createNode({
       ...site('127.0.0.8', '127.0.0.7', 'respond'),
       metrics: { listen: `127.0.0.1:${metricsPort}` },

@@ -10,6 +10,7 @@ import { controlEvents, controlRequest } from '../../src/daemon/control.js';
 import { Daemon, type ReloadResult } from '../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../src/daemon/events.js';
 import { Logger } from '../../src/daemon/logger.js';
+import { listenPorts } from '../helpers/daemon-pair.js';
 
 /**
  * What an operator does with a running daemon: watch its events (in process and over the control
@@ -18,6 +19,7 @@ import { Logger } from '../../src/daemon/logger.js';
  */
 
 const PSK = 'operations-test-psk-41c2';
+const portsOf = await listenPorts(['127.0.0.5', '127.0.0.6']);
 
 /** Side A (127.0.0.5) initiates, side B (127.0.0.6) answers; `nets` subnets pairs, one connection each. */
 function peersJson(dir: string, self: 'a' | 'b', nets: Record<string, number>, extra: object = {}) {
@@ -25,7 +27,7 @@ function peersJson(dir: string, self: 'a' | 'b', nets: Record<string, number>, e
   const mine = (n: number) => (self === 'a' ? `198.51.${n}.0/24` : `203.0.${n}.0/24`);
   const theirs = (n: number) => (self === 'a' ? `203.0.${n}.0/24` : `198.51.${n}.0/24`);
   return {
-    listen: { addresses: [me], port: 15600, natPort: 15601 },
+    listen: { addresses: [me], ...portsOf(me) },
     control: { socket: join(dir, `${self}.sock`) },
     ikePolicies: { ike: { proposals: ['aes128-sha256-modp2048'] } },
     ipsecPolicies: { esp: { proposals: ['aes128-sha256'] } },
@@ -36,7 +38,7 @@ function peersJson(dir: string, self: 'a' | 'b', nets: Record<string, number>, e
           ikePolicy: 'ike',
           ipsecPolicy: 'esp',
           local: { address: me, subnets: [mine(n)] },
-          peer: { address: peer, port: 15600, subnets: [theirs(n)] },
+          peer: { address: peer, port: portsOf(peer).port, subnets: [theirs(n)] },
           psk: PSK,
           start: self === 'a' ? 'initiate' : 'respond',
           ...extra,
@@ -244,7 +246,7 @@ t.test('the daemon process: SIGHUP reloads, SIGTERM deletes and exits 0, JSON lo
 
 t.test('retransmit settings from the config reach the engine', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-ops-'));
-  // Nobody listens at 127.0.0.6:15600 in this test: one resend 0.2 s later, then give up.
+  // Nobody listens at 127.0.0.6 (its IKE port from portsOf) in this test: one resend 0.2 s later, then give up.
   const config = {
     ...peersJson(dir, 'a', { lonely: 9 }),
     retransmit: { timeout: 0.2, backoff: 1, tries: 1 },

@@ -7,6 +7,7 @@ import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
 import type { TrapPolicy } from '../../src/kernel/backend.js';
 import { MemoryBackend } from '../../src/kernel/memory.js';
+import { listenPorts } from '../helpers/daemon-pair.js';
 
 /** Connections that start on traffic: trap policies at start, and after a reload. */
 
@@ -21,11 +22,12 @@ class TrappingBackend extends MemoryBackend {
 }
 
 const NAMES = ['a', 'b', 'c'];
+const portsOf = await listenPorts(['127.0.0.51', '127.0.0.60', '127.0.0.61', '127.0.0.62']);
 
 function config(dir: string, names: string[], start = 'on-traffic') {
   return parseConfig(
     JSON.stringify({
-      listen: { addresses: ['127.0.0.51'], port: 15750, natPort: 15751 },
+      listen: { addresses: ['127.0.0.51'], ...portsOf('127.0.0.51') },
       control: { socket: join(dir, 'ike-node.sock') },
       ikePolicies: { ike: { proposals: ['aes128-sha256-modp2048'] } },
       ipsecPolicies: { esp: { proposals: ['aes128-sha256'] } },
@@ -39,7 +41,7 @@ function config(dir: string, names: string[], start = 'on-traffic') {
             // Each name its own peer, whatever else the file holds: b is unchanged across the reload.
             peer: {
               address: `127.0.0.${60 + NAMES.indexOf(name)}`,
-              port: 15750,
+              port: portsOf(`127.0.0.${60 + NAMES.indexOf(name)}`).port,
               subnets: [`203.0.113.${NAMES.indexOf(name) * 16}/28`],
             },
             psk: 'trap-test-psk-4e1a',

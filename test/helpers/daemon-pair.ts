@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import type { Test } from 'tap';
 import type { Daemon } from '../../src/daemon/daemon.js';
+import { freeUdpPorts } from '../../src/net/free-ports.js';
 
 /** Polls `predicate` every 20 ms until it holds; throws after `ms`. */
 export async function until(predicate: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
@@ -28,4 +29,28 @@ export async function startDaemonPair(
   });
   await responder.start();
   await initiator.start();
+}
+
+/** The IKE and NAT-T ports one daemon listens on. */
+export interface ListenPorts {
+  readonly port: number;
+  readonly natPort: number;
+}
+
+/**
+ * Ports the kernel hands out for each loopback address a test file's daemons listen on (or that a
+ * peer entry names), so two runs of the suite on one machine never collide. Each address gets its
+ * own pair: a daemon's peer entry names the other side's port.
+ */
+export async function listenPorts(addresses: readonly string[]): Promise<(address: string) => ListenPorts> {
+  const ports = new Map<string, ListenPorts>();
+  for (const address of addresses) {
+    const [port, natPort] = await freeUdpPorts(address, 2);
+    ports.set(address, { port: port!, natPort: natPort! });
+  }
+  return (address) => {
+    const found = ports.get(address);
+    if (!found) throw new Error(`no ports handed out for ${address}: add it to listenPorts()`);
+    return found;
+  };
 }
