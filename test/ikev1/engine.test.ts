@@ -650,18 +650,24 @@ t.test('reconfigure keeps unchanged connections, tears down changed and removed 
   t.match(a.logs.join('\n'), /deleted: configuration changed/);
 });
 
-t.test('sibling connections started together share one main mode', async (t) => {
-  const pair = new EnginePair();
+/** a's two connections to B, 'one' and 'two', one half of 198.51.100.0/24 each; `two` adds to the second. */
+function siblings(two: Partial<ConnectionSpec> = {}) {
   const spec = { localAddress: A, peerAddress: B, start: 'initiate' as const };
-  const a = pair.add('a', A, [
+  return [
     connection({ ...spec, name: 'one', localSubnets: ['198.51.100.0/25'], peerSubnets: ['203.0.113.0/25'] }),
     connection({
       ...spec,
       name: 'two',
       localSubnets: ['198.51.100.128/25'],
       peerSubnets: ['203.0.113.128/25'],
+      ...two,
     }),
-  ]);
+  ];
+}
+
+t.test('sibling connections started together share one main mode', async (t) => {
+  const pair = new EnginePair();
+  const a = pair.add('a', A, siblings());
   const b = pair.add('b', B, [
     connection({
       name: 'one',
@@ -700,24 +706,14 @@ t.test('sibling connections started together share one main mode', async (t) => 
 
 t.test('connections with the same ends but another pre-shared key do not share a main mode', async (t) => {
   const pair = new EnginePair();
-  const spec = { localAddress: A, peerAddress: B, start: 'initiate' as const };
-  const a = pair.add('a', A, [
-    connection({ ...spec, name: 'one', localSubnets: ['198.51.100.0/25'], peerSubnets: ['203.0.113.0/25'] }),
-    connection({
-      ...spec,
-      name: 'two',
-      psk: 'another key',
-      localSubnets: ['198.51.100.128/25'],
-      peerSubnets: ['203.0.113.128/25'],
-    }),
-  ]);
+  const a = pair.add('a', A, siblings({ psk: 'another key' }));
   const actions = [...a.engine.initiate('one', pair.now), ...a.engine.initiate('two', pair.now)];
   const firstMessages = actions.filter(
     (action) => action.type === 'send' && action.data[18] === ExchangeType.IDENTITY_PROTECTION,
   );
   t.equal(firstMessages.length, 2, 'a main mode each: one ISAKMP SA authenticates with one key');
   // The share group tells keys apart without holding one in a string (heap snapshots, core dumps).
-  const key = connection({ ...spec, psk: 'another key' });
+  const key = siblings({ psk: 'another key' })[1]!;
   t.notMatch(sameAuthenticationKey(key), toHex(key.psk), 'the group key leaves the pre-shared key out');
 });
 
