@@ -65,3 +65,39 @@ export class GroupIndex<K, V extends object> {
     return members === undefined ? NONE : members instanceof Set ? members : [members];
   }
 }
+
+/**
+ * Keys by how many of something each holds, and the key holding the most, both in O(1) per
+ * change: which address holds the most half-open SAs, asked for every first message while the
+ * table is full, without walking the addresses.
+ */
+export class CountBuckets<K> {
+  readonly #byCount = new Map<number, Set<K>>();
+  #most = 0;
+
+  /** `key` now holds `to` where it held `from` (0: none). */
+  moved(key: K, from: number, to: number): void {
+    if (from > 0) {
+      const bucket = this.#byCount.get(from)!;
+      bucket.delete(key);
+      if (!bucket.size) this.#byCount.delete(from);
+    }
+    if (to > 0) {
+      const bucket = this.#byCount.get(to);
+      if (bucket) bucket.add(key);
+      else this.#byCount.set(to, new Set([key]));
+    }
+    // Counts move by one, so the most is either still held or one less.
+    if (to > this.#most) this.#most = to;
+    else if (!this.#byCount.has(this.#most))
+      this.#most = this.#byCount.has(this.#most - 1) ? this.#most - 1 : 0;
+  }
+
+  /** A key holding the most (the one that got there first), and how many. */
+  busiest(): { key: K; count: number } | undefined {
+    const bucket = this.#byCount.get(this.#most);
+    if (!bucket) return undefined;
+    const [key] = bucket;
+    return { key: key as K, count: this.#most };
+  }
+}

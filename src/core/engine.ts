@@ -1,5 +1,14 @@
 import type { Action, EngineEvent, LogLevel } from './actions.js';
-import { GroupIndex, isMember, join, leave, type Members, membersOf, remove } from './collections.js';
+import {
+  CountBuckets,
+  GroupIndex,
+  isMember,
+  join,
+  leave,
+  type Members,
+  membersOf,
+  remove,
+} from './collections.js';
 import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
 import { ConnectionIndex } from './connection-index.js';
 import { CommandError } from './command-error.js';
@@ -172,6 +181,8 @@ export class IkeEngine {
   #halfOpen = 0;
   /** Half-open SAs by peer address, oldest first (insertion order): what a full table drops first. */
   readonly #halfOpenByAddress = new Map<string, Set<IkeSa>>();
+  /** The addresses by how many half-open SAs each holds: the busiest without a walk. */
+  readonly #halfOpenCounts = new CountBuckets<string>();
   readonly #deadlines = new Deadlines<IkeSa | ChildEntry>();
   readonly #computes = new Map<number, { sa: IkeSa; then: (result: DhJobResult | Error) => void }>();
   readonly #unauthenticatedLog: RateLimitedLog;
@@ -721,6 +732,8 @@ export class IkeEngine {
       const fromAddress = this.#halfOpenByAddress.get(address);
       if (fromAddress) fromAddress.add(sa);
       else this.#halfOpenByAddress.set(address, new Set([sa]));
+      const held = this.#halfOpenByAddress.get(address)!.size;
+      this.#halfOpenCounts.moved(address, held - 1, held);
       this.#deadlines.set(sa, HALF_OPEN, sa.createdAt + this.#limits.halfOpenTimeout);
     }
     if (sa.connection) this.#attach(sa, sa.connection);
@@ -769,7 +782,7 @@ export class IkeEngine {
     this.#halfOpen--;
     const address = sa.remote.address;
     const fromAddress = this.#halfOpenByAddress.get(address);
-    fromAddress?.delete(sa);
+    if (fromAddress?.delete(sa)) this.#halfOpenCounts.moved(address, fromAddress.size + 1, fromAddress.size);
     if (fromAddress?.size === 0) this.#halfOpenByAddress.delete(address);
     this.#deadlines.clear(sa, HALF_OPEN);
   }
@@ -785,11 +798,9 @@ export class IkeEngine {
     const fromAddress = this.#halfOpenByAddress.get(remote.address)?.size ?? 0;
     if (fromAddress < this.#limits.maxHalfOpenPerAddress) {
       if (this.#halfOpen < this.#limits.maxHalfOpen) return true;
-      let busiest: Set<IkeSa> | undefined;
-      for (const group of this.#halfOpenByAddress.values())
-        if (group.size > (busiest?.size ?? 0)) busiest = group;
-      if (busiest && busiest.size > fromAddress + 1) {
-        const [oldest] = busiest;
+      const most = this.#halfOpenCounts.busiest();
+      if (most && most.count > fromAddress + 1) {
+        const [oldest] = this.#halfOpenByAddress.get(most.key)!;
         this.#stats.evictedHalfOpen++;
         this.#log('debug', `half-open SA dropped for a first message from ${remote.address}`, oldest);
         this.#removeSa(oldest!);

@@ -1,5 +1,13 @@
 import t from 'tap';
-import { GroupIndex, isMember, join, leave, type Members, membersOf } from '../../src/core/collections.js';
+import {
+  CountBuckets,
+  GroupIndex,
+  isMember,
+  join,
+  leave,
+  type Members,
+  membersOf,
+} from '../../src/core/collections.js';
 
 t.test('Members: one member held as itself, a Set from the second, back to itself at one', async (t) => {
   const [a, b, c] = [{ n: 1 }, { n: 2 }, { n: 3 }];
@@ -36,4 +44,22 @@ t.test('GroupIndex: keys go with their last member', async (t) => {
   t.same([...index.get('k')], [a], 'the key works again after it was emptied');
   index.delete('other', a);
   t.same([...index.get('k')], [a], 'deleting under another key changes nothing');
+});
+
+t.test('CountBuckets: the key holding the most, as counts go up and down by one', async (t) => {
+  const counts = new CountBuckets<string>();
+  t.equal(counts.busiest(), undefined, 'nothing held');
+  counts.moved('a', 0, 1);
+  counts.moved('b', 0, 1);
+  counts.moved('b', 1, 2);
+  t.same(counts.busiest(), { key: 'b', count: 2 });
+  counts.moved('a', 1, 2);
+  t.same(counts.busiest(), { key: 'b', count: 2 }, 'a tie: the one that got there first');
+  counts.moved('b', 2, 1);
+  t.same(counts.busiest(), { key: 'a', count: 2 });
+  counts.moved('a', 2, 1);
+  t.same(counts.busiest(), { key: 'b', count: 1 }, 'the most falls by one');
+  counts.moved('b', 1, 0);
+  counts.moved('a', 1, 0);
+  t.equal(counts.busiest(), undefined, 'all gone');
 });
