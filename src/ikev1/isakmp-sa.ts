@@ -32,10 +32,10 @@ export type IsakmpState =
   | 'ESTABLISHED'
   | 'DELETED';
 
-/** A phase 1 SA and everything its exchanges share. */
 /** Informational message IDs remembered per SA, against replays. */
 const RECENT_INFORMATIONAL = 32;
 
+/** A phase 1 SA and everything its exchanges share. */
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
   CKY_R: Uint8Array;
