@@ -153,7 +153,7 @@ t.test('SIGTERM with an idle control client and an event stream connected: exit 
   const started = Date.now();
   child.kill('SIGTERM');
   t.same(await within(exited, 4000, 'exit after SIGTERM'), { code: 0, signal: null }, 'exit status 0');
-  t.ok(Date.now() - started < 4000, `stopped in ${Date.now() - started} ms`);
+  t.comment(`stopped in ${Date.now() - started} ms`); // a figure, not an assertion: timings are bench's
   await disconnected;
   t.notMatch(stderr(), /exiting anyway/, 'within its bound, not by it');
   t.notOk(existsSync(socket), 'the socket is gone');
@@ -264,9 +264,7 @@ t.test('connections are limited; idle ones time out; one event stream per connec
   refused.on('data', (chunk: string) => (said += chunk));
   await within(closed(refused), 2000, 'the fourth connection closed');
   t.match(said, /too many control connections \(3\)/);
-  const started = Date.now();
   await within(Promise.all(idle.map(closed)), 2000, 'idle connections closed');
-  t.ok(Date.now() - started < 1500, 'idle clients closed after their timeout');
   t.notOk(stream.destroyed, 'an event stream is idle by design: it stays');
   await until(() => server.connections === 1);
   stream.destroy();
