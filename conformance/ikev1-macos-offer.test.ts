@@ -325,6 +325,14 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
   // counts, not an exact frame list.
   const frames = await isakmpSummary(join(dir, s.pcaps.gateway!));
   const exchanges = frames.map((f) => f.exchange);
+  // What tcpdump itself counted, and when each step ended: a capture short of frames shows here
+  // whether the kernel dropped them or they were never sent.
+  t.comment(
+    `gateway capture: ${s.captureCounters?.[s.pcaps.gateway!] ?? 'no counters'}; steps ${JSON.stringify(s.timings)}`,
+  );
+  const frameList = frames.map(
+    (f) => `${f.time.toFixed(3)} ${f.srcPort}->${f.dstPort} ${f.exchange}${f.natT ? ' natT' : ''}`,
+  );
   const count = (name: string) => exchanges.filter((x) => x === name).length;
   t.same(
     exchanges.filter((x, i) => x !== exchanges[i - 1]),
@@ -334,11 +342,14 @@ async function checkScenario(t: Test, s: ScenarioResult, dir: string): Promise<v
   t.ok(
     count('ID_PROT') >= 6 && count('QUICK_MODE') >= 3 && count('INFORMATIONAL_V1') >= 2,
     `gateway capture: 6 main mode, 3 quick mode, 2 informational messages at least (${exchanges.length} in all)`,
+    { frames: frameList },
   );
   if (exchanges.length > 11) t.comment(`retransmissions seen: ${exchanges.join(' ')}`);
   if (nat) {
     const mainMode = frames.filter((f) => f.exchange === 'ID_PROT');
-    t.match(frames[0], { natT: false, dstPort: 500 }, 'gateway capture: main mode starts on port 500');
+    t.match(frames[0], { natT: false, dstPort: 500 }, 'gateway capture: main mode starts on port 500', {
+      frames: frameList,
+    });
     t.ok(
       mainMode.slice(-2).every((f) => f.natT) && frames.every((f) => f.exchange === 'ID_PROT' || f.natT),
       'gateway capture: main mode messages 5 and 6 and everything after are UDP-encapsulated on 4500',

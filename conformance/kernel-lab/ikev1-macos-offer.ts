@@ -127,6 +127,8 @@ export interface ScenarioResult {
   timings: Record<string, number>;
   /** Capture file names (in $KLAB_OUT and in `GuestResult.files`), by where they were taken. */
   pcaps: { client?: string; gateway?: string };
+  /** tcpdump's closing counters, by capture file name. */
+  captureCounters?: Record<string, string>;
   logs: { charon: string; ikeNode: string };
 }
 
@@ -333,7 +335,8 @@ async function scenario(spec: Scenario, out: string): Promise<ScenarioResult> {
     result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
   } finally {
     result.logs = { charon: tail(charon?.log() ?? ''), ikeNode: tail(ikeNode?.log() ?? '') };
-    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error);
+    result.captureCounters = {};
+    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error, result.captureCounters);
     const cleanup = now();
     await ikeNode?.stop().catch(() => {});
     await topology?.destroy();

@@ -256,6 +256,8 @@ export interface ScenarioResult {
   timings: Record<string, number>;
   /** Capture file names (in $KLAB_OUT and `GuestResult.files`): outgoing packets of each side. */
   pcaps: { left?: string; right?: string };
+  /** tcpdump's closing counters, by capture file name. */
+  captureCounters?: Record<string, string>;
   logs: { left: string; right: string };
 }
 
@@ -534,7 +536,8 @@ async function framed(
     result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
   } finally {
     result.logs = { left: tail(logs.left?.() ?? '', 400), right: tail(logs.right?.() ?? '', 300) };
-    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error);
+    result.captureCounters = {};
+    result.error = await keepCaptures(captures, result.pcaps, dir, out, result.error, result.captureCounters);
     const cleanup = now();
     await topology?.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,12 @@ import { run, signal, type Ns } from './netns.js';
 export interface Capture {
   readonly file: string;
   readonly pid: number;
-  /** Stops tcpdump (SIGTERM) and waits until the file is complete. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops tcpdump (SIGTERM) and waits until the file is complete. Idempotent. Resolves to
+   * tcpdump's closing counters ("N packets captured, N received by filter, N dropped by kernel"),
+   * so that a capture missing frames says whether the kernel dropped them.
+   */
+  stop(): Promise<string>;
 }
 
 export const IKE_FILTER = 'udp port 500 or udp port 4500';
@@ -81,15 +85,19 @@ export async function startCapture(
       reject(new Error(`tcpdump on ${iface} exited: ${stderr}`));
     });
   });
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<string> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       if (!done) signal(pid, 'SIGTERM');
       await exited;
+      return stderr
+        .split('\n')
+        .filter((line) => /^\d+ packets? /.test(line))
+        .join(', ');
     })();
     return stopping;
   };
-  ns.onDestroy(stop);
+  ns.onDestroy(async () => void (await stop()));
   return { file, pid, stop };
 }
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
@@ -20,6 +20,8 @@ export interface GuestScenarioResult {
   readonly timings: Record<string, number>;
   /** Capture file names in $KLAB_OUT, shipped in `GuestRun.files`. */
   readonly pcaps: Readonly<Record<string, string | undefined>>;
+  /** Capture file name -> tcpdump's closing counters (captured, received, dropped by kernel). */
+  readonly captureCounters?: Readonly<Record<string, string>>;
 }
 
 export interface GuestRun<R> {
@@ -34,18 +36,23 @@ export interface GuestRun<R> {
 }
 
 /**
- * A scenario's end: stops its captures and copies their files from its own directory to
- * $KLAB_OUT (`out`), where runGuestScenarios picks them up. Returns `error` with a line added for
- * each file that could not be copied.
+ * A scenario's end: stops its captures, notes tcpdump's counters in `counters` (by file name), and
+ * copies their files from its own directory to $KLAB_OUT (`out`), where runGuestScenarios picks
+ * them up. Returns `error` with a line added for each file that could not be copied.
  */
 export async function keepCaptures(
-  captures: readonly { stop(): Promise<unknown> }[],
+  captures: readonly { readonly file: string; stop(): Promise<string> }[],
   files: Readonly<Record<string, string | undefined>>,
   dir: string,
   out: string,
   error: string | undefined,
+  counters: Record<string, string> = {},
 ): Promise<string | undefined> {
-  for (const capture of captures) await capture.stop().catch(() => {});
+  for (const capture of captures) {
+    counters[basename(capture.file)] = await capture
+      .stop()
+      .catch((e: unknown) => `stop failed: ${String(e)}`);
+  }
   for (const file of Object.values(files)) {
     if (file === undefined) continue;
     try {
