@@ -8,6 +8,7 @@ import { startCharon, swanctlConnection, type Charon } from '../conformance/lib/
 import { runDhJob } from '../src/crypto/dh-job.js';
 import { createCryptoProvider } from '../src/crypto/providers/index.js';
 import { controlRequest } from '../src/daemon/control.js';
+import { freeTcpPort } from '../src/net/free-ports.js';
 import {
   clientId,
   clientName,
@@ -84,6 +85,7 @@ interface Measured {
   readonly mainTicks: number | undefined;
   readonly rssKb: number;
   readonly drops: number;
+  readonly loadCpuMs?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,7 +113,13 @@ async function udpDrops(ns: Ns): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Responders
 
-function ikeNodeConfig(dir: string, count: number, kernel: 'memory' | 'userspace', workers: number | 'auto') {
+function ikeNodeConfig(
+  dir: string,
+  count: number,
+  kernel: 'memory' | 'userspace',
+  workers: number | 'auto',
+  metricsPort?: number,
+) {
   const connections: Record<string, object> = {};
   for (let i = 0; i < count; i++) {
     connections[clientName(i)] = {
@@ -127,6 +135,7 @@ function ikeNodeConfig(dir: string, count: number, kernel: 'memory' | 'userspace
     kernel,
     workers,
     control: { socket: join(dir, 'ike-node.sock') },
+    ...(metricsPort !== undefined && { metrics: { listen: `127.0.0.1:${metricsPort}` } }),
     ikePolicies: { ike: { version: VERSION, proposals: [IKE] } },
     ipsecPolicies: { esp: { proposals: [ESP] } },
     connections,
@@ -137,7 +146,7 @@ async function startIkeNodeResponder(
   ns: Ns,
   kind: ResponderKind,
   count: number,
-  options: { cpus?: string; workers?: number | 'auto' } = {},
+  options: { cpus?: string; workers?: number | 'auto'; metricsPort?: number } = {},
 ): Promise<Responder> {
   const dir = mkdtempSync(join(tmpdir(), 'ike-node-bench-hs-'));
   const config = ikeNodeConfig(
@@ -145,6 +154,7 @@ async function startIkeNodeResponder(
     count,
     kind === 'ike-node-userspace' ? 'userspace' : 'memory',
     options.workers ?? 'auto',
+    options.metricsPort,
   );
   const file = join(dir, 'peers.json');
   writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
@@ -220,6 +230,8 @@ interface Load {
   readonly latencies: readonly number[];
   readonly retransmits: number;
   readonly failures: readonly string[];
+  /** The own generator's CPU (all its threads) for the run; charon as the load is not measured. */
+  readonly loadCpuMs?: number;
 }
 
 async function addSources(topology: Topology): Promise<void> {
@@ -281,6 +293,7 @@ async function ownLoad(
       latencies: result.latencies,
       retransmits: result.retransmits,
       failures: result.failures,
+      loadCpuMs: result.cpuMs,
     },
     release: async () => {
       child.stdin!.end('exit\n');
@@ -414,6 +427,7 @@ async function measure(responderKind: ResponderKind, initiator: InitiatorKind): 
       mainTicks: main0 === undefined ? undefined : cpuTicks(responder.pid, responder.pid, false) - main0,
       rssKb: rssKb(responder.pid) - rss0,
       drops: (await udpDrops(topology.right)) - drops0,
+      ...(load.loadCpuMs !== undefined && { loadCpuMs: load.loadCpuMs }),
     };
     if (load.failures.length) console.error(`  ${responderKind}: ${load.failures.slice(0, 3).join('; ')}`);
     await release();
@@ -445,6 +459,7 @@ function row(m: Measured): string[] {
     (m.rssKb / Math.max(1, m.established)).toFixed(1),
     String(m.retransmits),
     String(m.drops),
+    m.loadCpuMs === undefined ? '-' : (m.loadCpuMs / Math.max(1, m.established)).toFixed(2),
   ];
 }
 
@@ -466,6 +481,7 @@ const HEADER = [
   'RSS kB/SA',
   'retx',
   'drops',
+  'load cpu ms/SA',
 ];
 
 /** Key exchanges per second on one core: the responder's Diffie-Hellman for one IKE SA. */
@@ -487,6 +503,16 @@ function dhCeiling(): number {
 
 const SETTLE_MS = 40_000;
 
+/** The responder's Node heap, used/reserved, and external memory, in MB, from its metrics. */
+async function heapFigures(ns: Ns, port: number): Promise<string> {
+  const { stdout } = await ns.exec('curl', ['-sf', `http://127.0.0.1:${port}/metrics`], { allowFail: true });
+  const mb = (name: string) => {
+    const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(stdout)?.[1];
+    return value === undefined ? '?' : String(Math.round(Number(value) / 1048576));
+  };
+  return `${mb('nodejs_heap_size_used_bytes')}/${mb('nodejs_heap_size_total_bytes')}, ${mb('nodejs_external_memory_bytes')}`;
+}
+
 async function sweep(sizes: readonly number[]): Promise<void> {
   const extra = 500;
   const rows: string[][] = [];
@@ -494,7 +520,11 @@ async function sweep(sizes: readonly number[]): Promise<void> {
     const topology = await createTopology('direct');
     try {
       await addSources(topology);
-      const responder = await startIkeNodeResponder(topology.right, 'ike-node', size + extra);
+      // Its metrics say how much of the RSS is live JavaScript heap (read in its namespace).
+      const metricsPort = await freeTcpPort('127.0.0.1');
+      const responder = await startIkeNodeResponder(topology.right, 'ike-node', size + extra, {
+        metricsPort,
+      });
       await delay(500);
       const rss0 = rssKb(responder.pid);
       const bulk = await ownLoad(topology.left, 0, size, { hold: true });
@@ -503,6 +533,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       // collector: what holding the SAs costs shows once that has passed.
       await delay(SETTLE_MS);
       const settled = rssKb(responder.pid);
+      const heap = await heapFigures(topology.right, metricsPort);
       const timings: number[] = [];
       for (let i = 0; i < 7; i++) {
         const start = performance.now();
@@ -522,6 +553,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         ((rss - rss0) / Math.max(1, bulk.result.established)).toFixed(1),
         String(Math.round(settled / 1024)),
         ((settled - rss0) / Math.max(1, bulk.result.established)).toFixed(1),
+        heap,
       ]);
       await more.release();
       await bulk.release();
@@ -540,6 +572,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
           'RSS kB/SA',
           `RSS MB ${SETTLE_MS / 1000} s later`,
           'kB/SA',
+          'heap used/reserved, external MB',
         ],
         rows,
       ),

@@ -56,6 +56,8 @@ export interface GeneratorResult {
   /** Setup latency in seconds (initiate to child SA up), sorted. */
   readonly latencies: readonly number[];
   readonly failures: readonly string[];
+  /** CPU milliseconds this generator used (every thread) from the first initiation to its result. */
+  readonly cpuMs: number;
 }
 
 export function clientName(index: number): string {
@@ -244,6 +246,7 @@ async function main(): Promise<void> {
           launch();
         }, 50)
       : undefined;
+  const cpu0 = process.cpuUsage();
   launch();
   await new Promise<void>((resolve) => {
     const check = setInterval(() => {
@@ -262,6 +265,7 @@ async function main(): Promise<void> {
     elapsed: lastUp - (firstStart ?? lastUp),
     latencies: latencies.sort((a, b) => a - b),
     failures: failures.slice(0, 20),
+    cpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage(cpu0)),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   if (spec.hold) {

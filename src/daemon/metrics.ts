@@ -298,6 +298,7 @@ const PROCESS_START = Date.now() / 1000 - process.uptime();
  */
 function processFamilies(): Family[] {
   const { user, system } = process.cpuUsage();
+  const heap = process.memoryUsage();
   const gauge = (name: string, help: string, value: number | undefined): Family[] =>
     value === undefined ? [] : [{ name, help, type: 'gauge', samples: [[{}, value]] }];
   return [
@@ -308,6 +309,11 @@ function processFamilies(): Family[] {
       samples: [[{}, (user + system) / 1e6]],
     },
     ...gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', process.memoryUsage.rss()),
+    // Node's own view (prom-client's names): how much of the resident memory is live JavaScript
+    // heap, how much the heap has reserved, and what ArrayBuffers and native objects hold outside it.
+    ...gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', heap.heapUsed),
+    ...gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', heap.heapTotal),
+    ...gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', heap.external),
     ...gauge('process_open_fds', 'Number of open file descriptors.', openFds()),
     ...gauge('process_max_fds', 'Maximum number of open file descriptors.', maxFds()),
     ...gauge(

@@ -584,10 +584,22 @@ t.test('build info and the process metrics of the Prometheus client libraries', 
   t.equal(f.get('process_cpu_seconds_total')!.type, 'counter');
   t.ok(value(f, 'process_cpu_seconds_total')! > 0, 'CPU seconds');
   t.ok(value(f, 'process_resident_memory_bytes')! > 10 * 1024 * 1024, 'resident memory, in bytes');
+  const used = value(f, 'nodejs_heap_size_used_bytes')!;
+  const reserved = value(f, 'nodejs_heap_size_total_bytes')!;
+  t.ok(used > 1024 * 1024 && used <= reserved, `heap used ${used} of ${reserved} bytes`);
+  t.ok(reserved < value(f, 'process_resident_memory_bytes')! * 2, 'the heap is part of the process');
+  t.ok(value(f, 'nodejs_external_memory_bytes')! > 0, 'memory outside the heap, in bytes');
   const fds = value(f, 'process_open_fds')!;
   t.ok(fds >= 3 && fds < (value(f, 'process_max_fds') ?? Infinity), `open descriptors: ${fds}`);
   const started = value(f, 'process_start_time_seconds')!;
   t.ok(started <= before && started > before - process.uptime() - 5, 'start time, Unix seconds');
-  for (const name of ['process_resident_memory_bytes', 'process_open_fds', 'process_start_time_seconds'])
+  for (const name of [
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_heap_size_total_bytes',
+    'nodejs_external_memory_bytes',
+    'process_open_fds',
+    'process_start_time_seconds',
+  ])
     t.equal(f.get(name)!.type, 'gauge', name);
 });
