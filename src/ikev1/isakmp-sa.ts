@@ -38,7 +38,8 @@ const RECENT_INFORMATIONAL = 32;
 /** A phase 1 SA and everything its exchanges share. */
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
-  CKY_R: Uint8Array;
+  /** Zeros until the responder's cookie is known (then set in place). */
+  readonly CKY_R: Uint8Array;
   /** The NAT-T flavour both sides announced, if any. */
   natT: NatTVariant | undefined;
   /** Initiator: what we offered; responder: what we accepted. */
@@ -64,16 +65,24 @@ export class IsakmpSa extends IkeSa {
   /** Message IDs of the last informational exchanges received (none until one is). */
   #informational: number[] | undefined;
 
+  readonly CKY_I: Uint8Array;
+
   constructor(
     id: number,
     role: Role,
-    readonly CKY_I: Uint8Array,
+    CKY_I: Uint8Array,
     local: Endpoint,
     remote: Endpoint,
     createdAt: number,
   ) {
     super(id, 1, role, local, remote, createdAt);
-    this.CKY_R = new Uint8Array(8);
+    // Both cookies in one allocation of our own (CKY_R is filled in place when it is known): a
+    // separate ArrayBuffer each costs about 250 bytes of bookkeeping per SA, and the responder's
+    // CKY_I would otherwise be a view that keeps the whole first datagram alive.
+    const cookies = new Uint8Array(16);
+    cookies.set(CKY_I);
+    this.CKY_I = cookies.subarray(0, 8);
+    this.CKY_R = cookies.subarray(8);
     this.state = role === 'initiator' ? 'MM_SA_I' : 'MM_SA_R';
   }
 

@@ -211,7 +211,7 @@ export function respondToMessage1(
     const offer = offers[index]!;
     const sa = new IsakmpSa(ctx.nextId(), 'responder', message.header.CKY_I, local, remote, ctx.now);
     sa.connection = connection;
-    sa.CKY_R = cookie(ctx);
+    sa.CKY_R.set(cookie(ctx));
     sa.suite = sharedSuite(phase1Suites(connection), offer.suite);
     sa.offered = [sa.suite];
     sa.lifetimeSeconds = Math.min(

@@ -106,7 +106,7 @@ export class Ikev1Protocol implements IkeProtocol {
       return;
     }
     if (sa.state === 'MM_SA_I' && exchangeType === ExchangeType.IDENTITY_PROTECTION && !sa.computing) {
-      sa.CKY_R = message.header.CKY_R;
+      sa.CKY_R.set(message.header.CKY_R);
       ctx.index(sa, pairKey(sa.CKY_I, sa.CKY_R));
     }
     try {
