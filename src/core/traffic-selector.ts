@@ -70,8 +70,10 @@ function compactSelector(
   endPort: number,
 ): TrafficSelector {
   if (compareAddresses(start, end) === 0) {
-    // One address (a client's /32): both ends are the same bytes, and one array holds them.
-    const address = start.slice();
+    // One address (a client's /32): both ends are the same bytes, and one array holds them. A
+    // copy through the Uint8Array constructor: `start` is often a Buffer (a view of a decoded
+    // message), whose slice() is another view that would keep the whole message alive.
+    const address = new Uint8Array(start);
     return { start: address, end: address, protocol, startPort, endPort };
   }
   const store = new Uint8Array(start.length + end.length);

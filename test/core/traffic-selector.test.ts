@@ -112,6 +112,14 @@ t.test('sharedTrafficSelector: the connection’s own when equal, else a compact
   t.not(copy.start.buffer, message.buffer, 'not a view of the decoded message');
   t.same([...copy.start], [198, 51, 100, 7]);
   t.same([copy.protocol, copy.startPort, copy.endPort], [17, 1701, 1701]);
+  // Decoders hand out Buffers, whose slice() is a view (unlike Uint8Array's): still a copy.
+  const datagram = Buffer.from(message);
+  const fromBuffer = sharedTrafficSelector(
+    { ...client, start: datagram.subarray(2, 6), end: datagram.subarray(2, 6) },
+    configured,
+  );
+  t.not(fromBuffer.start.buffer, datagram.buffer, 'not a view of a decoded Buffer either');
+  t.equal(fromBuffer.start.byteLength, fromBuffer.start.buffer.byteLength, 'an allocation of its own');
   const range = sharedTrafficSelector(parseTrafficSelector('198.51.100.0/25'), configured);
   t.same([formatTrafficSelector(range)], ['198.51.100.0/25'], 'a range keeps both ends');
   t.equal(range.start.buffer, range.end.buffer, 'in one buffer');
