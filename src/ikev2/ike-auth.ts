@@ -133,7 +133,8 @@ function onAuthResponse(
     );
   ctx.authenticated(sa, identity);
   sa.state = 'ESTABLISHED';
-  sa.initRequest = sa.initResponse = undefined;
+  const nonces = { Ni: sa.Ni!, Nr: sa.Nr! }; // the first child's keys still need them
+  sa.dropHandshake();
   ctx.ikeUp(sa);
   let answer;
   try {
@@ -147,7 +148,7 @@ function onAuthResponse(
     if (find(response, 'sa')) sendDeleteSpi(ctx, sa, spiIn);
     return;
   }
-  const spec = childSpec(ctx, sa, negotiation, answer, { spiIn, Ni: sa.Ni!, Nr: sa.Nr!, initiator: true });
+  const spec = childSpec(ctx, sa, negotiation, answer, { spiIn, ...nonces, initiator: true });
   ctx.childUp(negotiation, ctx.buildChild(negotiation, spec));
 }
 
@@ -216,7 +217,7 @@ export function respondToAuth(
   const authPayloads: Payload[] = ourIdAndAuth(sa, connection);
   const established = () => {
     sa.state = 'ESTABLISHED';
-    sa.initRequest = sa.initResponse = undefined;
+    sa.dropHandshake();
     ctx.ikeUp(sa);
   };
   // RFC 6023: an IKE_AUTH without SA, TSi and TSr asks for an IKE SA alone.

@@ -333,7 +333,7 @@ export function respondToInit(
   }
   const sa = new Ikev2Sa(ctx.nextId(), 'responder', header.spiI, local, remote, ctx.now);
   sa.connection = connection;
-  sa.spiR = newIkeSpi(ctx);
+  sa.spiR.set(newIkeSpi(ctx));
   sa.suite = chosen.suite;
   sa.lifetimeSeconds = connection.ike.lifetime.seconds;
   sa.Ni = nonce.data;

@@ -178,7 +178,7 @@ function successor(
   spiR: Uint8Array,
 ): Ikev2Sa {
   const next = new Ikev2Sa(ctx.nextId(), role, spiI, old.local, old.remote, ctx.now);
-  next.spiR = spiR;
+  next.spiR.set(spiR);
   next.connection = old.connection;
   next.nat = old.nat;
   next.floated = old.floated;

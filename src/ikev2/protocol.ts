@@ -106,7 +106,7 @@ export class Ikev2Protocol implements IkeProtocol {
       if (!sa || sa.state !== 'IKE_SA_INIT_I' || sa.pending?.messageId !== 0 || sa.computing) return;
       // A COOKIE or INVALID_KE_PAYLOAD answer carries no responder SPI yet.
       if (header.spiR.some((b) => b !== 0)) {
-        sa.spiR = message.header.spiR;
+        sa.spiR.set(message.header.spiR);
         ctx.index(sa, pairKey(sa.spiI, sa.spiR));
       }
       sa.initResponse = datagram; // what the responder's AUTH signs
