@@ -1194,8 +1194,8 @@ export class IkeEngine {
       remote: sa.remote,
       spiIn: spec.spiIn,
       spiOut: spec.spiOut,
-      localTs: spec.localTs.map((ts) => sharedTrafficSelector(ts, connection.local.trafficSelectors)),
-      remoteTs: spec.remoteTs.map((ts) => sharedTrafficSelector(ts, connection.peer.trafficSelectors)),
+      localTs: sharedSelectors(spec.localTs, connection.local.trafficSelectors),
+      remoteTs: sharedSelectors(spec.remoteTs, connection.peer.trafficSelectors),
       suite: sharedSuite(connection.ipsec.proposals, spec.suite),
       keys: spec.keys,
       lifetime: spec.lifetime,
@@ -1618,6 +1618,20 @@ export class IkeEngine {
 /** "ISAKMP SA" in IKEv1's words, "IKE SA" in IKEv2's. */
 function saKind(sa: IkeSa): string {
   return sa.version === 1 ? 'ISAKMP SA' : 'IKE SA';
+}
+
+/**
+ * A child SA's selectors: the connection's own list itself when they are all the configured ones
+ * (a gateway's side of every client's child SA), else each shared or compactly copied.
+ */
+function sharedSelectors(
+  selectors: readonly TrafficSelector[],
+  configured: readonly TrafficSelector[],
+): readonly TrafficSelector[] {
+  const shared = selectors.map((ts) => sharedTrafficSelector(ts, configured));
+  return shared.length === configured.length && shared.every((ts, i) => ts === configured[i])
+    ? configured
+    : shared;
 }
 
 function peerKey(connection: string, address: string): string {
