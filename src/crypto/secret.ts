@@ -11,51 +11,112 @@ export function describeSecret(bytes: Uint8Array | undefined): string {
   return bytes === undefined ? '<none>' : `<secret ${bytes.length} bytes>`;
 }
 
-/** One prototype per label carries the redacting views, so sealing costs an object, not closures. */
-const prototypes = new Map<string, object>();
+/** Where a sealed record keeps its one buffer (a symbol: no enumeration, JSON or spread finds it). */
+const STORE = Symbol('sealed keys');
 
-function sealedPrototype(label: string): object {
-  let proto = prototypes.get(label);
-  if (proto) return proto;
-  const redactedView = (keys: object): Record<string, string> =>
-    Object.fromEntries(
-      Object.entries(keys).map(([name, value]) => [name, describeSecret(value as Uint8Array)]),
-    );
-  function summary(this: object): string {
-    return `${label} { ${Object.entries(redactedView(this))
+interface SealedShape {
+  readonly proto: object;
+  readonly names: readonly string[];
+}
+
+/**
+ * One prototype per label, key names and key lengths: it carries the redacting views and a
+ * getter per key that cuts that key out of the record's buffer. The lengths follow from the
+ * algorithms, so a daemon meets a few dozen shapes at most; past MAX_SHAPES (something
+ * unforeseen) records fall back to views made at sealing.
+ */
+const shapes = new Map<string, SealedShape>();
+const MAX_SHAPES = 512;
+
+function redactedView(names: readonly string[], record: Record<string, Uint8Array>): Record<string, string> {
+  return Object.fromEntries(names.map((name) => [name, describeSecret(record[name])]));
+}
+
+function redactingMethods(
+  label: string,
+  namesOf: (record: object) => readonly string[],
+): PropertyDescriptorMap {
+  function summary(this: Record<string, Uint8Array>): string {
+    return `${label} { ${Object.entries(redactedView(namesOf(this), this))
       .map(([name, text]) => `${name}: ${text}`)
       .join(', ')} }`;
   }
-  proto = Object.create(Object.prototype, {
+  return {
     toString: { value: summary },
     toJSON: {
-      value(this: object) {
-        return { [label]: redactedView(this) };
+      value(this: Record<string, Uint8Array>) {
+        return { [label]: redactedView(namesOf(this), this) };
       },
     },
     [inspect.custom]: { value: summary },
-  }) as object;
-  prototypes.set(label, proto);
+  };
+}
+
+function shapeOf(
+  label: string,
+  names: readonly string[],
+  lengths: readonly number[],
+): SealedShape | undefined {
+  const key = `${label}\0${names.join(',')}\0${lengths.join(',')}`;
+  let shape = shapes.get(key);
+  if (shape || shapes.size >= MAX_SHAPES) return shape;
+  const getters: PropertyDescriptorMap = redactingMethods(label, () => names);
+  let offset = 0;
+  names.forEach((name, i) => {
+    const start = offset;
+    const end = (offset += lengths[i]!);
+    getters[name] = {
+      enumerable: true,
+      get(this: { [STORE]: Uint8Array }) {
+        return this[STORE].subarray(start, end);
+      },
+    };
+  });
+  shape = { proto: Object.create(Object.prototype, getters) as object, names };
+  shapes.set(key, shape);
+  return shape;
+}
+
+/** The fallback's prototype: redacting views only, the keys being own properties. */
+const plainPrototypes = new Map<string, object>();
+
+function plainPrototype(label: string): object {
+  let proto = plainPrototypes.get(label);
+  if (!proto) {
+    proto = Object.create(
+      Object.prototype,
+      redactingMethods(label, (record) => Object.keys(record)),
+    ) as object;
+    plainPrototypes.set(label, proto);
+  }
   return proto;
 }
 
 /**
- * The keys are copied into one allocation and the record holds views of it: an SA's keys cost one
- * backing store instead of one per key (each a separate ArrayBuffer and malloc block, about 130
- * bytes of overhead apiece, which at 100,000 SAs is most of their memory).
+ * The keys are copied into one allocation, and the record cuts each key out of it when asked:
+ * an SA's keys cost one buffer and one view instead of a view per key (about 100 bytes each)
+ * or an ArrayBuffer per key (a separate backing store and malloc block, about 250 bytes), which
+ * at 100,000 SAs is a large part of their memory. Each read makes a new view of the same bytes.
  */
 export function sealKeys<T extends KeyRecord>(label: string, keys: T): T {
-  const sealed = Object.create(sealedPrototype(label)) as Record<string, Uint8Array>;
   const names = Object.keys(keys).filter((name) => keys[name] !== undefined);
-  let total = 0;
-  for (const name of names) total += keys[name]!.length;
-  const store = new Uint8Array(total);
+  const lengths = names.map((name) => keys[name]!.length);
+  const store = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
   let offset = 0;
   for (const name of names) {
-    const key = keys[name]!;
-    store.set(key, offset);
-    sealed[name] = store.subarray(offset, offset + key.length);
-    offset += key.length;
+    store.set(keys[name]!, offset);
+    offset += keys[name]!.length;
+  }
+  const shape = shapeOf(label, names, lengths);
+  if (shape) {
+    const sealed = Object.create(shape.proto) as { [STORE]: Uint8Array };
+    Object.defineProperty(sealed, STORE, { value: store });
+    return Object.freeze(sealed) as unknown as T;
+  }
+  const sealed = Object.create(plainPrototype(label)) as Record<string, Uint8Array>;
+  offset = 0;
+  for (const [i, name] of names.entries()) {
+    sealed[name] = store.subarray(offset, (offset += lengths[i]!));
   }
   return Object.freeze(sealed) as T;
 }
