@@ -639,3 +639,32 @@ export function swanctlConnection(...specs: SwanctlConnectionSpec[]): string {
   if (secrets !== '') out += `secrets {\n${secrets}}\n`;
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Setup times from the log
+
+/**
+ * Per connection, seconds from charon's first `initiating` line to its first `CHILD_SA ...
+ * established` line, read from a log written with `logMilliseconds` (and ike_name, which the
+ * harness always sets). Connections with no child up yet are absent. Times are of the day: a
+ * setup across midnight is counted right, one over 12 hours would not be.
+ */
+export function charonSetupTimes(log: string): Map<string, number> {
+  const started = new Map<string, number>();
+  const setups = new Map<string, number>();
+  const line =
+    /^(\d\d):(\d\d):(\d\d)\.(\d{3}) \d+\[\w+\] <([^|>]+)\|\d+> (initiating|CHILD_SA \S+ established)/;
+  for (const text of log.split('\n')) {
+    const match = line.exec(text);
+    if (!match) continue;
+    const [, h, m, sec, ms, name, what] = match as unknown as string[];
+    const at = Number(h) * 3600 + Number(m) * 60 + Number(sec) + Number(ms) / 1000;
+    if (what === 'initiating') {
+      if (!started.has(name!)) started.set(name!, at);
+    } else if (started.has(name!) && !setups.has(name!)) {
+      const seconds = at - started.get(name!)!;
+      setups.set(name!, seconds < -43_200 ? seconds + 86_400 : seconds);
+    }
+  }
+  return setups;
+}
