@@ -49,6 +49,8 @@ export interface FloodReport {
   /** From the first send to the last. */
   seconds: number;
   rate: number;
+  /** The flooder's own CPU time (user + system): what it took from the machine. */
+  cpuSeconds: number;
 }
 
 /** The flood's namespace: the whole /24 local (AnyIP), answers from `responder` counted and dropped. */
@@ -219,6 +221,7 @@ async function flood(
     sources: sources.size,
     seconds,
     rate: sent / seconds,
+    cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   };
 }
 
