@@ -70,6 +70,11 @@ export interface CharonOptions {
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
   /**
+   * charon's retransmission: first timeout in seconds and number of resends (default 1.0 and 3,
+   * so that failures come fast; a load initiator that must get through gives itself more).
+   */
+  retransmit?: { timeout: number; tries: number };
+  /**
    * Where charon installs SAs and policies. 'libipsec' (default): kernel-libipsec, userspace ESP
    * over TUN, tunnel mode only, and it fakes a NAT so IKE floats to 4500 and ESP goes in UDP.
    * 'netlink': kernel-libipsec is not loaded, kernel-netlink installs real XFRM states and
@@ -176,7 +181,7 @@ export function strongswanConf(
   levels: Record<string, number>,
   extra = '',
   kernel: CharonOptions['kernel'] = 'libipsec',
-  options: { extraConf?: string; logMilliseconds?: boolean } = {},
+  options: { extraConf?: string; logMilliseconds?: boolean; retransmit?: CharonOptions['retransmit'] } = {},
 ): string {
   const plugins =
     kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
@@ -187,8 +192,8 @@ export function strongswanConf(
 charon {
   load_modular = no
   load = ${plugins.join(' ')}
-  retransmit_timeout = 1.0
-  retransmit_tries = 3
+  retransmit_timeout = ${(options.retransmit?.timeout ?? 1).toFixed(1)}
+  retransmit_tries = ${options.retransmit?.tries ?? 3}
   plugins {
     vici {
       socket = unix://${dir}/run/charon.vici
@@ -235,6 +240,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel, {
       ...(options.extraConf !== undefined && { extraConf: options.extraConf }),
       ...(options.logMilliseconds !== undefined && { logMilliseconds: options.logMilliseconds }),
+      ...(options.retransmit !== undefined && { retransmit: options.retransmit }),
     }),
   );
   writeFileSync(join(dir, 'charon.log'), '');
