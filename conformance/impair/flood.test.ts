@@ -50,7 +50,7 @@ const FLOOD_MINIMUM = 10_000;
 const ROUND_TIMEOUT_MS = 60_000;
 /** Bounds a regression breaks: a log line per flood packet, state or buffers per packet. */
 const MAX_FLOOD_LOG_BYTES = 512 * 1024;
-/** Peak RSS during the flood over the RSS after the baseline (measured: 23-30 MiB). */
+/** Peak RSS during the flood over the RSS after the baseline (measured: 19-31 MiB). */
 const MAX_RSS_GROWTH_BYTES = 80 * 1024 * 1024;
 /** The gateway's ike.maxHalfOpen (the default). */
 const MAX_HALF_OPEN = 1024;

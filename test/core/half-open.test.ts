@@ -229,49 +229,46 @@ t.test('IKEv2: cookies from an address holding half of its half-open bound', asy
   );
 });
 
-t.test(
-  "the daemon's ike.maxHalfOpen and ike.maxHalfOpenPerAddress reach its engine and its metrics",
-  async (t) => {
-    const v = VERSIONS[0]!;
-    const config = parseConfig(
-      JSON.stringify({
-        listen: { addresses: [SITE_B] },
-        kernel: 'memory',
-        ike: { maxHalfOpen: 5, maxHalfOpenPerAddress: 2 },
-        ikePolicies: { ike: { proposals: v.ike } },
-        ipsecPolicies: { esp: { proposals: v.esp } },
-        connections: {
-          any: {
-            ikePolicy: 'ike',
-            ipsecPolicy: 'esp',
-            local: { address: SITE_B, subnets: SUBNETS.b },
-            peer: { address: 'any', subnets: SUBNETS.a },
-            psk: 'a key long enough for the checks 0123',
-          },
+t.test("the daemon's ike.maxHalfOpen and ike.maxHalfOpenPerAddress reach its engine", async (t) => {
+  const v = VERSIONS[0]!;
+  const config = parseConfig(
+    JSON.stringify({
+      listen: { addresses: [SITE_B] },
+      kernel: 'memory',
+      ike: { maxHalfOpen: 5, maxHalfOpenPerAddress: 2 },
+      ikePolicies: { ike: { proposals: v.ike } },
+      ipsecPolicies: { esp: { proposals: v.esp } },
+      connections: {
+        any: {
+          ikePolicy: 'ike',
+          ipsecPolicy: 'esp',
+          local: { address: SITE_B, subnets: SUBNETS.b },
+          peer: { address: 'any', subnets: SUBNETS.a },
+          psk: 'a key long enough for the checks 0123',
         },
-      }),
-      '/etc/ike-node/peers.json',
-    );
-    const daemon = new Daemon(config, { logger: new Logger({ level: 'error', write: () => {} }) });
-    const message = firstMessage(v);
-    for (let i = 0; i < 20; i++)
-      daemon.engine.receive(forged(message, i), to, { address: `203.0.113.${i % 4}`, port: 500 }, 0);
-    const held = daemon.engine.status()[0]!.ikeSas;
-    t.equal(held.length, 5, 'five in all');
-    t.ok(
-      [0, 1, 2, 3].every((n) => held.filter((sa) => sa.remote === `203.0.113.${n}:500`).length <= 2),
-      'at most two from each address',
-    );
-    // A quiet address: the oldest SA of a busy one makes room for it.
-    daemon.engine.receive(forged(message, 20), to, { address: '203.0.113.9', port: 500 }, 0);
-    const { refusedHalfOpen, evictedHalfOpen } = daemon.engine.stats;
-    t.same([refusedHalfOpen, evictedHalfOpen], [15, 1], 'fifteen refused, one evicted');
-    const metrics = new Metrics(daemon);
-    t.teardown(() => metrics.close());
-    const text = await metrics.render();
-    const sample = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
-    t.equal(sample('ike_node_half_open_refused_total'), refusedHalfOpen, 'refusals in the metrics');
-    t.equal(sample('ike_node_half_open_evicted_total'), evictedHalfOpen, 'evictions in the metrics');
-    t.equal(sample('ike_node_internal_errors_total'), 0, 'no internal error');
-  },
-);
+      },
+    }),
+    '/etc/ike-node/peers.json',
+  );
+  const daemon = new Daemon(config, { logger: new Logger({ level: 'error', write: () => {} }) });
+  const message = firstMessage(v);
+  for (let i = 0; i < 20; i++)
+    daemon.engine.receive(forged(message, i), to, { address: `203.0.113.${i % 4}`, port: 500 }, 0);
+  const held = daemon.engine.status()[0]!.ikeSas;
+  t.equal(held.length, 5, 'five in all');
+  t.ok(
+    [0, 1, 2, 3].every((n) => held.filter((sa) => sa.remote === `203.0.113.${n}:500`).length <= 2),
+    'at most two from each address',
+  );
+  // A quiet address: the oldest SA of a busy one makes room for it.
+  daemon.engine.receive(forged(message, 20), to, { address: '203.0.113.9', port: 500 }, 0);
+  const { refusedHalfOpen, evictedHalfOpen } = daemon.engine.stats;
+  t.same([refusedHalfOpen, evictedHalfOpen], [15, 1], 'fifteen refused, one evicted');
+  const metrics = new Metrics(daemon);
+  t.teardown(() => metrics.close());
+  const text = await metrics.render();
+  const sample = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+  t.equal(sample('ike_node_half_open_refused_total'), refusedHalfOpen, 'refusals in the metrics');
+  t.equal(sample('ike_node_half_open_evicted_total'), evictedHalfOpen, 'evictions in the metrics');
+  t.equal(sample('ike_node_internal_errors_total'), 0, 'no internal error');
+});
