@@ -1,6 +1,8 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { controlEvents } from '../../src/daemon/control.js';
+import type { DaemonEvent } from '../../src/daemon/events.js';
 import { delay, processEnd, type Ns } from './netns.js';
 
 /**
@@ -124,4 +126,27 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
     },
     stop,
   };
+}
+
+/**
+ * Watches a daemon's event stream (its control socket, reachable from the test's own namespace):
+ * per connection, seconds from its IKE negotiation starting to its first child SA, in the
+ * daemon's clock. Subscribe before initiating; `close()` ends the subscription.
+ */
+export async function watchSetups(
+  socket: string,
+): Promise<{ setups: Map<string, number>; close: () => void }> {
+  const started = new Map<string, number>();
+  const setups = new Map<string, number>();
+  const close = await controlEvents(socket, (raw) => {
+    const event = raw as DaemonEvent;
+    if (event.type === 'negotiation-started' && event.kind === 'ike' && event.connection !== undefined) {
+      if (!started.has(event.connection)) started.set(event.connection, event.time);
+    } else if (event.type === 'child-sa' && event.change === 'added') {
+      const from = started.get(event.connection);
+      if (from !== undefined && !setups.has(event.connection))
+        setups.set(event.connection, event.time - from);
+    }
+  });
+  return { setups, close };
 }

@@ -22,7 +22,7 @@ import {
  */
 
 export type TopologyKind = 'direct' | 'nat';
-export type Role = 'left' | 'right' | 'router';
+export type Role = 'left' | 'right' | 'router' | 'hub' | 'spoke';
 
 export interface ExecResult {
   code: number;
@@ -86,7 +86,7 @@ export const RIGHT_INNER = '203.0.113.1';
 export const runPrefix = `ikn${process.pid}x`;
 
 let counter = 0;
-const live = new Set<TopologyImpl>();
+const live = new Set<NamespaceGroup>();
 
 export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
@@ -127,7 +127,7 @@ class NsImpl implements Ns {
   constructor(
     readonly name: string,
     readonly role: Role,
-    private readonly topology: TopologyImpl,
+    private readonly topology: NamespaceGroup,
   ) {}
 
   exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
@@ -147,43 +147,29 @@ class NsImpl implements Ns {
   }
 }
 
-class TopologyImpl implements Topology {
+/**
+ * Namespaces created together and removed together: the processes started in them, the hooks
+ * that run before they go, and the exit safety net. Topologies build on it.
+ */
+abstract class NamespaceGroup {
   readonly prefix: string;
-  readonly left: NsImpl;
-  readonly right: NsImpl;
-  readonly router?: NsImpl;
-  readonly leftAddress: string;
-  readonly rightAddress: string;
-  readonly leftSeenAs: string;
-  readonly leftIface = 'eth0';
-  readonly rightIface = 'eth0';
-  readonly leftSubnet = LEFT_SUBNET;
-  readonly rightSubnet = RIGHT_SUBNET;
-  readonly leftInner = LEFT_INNER;
-  readonly rightInner = RIGHT_INNER;
   destroyed = false;
   readonly created: string[] = [];
   private readonly children = new Set<ChildProcess>();
   private destroying?: Promise<void>;
 
-  constructor(readonly kind: TopologyKind) {
+  constructor() {
     this.prefix = `${runPrefix}${++counter}-`;
-    this.left = new NsImpl(`${this.prefix}left`, 'left', this);
-    this.right = new NsImpl(`${this.prefix}right`, 'right', this);
-    if (kind === 'nat') {
-      this.router = new NsImpl(`${this.prefix}router`, 'router', this);
-      this.leftAddress = '192.0.2.130';
-      this.rightAddress = '192.0.2.2';
-      this.leftSeenAs = '192.0.2.1';
-    } else {
-      this.leftAddress = '192.0.2.1';
-      this.rightAddress = '192.0.2.2';
-      this.leftSeenAs = '192.0.2.1';
-    }
   }
 
-  get namespaces(): NsImpl[] {
-    return this.router ? [this.left, this.router, this.right] : [this.left, this.right];
+  abstract get namespaces(): NsImpl[];
+  abstract build(): Promise<void>;
+
+  /** Adds the namespace (loopback up) and records it for removal. */
+  protected async addNamespace(ns: NsImpl): Promise<void> {
+    await run('ip', ['netns', 'add', ns.name]);
+    this.created.push(ns.name);
+    await run('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
   }
 
   track(child: ChildProcess): void {
@@ -199,60 +185,6 @@ class TopologyImpl implements Topology {
 
   spawn(ns: Ns, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
     return ns.spawn(cmd, args, opts);
-  }
-
-  async build(): Promise<void> {
-    const ip = (...args: string[]) => run('ip', args);
-    for (const ns of this.namespaces) {
-      await ip('netns', 'add', ns.name);
-      this.created.push(ns.name);
-      await ip('-n', ns.name, 'link', 'set', 'lo', 'up');
-    }
-    const L = this.left.name;
-    const R = this.right.name;
-    if (this.kind === 'direct') {
-      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
-      await ip('-n', L, 'addr', 'add', '192.0.2.1/24', 'dev', 'eth0');
-      await ip('-n', R, 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0');
-      await ip('-n', L, 'link', 'set', 'eth0', 'up');
-      await ip('-n', R, 'link', 'set', 'eth0', 'up');
-    } else {
-      const N = this.router!.name;
-      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', N);
-      await ip('link', 'add', 'name', 'eth1', 'netns', N, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
-      await ip('-n', L, 'addr', 'add', '192.0.2.130/25', 'dev', 'eth0');
-      await ip('-n', N, 'addr', 'add', '192.0.2.129/25', 'dev', 'eth0');
-      await ip('-n', N, 'addr', 'add', '192.0.2.1/25', 'dev', 'eth1');
-      await ip('-n', R, 'addr', 'add', '192.0.2.2/25', 'dev', 'eth0');
-      for (const [ns, dev] of [
-        [L, 'eth0'],
-        [N, 'eth0'],
-        [N, 'eth1'],
-        [R, 'eth0'],
-      ] as const) {
-        await ip('-n', ns, 'link', 'set', dev, 'up');
-      }
-      await ip('-n', L, 'route', 'add', 'default', 'via', '192.0.2.129');
-      await this.router!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-      const ruleset = [
-        'table ip nat {',
-        '  chain postrouting {',
-        '    type nat hook postrouting priority srcnat; policy accept;',
-        '    oifname "eth1" masquerade random',
-        '  }',
-        '}',
-        '',
-      ].join('\n');
-      await this.router!.exec('nft', ['-f', '-'], { input: ruleset });
-    }
-    // Protected subnets: one address per side on lo, and a route to the other side's subnet via
-    // the peer, so that policies and (with kernel-libipsec) the routes in table 220 have a source.
-    const leftGateway = this.kind === 'direct' ? '192.0.2.2' : '192.0.2.129';
-    const rightGateway = '192.0.2.1';
-    await ip('-n', L, 'addr', 'add', `${LEFT_INNER}/32`, 'dev', 'lo');
-    await ip('-n', R, 'addr', 'add', `${RIGHT_INNER}/32`, 'dev', 'lo');
-    await ip('-n', L, 'route', 'add', RIGHT_SUBNET, 'via', leftGateway, 'src', LEFT_INNER);
-    await ip('-n', R, 'route', 'add', LEFT_SUBNET, 'via', rightGateway, 'src', RIGHT_INNER);
   }
 
   destroy(): Promise<void> {
@@ -313,7 +245,168 @@ class TopologyImpl implements Topology {
   }
 }
 
-/** Sends a signal to one process by PID; a process that is already gone is not an error. */
+class TopologyImpl extends NamespaceGroup implements Topology {
+  readonly left: NsImpl;
+  readonly right: NsImpl;
+  readonly router?: NsImpl;
+  readonly leftAddress: string;
+  readonly rightAddress: string;
+  readonly leftSeenAs: string;
+  readonly leftIface = 'eth0';
+  readonly rightIface = 'eth0';
+  readonly leftSubnet = LEFT_SUBNET;
+  readonly rightSubnet = RIGHT_SUBNET;
+  readonly leftInner = LEFT_INNER;
+  readonly rightInner = RIGHT_INNER;
+
+  constructor(readonly kind: TopologyKind) {
+    super();
+    this.left = new NsImpl(`${this.prefix}left`, 'left', this);
+    this.right = new NsImpl(`${this.prefix}right`, 'right', this);
+    if (kind === 'nat') {
+      this.router = new NsImpl(`${this.prefix}router`, 'router', this);
+      this.leftAddress = '192.0.2.130';
+      this.rightAddress = '192.0.2.2';
+      this.leftSeenAs = '192.0.2.1';
+    } else {
+      this.leftAddress = '192.0.2.1';
+      this.rightAddress = '192.0.2.2';
+      this.leftSeenAs = '192.0.2.1';
+    }
+  }
+
+  get namespaces(): NsImpl[] {
+    return this.router ? [this.left, this.router, this.right] : [this.left, this.right];
+  }
+
+  async build(): Promise<void> {
+    const ip = (...args: string[]) => run('ip', args);
+    for (const ns of this.namespaces) await this.addNamespace(ns);
+    const L = this.left.name;
+    const R = this.right.name;
+    if (this.kind === 'direct') {
+      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
+      await ip('-n', L, 'addr', 'add', '192.0.2.1/24', 'dev', 'eth0');
+      await ip('-n', R, 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0');
+      await ip('-n', L, 'link', 'set', 'eth0', 'up');
+      await ip('-n', R, 'link', 'set', 'eth0', 'up');
+    } else {
+      const N = this.router!.name;
+      await ip('link', 'add', 'name', 'eth0', 'netns', L, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', N);
+      await ip('link', 'add', 'name', 'eth1', 'netns', N, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', R);
+      await ip('-n', L, 'addr', 'add', '192.0.2.130/25', 'dev', 'eth0');
+      await ip('-n', N, 'addr', 'add', '192.0.2.129/25', 'dev', 'eth0');
+      await ip('-n', N, 'addr', 'add', '192.0.2.1/25', 'dev', 'eth1');
+      await ip('-n', R, 'addr', 'add', '192.0.2.2/25', 'dev', 'eth0');
+      for (const [ns, dev] of [
+        [L, 'eth0'],
+        [N, 'eth0'],
+        [N, 'eth1'],
+        [R, 'eth0'],
+      ] as const) {
+        await ip('-n', ns, 'link', 'set', dev, 'up');
+      }
+      await ip('-n', L, 'route', 'add', 'default', 'via', '192.0.2.129');
+      await this.router!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      const ruleset = [
+        'table ip nat {',
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        '    oifname "eth1" masquerade random',
+        '  }',
+        '}',
+        '',
+      ].join('\n');
+      await this.router!.exec('nft', ['-f', '-'], { input: ruleset });
+    }
+    // Protected subnets: one address per side on lo, and a route to the other side's subnet via
+    // the peer, so that policies and (with kernel-libipsec) the routes in table 220 have a source.
+    const leftGateway = this.kind === 'direct' ? '192.0.2.2' : '192.0.2.129';
+    const rightGateway = '192.0.2.1';
+    await ip('-n', L, 'addr', 'add', `${LEFT_INNER}/32`, 'dev', 'lo');
+    await ip('-n', R, 'addr', 'add', `${RIGHT_INNER}/32`, 'dev', 'lo');
+    await ip('-n', L, 'route', 'add', RIGHT_SUBNET, 'via', leftGateway, 'src', LEFT_INNER);
+    await ip('-n', R, 'route', 'add', LEFT_SUBNET, 'via', rightGateway, 'src', RIGHT_INNER);
+  }
+}
+
+/**
+ * A hub namespace with spokes, each joined to the hub by its own veth pair: a responder in the
+ * middle and the parties that reach it (peers, a flooder) each in a namespace of their own.
+ * Spoke i (from 0) is on 192.0.2.16(i+1)/28: the hub's end `eth<i+1>` has .16(i+1)+1, the
+ * spoke's `eth0` .16(i+1)+2 and a default route through the hub. 192.0.2.0/28 stays free for
+ * the hub's own addresses (on its lo). At most 14 spokes.
+ */
+export interface Star {
+  readonly prefix: string;
+  readonly hub: Ns;
+  readonly spokes: readonly Spoke[];
+  /** Routes `prefix` (addresses the spoke holds, on its lo) from the hub to the spoke. */
+  route(spoke: Spoke, prefix: string): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export interface Spoke {
+  readonly ns: Ns;
+  /** The spoke's address on its link, and the hub's (its next hop). */
+  readonly address: string;
+  readonly hubAddress: string;
+}
+
+class StarImpl extends NamespaceGroup implements Star {
+  readonly hub: NsImpl;
+  readonly spokes: (Spoke & { ns: NsImpl })[];
+
+  constructor(names: readonly string[]) {
+    super();
+    if (names.length > 14) throw new Error('createStar: at most 14 spokes');
+    this.hub = new NsImpl(`${this.prefix}hub`, 'hub', this);
+    this.spokes = names.map((name, i) => ({
+      ns: new NsImpl(`${this.prefix}${name}`, 'spoke', this),
+      address: `192.0.2.${16 * (i + 1) + 2}`,
+      hubAddress: `192.0.2.${16 * (i + 1) + 1}`,
+    }));
+  }
+
+  get namespaces(): NsImpl[] {
+    return [this.hub, ...this.spokes.map((spoke) => spoke.ns)];
+  }
+
+  async build(): Promise<void> {
+    const ip = (...args: string[]) => run('ip', args);
+    for (const ns of this.namespaces) await this.addNamespace(ns);
+    const H = this.hub.name;
+    for (const [i, spoke] of this.spokes.entries()) {
+      const S = spoke.ns.name;
+      const hubIface = `eth${i + 1}`;
+      await ip(
+        'link',
+        'add',
+        'name',
+        hubIface,
+        'netns',
+        H,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        S,
+      );
+      await ip('-n', H, 'addr', 'add', `${spoke.hubAddress}/28`, 'dev', hubIface);
+      await ip('-n', S, 'addr', 'add', `${spoke.address}/28`, 'dev', 'eth0');
+      await ip('-n', H, 'link', 'set', hubIface, 'up');
+      await ip('-n', S, 'link', 'set', 'eth0', 'up');
+      await ip('-n', S, 'route', 'add', 'default', 'via', spoke.hubAddress);
+    }
+  }
+
+  async route(spoke: Spoke, prefix: string): Promise<void> {
+    await run('ip', ['-n', this.hub.name, 'route', 'add', prefix, 'via', spoke.address]);
+  }
+}
+
 /**
  * The end of a process we spawned: its exit code (128 + signal when killed, 255 when it could not
  * start) and a stop that sends SIGTERM, then SIGKILL after `graceMs`; stop is idempotent.
@@ -401,15 +494,24 @@ function installSafetyNet(): void {
  * Both: left has 198.51.100.1/32 on lo (subnet 198.51.100.0/24), right 203.0.113.1/32 (subnet
  * 203.0.113.0/24), each with a route to the other's subnet via its next hop.
  */
-export async function createTopology(kind: TopologyKind): Promise<Topology> {
+export function createTopology(kind: TopologyKind): Promise<Topology> {
+  return built(new TopologyImpl(kind));
+}
+
+/** A hub and one spoke per name (namespaces `<prefix>hub`, `<prefix><name>`); see Star. */
+export function createStar(spokes: readonly string[]): Promise<Star> {
+  return built(new StarImpl(spokes));
+}
+
+/** Builds a group under the safety net; a failed build removes what it had made. */
+async function built<T extends NamespaceGroup>(group: T): Promise<T> {
   installSafetyNet();
-  const topology = new TopologyImpl(kind);
-  live.add(topology);
+  live.add(group);
   try {
-    await topology.build();
+    await group.build();
   } catch (error) {
-    await topology.destroy();
+    await group.destroy();
     throw error;
   }
-  return topology;
+  return group;
 }

@@ -70,6 +70,11 @@ export interface CharonOptions {
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
   /**
+   * charon's retransmission: first timeout in seconds and number of resends (default 1.0 and 3,
+   * so that failures come fast; a load initiator that must get through gives itself more).
+   */
+  retransmit?: { timeout: number; tries: number };
+  /**
    * Where charon installs SAs and policies. 'libipsec' (default): kernel-libipsec, userspace ESP
    * over TUN, tunnel mode only, and it fakes a NAT so IKE floats to 4500 and ESP goes in UDP.
    * 'netlink': kernel-libipsec is not loaded, kernel-netlink installs real XFRM states and
@@ -176,7 +181,7 @@ export function strongswanConf(
   levels: Record<string, number>,
   extra = '',
   kernel: CharonOptions['kernel'] = 'libipsec',
-  options: { extraConf?: string; logMilliseconds?: boolean } = {},
+  options: { extraConf?: string; logMilliseconds?: boolean; retransmit?: CharonOptions['retransmit'] } = {},
 ): string {
   const plugins =
     kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
@@ -187,8 +192,8 @@ export function strongswanConf(
 charon {
   load_modular = no
   load = ${plugins.join(' ')}
-  retransmit_timeout = 1.0
-  retransmit_tries = 3
+  retransmit_timeout = ${(options.retransmit?.timeout ?? 1).toFixed(1)}
+  retransmit_tries = ${options.retransmit?.tries ?? 3}
   plugins {
     vici {
       socket = unix://${dir}/run/charon.vici
@@ -235,6 +240,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel, {
       ...(options.extraConf !== undefined && { extraConf: options.extraConf }),
       ...(options.logMilliseconds !== undefined && { logMilliseconds: options.logMilliseconds }),
+      ...(options.retransmit !== undefined && { retransmit: options.retransmit }),
     }),
   );
   writeFileSync(join(dir, 'charon.log'), '');
@@ -638,4 +644,33 @@ export function swanctlConnection(...specs: SwanctlConnectionSpec[]): string {
   const secrets = specs.map(renderSecret).join('');
   if (secrets !== '') out += `secrets {\n${secrets}}\n`;
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Setup times from the log
+
+/**
+ * Per connection, seconds from charon's first `initiating` line to its first `CHILD_SA ...
+ * established` line, read from a log written with `logMilliseconds` (and ike_name, which the
+ * harness always sets). Connections with no child up yet are absent. Times are of the day: a
+ * setup across midnight is counted right, one over 12 hours would not be.
+ */
+export function charonSetupTimes(log: string): Map<string, number> {
+  const started = new Map<string, number>();
+  const setups = new Map<string, number>();
+  const line =
+    /^(\d\d):(\d\d):(\d\d)\.(\d{3}) \d+\[\w+\] <([^|>]+)\|\d+> (initiating|CHILD_SA \S+ established)/;
+  for (const text of log.split('\n')) {
+    const match = line.exec(text);
+    if (!match) continue;
+    const [, h, m, sec, ms, name, what] = match as unknown as string[];
+    const at = Number(h) * 3600 + Number(m) * 60 + Number(sec) + Number(ms) / 1000;
+    if (what === 'initiating') {
+      if (!started.has(name!)) started.set(name!, at);
+    } else if (started.has(name!) && !setups.has(name!)) {
+      const seconds = at - started.get(name!)!;
+      setups.set(name!, seconds < -43_200 ? seconds + 86_400 : seconds);
+    }
+  }
+  return setups;
 }

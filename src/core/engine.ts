@@ -139,6 +139,14 @@ const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 
 const UNAUTHENTICATED_LOG_INTERVAL = 5;
 const MAX_LOG_LINE = 400;
 
+/** IkeEngine.stats: counters of refusals and internal errors since the engine was made. */
+export type EngineStats = Readonly<{
+  refusedHalfOpen: number;
+  evictedHalfOpen: number;
+  refusedNegotiations: number;
+  internalErrors: number;
+}>;
+
 export class IkeEngine {
   #connections: ConnectionIndex;
   readonly #protocols = new Map<number, IkeProtocol>();
@@ -250,12 +258,7 @@ export class IkeEngine {
    * half-open limit, half-open SAs dropped to make room for a quieter source, refused child SA
    * negotiations.
    */
-  get stats(): Readonly<{
-    refusedHalfOpen: number;
-    evictedHalfOpen: number;
-    refusedNegotiations: number;
-    internalErrors: number;
-  }> {
+  get stats(): EngineStats {
     return { ...this.#stats };
   }
 

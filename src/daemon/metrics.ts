@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { EngineStats } from '../core/engine.js';
 import { FAILURE_CAUSES, type FailureCause } from '../core/failure.js';
 import type { ChildSa } from '../core/sa.js';
 import type { ConnectionState, ConnectionStatus, TrafficCounters } from '../core/status.js';
@@ -19,11 +20,12 @@ import type { DaemonEvent } from './events.js';
  * those of the Prometheus client libraries.
  */
 
-/** What metrics read: a Daemon, or anything with its events, status and kernel. */
+/** What metrics read: a Daemon, or anything with its events, status, engine counters and kernel. */
 export interface MetricsSource {
   on(event: 'event', listener: (event: DaemonEvent) => void): unknown;
   off(event: 'event', listener: (event: DaemonEvent) => void): unknown;
   status(): ConnectionStatus[];
+  readonly engine: { readonly stats: EngineStats };
   readonly kernel: KernelBackend;
 }
 
@@ -179,6 +181,7 @@ export class Metrics {
           return [{ kind, reason }, n];
         }),
       },
+      ...engineFamilies(this.#source.engine.stats),
       {
         name: 'ike_node_retransmissions_total',
         help: 'IKE messages sent again for lack of an answer.',
@@ -286,6 +289,37 @@ export class Metrics {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/**
+ * The engine's own counters: what a first-message flood shows as (first messages refused at the
+ * half-open limits, half-open SAs dropped for a quieter source) and internal errors, which should
+ * stay at zero whatever arrives.
+ */
+function engineFamilies(stats: EngineStats): Family[] {
+  const family = (name: string, help: string, value: number): Family => ({
+    name,
+    help,
+    type: 'counter',
+    samples: [[{}, value]],
+  });
+  return [
+    family(
+      'ike_node_half_open_refused_total',
+      'First messages (main mode 1, IKE_SA_INIT) dropped at the half-open limits, in all or per address.',
+      stats.refusedHalfOpen,
+    ),
+    family(
+      'ike_node_half_open_evicted_total',
+      'Half-open IKE SAs dropped, the oldest of the busiest address, to admit a first message from a quieter one.',
+      stats.evictedHalfOpen,
+    ),
+    family(
+      'ike_node_internal_errors_total',
+      'Errors inside the engine while it handled an input or a timer (a defect of ours: logged, and the engine goes on).',
+      stats.internalErrors,
+    ),
+  ];
 }
 
 /** When this process started, Unix seconds (for process_start_time_seconds). */

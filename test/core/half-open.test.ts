@@ -3,6 +3,7 @@ import type { Endpoint } from '../../src/core/endpoint.js';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Logger } from '../../src/daemon/logger.js';
+import { Metrics } from '../../src/daemon/metrics.js';
 import { createCryptoProvider } from '../../src/crypto/providers/index.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { ExchangeType as V1Exchange } from '../../src/ikev1/constants.js';
@@ -233,6 +234,7 @@ t.test("the daemon's ike.maxHalfOpen and ike.maxHalfOpenPerAddress reach its eng
   const config = parseConfig(
     JSON.stringify({
       listen: { addresses: [SITE_B] },
+      kernel: 'memory',
       ike: { maxHalfOpen: 5, maxHalfOpenPerAddress: 2 },
       ikePolicies: { ike: { proposals: v.ike } },
       ipsecPolicies: { esp: { proposals: v.esp } },
@@ -258,4 +260,15 @@ t.test("the daemon's ike.maxHalfOpen and ike.maxHalfOpenPerAddress reach its eng
     [0, 1, 2, 3].every((n) => held.filter((sa) => sa.remote === `203.0.113.${n}:500`).length <= 2),
     'at most two from each address',
   );
+  // A quiet address: the oldest SA of a busy one makes room for it.
+  daemon.engine.receive(forged(message, 20), to, { address: '203.0.113.9', port: 500 }, 0);
+  const { refusedHalfOpen, evictedHalfOpen } = daemon.engine.stats;
+  t.same([refusedHalfOpen, evictedHalfOpen], [15, 1], 'fifteen refused, one evicted');
+  const metrics = new Metrics(daemon);
+  t.teardown(() => metrics.close());
+  const text = await metrics.render();
+  const sample = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+  t.equal(sample('ike_node_half_open_refused_total'), refusedHalfOpen, 'refusals in the metrics');
+  t.equal(sample('ike_node_half_open_evicted_total'), evictedHalfOpen, 'evictions in the metrics');
+  t.equal(sample('ike_node_internal_errors_total'), 0, 'no internal error');
 });

@@ -156,6 +156,9 @@ t.test('failure reasons: a fixed set of label values from the typed causes, in s
 /** A daemon stand-in: events, a status and a kernel that counts. */
 class FakeSource extends EventEmitter implements MetricsSource {
   statuses: ConnectionStatus[] = [];
+  readonly engine = {
+    stats: { refusedHalfOpen: 9000, evictedHalfOpen: 1000, refusedNegotiations: 4, internalErrors: 0 },
+  };
   readonly kernel = new (class extends MemoryBackend {
     traffic = new Map<number, TrafficCounters>();
     async counters(child: ChildSa): Promise<TrafficCounters | undefined> {
@@ -282,6 +285,21 @@ t.test('counters from events, gauges from status, traffic from the kernel, label
     'kernel problems by cause',
   );
   t.equal(value(f, 'ike_node_kernel_problems_total', { cause: 'replay' }), 0);
+  t.same(
+    [
+      value(f, 'ike_node_half_open_refused_total'),
+      value(f, 'ike_node_half_open_evicted_total'),
+      value(f, 'ike_node_internal_errors_total'),
+    ],
+    [9000, 1000, 0],
+    "the engine's counters: first messages refused and half-open SAs evicted (a flood), internal errors",
+  );
+  source.engine.stats.internalErrors = 2;
+  t.equal(
+    value(parseExposition(await metrics.render()), 'ike_node_internal_errors_total'),
+    2,
+    'read at each scrape',
+  );
   t.ok(text.includes(`connection="${escapeLabel(odd)}"`), 'the raw text carries the escaped value');
   t.match(text, /connection="odd \\"name\\" \\\\ with\\nnewline"/);
   for (const [name, family] of f) t.ok(family.help && family.type, `${name}: HELP and TYPE`);
