@@ -70,6 +70,11 @@ export interface CharonOptions {
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
   /**
+   * charon's retransmission (strongswan.conf retransmit_timeout, _base, _tries); the default, 1 s
+   * and 3 tries at charon's base 1.8, keeps failures fast. The n-th resend waits timeout * base^n.
+   */
+  retransmit?: Retransmit;
+  /**
    * Where charon installs SAs and policies. 'libipsec' (default): kernel-libipsec, userspace ESP
    * over TUN, tunnel mode only, and it fakes a NAT so IKE floats to 4500 and ESP goes in UDP.
    * 'netlink': kernel-libipsec is not loaded, kernel-netlink installs real XFRM states and
@@ -77,6 +82,12 @@ export interface CharonOptions {
    * there is one).
    */
   kernel?: 'libipsec' | 'netlink';
+}
+
+export interface Retransmit {
+  timeout: number;
+  base?: number;
+  tries: number;
 }
 
 export interface ParsedChildSa {
@@ -176,8 +187,9 @@ export function strongswanConf(
   levels: Record<string, number>,
   extra = '',
   kernel: CharonOptions['kernel'] = 'libipsec',
-  options: { extraConf?: string; logMilliseconds?: boolean } = {},
+  options: { extraConf?: string; logMilliseconds?: boolean; retransmit?: Retransmit } = {},
 ): string {
+  const retransmit = options.retransmit ?? { timeout: 1.0, tries: 3 };
   const plugins =
     kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
   const levelLines = Object.entries(levels)
@@ -187,8 +199,8 @@ export function strongswanConf(
 charon {
   load_modular = no
   load = ${plugins.join(' ')}
-  retransmit_timeout = 1.0
-  retransmit_tries = 3
+  retransmit_timeout = ${retransmit.timeout}
+  retransmit_tries = ${retransmit.tries}${retransmit.base !== undefined ? `\n  retransmit_base = ${retransmit.base}` : ''}
   plugins {
     vici {
       socket = unix://${dir}/run/charon.vici
@@ -235,6 +247,7 @@ export async function startCharon(ns: Ns, options: CharonOptions): Promise<Charo
     strongswanConf(dir, options.name, levels, options.extraCharonConf, options.kernel, {
       ...(options.extraConf !== undefined && { extraConf: options.extraConf }),
       ...(options.logMilliseconds !== undefined && { logMilliseconds: options.logMilliseconds }),
+      ...(options.retransmit !== undefined && { retransmit: options.retransmit }),
     }),
   );
   writeFileSync(join(dir, 'charon.log'), '');

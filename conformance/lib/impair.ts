@@ -1,0 +1,225 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type IkeNode, REPO_ROOT } from './ike-node.js';
+import { delay, processEnd, type Ns, type Topology } from './netns.js';
+import type { RelayOptions, RelayStats } from './impair-relay.js';
+import { type IkeNodeStatus, until } from './scenario.js';
+import type { Charon, ParsedSa } from './strongswan.js';
+
+/**
+ * What the impairment scenarios (conformance/impair/) do to the path between the peers, and how
+ * they read the outcome: random loss with nftables (the host has no netem), duplication and
+ * reordering through the project's UDP relay, NAT mappings forgotten by flushing conntrack.
+ */
+
+const RELAY = join(dirname(fileURLToPath(import.meta.url)), 'impair-relay.ts');
+
+export interface LossCounters {
+  /** UDP datagrams that reached the rules, and those dropped, per direction. */
+  inSeen: number;
+  inDropped: number;
+  outSeen: number;
+  outDropped: number;
+}
+
+/**
+ * Drops `percent`% of the UDP datagrams on `iface` of `ns`, in both directions, at random
+ * (`numgen random mod 100 < percent`), counting what passes the rules and what they drop.
+ */
+export async function addLoss(ns: Ns, iface: string, percent: number): Promise<void> {
+  const chain = (name: string, hook: 'input' | 'output', dir: 'in' | 'out') => [
+    `  chain ${name} {`,
+    `    type filter hook ${hook} priority filter; policy accept;`,
+    `    ${dir === 'in' ? 'iifname' : 'oifname'} "${iface}" meta l4proto udp counter name "${dir}_seen"`,
+    `    ${dir === 'in' ? 'iifname' : 'oifname'} "${iface}" meta l4proto udp numgen random mod 100 < ${percent} counter name "${dir}_dropped" drop`,
+    '  }',
+  ];
+  const ruleset = [
+    'table inet impair {',
+    ...['in_seen', 'in_dropped', 'out_seen', 'out_dropped'].map((name) => `  counter ${name} { }`),
+    ...chain('incoming', 'input', 'in'),
+    ...chain('outgoing', 'output', 'out'),
+    '}',
+    '',
+  ].join('\n');
+  await ns.exec('nft', ['-f', '-'], { input: ruleset });
+}
+
+export async function lossCounters(ns: Ns): Promise<LossCounters> {
+  const { stdout } = await ns.exec('nft', ['-j', 'list', 'counters', 'table', 'inet', 'impair']);
+  const packets = new Map<string, number>();
+  for (const item of (JSON.parse(stdout) as { nftables: { counter?: { name: string; packets: number } }[] })
+    .nftables) {
+    if (item.counter) packets.set(item.counter.name, item.counter.packets);
+  }
+  const get = (name: string) => packets.get(name) ?? 0;
+  return {
+    inSeen: get('in_seen'),
+    inDropped: get('in_dropped'),
+    outSeen: get('out_seen'),
+    outDropped: get('out_dropped'),
+  };
+}
+
+export interface Relay {
+  /** Stops the relay; resolves with what it did. */
+  stop(): Promise<RelayStats>;
+}
+
+/** Starts the impairment relay in the router of a relay topology, between left and right. */
+export async function startRelay(
+  topology: Topology,
+  impair: Pick<RelayOptions, 'seed' | 'duplicate' | 'delay' | 'delayMs'>,
+): Promise<Relay> {
+  if (topology.kind !== 'relay' || !topology.router) throw new Error('startRelay: needs a relay topology');
+  const options: RelayOptions = {
+    left: { face: topology.rightSeenAs, peer: topology.leftAddress },
+    right: { face: topology.leftSeenAs, peer: topology.rightAddress },
+    ports: [500, 4500],
+    ...impair,
+  };
+  const child = topology.router.spawn(process.execPath, ['--import', 'tsx', RELAY, JSON.stringify(options)], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let errors = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => (errors += text));
+  const end = processEnd(child, 3000);
+  for (const deadline = Date.now() + 15_000; !output.includes('ready\n');) {
+    if (end.exitCode() !== null || Date.now() > deadline) {
+      await end.stop();
+      throw new Error(`impair relay did not start (${end.exitCode()}): ${errors}`);
+    }
+    await delay(25);
+  }
+  return {
+    async stop() {
+      await end.stop();
+      const line = output.split('\n').find((l) => l.startsWith('{'));
+      if (!line) throw new Error(`impair relay reported nothing: ${output}${errors}`);
+      return JSON.parse(line) as RelayStats;
+    },
+  };
+}
+
+/** Forgets every NAT mapping of the router: the next datagram from inside gets a new port. */
+export async function flushConntrack(topology: Topology): Promise<void> {
+  if (!topology.router) throw new Error('flushConntrack: the topology has no router');
+  // conntrack -F exits 0 and reports the number of entries flushed on stderr.
+  await topology.router.exec('conntrack', ['-F'], { allowFail: false });
+}
+
+/**
+ * Resolves once `pattern` appears in the text `read` returns (a log file: cheap to poll, where
+ * asking `ike-node status` or swanctl every 100 ms would start a process each time and, four
+ * scenarios at once on two cores, slow down what it measures).
+ */
+export async function logged(read: () => string, pattern: RegExp, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pattern.test(read())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(25);
+  }
+}
+
+/** How many times `pattern` (with the g flag) appears in `text`. */
+export function count(text: string, pattern: RegExp): number {
+  return (text.match(pattern) ?? []).length;
+}
+
+/**
+ * Milliseconds between the first ike-node log line matching `from` and the first after it matching
+ * `to`, by the ISO times the lines start with; undefined when either is missing.
+ */
+export function logSpan(log: string, from: RegExp, to: RegExp): number | undefined {
+  const lines = log.split('\n');
+  const first = lines.findIndex((line) => from.test(line));
+  const last = lines.findIndex((line, i) => i > first && to.test(line));
+  if (first < 0 || last < 0) return undefined;
+  const time = (line: string) => Date.parse(line.slice(0, line.indexOf(' ')));
+  return time(lines[last]!) - time(lines[first]!);
+}
+
+/** strongSwan logs a child SA of connection net as up. */
+export const CHARON_CHILD_UP = /CHILD_SA net\{\d+\} established/g;
+/** ike-node logs a child SA as installed. */
+export const IKE_NODE_CHILD_UP = /child SA installed/g;
+
+/**
+ * Both sides have logged the `n`-th child SA up (1 unless given); then ike-node's connection
+ * `net` as `ike-node status` gives it and strongSwan's IKE SA `net` with its installed children,
+ * and when (Date.now()) the second of the two log lines was seen.
+ */
+export async function tunnelUp(
+  ikeNode: IkeNode,
+  charon: Charon,
+  ms: number,
+  n = 1,
+): Promise<{ net: IkeNodeStatus[number]; sa: ParsedSa; at: number }> {
+  await Promise.all([
+    logged(
+      () => ikeNode.log(),
+      new RegExp(`(${IKE_NODE_CHILD_UP.source}[^]*){${n}}`),
+      ms,
+      'ike-node: child up',
+    ),
+    logged(
+      () => charon.log(),
+      new RegExp(`(${CHARON_CHILD_UP.source}[^]*){${n}}`),
+      ms,
+      'strongSwan: child up',
+    ),
+  ]);
+  const at = Date.now();
+  const net = await until(
+    async () => {
+      const [net] = (await ikeNode.status()) as IkeNodeStatus;
+      return net?.status === 'Active' ? net : undefined;
+    },
+    5000,
+    'ike-node status Active',
+  );
+  const sa = await until(
+    async () =>
+      (await charon.listSas()).find(
+        (sa) =>
+          sa.name === 'net' && sa.state === 'ESTABLISHED' && sa.children.some((c) => c.state === 'INSTALLED'),
+      ),
+    5000,
+    'strongSwan: IKE SA net established',
+  );
+  return { net, sa, at };
+}
+
+/** Lines by which either side says it gave up on an exchange: none may appear. */
+export function gaveUp(ikeNode: IkeNode, charon: Charon): string[] {
+  return [
+    ...(ikeNode.log().match(/^.*no answer from .*$/gm) ?? []),
+    ...(charon.log().match(/^.*giving up after \d+ retransmits.*$/gm) ?? []),
+  ];
+}
+
+/** How many times each side resent a message, from its log. */
+export function retransmissions(ikeNode: IkeNode, charon: Charon): { ikeNode: number; strongSwan: number } {
+  return {
+    ikeNode: count(ikeNode.log(), /retransmitting (main mode message|quick mode message|request)/g),
+    // IKEv1: "sending retransmit N of request message ID ..."; IKEv2: "retransmit N of request with ...".
+    strongSwan: count(charon.log(), /retransmit \d+ of /g),
+  };
+}
+
+/** A retransmission policy as both peers are given it, and the longest an exchange can wait. */
+export interface RetransmitBudget {
+  timeout: number;
+  backoff: number;
+  tries: number;
+}
+
+/** Seconds from the first send of a message until its sender gives up (the last wait included). */
+export function budgetSeconds(r: RetransmitBudget): number {
+  let total = 0;
+  for (let n = 0; n <= r.tries; n++) total += r.timeout * r.backoff ** n;
+  return total;
+}
