@@ -148,7 +148,7 @@ export const CHARON_CHILD_UP = /CHILD_SA net\{\d+\} established/g;
 export const IKE_NODE_CHILD_UP = /child SA installed/g;
 
 /**
- * Both sides have logged the `n`-th child SA up (1 unless given); then ike-node's connection
+ * Both sides have logged as many child SAs up as `installs` says (one each unless given); then ike-node's connection
  * `net` as `ike-node status` gives it and strongSwan's IKE SA `net` with its installed children,
  * and when (Date.now()) the second of the two log lines was seen.
  */
@@ -156,18 +156,18 @@ export async function tunnelUp(
   ikeNode: IkeNode,
   charon: Charon,
   ms: number,
-  n = 1,
+  installs = { ikeNode: 1, charon: 1 },
 ): Promise<{ net: IkeNodeStatus[number]; sa: ParsedSa; at: number }> {
   await Promise.all([
     logged(
       () => ikeNode.log(),
-      new RegExp(`(${IKE_NODE_CHILD_UP.source}[^]*){${n}}`),
+      new RegExp(`(${IKE_NODE_CHILD_UP.source}[^]*){${installs.ikeNode}}`),
       ms,
       'ike-node: child up',
     ),
     logged(
       () => charon.log(),
-      new RegExp(`(${CHARON_CHILD_UP.source}[^]*){${n}}`),
+      new RegExp(`(${CHARON_CHILD_UP.source}[^]*){${installs.charon}}`),
       ms,
       'strongSwan: child up',
     ),
