@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startIkeNode } from '../lib/ike-node.js';
-import { count, flushConntrack, IKE_NODE_CHILD_UP, logged, tunnelUp } from '../lib/impair.js';
+import { count, flushConntrack, ikeNodeChildren, logged, tunnelUp } from '../lib/impair.js';
 import { delay, type Ns, type Topology } from '../lib/netns.js';
 import {
   ends,
@@ -170,7 +170,7 @@ async function scenario(t: Test, version: 1 | 2): Promise<string> {
     `${label}: ike-node's liveness checks reach strongSwan at the new port (${checksAfter})`,
   );
   t.notMatch(ikeNode.log(), /dead peer/, `${label}: no dead peer declared`);
-  return `${label}: public port ${oldPort} -> ${newPort}; ${count(ikeNode.log(), IKE_NODE_CHILD_UP)} child installs; ${checksAfter} liveness checks answered after the move`;
+  return `${label}: public port ${oldPort} -> ${newPort}; ${ikeNodeChildren(ikeNode.log())} child installs; ${checksAfter} liveness checks answered after the move`;
 }
 
 t.test('NAT mapping change mid-tunnel: IKEv1 and IKEv2', async (t) => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startIkeNode } from '../lib/ike-node.js';
-import { count, IKE_NODE_CHILD_UP, tunnelUp } from '../lib/impair.js';
+import { ikeNodeChildren, tunnelUp } from '../lib/impair.js';
 import { delay, signal } from '../lib/netns.js';
 import {
   type IkeNodeStatus,
@@ -77,7 +77,7 @@ async function scenario(t: Test, version: 1 | 2, role: 'initiator' | 'responder'
     `${label}: child SPIs agree (other direction)`,
   );
   t.equal(second.net.childSas.length, 1, `${label}: the stale child was gone when the new one was up`);
-  return `${label}: ${count(ikeNode.log(), IKE_NODE_CHILD_UP)} child SAs installed in all; back up ${(upIn / 1000).toFixed(1)} s after the new charon started`;
+  return `${label}: ${ikeNodeChildren(ikeNode.log())} child SAs installed in all; back up ${(upIn / 1000).toFixed(1)} s after the new charon started`;
 }
 
 t.test('a peer that reboots: IKEv1 and IKEv2, both roles', async (t) => {

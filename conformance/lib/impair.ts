@@ -112,13 +112,19 @@ export async function flushConntrack(topology: Topology): Promise<void> {
 }
 
 /**
- * Resolves once `pattern` appears in the text `read` returns (a log file: cheap to poll, where
+ * Resolves once `pattern` appears in (or `done` holds for) the text `read` returns (a log file: cheap to poll, where
  * asking `ike-node status` or swanctl every 100 ms would start a process each time and, four
  * scenarios at once on two cores, slow down what it measures).
  */
-export async function logged(read: () => string, pattern: RegExp, ms: number, what: string): Promise<void> {
+export async function logged(
+  read: () => string,
+  done: RegExp | ((text: string) => boolean),
+  ms: number,
+  what: string,
+): Promise<void> {
   const end = Date.now() + ms;
-  while (!pattern.test(read())) {
+  const test = done instanceof RegExp ? (text: string) => done.test(text) : done;
+  while (!test(read())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await delay(25);
   }
@@ -142,10 +148,18 @@ export function logSpan(log: string, from: RegExp, to: RegExp): number | undefin
   return time(lines[last]!) - time(lines[first]!);
 }
 
-/** strongSwan logs a child SA of connection net as up. */
-export const CHARON_CHILD_UP = /CHILD_SA net\{\d+\} established/g;
-/** ike-node logs a child SA as installed. */
-export const IKE_NODE_CHILD_UP = /child SA installed/g;
+/** How many child SAs ike-node's log shows installed. */
+export function ikeNodeChildren(log: string): number {
+  return count(log, /child SA installed/g);
+}
+
+/**
+ * How many child SAs of connection net strongSwan's log shows established: distinct unique ids,
+ * as an IKEv2 rekey logs its new child twice ("inbound CHILD_SA net{2} established", "outbound ...").
+ */
+export function charonChildren(log: string): number {
+  return new Set([...log.matchAll(/CHILD_SA net\{(\d+)\} established/g)].map((m) => m[1])).size;
+}
 
 /**
  * Both sides have logged as many child SAs up as `installs` says (one each unless given); then ike-node's connection
@@ -161,13 +175,13 @@ export async function tunnelUp(
   await Promise.all([
     logged(
       () => ikeNode.log(),
-      new RegExp(`(${IKE_NODE_CHILD_UP.source}[^]*){${installs.ikeNode}}`),
+      (log) => ikeNodeChildren(log) >= installs.ikeNode,
       ms,
       'ike-node: child up',
     ),
     logged(
       () => charon.log(),
-      new RegExp(`(${CHARON_CHILD_UP.source}[^]*){${installs.charon}}`),
+      (log) => charonChildren(log) >= installs.charon,
       ms,
       'strongSwan: child up',
     ),
