@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { delay } from '../lib/netns.js';
 import { startIkeNode } from '../lib/ike-node.js';
-import { startRelay } from '../lib/impair.js';
 import type { RelayStats } from '../lib/impair-relay.js';
 import {
   type IkeNodeStatus,
@@ -13,7 +12,7 @@ import {
   type TunnelSpec,
 } from '../lib/scenario.js';
 import { startCharon, swanctlConnection } from '../lib/strongswan.js';
-import { charonChildren, ikeNodeChildren, tunnelUp } from '../lib/impair.js';
+import { charonChildren, ikeNodeChildren, startRelay, tunnelUp } from '../lib/impair.js';
 
 /**
  * Duplicated and reordered datagrams between ike-node and strongSwan 5.9.8: every datagram of IKE

@@ -12,14 +12,15 @@ import {
   swanctlTunnel,
   type TunnelSpec,
 } from '../lib/scenario.js';
-import { startCharon, swanctlConnection } from '../lib/strongswan.js';
+import { CHARON_LIVENESS, startCharon, swanctlConnection } from '../lib/strongswan.js';
 
 /**
  * A NAT mapping that changes mid-tunnel: strongSwan 5.9.8 sits behind the masquerading router
  * (`masquerade random`) with a tunnel up to ike-node outside; the router's conntrack is flushed,
  * so strongSwan's next datagram leaves from a new public port. First only unauthenticated
  * datagrams come from there (strongSwan's NAT keepalives every second, and a forged message with
- * the IKE SA's SPIs and garbage for its encrypted body sent from the router): ike-node must not
+ * the IKE SA's SPIs and garbage for its encrypted body, sent from strongSwan's host through the
+ * NAT from a port of its own): ike-node must not
  * move the peer (its status keeps the old port). Then strongSwan rekeys the child SA, an
  * authenticated message from the new port: ike-node must follow it (RFC 3947 for IKEv1, RFC 7296
  * 2.23 for IKEv2), show the new port, keep the same IKE SA, and its liveness checks must be
@@ -31,12 +32,6 @@ const SUITE = 'aes128-sha1-modp1024';
 const DPD = { delay: 2, timeout: 30, action: 'clear' } as const;
 
 t.setTimeout(120_000);
-
-/** How strongSwan logs a liveness check it receives (dpd.test.ts has the same). */
-const LIVENESS = {
-  1: /parsed INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD\) \]/g,
-  2: /parsed INFORMATIONAL request \d+ \[ \]/g,
-} as const;
 
 /** The NAT's public port for strongSwan's IKE (from 4500), from the router's conntrack table. */
 async function publicPort(topology: Topology): Promise<number | undefined> {
@@ -142,7 +137,7 @@ async function scenario(t: Test, version: 1 | 2): Promise<string> {
     `${label}: ike-node judged the forged message and ignored it`,
   );
 
-  const checksBefore = count(charon.log(), LIVENESS[version]);
+  const checksBefore = count(charon.log(), CHARON_LIVENESS[version].request);
   const rekey = await charon.swanctl(['--rekey', '--child', 'net'], 20);
   t.equal(rekey.code, 0, `${label}: strongSwan rekeyed the child SA from the new port`);
   await logged(() => ikeNode.log(), /peer moved from/, 10_000, 'ike-node to follow the peer');
@@ -164,7 +159,7 @@ async function scenario(t: Test, version: 1 | 2): Promise<string> {
     `${label}: the child SA is UDP-encapsulated`,
   );
   t.equal(swanAfter?.uniqueid, swanBefore.uniqueid, `${label}: strongSwan kept its IKE SA`);
-  const checksAfter = count(charon.log(), LIVENESS[version]) - checksBefore;
+  const checksAfter = count(charon.log(), CHARON_LIVENESS[version].request) - checksBefore;
   t.ok(
     checksAfter >= 1,
     `${label}: ike-node's liveness checks reach strongSwan at the new port (${checksAfter})`,

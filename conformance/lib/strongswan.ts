@@ -40,6 +40,21 @@ export const CHARON_PLUGINS = [
   'updown',
 ];
 
+/**
+ * How charon logs (at ike level 2) a liveness check it receives and its answer: IKEv1 R-U-THERE
+ * (RFC 3706) and DPD ack, IKEv2 an empty INFORMATIONAL (RFC 7296 2.4).
+ */
+export const CHARON_LIVENESS = {
+  1: {
+    request: /parsed INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD\) \]/g,
+    answer: /generating INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD_ACK\) \]/g,
+  },
+  2: {
+    request: /parsed INFORMATIONAL request \d+ \[ \]/g,
+    answer: /generating INFORMATIONAL response \d+ \[ \]/g,
+  },
+} as const;
+
 export const DEFAULT_LOG_LEVELS: Readonly<Record<string, number>> = { default: 1, ike: 2, cfg: 2, knl: 2 };
 /** Levels for debugging a failing exchange: message contents and raw packets. */
 export const VERBOSE_LOG_LEVELS: Readonly<Record<string, number>> = {
