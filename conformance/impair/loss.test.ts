@@ -15,8 +15,8 @@ import { ends, ikeNodeTunnel, openLab, swanctlTunnel, type TunnelSpec } from '..
 import { startCharon, swanctlConnection } from '../lib/strongswan.js';
 
 /**
- * 20% random loss in both directions (nftables `numgen random mod 100 < 20 drop` on ike-node's
- * interface, in and out) while ike-node and strongSwan 5.9.8 set up a tunnel: IKEv1 (main mode +
+ * 20% random loss in both directions (nftables `numgen random mod 100 < 20 drop` on what arrives
+ * at either peer's interface) while ike-node and strongSwan 5.9.8 set up a tunnel: IKEv1 (main mode +
  * quick mode) and IKEv2 (IKE_SA_INIT + IKE_AUTH), ike-node as initiator and as responder. The four
  * run at once, each in its own namespaces, since they spend their time waiting for resends.
  *
@@ -55,6 +55,7 @@ async function scenario(t: Test, version: 1 | 2, role: 'initiator' | 'responder'
   const tunnel: TunnelSpec = { dir: lab.dir, ours, theirs, psk: PSK, version, role, ike: SUITE, esp: SUITE };
   await charon.load(swanctlConnection(swanctlTunnel(tunnel)));
   await addLoss(ours.ns, ours.iface, LOSS_PERCENT);
+  await addLoss(theirs.ns, theirs.iface, LOSS_PERCENT);
 
   const ikeNode = await startIkeNode(
     ours.ns,
@@ -78,13 +79,18 @@ async function scenario(t: Test, version: 1 | 2, role: 'initiator' | 'responder'
   t.equal(net.childSas[0]?.spiIn, sa.children[0]?.spiOut, `${label}: SPIs agree`);
   t.equal(net.childSas[0]?.spiOut, sa.children[0]?.spiIn, `${label}: SPIs agree (other direction)`);
 
-  const loss = await lossCounters(ours.ns);
-  t.ok(loss.inSeen > 0 && loss.outSeen > 0, `${label}: datagrams went through the loss rules both ways`);
+  const [toIkeNode, toStrongSwan] = [await lossCounters(ours.ns), await lossCounters(theirs.ns)];
+  t.ok(
+    toIkeNode.seen > 0 && toStrongSwan.seen > 0,
+    `${label}: datagrams went through the loss rules both ways`,
+  );
   return {
     label,
     setupMs,
     retransmits: retransmissions(ikeNode, charon),
-    dropped: `in ${loss.inDropped}/${loss.inSeen}, out ${loss.outDropped}/${loss.outSeen}`,
+    dropped:
+      `to ike-node ${toIkeNode.dropped}/${toIkeNode.seen}, ` +
+      `to strongSwan ${toStrongSwan.dropped}/${toStrongSwan.seen}`,
   };
 }
 

@@ -15,30 +15,27 @@ import type { Charon, ParsedSa } from './strongswan.js';
 const RELAY = join(dirname(fileURLToPath(import.meta.url)), 'impair-relay.ts');
 
 export interface LossCounters {
-  /** UDP datagrams that reached the rules, and those dropped, per direction. */
-  inSeen: number;
-  inDropped: number;
-  outSeen: number;
-  outDropped: number;
+  /** UDP datagrams that arrived at the rules, and how many of them they dropped. */
+  seen: number;
+  dropped: number;
 }
 
 /**
- * Drops `percent`% of the UDP datagrams on `iface` of `ns`, in both directions, at random
- * (`numgen random mod 100 < percent`), counting what passes the rules and what they drop.
+ * Drops `percent`% of the UDP datagrams arriving on `iface` of `ns`, at random (`numgen random mod
+ * 100 < percent`), counting what reaches the rules and what they drop. Arriving only: a datagram
+ * dropped in the sender's own output hook fails its send with EPERM, which tells the sender what
+ * real loss on the path never would. Loss both ways is this rule on both peers.
  */
 export async function addLoss(ns: Ns, iface: string, percent: number): Promise<void> {
-  const chain = (name: string, hook: 'input' | 'output', dir: 'in' | 'out') => [
-    `  chain ${name} {`,
-    `    type filter hook ${hook} priority filter; policy accept;`,
-    `    ${dir === 'in' ? 'iifname' : 'oifname'} "${iface}" meta l4proto udp counter name "${dir}_seen"`,
-    `    ${dir === 'in' ? 'iifname' : 'oifname'} "${iface}" meta l4proto udp numgen random mod 100 < ${percent} counter name "${dir}_dropped" drop`,
-    '  }',
-  ];
   const ruleset = [
     'table inet impair {',
-    ...['in_seen', 'in_dropped', 'out_seen', 'out_dropped'].map((name) => `  counter ${name} { }`),
-    ...chain('incoming', 'input', 'in'),
-    ...chain('outgoing', 'output', 'out'),
+    '  counter seen { }',
+    '  counter dropped { }',
+    '  chain incoming {',
+    '    type filter hook input priority filter; policy accept;',
+    `    iifname "${iface}" meta l4proto udp counter name "seen"`,
+    `    iifname "${iface}" meta l4proto udp numgen random mod 100 < ${percent} counter name "dropped" drop`,
+    '  }',
     '}',
     '',
   ].join('\n');
@@ -52,13 +49,7 @@ export async function lossCounters(ns: Ns): Promise<LossCounters> {
     .nftables) {
     if (item.counter) packets.set(item.counter.name, item.counter.packets);
   }
-  const get = (name: string) => packets.get(name) ?? 0;
-  return {
-    inSeen: get('in_seen'),
-    inDropped: get('in_dropped'),
-    outSeen: get('out_seen'),
-    outDropped: get('out_dropped'),
-  };
+  return { seen: packets.get('seen') ?? 0, dropped: packets.get('dropped') ?? 0 };
 }
 
 export interface Relay {
