@@ -13,7 +13,7 @@ import {
   type TunnelSpec,
   until,
 } from './lib/scenario.js';
-import { startCharon, swanctlConnection } from './lib/strongswan.js';
+import { CHARON_LIVENESS, startCharon, swanctlConnection } from './lib/strongswan.js';
 
 /**
  * Dead peer detection against strongSwan 5.9.8 (tunnel mode, aes128-sha1-modp1024, PFS
@@ -33,16 +33,8 @@ t.setTimeout(200_000);
 
 /** How strongSwan logs a liveness check it receives and its answer, and tshark names the exchange. */
 const CHECKS = {
-  1: {
-    request: /parsed INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD\) \]/g,
-    answer: /generating INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD_ACK\) \]/g,
-    exchange: 'INFORMATIONAL_V1',
-  },
-  2: {
-    request: /parsed INFORMATIONAL request \d+ \[ \]/g,
-    answer: /generating INFORMATIONAL response \d+ \[ \]/g,
-    exchange: 'INFORMATIONAL',
-  },
+  1: { ...CHARON_LIVENESS[1], exchange: 'INFORMATIONAL_V1' },
+  2: { ...CHARON_LIVENESS[2], exchange: 'INFORMATIONAL' },
 } as const;
 
 async function scenario(

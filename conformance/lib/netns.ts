@@ -14,14 +14,16 @@ import {
  * safety net when the process exits or is killed by SIGINT/SIGTERM/SIGHUP.
  *
  * Interfaces: left and right each have `eth0`; the NAT router has `eth0` (towards left) and `eth1`
- * (towards right, where it masquerades).
+ * (towards right, where it masquerades). The relay topology has the same router namespace and
+ * addresses, but the router neither forwards nor translates: each side talks to the router's face
+ * towards it, where a userspace relay (impair-relay.ts) carries UDP 500/4500 across.
  *
  * Namespace names carry the process id and a counter (`ikn<pid>x<n>-left`), so test files that tap
  * runs in parallel never collide. Interfaces are created directly inside their namespaces, so their
  * names never touch the host's namespace.
  */
 
-export type TopologyKind = 'direct' | 'nat';
+export type TopologyKind = 'direct' | 'nat' | 'relay';
 export type Role = 'left' | 'right' | 'router' | 'hub' | 'spoke';
 
 export interface ExecResult {
@@ -62,8 +64,10 @@ export interface Topology {
   readonly leftAddress: string;
   /** Right's outer (IKE) address. */
   readonly rightAddress: string;
-  /** The address right sees for left: left itself when direct, the NAT's address otherwise. */
+  /** The address right sees for left: left itself when direct, the router's address otherwise. */
   readonly leftSeenAs: string;
+  /** The address left sees for right: right itself, or the relay's face towards left. */
+  readonly rightSeenAs: string;
   /** The interface of each side that carries IKE/ESP. */
   readonly leftIface: string;
   readonly rightIface: string;
@@ -252,6 +256,7 @@ class TopologyImpl extends NamespaceGroup implements Topology {
   readonly leftAddress: string;
   readonly rightAddress: string;
   readonly leftSeenAs: string;
+  readonly rightSeenAs: string;
   readonly leftIface = 'eth0';
   readonly rightIface = 'eth0';
   readonly leftSubnet = LEFT_SUBNET;
@@ -263,15 +268,17 @@ class TopologyImpl extends NamespaceGroup implements Topology {
     super();
     this.left = new NsImpl(`${this.prefix}left`, 'left', this);
     this.right = new NsImpl(`${this.prefix}right`, 'right', this);
-    if (kind === 'nat') {
+    if (kind !== 'direct') {
       this.router = new NsImpl(`${this.prefix}router`, 'router', this);
       this.leftAddress = '192.0.2.130';
       this.rightAddress = '192.0.2.2';
       this.leftSeenAs = '192.0.2.1';
+      this.rightSeenAs = kind === 'relay' ? '192.0.2.129' : '192.0.2.2';
     } else {
       this.leftAddress = '192.0.2.1';
       this.rightAddress = '192.0.2.2';
       this.leftSeenAs = '192.0.2.1';
+      this.rightSeenAs = '192.0.2.2';
     }
   }
 
@@ -307,6 +314,8 @@ class TopologyImpl extends NamespaceGroup implements Topology {
         await ip('-n', ns, 'link', 'set', dev, 'up');
       }
       await ip('-n', L, 'route', 'add', 'default', 'via', '192.0.2.129');
+    }
+    if (this.kind === 'nat') {
       await this.router!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
       const ruleset = [
         'table ip nat {',
@@ -491,6 +500,8 @@ function installSafetyNet(): void {
  * - direct: left 192.0.2.1/24 ↔ right 192.0.2.2/24 over one veth pair.
  * - nat: left 192.0.2.130/25 → router 192.0.2.129/25 | 192.0.2.1/25 (nft masquerade) → right
  *   192.0.2.2/25; right sees left as 192.0.2.1.
+ * - relay: the same addresses, no forwarding and no NAT: left talks to 192.0.2.129, right to
+ *   192.0.2.1, and a relay in the router namespace (startRelay) carries the datagrams across.
  * Both: left has 198.51.100.1/32 on lo (subnet 198.51.100.0/24), right 203.0.113.1/32 (subnet
  * 203.0.113.0/24), each with a route to the other's subnet via its next hop.
  */

@@ -65,7 +65,7 @@ export interface End {
   address: string;
   subnet: string;
   iface: string;
-  /** How the other end addresses this one (the NAT's address for left in the nat topology). */
+  /** How the other end addresses this one (the router's address for left behind the NAT or relay). */
   seenAs: string;
 }
 
@@ -83,7 +83,7 @@ export function ends(topology: Topology, ikeNodeSide: 'left' | 'right'): { ours:
     address: topology.rightAddress,
     subnet: topology.rightSubnet,
     iface: topology.rightIface,
-    seenAs: topology.rightAddress,
+    seenAs: topology.rightSeenAs,
   };
   return ikeNodeSide === 'left' ? { ours: left, theirs: right } : { ours: right, theirs: left };
 }

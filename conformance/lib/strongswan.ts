@@ -40,6 +40,21 @@ export const CHARON_PLUGINS = [
   'updown',
 ];
 
+/**
+ * How charon logs (at ike level 2) a liveness check it receives and its answer: IKEv1 R-U-THERE
+ * (RFC 3706) and DPD ack, IKEv2 an empty INFORMATIONAL (RFC 7296 2.4).
+ */
+export const CHARON_LIVENESS = {
+  1: {
+    request: /parsed INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD\) \]/g,
+    answer: /generating INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD_ACK\) \]/g,
+  },
+  2: {
+    request: /parsed INFORMATIONAL request \d+ \[ \]/g,
+    answer: /generating INFORMATIONAL response \d+ \[ \]/g,
+  },
+} as const;
+
 export const DEFAULT_LOG_LEVELS: Readonly<Record<string, number>> = { default: 1, ike: 2, cfg: 2, knl: 2 };
 /** Levels for debugging a failing exchange: message contents and raw packets. */
 export const VERBOSE_LOG_LEVELS: Readonly<Record<string, number>> = {
@@ -70,10 +85,10 @@ export interface CharonOptions {
   /** Milliseconds to wait for the vici socket (default 5000). */
   readyTimeoutMs?: number;
   /**
-   * charon's retransmission: first timeout in seconds and number of resends (default 1.0 and 3,
-   * so that failures come fast; a load initiator that must get through gives itself more).
+   * charon's retransmission (strongswan.conf retransmit_timeout, _base, _tries); the default, 1 s
+   * and 3 tries at charon's base 1.8, keeps failures fast. The n-th resend waits timeout * base^n.
    */
-  retransmit?: { timeout: number; tries: number };
+  retransmit?: Retransmit;
   /**
    * Where charon installs SAs and policies. 'libipsec' (default): kernel-libipsec, userspace ESP
    * over TUN, tunnel mode only, and it fakes a NAT so IKE floats to 4500 and ESP goes in UDP.
@@ -82,6 +97,12 @@ export interface CharonOptions {
    * there is one).
    */
   kernel?: 'libipsec' | 'netlink';
+}
+
+export interface Retransmit {
+  timeout: number;
+  base?: number;
+  tries: number;
 }
 
 export interface ParsedChildSa {
@@ -181,8 +202,9 @@ export function strongswanConf(
   levels: Record<string, number>,
   extra = '',
   kernel: CharonOptions['kernel'] = 'libipsec',
-  options: { extraConf?: string; logMilliseconds?: boolean; retransmit?: CharonOptions['retransmit'] } = {},
+  options: { extraConf?: string; logMilliseconds?: boolean; retransmit?: Retransmit } = {},
 ): string {
+  const retransmit = options.retransmit ?? { timeout: 1.0, tries: 3 };
   const plugins =
     kernel === 'netlink' ? CHARON_PLUGINS.filter((p) => p !== 'kernel-libipsec') : CHARON_PLUGINS;
   const levelLines = Object.entries(levels)
@@ -192,8 +214,8 @@ export function strongswanConf(
 charon {
   load_modular = no
   load = ${plugins.join(' ')}
-  retransmit_timeout = ${(options.retransmit?.timeout ?? 1).toFixed(1)}
-  retransmit_tries = ${options.retransmit?.tries ?? 3}
+  retransmit_timeout = ${retransmit.timeout}
+  retransmit_tries = ${retransmit.tries}${retransmit.base !== undefined ? `\n  retransmit_base = ${retransmit.base}` : ''}
   plugins {
     vici {
       socket = unix://${dir}/run/charon.vici
