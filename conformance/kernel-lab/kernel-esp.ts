@@ -765,8 +765,8 @@ async function initiating(frame: Frame): Promise<void> {
   step('stop');
 }
 
-/** ike-node's log lines about what an earlier run left in the kernel (xfrm's and pfkey's words). */
-const CLEANUP_LINE = /left behind by an earlier run|an earlier run left/;
+/** ike-node's log line about what an earlier run left in the kernel (src/kernel/leftovers.ts). */
+const CLEANUP_LINE = /left behind by an earlier run/;
 /**
  * strongSwan's log lines that tell how it let go of the killed run's SAs (INITIAL-CONTACT, or DPD
  * giving up) and took the new ones.
@@ -806,7 +806,8 @@ async function restarting(frame: Frame): Promise<void> {
   };
   const [firstLog, restartedLog] = [logOf('ike-node.log'), logOf('ike-node-restarted.log')];
   logs.left = () => `${firstLog()}\n--- restarted\n${restartedLog()}`;
-  const first = await startIkeNode(left, config, { dir: nodeDir, readyTimeoutMs: 60_000 });
+  // pfkey's first SADB_REGISTER loads every ESP algorithm module: 10 s idle, far more on a busy host.
+  const first = await startIkeNode(left, config, { dir: nodeDir, readyTimeoutMs: 120_000 });
   const netActive = async () => {
     const status = await statusOf(nodeDir);
     return status.find((c) => c.name === 'net')?.status === 'Active' ? status : undefined;
