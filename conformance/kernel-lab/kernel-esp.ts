@@ -622,6 +622,19 @@ async function framed(
   return result;
 }
 
+/** strongSwan (kernel-netlink) on the right, the scenario's connection loaded. */
+async function startStrongswan({ spec, dir, topology, ours, theirs, logs }: Frame): Promise<Charon> {
+  const charon = await startCharon(topology.right, {
+    name: 'strongswan',
+    dir: join(dir, 'strongswan'),
+    kernel: 'netlink',
+    readyTimeoutMs: 30_000,
+  });
+  await charon.load(swanctlConfig(ours, theirs, spec));
+  logs.right = charon.log;
+  return charon;
+}
+
 /** ike-node (xfrm) initiates to strongSwan or to ike-node (pfkey): every scenario but libreswan. */
 async function initiating(frame: Frame): Promise<void> {
   const { spec, dir, topology, ours, theirs, result, step, logs } = frame;
@@ -629,14 +642,7 @@ async function initiating(frame: Frame): Promise<void> {
   let charon: Charon | undefined;
   let peerNode: IkeNode | undefined;
   if (spec.peer === 'strongswan') {
-    charon = await startCharon(right, {
-      name: 'strongswan',
-      dir: join(dir, 'strongswan'),
-      kernel: 'netlink',
-      readyTimeoutMs: 30_000,
-    });
-    await charon.load(swanctlConfig(ours, theirs, spec));
-    logs.right = charon.log;
+    charon = await startStrongswan(frame);
   } else {
     peerNode = await startIkeNode(
       right,
@@ -784,14 +790,7 @@ async function restarting(frame: Frame): Promise<void> {
   const { spec, dir, topology, ours, theirs, result, step, logs } = frame;
   const { left, right } = topology;
   const kernel = spec.restart!;
-  const charon = await startCharon(right, {
-    name: 'strongswan',
-    dir: join(dir, 'strongswan'),
-    kernel: 'netlink',
-    readyTimeoutMs: 30_000,
-  });
-  await charon.load(swanctlConfig(ours, theirs, spec));
-  logs.right = charon.log;
+  const charon = await startStrongswan(frame);
   step('peer');
 
   const nodeDir = join(dir, 'ike-node');
