@@ -60,8 +60,9 @@ const GUEST = join(dirname(fileURLToPath(import.meta.url)), 'kernel-lab', 'kerne
 const MODULES = ['esp4', 'xfrm_user', 'af_key', 'veth', 'nf_tables', 'nft_chain_nat', 'nft_masq'];
 /**
  * The whole VM (boot, the first six scenarios, shutdown) measured about 245 s on an otherwise idle
- * machine and 315 s beside two busy processes (libreswan's scenario 40-46 s of it); the three
- * restart scenarios add RESTART_ADDS_SEC (see the guest timings it prints). This is its hard limit.
+ * machine and 315 s beside two busy processes (libreswan's scenario 40-46 s of it). The three
+ * restart scenarios took 59, 67 and 83 s of a 670 s guest run on a host at load 12 (the six others
+ * 460 s there), so about 110 s idle. This is its hard limit.
  */
 const LAB_TIMEOUT_SEC = 600;
 const ADDON = join(REPO_ROOT, 'build', 'Release', 'ike_native.node');

@@ -121,9 +121,10 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
     dir,
     configPath,
     async status() {
+      // A second Node process: in the kernel lab on a busy host its start alone took over 10 s.
       const result = await ns.exec(process.execPath, [CLI, 'status', '--json', '--config', configPath], {
         allowFail: true,
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
       });
       if (result.code !== 0) throw new Error(`ike-node status failed (${result.code}): ${result.stderr}`);
       return JSON.parse(result.stdout) as unknown;
