@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlRequest } from '../../src/daemon/control.js';
@@ -27,7 +27,7 @@ import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../l
 /**
  * Runs INSIDE the qemu kernel lab (conformance/kernel-esp.test.ts boots it:
  * `node --import tsx conformance/kernel-lab/kernel-esp.ts`): ike-node's kernel backends carry real
- * ESP through the guest kernel. Six scenarios, one boot:
+ * ESP through the guest kernel. Nine scenarios, one boot:
  *
  * - `direct`: ike-node (xfrm) initiates two connections to strongSwan (kernel-netlink): a tunnel
  *   between the inner subnets (AES-GCM, PFS) and a transport-mode udp/1701 connection as an L2TP
@@ -47,6 +47,12 @@ import { startCharon, swanctlConnection, type Charon, type ParsedSa } from '../l
  *   anything.
  * - `acquire`: ike-node (xfrm) with `start: "on-traffic"` installs trap policies only; a ping from
  *   the inner subnet makes the kernel send an ACQUIRE, which starts the negotiation.
+ * - `restart`, `restart-ikev2`, `restart-pfkey`: ike-node (xfrm in IKEv1 and IKEv2, pfkey in
+ *   IKEv2) initiates a tunnel to strongSwan, which runs DPD every DPD_DELAY_SEC; a ping crosses,
+ *   then ike-node is SIGKILLed, which leaves its SAs and policies in the kernel, and started again
+ *   with the same configuration: it must remove what the killed run left before it installs
+ *   anything, negotiate anew (its INITIAL-CONTACT tells strongSwan to drop the old SAs) and carry
+ *   the ping again, well within one DPD period.
  *
  * Every scenario captures the outgoing packets of both peers' outer interfaces (`tcpdump -Q out`:
  * the guest kernel re-injects decrypted tunnel-mode packets on the receiving device, so a capture
@@ -87,6 +93,11 @@ export interface Scenario {
   transportEsp?: string;
   /** strongSwan rekeys the tunnel while a ping stream runs. */
   rekey: boolean;
+  /**
+   * SIGKILL and restart: ike-node runs on this kernel backend (instead of xfrm), is killed with
+   * its tunnel up and started again with the same configuration; strongSwan runs DPD.
+   */
+  restart?: 'xfrm' | 'pfkey';
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -150,7 +161,44 @@ export const SCENARIOS: readonly Scenario[] = [
     tunnelEsp: 'aes256-sha1',
     rekey: false,
   },
+  {
+    name: 'restart',
+    version: 1,
+    kind: 'direct',
+    peer: 'strongswan',
+    start: 'initiate',
+    tunnelEsp: 'aes128-sha256',
+    rekey: false,
+    restart: 'xfrm',
+  },
+  {
+    name: 'restart-ikev2',
+    version: 2,
+    kind: 'direct',
+    peer: 'strongswan',
+    start: 'initiate',
+    tunnelEsp: 'aes128gcm16',
+    rekey: false,
+    restart: 'xfrm',
+  },
+  {
+    name: 'restart-pfkey',
+    version: 2,
+    kind: 'direct',
+    peer: 'strongswan',
+    start: 'initiate',
+    // af_key: no AEAD, and HMAC-SHA-256 truncated to 96 bits (which ike-node refuses there).
+    tunnelEsp: 'aes128-sha1',
+    rekey: false,
+    restart: 'pfkey',
+  },
 ];
+
+/**
+ * strongSwan's DPD interval in the restart scenarios (dpd_delay): the restarted ike-node must have
+ * the tunnel back, and traffic through it, well within one period.
+ */
+export const DPD_DELAY_SEC = 10;
 
 /**
  * Pings through the tunnel: first a few, then a stream across the rekey, dense enough (every
@@ -195,6 +243,31 @@ export interface StopResult {
   code: number;
   ms: number;
   xfrm: Xfrm;
+}
+
+/** The restart scenarios: ike-node killed with its tunnel up, then started again. */
+export interface RestartResult {
+  /** ike-node's kernel backend in both runs. */
+  kernel: 'xfrm' | 'pfkey';
+  /** The first run, tunnel up and a ping through it: both sides' state. */
+  before: { ours: Snapshot; theirs: Snapshot; ping: Ping };
+  /** SIGKILL: the exit status, and what ike-node's kernel holds right after. */
+  killed: { code: number; xfrm: Xfrm };
+  /** From the restart's spawn until its control socket answered (Node's start, the backend's). */
+  msToReady: number;
+  /** From the control socket until ike-node reported net Active again. */
+  msToActive: number;
+  /** From the control socket until the ping through the new SAs had ended. */
+  msToRecovered: number;
+  ping: Ping;
+  /** The restarted daemon's log lines about what the killed run left (and removed). */
+  cleanupLog: string[];
+  /** strongSwan's log lines about INITIAL-CONTACT, DPD and the SAs it deleted after the restart. */
+  peerLog: string[];
+  /** Once strongSwan lists one IKE SA with one child (or 10 s passed): both sides. */
+  after: { ours: Snapshot; theirs: Snapshot };
+  /** SIGTERM to the restarted daemon: its kernel after it. */
+  stop?: StopResult;
 }
 
 /** One of ike-node's runs against libreswan: ike-node started in `role`, checked, stopped. */
@@ -249,6 +322,8 @@ export interface ScenarioResult {
   };
   /** Acquire: ike-node's log lines about the ACQUIRE and the negotiation it started. */
   acquireLog?: string[];
+  /** The restart scenarios: SIGKILL, start again, recovery. */
+  restart?: RestartResult;
   /** libreswan: ike-node's two runs, then SIGTERM to pluto and its kernel after it. */
   libreswan?: { runs: LibreswanRun[]; plutoStop?: StopResult };
   /** SIGTERM to ike-node (and to the pfkey peer): exit code, then both kernels. */
@@ -359,6 +434,7 @@ function swanctlConfig(ours: EndSpec, theirs: EndSpec, spec: Scenario): string {
   return swanctlConnection({
     name: 'net',
     version: spec.version,
+    ...(spec.restart && { dpd_delay: `${DPD_DELAY_SEC}s` }),
     local_addrs: theirs.address,
     remote_addrs: ours.seenAs,
     proposals: spec.ike ?? IKE_PROPOSAL,
@@ -546,6 +622,19 @@ async function framed(
   return result;
 }
 
+/** strongSwan (kernel-netlink) on the right, the scenario's connection loaded. */
+async function startStrongswan({ spec, dir, topology, ours, theirs, logs }: Frame): Promise<Charon> {
+  const charon = await startCharon(topology.right, {
+    name: 'strongswan',
+    dir: join(dir, 'strongswan'),
+    kernel: 'netlink',
+    readyTimeoutMs: 30_000,
+  });
+  await charon.load(swanctlConfig(ours, theirs, spec));
+  logs.right = charon.log;
+  return charon;
+}
+
 /** ike-node (xfrm) initiates to strongSwan or to ike-node (pfkey): every scenario but libreswan. */
 async function initiating(frame: Frame): Promise<void> {
   const { spec, dir, topology, ours, theirs, result, step, logs } = frame;
@@ -553,14 +642,7 @@ async function initiating(frame: Frame): Promise<void> {
   let charon: Charon | undefined;
   let peerNode: IkeNode | undefined;
   if (spec.peer === 'strongswan') {
-    charon = await startCharon(right, {
-      name: 'strongswan',
-      dir: join(dir, 'strongswan'),
-      kernel: 'netlink',
-      readyTimeoutMs: 30_000,
-    });
-    await charon.load(swanctlConfig(ours, theirs, spec));
-    logs.right = charon.log;
+    charon = await startStrongswan(frame);
   } else {
     peerNode = await startIkeNode(
       right,
@@ -689,6 +771,112 @@ async function initiating(frame: Frame): Promise<void> {
   step('stop');
 }
 
+/** ike-node's log line about what an earlier run left in the kernel (src/kernel/leftovers.ts). */
+const CLEANUP_LINE = /left behind by an earlier run/;
+/**
+ * strongSwan's log lines that tell how it let go of the killed run's SAs (INITIAL-CONTACT, or DPD
+ * giving up) and took the new ones.
+ */
+const PEER_RECOVERY_LINE =
+  /INIT(IAL)?_CONTACT|duplicate|DPD|giving up|state change: \w+ => DESTROYING|deleting IKE_SA|established/;
+
+/**
+ * ike-node (on spec.restart's backend) initiates a tunnel to strongSwan, which runs DPD; a ping
+ * crosses; ike-node is SIGKILLed and its kernel state recorded; the same configuration starts
+ * again, and the scenario records how long until the tunnel is back and a ping crosses, what the
+ * daemon says it removed, and both sides once strongSwan holds one IKE SA with one child.
+ */
+async function restarting(frame: Frame): Promise<void> {
+  const { spec, dir, topology, ours, theirs, result, step, logs } = frame;
+  const { left, right } = topology;
+  const kernel = spec.restart!;
+  const charon = await startStrongswan(frame);
+  step('peer');
+
+  const nodeDir = join(dir, 'ike-node');
+  const config = ikeNodeConfig(nodeDir, kernel, ours, theirs, spec, 'initiator');
+  // Read from the files, so that a daemon that never came up still shows its log.
+  const logOf = (file: string) => () => {
+    try {
+      return readFileSync(join(nodeDir, file), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const [firstLog, restartedLog] = [logOf('ike-node.log'), logOf('ike-node-restarted.log')];
+  logs.left = () => `${firstLog()}\n--- restarted\n${restartedLog()}`;
+  // pfkey's first SADB_REGISTER loads every ESP algorithm module: 10 s idle, far more on a busy host.
+  const first = await startIkeNode(left, config, { dir: nodeDir, readyTimeoutMs: 120_000 });
+  const netActive = async () => {
+    const status = await statusOf(nodeDir);
+    return status.find((c) => c.name === 'net')?.status === 'Active' ? status : undefined;
+  };
+  await until(netActive, 60_000, 'ike-node to report net Active');
+  step('established');
+  const firstPing = await ping(left, topology.leftInner, topology.rightInner, PING_COUNT, 0.2);
+  const before = {
+    ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) },
+    theirs: { xfrm: await xfrmOf(right), sas: await charon.listSas() },
+    ping: firstPing,
+  };
+  step('ping');
+
+  // SIGKILL: no Delete, no clean-up; the kernel keeps the SAs and policies, strongSwan its SAs.
+  const killed = { code: await first.kill(), xfrm: await xfrmOf(left) };
+  const peerLogAtKill = charon.log().length;
+  step('kill');
+
+  const restartAt = now();
+  const restarted = await startIkeNode(left, config, {
+    dir: nodeDir,
+    readyTimeoutMs: 60_000,
+    logFile: 'ike-node-restarted.log',
+  });
+  const readyAt = now();
+  await until(netActive, 60_000, 'the restarted ike-node to report net Active');
+  const activeAt = now();
+  const pingAgain = await ping(left, topology.leftInner, topology.rightInner, PING_COUNT, 0.2);
+  const recoveredAt = now();
+  step('restart');
+
+  // strongSwan drops the killed run's SAs on the INITIAL-CONTACT (or its DPD would, later).
+  const sas = await until(
+    async () => {
+      const listed = await charon.listSas();
+      return listed.length === 1 && listed[0]!.children.length === 1 ? listed : undefined;
+    },
+    10_000,
+    'strongSwan to hold one IKE SA with one child',
+  ).catch(() => charon.listSas());
+  result.restart = {
+    kernel,
+    before,
+    killed,
+    msToReady: Math.round(readyAt - restartAt),
+    msToActive: Math.round(activeAt - readyAt),
+    msToRecovered: Math.round(recoveredAt - readyAt),
+    ping: pingAgain,
+    cleanupLog: restartedLog()
+      .split('\n')
+      .filter((line) => CLEANUP_LINE.test(line)),
+    peerLog: charon
+      .log()
+      .slice(peerLogAtKill)
+      .split('\n')
+      .filter((line) => PEER_RECOVERY_LINE.test(line)),
+    after: {
+      ours: { status: await statusOf(nodeDir), xfrm: await xfrmOf(left) },
+      theirs: { xfrm: await xfrmOf(right), sas },
+    },
+  };
+  step('after');
+
+  const stopAt = now();
+  const code = await restarted.stop();
+  result.restart.stop = { code, ms: Math.round(now() - stopAt), xfrm: await xfrmOf(left) };
+  step('stop');
+}
+
 /**
  * ike-node (xfrm) against libreswan's pluto, which runs throughout with one connection `net` that
  * it can initiate and answer: ike-node initiates, then a fresh ike-node responds.
@@ -808,7 +996,12 @@ if (isMainModule(import.meta.url)) {
   await runGuestScenarios(
     'kernel-esp',
     SCENARIOS,
-    (spec, out) => framed(spec, out, spec.peer === 'libreswan' ? againstLibreswan : initiating),
+    (spec, out) =>
+      framed(
+        spec,
+        out,
+        spec.peer === 'libreswan' ? againstLibreswan : spec.restart ? restarting : initiating,
+      ),
     process.argv.slice(2),
   );
 }

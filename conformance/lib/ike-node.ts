@@ -1,9 +1,18 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlEvents } from '../../src/daemon/control.js';
 import type { DaemonEvent } from '../../src/daemon/events.js';
-import { delay, processEnd, type Ns } from './netns.js';
+import { delay, processEnd, signal, type Ns } from './netns.js';
 
 /**
  * ike-node itself as a peer inside a namespace: the built CLI (`dist/cli/main.js`, so run
@@ -20,6 +29,8 @@ export interface IkeNodeOptions {
   readyTimeoutMs?: number;
   /** Log level passed as --log-level (default debug). */
   logLevel?: string;
+  /** The daemon's stdout and stderr, a file name in dir (default ike-node.log). */
+  logFile?: string;
 }
 
 export interface IkeNode {
@@ -38,6 +49,8 @@ export interface IkeNode {
   logged(pattern: RegExp, ms?: number): Promise<string>;
   /** SIGTERM, waits up to 5 s (then SIGKILL); resolves with the exit code (128 + signal if killed). */
   stop(): Promise<number>;
+  /** SIGKILL at once, as a crash would end it: nothing of its own clean-up runs. Resolves with 137. */
+  kill(): Promise<number>;
 }
 
 interface ConfigWithControl {
@@ -57,12 +70,15 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   mkdirSync(dir, { recursive: true });
   const socket = controlSocketOf(config);
   const configPath = join(dir, 'peers.json');
-  const logPath = join(dir, 'ike-node.log');
+  const logPath = join(dir, options.logFile ?? 'ike-node.log');
   // It holds the pre-shared key: ike-node refuses a peers.json that others can read.
   writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   chmodSync(configPath, 0o600);
   if (!existsSync(CLI)) throw new Error(`startIkeNode: ${CLI} is missing; run npm run build`);
 
+  // A daemon killed earlier leaves its socket behind: ready means a socket bound after this start
+  // (the daemon binds beside it and renames, so a new one is a new inode).
+  const staleSocket = socketInode(socket);
   const out = openSync(logPath, 'w');
   let child;
   try {
@@ -76,7 +92,7 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error('startIkeNode: spawn failed');
-  const { exitCode, stop } = processEnd(child, 5000);
+  const { exit, exitCode, stop } = processEnd(child, 5000);
   const log = () => {
     try {
       return readFileSync(logPath, 'utf8');
@@ -92,7 +108,7 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
 
   const timeout = options.readyTimeoutMs ?? 10_000;
   const deadline = Date.now() + timeout;
-  while (!existsSync(socket)) {
+  while (socketInode(socket) === undefined || socketInode(socket) === staleSocket) {
     if (exitCode() !== null)
       throw new Error(`ike-node exited with ${exitCode()} before its control socket appeared:\n${tail()}`);
     if (Date.now() > deadline) {
@@ -107,9 +123,10 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
     dir,
     configPath,
     async status() {
+      // A second Node process: in the kernel lab on a busy host its start alone took over 10 s.
       const result = await ns.exec(process.execPath, [CLI, 'status', '--json', '--config', configPath], {
         allowFail: true,
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
       });
       if (result.code !== 0) throw new Error(`ike-node status failed (${result.code}): ${result.stderr}`);
       return JSON.parse(result.stdout) as unknown;
@@ -125,6 +142,10 @@ export async function startIkeNode(ns: Ns, config: object, options: IkeNodeOptio
       }
     },
     stop,
+    kill() {
+      signal(pid, 'SIGKILL');
+      return exit;
+    },
   };
 }
 
@@ -149,4 +170,12 @@ export async function watchSetups(
     }
   });
   return { setups, close };
+}
+
+function socketInode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
 }

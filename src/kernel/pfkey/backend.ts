@@ -3,6 +3,7 @@ import { type ChildSa, formatSpi } from '../../core/sa.js';
 import type { TrafficCounters } from '../../core/status.js';
 import type { Native } from '../../native/types.js';
 import type { KernelBackend, KernelBackendHost, KernelEvent, TrapPolicy } from '../backend.js';
+import { leftoversRemoved } from '../leftovers.js';
 import { type SadbAlgorithms, sadbAlgorithms } from './algorithms.js';
 import { PfkeyChannel } from './channel.js';
 import { PfkeyParseError, type SadbMessage } from './codec.js';
@@ -1030,14 +1031,14 @@ export class PfkeyBackend implements KernelBackend {
   }
 
   async #cleanup(): Promise<void> {
-    let sas = 0;
+    const spis: number[] = [];
     let policies = 0;
     try {
       for (const entry of await this.#channel.dump(buildDump(this.flavour), 'dump ESP SAs')) {
         const sa = readDumpedSa(entry);
         if (!this.#ours(sa)) continue;
         await this.#deleteSa(sa.spi, sa.src, sa.dst);
-        sas++;
+        spis.push(sa.spi);
       }
       if (this.flavour === 'linux') {
         for (const entry of await this.#channel.dump(buildSpdDump(), 'dump policies')) {
@@ -1054,8 +1055,7 @@ export class PfkeyBackend implements KernelBackend {
     } catch (error) {
       this.#problem('cleanup', 'warn', `PF_KEY: removing what an earlier run left: ${message(error)}`);
     }
-    if (sas + policies > 0)
-      this.#host.log('info', `PF_KEY: removed ${sas} SAs and ${policies} policies an earlier run left`);
+    if (spis.length + policies > 0) this.#host.log('info', `PF_KEY: ${leftoversRemoved(spis, policies)}`);
   }
 
   #assertOpen(what: string): void {

@@ -50,6 +50,7 @@ import {
   XFRM_SHARE_ANY,
   xfrmMessageName,
 } from './constants.js';
+import { leftoversRemoved } from '../leftovers.js';
 import { isExists, isGone, XfrmError, xfrmError } from './errors.js';
 import {
   buildAllocSpi,
@@ -350,11 +351,7 @@ export class XfrmBackend implements KernelBackend {
   ): Promise<XfrmBackend> {
     const backend = new XfrmBackend(channel, subscription, host, options);
     const left = await backend.cleanup();
-    if (left.sas || left.policies)
-      host.log(
-        'info',
-        `removed ${left.sas} SA(s) and ${left.policies} policy(ies) left behind by an earlier run`,
-      );
+    if (left.sas || left.policies) host.log('info', leftoversRemoved(left.spis, left.policies));
     return backend;
   }
 
@@ -1080,11 +1077,11 @@ export class XfrmBackend implements KernelBackend {
   /**
    * Removes SAs and policies that carry one of our reqids but are not in this backend's tables:
    * what a crashed or killed run left behind. Entries of anyone else (other reqids, socket
-   * policies, policies without templates) are never touched.
+   * policies, policies without templates) are never touched. `spis`: the SAs removed, by SPI.
    */
-  cleanup(): Promise<{ sas: number; policies: number }> {
+  cleanup(): Promise<{ sas: number; policies: number; spis: number[] }> {
     return this.#exclusive(async () => {
-      let sas = 0;
+      const spis: number[] = [];
       let policies = 0;
       const ownSpis = new Set<string>();
       for (const record of this.#children.values())
@@ -1099,7 +1096,7 @@ export class XfrmBackend implements KernelBackend {
         const what = `delete leftover SA ${formatAddress(addressBytes(info.saddr, info.family))}->${formatAddress(dst)} spi ${formatSpi(info.id.spi)} reqid ${info.reqid}`;
         try {
           await this.#channel.request(XFRM_MSG_DELSA, ACK, buildSaId(dst, info.id.spi), what);
-          sas++;
+          spis.push(info.id.spi);
         } catch (error) {
           if (!isGone(error)) throw xfrmError(error, what, { object: 'SA' });
         }
@@ -1121,7 +1118,7 @@ export class XfrmBackend implements KernelBackend {
           if (!isGone(error)) throw xfrmError(error, what, { object: 'policy' });
         }
       }
-      return { sas, policies };
+      return { sas: spis.length, policies, spis };
     });
   }
 

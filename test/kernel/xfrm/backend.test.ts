@@ -667,7 +667,7 @@ t.test('cleanup: deletes only SAs and policies with a reqid of ours', async (t) 
       ];
     return [];
   };
-  t.same(await backend.cleanup(), { sas: 2, policies: 2 });
+  t.same(await backend.cleanup(), { sas: 2, policies: 2, spis: [0xc0000005, 0xc0000007] });
   t.same(channel.types(), [
     C.XFRM_MSG_GETSA,
     C.XFRM_MSG_DELSA,
@@ -683,8 +683,14 @@ t.test('cleanup: deletes only SAs and policies with a reqid of ours', async (t) 
   check(t, channel.sent[4]!, C.XFRM_MSG_DELPOLICY, byIndex.bytes);
   t.equal(new DataView(channel.sent[5]!.payload.buffer).getUint32(56, true), 0x2a);
 
-  const opened = await XfrmBackend.open(channel, undefined, new RecordingHost());
+  const host = new RecordingHost();
+  const opened = await XfrmBackend.open(channel, undefined, host);
   t.ok(opened instanceof XfrmBackend, 'open() cleans up first');
+  t.same(
+    host.messages('info'),
+    ['removed 2 SA(s) (SPIs c0000005, c0000007) and 2 policy(ies) left behind by an earlier run'],
+    'open() says what it removed, the SAs by SPI',
+  );
 });
 
 t.test('close: every child, trap and unused SPI goes, then the sockets', async (t) => {
@@ -948,7 +954,7 @@ t.test('cleanup leaves an inbound SA installed ahead alone: it is ours and in us
           ),
         ]
       : [];
-  t.same(await backend.cleanup(), { sas: 0, policies: 0 });
+  t.same(await backend.cleanup(), { sas: 0, policies: 0, spis: [] });
   t.notOk(channel.types().includes(C.XFRM_MSG_DELSA));
 });
 

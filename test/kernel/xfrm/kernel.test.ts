@@ -160,7 +160,11 @@ t.test(
         t.same(opened.states, [], 'larval SA removed');
         t.equal(ours(opened.policies).length, 0, 'our leftover policy removed');
         t.equal(foreign(opened.policies).length, 1, 'the foreign policy survives');
-        t.ok((report.logs as string[]).some((l) => /removed 1 SA\(s\) and 1 policy\(ies\)/.test(l)));
+        const said = `removed 1 SA(s) (SPIs ${(report.crashedSpi as number).toString(16).padStart(8, '0')}) and 1 policy(ies)`;
+        t.ok(
+          (report.logs as string[]).some((l) => l.includes(said)),
+          `open() logged "${said} ..." (the larval SA by its SPI)`,
+        );
       },
     );
 
@@ -278,7 +282,7 @@ t.test(
 
     await t.test('cleanup removes what carries our reqids and only that', async (t) => {
       t.equal(ours(snap('beforeCleanup').policies, BASE2).length, 3);
-      t.same(report.cleanup, { sas: 0, policies: 3 });
+      t.same(report.cleanup, { sas: 0, policies: 3, spis: [] });
       const after = snap('afterCleanup').policies;
       t.equal(ours(after, BASE2).length, 0);
       t.equal(foreign(after).length, 1);
