@@ -132,6 +132,11 @@ const REKEY_RETRY = 10;
  */
 const RETIRE = '#retire';
 const RETIRE_WAIT = 5;
+/**
+ * Child SAs the peer replaced (a rekey we answered) that it has not deleted yet, kept per IKE SA,
+ * connection and selector pair: one is the normal case, a second a Delete still in flight.
+ */
+const MAX_REPLACED_PER_PAIR = 2;
 
 const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -496,8 +501,14 @@ export class IkeEngine {
       case CLOSE:
         this.#removeSa(sa);
         return;
-      case HALF_OPEN:
+      case HALF_OPEN: {
         if (sa.established) return;
+        // The protocol may know why it got no further (messages that failed their integrity check).
+        const stalled = this.#protocol(sa).stalled?.(sa);
+        if (stalled) {
+          this.#ikeFailed(sa, stalled);
+          return;
+        }
         this.#log('info', 'half-open SA timed out', sa);
         // A negotiation that started and never finished: counted as failed (no status Error: the
         // first message may have been anyone's).
@@ -510,6 +521,7 @@ export class IkeEngine {
         });
         this.#removeSa(sa);
         return;
+      }
       case FIRST_CHILD:
         this.#childAwaited(sa);
         return;
@@ -1063,11 +1075,7 @@ export class IkeEngine {
     const record = this.#record(connection.name);
     for (const localTs of locals) {
       for (const remoteTs of peers) {
-        const covered = membersOf(record.children).some(
-          (e) =>
-            sameTrafficSelector(e.requested.localTs, localTs) &&
-            sameTrafficSelector(e.requested.remoteTs, remoteTs),
-        );
+        const covered = membersOf(record.children).some((e) => samePair(e, localTs, remoteTs));
         const pending = [...sa.negotiations, ...asked].some(
           (n) =>
             n.connection === connection &&
@@ -1103,9 +1111,14 @@ export class IkeEngine {
       remoteTs: TrafficSelector;
       peerStarted?: boolean;
       keepReplaced?: boolean;
+      supersedes?: boolean;
     },
     rekeyOf?: number,
   ): ChildNegotiation | undefined {
+    if (selectors.supersedes && rekeyOf === undefined) {
+      rekeyOf = this.#childOfPair(sa, connection, selectors.localTs, selectors.remoteTs)?.id;
+      if (rekeyOf !== undefined) selectors = { ...selectors, keepReplaced: true };
+    }
     if (selectors.peerStarted) {
       // The peer's requests are bounded; our own (one per configured selector pair) are not.
       let underWay = 0;
@@ -1138,6 +1151,38 @@ export class IkeEngine {
     this.#touch(connection.name);
     this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
     return negotiation;
+  }
+
+  /** The newest child SA of `sa` for this connection and selector pair that nothing replaced yet. */
+  #childOfPair(
+    sa: IkeSa,
+    connection: Connection,
+    localTs: TrafficSelector,
+    remoteTs: TrafficSelector,
+  ): ChildEntry | undefined {
+    for (let i = sa.children.length - 1; i >= 0; i--) {
+      const entry = sa.children[i]!;
+      if (!entry.replaced && entry.child.connection === connection.name && samePair(entry, localTs, remoteTs))
+        return entry;
+    }
+    return undefined;
+  }
+
+  /**
+   * Child SAs replaced by the peer wait for its Delete, or expire: a peer whose Deletes are lost
+   * (or that never sends them) leaves them behind with every rekey, so beyond a few per selector
+   * pair the oldest go now.
+   */
+  #boundReplaced(sa: IkeSa, latest: ChildEntry): void {
+    const { localTs, remoteTs } = latest.requested;
+    const replaced = sa.children.filter(
+      (entry) =>
+        entry.replaced &&
+        entry.child.connection === latest.child.connection &&
+        samePair(entry, localTs, remoteTs),
+    );
+    for (const entry of replaced.slice(0, Math.max(0, replaced.length - MAX_REPLACED_PER_PAIR)))
+      this.#removeChild(entry, 'replaced by the peer, which did not delete it', true);
   }
 
   /** A responder's IKE SA got its first child negotiation, or waited long enough for one. */
@@ -1250,6 +1295,7 @@ export class IkeEngine {
         old.rekeying = true;
         old.replaced = true;
         this.#deadlines.clear(old, REKEY);
+        this.#boundReplaced(sa, entry);
       }
     }
   }
@@ -1616,6 +1662,14 @@ export class IkeEngine {
 /** "ISAKMP SA" in IKEv1's words, "IKE SA" in IKEv2's. */
 function saKind(sa: IkeSa): string {
   return sa.version === 1 ? 'ISAKMP SA' : 'IKE SA';
+}
+
+/** Whether a child SA was negotiated for this selector pair (what a rekey keeps). */
+function samePair(entry: ChildEntry, localTs: TrafficSelector, remoteTs: TrafficSelector): boolean {
+  return (
+    sameTrafficSelector(entry.requested.localTs, localTs) &&
+    sameTrafficSelector(entry.requested.remoteTs, remoteTs)
+  );
 }
 
 function peerKey(connection: string, address: string): string {
