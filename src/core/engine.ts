@@ -1115,10 +1115,6 @@ export class IkeEngine {
     },
     rekeyOf?: number,
   ): ChildNegotiation | undefined {
-    if (selectors.supersedes && rekeyOf === undefined) {
-      rekeyOf = this.#childOfPair(sa, connection, selectors.localTs, selectors.remoteTs)?.id;
-      if (rekeyOf !== undefined) selectors = { ...selectors, keepReplaced: true };
-    }
     if (selectors.peerStarted) {
       // The peer's requests are bounded; our own (one per configured selector pair) are not.
       let underWay = 0;
@@ -1142,6 +1138,7 @@ export class IkeEngine {
       remoteTs: selectors.remoteTs,
       peerStarted: selectors.peerStarted ?? false,
       keepReplaced: selectors.keepReplaced ?? false,
+      supersedes: selectors.supersedes ?? false,
       ...(rekeyOf !== undefined && { rekeyOf }),
       open: true,
     };
@@ -1153,19 +1150,31 @@ export class IkeEngine {
     return negotiation;
   }
 
-  /** The newest child SA of `sa` for this connection and selector pair that nothing replaced yet. */
-  #childOfPair(
-    sa: IkeSa,
-    connection: Connection,
-    localTs: TrafficSelector,
-    remoteTs: TrafficSelector,
-  ): ChildEntry | undefined {
-    for (let i = sa.children.length - 1; i >= 0; i--) {
-      const entry = sa.children[i]!;
-      if (!entry.replaced && entry.child.connection === connection.name && samePair(entry, localTs, remoteTs))
-        return entry;
-    }
-    return undefined;
+  /**
+   * A child SA of a protocol that marks no rekey (IKEv1) is up: the others of `sa` for the same
+   * connection and selector pair are replaced by it (whichever end started it, and whether the
+   * two ends made theirs at once or a duplicated message made one more): not rekeyed again, gone
+   * with the peer's Delete or their lifetime, and few kept.
+   */
+  #supersede(sa: IkeSa, latest: ChildEntry, except: number | undefined): void {
+    const { localTs, remoteTs } = latest.requested;
+    for (const entry of sa.children)
+      if (
+        entry !== latest &&
+        entry.id !== except &&
+        !entry.replaced &&
+        entry.child.connection === latest.child.connection &&
+        samePair(entry, localTs, remoteTs)
+      )
+        this.#markReplaced(entry);
+    this.#boundReplaced(sa, latest);
+  }
+
+  /** Until the peer's Delete: carries what is still in flight, and is not rekeyed again. */
+  #markReplaced(entry: ChildEntry): void {
+    entry.rekeying = true;
+    entry.replaced = true;
+    this.#deadlines.clear(entry, REKEY);
   }
 
   /**
@@ -1286,15 +1295,13 @@ export class IkeEngine {
       ...(negotiation.rekeyOf !== undefined && { rekeyed: negotiation.rekeyOf }),
     });
     this.#touch(child.connection);
+    if (negotiation.supersedes) this.#supersede(sa, entry, negotiation.rekeyOf);
     if (negotiation.rekeyOf !== undefined) {
       const old = this.#children.get(negotiation.rekeyOf);
       if (!old) return;
       if (!negotiation.keepReplaced) this.#removeChild(old, 'rekeyed', true, true);
       else {
-        // Until the peer's Delete: carries what is still in flight, and is not rekeyed again.
-        old.rekeying = true;
-        old.replaced = true;
-        this.#deadlines.clear(old, REKEY);
+        this.#markReplaced(old);
         this.#boundReplaced(sa, entry);
       }
     }

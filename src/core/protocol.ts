@@ -130,9 +130,9 @@ export interface ProtocolContext {
   /**
    * A child SA negotiation starts; undefined when the IKE SA has too many under way (the peer
    * gets no answer; the refusal is counted and logged at a bounded rate). `supersedes`: a
-   * protocol whose rekeys are not marked (IKEv1 quick mode) says that a child SA for the same
-   * connection and selector pair under this IKE SA is being replaced: it is not rekeyed again and
-   * goes with the peer's Delete or its lifetime, and the core keeps few such per pair.
+   * protocol whose rekeys are not marked (IKEv1 quick mode) says that the child SA it makes
+   * replaces the others of this IKE SA with the same connection and selector pair: they are not
+   * rekeyed again and go with the peer's Delete or their lifetime, and the core keeps few such.
    */
   beginChild(
     sa: IkeSa,

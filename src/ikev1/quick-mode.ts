@@ -122,7 +122,7 @@ export function startQuickMode(
   rekeyOf?: ChildEntry,
 ): void {
   const { ipsec } = connection;
-  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs }, rekeyOf?.id)!;
+  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs, supersedes: true }, rekeyOf?.id)!;
   const udp = udpEncapsulated(sa.nat) && sa.natT !== undefined;
   // A rekey asks for no more than the SA it replaces had: a peer that imposed a shorter lifetime
   // would otherwise enforce it silently.
