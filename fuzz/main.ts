@@ -35,7 +35,7 @@ if (!Number.isInteger(seed)) throw new Error(`--seed ${values.seed}: an integer`
 if (!(hangMs > 0)) throw new Error(`--hang-ms ${values['hang-ms']}: a positive number of milliseconds`);
 
 let found = 0;
-console.log(`seed ${seed}, ${inputs} inputs per target, hang bound ${hangMs} ms`);
+console.log(`seed ${seed}, ${inputs} inputs per target, hang bound ${hangMs} ms of CPU`);
 console.log(
   `${'target'.padEnd(18)} ${'inputs'.padStart(10)} ${'seconds'.padStart(8)} ${'inputs/s'.padStart(9)} findings`,
 );

@@ -7,7 +7,7 @@ import { connection, type ConnectionSpec, EnginePair, type Side } from '../test/
 import { deterministicCrypto, type SealMutation } from './crypto.js';
 import { IKE_HEADER, mutateSealedChain } from './mutate.js';
 import { Random } from './random.js';
-import { describeError, type Finding, type FindingKind, type RunOptions } from './target.js';
+import { cpuMs, describeError, type Finding, type FindingKind, type RunOptions } from './target.js';
 
 /**
  * Two engines in a real exchange (test/helpers/engine-pair.ts), each built from a recipe that
@@ -107,10 +107,11 @@ export function checkedPerform(
   engine: IkeEngine,
   op: Op,
   options: RunOptions,
+  clock: () => number = () => performance.now(),
 ): { actions: Action[]; finding?: { kind: FindingKind; message: string } } {
   const before = op.op === 'receive' && op.forged ? snapshot(engine) : undefined;
   const errors = engine.stats.internalErrors;
-  const started = performance.now();
+  const started = clock();
   let actions: Action[];
   try {
     actions = perform(engine, op);
@@ -119,7 +120,7 @@ export function checkedPerform(
       return { actions: [], finding: { kind: 'exception', message: describeError(error) } };
     return { actions: [] };
   }
-  const took = performance.now() - started;
+  const took = clock() - started;
   if (engine.stats.internalErrors > errors) {
     const log = actions.find(
       (a) => a.type === 'event' && a.event.type === 'log' && a.event.message.startsWith('internal error'),
@@ -128,7 +129,13 @@ export function checkedPerform(
     return { actions, finding: { kind: 'exception', message: message.split('\n').slice(0, 5).join('\n') } };
   }
   if (took > options.hangMs)
-    return { actions, finding: { kind: 'hang', message: `${op.op} took ${took.toFixed(0)} ms` } };
+    return {
+      actions,
+      finding: {
+        kind: 'hang',
+        message: `${op.op} took ${took.toFixed(0)} ms${clock === cpuMs ? ' of CPU' : ''}`,
+      },
+    };
   // Log lines for a datagram: a few, plus a few per SA it touches (a Delete of many children).
   const logs = actions.filter((a) => a.type === 'event' && a.event.type === 'log').length;
   if (op.op === 'receive' && logs > MAX_LOG_EVENTS_PER_INPUT) {
@@ -166,12 +173,13 @@ export function growthFinding(engine: IkeEngine): { kind: FindingKind; message: 
   return sas > MAX_SAS ? { kind: 'growth', message: `${sas} SAs held` } : undefined;
 }
 
+/** Replays a reproducer; a hang is then measured in CPU time (cpuMs), not by the wall clock. */
 export function replaySession(reproducer: SessionReproducer, options: RunOptions): Finding[] {
   const { engine } = buildEngine(reproducer.side);
   const bytes = new TextEncoder().encode(JSON.stringify(reproducer));
   const findings: Finding[] = [];
   for (const op of reproducer.history) {
-    const { finding } = checkedPerform(engine, op, options);
+    const { finding } = checkedPerform(engine, op, options, cpuMs);
     if (finding) findings.push({ ...finding, reproducer: bytes });
   }
   const growth = growthFinding(engine);
@@ -211,7 +219,7 @@ export function watchedPair(
       const { actions, finding } = checkedPerform(engine, op, options);
       if (finding) {
         const reproducer: SessionReproducer = { version, side: recipe, history: [...history] };
-        // A slow input is a hang only if it is slow again (not a pause of a shared machine).
+        // A slow input is a hang only if it is slow again (not a pause for a GC).
         const again =
           finding.kind !== 'hang' || replaySession(reproducer, options).some((f) => f.kind === 'hang');
         if (again) report({ ...finding, reproducer: new TextEncoder().encode(JSON.stringify(reproducer)) });

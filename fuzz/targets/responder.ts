@@ -75,8 +75,12 @@ function responderTarget(version: 1 | 2): Target {
         };
         history.push(op);
         const { finding } = checkedPerform(engine, op, options);
+        // A slow input is a hang only if it is slow again, in CPU time (not a pause of the machine).
+        const confirmed =
+          finding?.kind !== 'hang' ||
+          replaySession({ version, side: recipe, history }, options).some((f) => f.kind === 'hang');
         // The one datagram reproduces it from a fresh responder in most cases; the history always.
-        if (finding)
+        if (finding && confirmed)
           report({
             ...finding,
             reproducer: encode(

@@ -9,6 +9,12 @@
  * no table of string keys beside it, an owner's deadlines go with it in one step, and an SA with
  * two or three timers pays for a small array rather than an object whose keys come and go (V8
  * keeps those as dictionaries, over 150 bytes each).
+ *
+ * Deadlines that fall at the same time come out in the order they were armed: the heap orders by
+ * (time, arming sequence), a total order, so what is popped never depends on the heap's shape,
+ * which `next()` changes when it drops stale entries. Without it an engine that was asked when to
+ * tick fired equal deadlines in another order than one that was not, and a recorded history of
+ * inputs (a fuzz reproducer) did not bring the same state back.
  */
 
 export interface DeadlineEntry {
@@ -26,18 +32,26 @@ export interface DeadlineOwner {
 
 interface HeapEntry<O> extends DeadlineEntry {
   readonly owner: O;
+  /** Arming order: what breaks a tie between equal deadlines. */
+  readonly seq: number;
+}
+
+/** Whether `a` comes out before `b`. */
+function before<O>(a: HeapEntry<O>, b: HeapEntry<O>): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 export class Deadlines<O extends DeadlineOwner> {
   #heap: HeapEntry<O>[] = [];
   #live = 0;
+  #armed = 0;
 
   /** Arms `name` of `owner` at `at` (seconds), replacing its previous deadline. */
   set(owner: O, name: string, at: number): void {
     const timers = (owner.timers ??= []);
     const index = timers.findIndex((entry) => entry.name === name);
     if (index >= 0 && timers[index]!.at === at) return;
-    const entry: HeapEntry<O> = { at, owner, name, live: true };
+    const entry: HeapEntry<O> = { at, owner, name, live: true, seq: this.#armed++ };
     if (index >= 0) {
       timers[index]!.live = false;
       this.#live--;
@@ -115,7 +129,7 @@ export class Deadlines<O extends DeadlineOwner> {
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (heap[parent]!.at <= entry.at) break;
+      if (!before(entry, heap[parent]!)) break;
       heap[i] = heap[parent]!;
       i = parent;
     }
@@ -138,8 +152,8 @@ export class Deadlines<O extends DeadlineOwner> {
       const left = 2 * i + 1;
       if (left >= heap.length) break;
       const right = left + 1;
-      const child = right < heap.length && heap[right]!.at < heap[left]!.at ? right : left;
-      if (heap[child]!.at >= entry.at) break;
+      const child = right < heap.length && before(heap[right]!, heap[left]!) ? right : left;
+      if (!before(heap[child]!, entry)) break;
       heap[i] = heap[child]!;
       i = child;
     }

@@ -132,6 +132,11 @@ const REKEY_RETRY = 10;
  */
 const RETIRE = '#retire';
 const RETIRE_WAIT = 5;
+/**
+ * Child SAs the peer replaced (a rekey we answered) that it has not deleted yet, kept per IKE SA,
+ * connection and selector pair: one is the normal case, a second a Delete still in flight.
+ */
+const MAX_REPLACED_PER_PAIR = 2;
 
 const LOG_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -499,8 +504,14 @@ export class IkeEngine {
       case CLOSE:
         this.#removeSa(sa);
         return;
-      case HALF_OPEN:
+      case HALF_OPEN: {
         if (sa.established) return;
+        // The protocol may know why it got no further (messages that failed their integrity check).
+        const stalled = this.#protocol(sa).stalled?.(sa);
+        if (stalled) {
+          this.#ikeFailed(sa, stalled);
+          return;
+        }
         this.#log('info', 'half-open SA timed out', sa);
         // A negotiation that started and never finished: counted as failed (no status Error: the
         // first message may have been anyone's).
@@ -513,6 +524,7 @@ export class IkeEngine {
         });
         this.#removeSa(sa);
         return;
+      }
       case FIRST_CHILD:
         this.#childAwaited(sa);
         return;
@@ -1068,11 +1080,7 @@ export class IkeEngine {
     const record = this.#record(connection.name);
     for (const localTs of locals) {
       for (const remoteTs of peers) {
-        const covered = membersOf(record.children).some(
-          (e) =>
-            sameTrafficSelector(e.requested.localTs, localTs) &&
-            sameTrafficSelector(e.requested.remoteTs, remoteTs),
-        );
+        const covered = membersOf(record.children).some((e) => samePair(e, localTs, remoteTs));
         const pending = [...sa.negotiations, ...asked].some(
           (n) =>
             n.connection === connection &&
@@ -1108,6 +1116,7 @@ export class IkeEngine {
       remoteTs: TrafficSelector;
       peerStarted?: boolean;
       keepReplaced?: boolean;
+      supersedes?: boolean;
     },
     rekeyOf?: number,
   ): ChildNegotiation | undefined {
@@ -1134,6 +1143,7 @@ export class IkeEngine {
       remoteTs: selectors.remoteTs,
       peerStarted: selectors.peerStarted ?? false,
       keepReplaced: selectors.keepReplaced ?? false,
+      supersedes: selectors.supersedes ?? false,
       ...(rekeyOf !== undefined && { rekeyOf }),
       open: true,
     };
@@ -1143,6 +1153,50 @@ export class IkeEngine {
     this.#touch(connection.name);
     this.#event({ type: 'negotiation-started', kind: 'child', ikeSa: sa.id, connection: connection.name });
     return negotiation;
+  }
+
+  /**
+   * A child SA of a protocol that marks no rekey (IKEv1) is up: the others of `sa` for the same
+   * connection and selector pair are replaced by it (whichever end started it, and whether the
+   * two ends made theirs at once or a duplicated message made one more): not rekeyed again, gone
+   * with the peer's Delete or their lifetime, and few kept.
+   */
+  #supersede(sa: IkeSa, latest: ChildEntry, except: number | undefined): void {
+    const { localTs, remoteTs } = latest.requested;
+    for (const entry of sa.children)
+      if (
+        entry !== latest &&
+        entry.id !== except &&
+        !entry.replaced &&
+        entry.child.connection === latest.child.connection &&
+        samePair(entry, localTs, remoteTs)
+      )
+        this.#markReplaced(entry);
+    this.#boundReplaced(sa, latest);
+  }
+
+  /** Until the peer's Delete: carries what is still in flight, and is not rekeyed again. */
+  #markReplaced(entry: ChildEntry): void {
+    entry.rekeying = true;
+    entry.replaced = true;
+    this.#deadlines.clear(entry, REKEY);
+  }
+
+  /**
+   * Child SAs replaced by the peer wait for its Delete, or expire: a peer whose Deletes are lost
+   * (or that never sends them) leaves them behind with every rekey, so beyond a few per selector
+   * pair the oldest go now.
+   */
+  #boundReplaced(sa: IkeSa, latest: ChildEntry): void {
+    const { localTs, remoteTs } = latest.requested;
+    const replaced = sa.children.filter(
+      (entry) =>
+        entry.replaced &&
+        entry.child.connection === latest.child.connection &&
+        samePair(entry, localTs, remoteTs),
+    );
+    for (const entry of replaced.slice(0, Math.max(0, replaced.length - MAX_REPLACED_PER_PAIR)))
+      this.#removeChild(entry, 'replaced by the peer, which did not delete it', true);
   }
 
   /** A responder's IKE SA got its first child negotiation, or waited long enough for one. */
@@ -1246,15 +1300,14 @@ export class IkeEngine {
       ...(negotiation.rekeyOf !== undefined && { rekeyed: negotiation.rekeyOf }),
     });
     this.#touch(child.connection);
+    if (negotiation.supersedes) this.#supersede(sa, entry, negotiation.rekeyOf);
     if (negotiation.rekeyOf !== undefined) {
       const old = this.#children.get(negotiation.rekeyOf);
       if (!old) return;
       if (!negotiation.keepReplaced) this.#removeChild(old, 'rekeyed', true, true);
       else {
-        // Until the peer's Delete: carries what is still in flight, and is not rekeyed again.
-        old.rekeying = true;
-        old.replaced = true;
-        this.#deadlines.clear(old, REKEY);
+        this.#markReplaced(old);
+        this.#boundReplaced(sa, entry);
       }
     }
   }
@@ -1635,6 +1688,14 @@ function sharedSelectors(
   return shared.length === configured.length && shared.every((ts, i) => ts === configured[i])
     ? configured
     : shared;
+}
+
+/** Whether a child SA was negotiated for this selector pair (what a rekey keeps). */
+function samePair(entry: ChildEntry, localTs: TrafficSelector, remoteTs: TrafficSelector): boolean {
+  return (
+    sameTrafficSelector(entry.requested.localTs, localTs) &&
+    sameTrafficSelector(entry.requested.remoteTs, remoteTs)
+  );
 }
 
 function peerKey(connection: string, address: string): string {

@@ -143,6 +143,8 @@ export interface ChildNegotiation {
    * initiator deletes the old one, RFC 7296 2.8); IKEv1 replaces it at once.
    */
   readonly keepReplaced: boolean;
+  /** Its child SA replaces the others of the IKE SA with the same selector pair (IKEv1). */
+  readonly supersedes: boolean;
   /** The child SA this one replaces (a rekey). */
   readonly rekeyOf?: number;
   /** The child whose inbound SA went in ahead of the rest (ProtocolContext.installInbound). */

@@ -129,7 +129,10 @@ export interface ProtocolContext {
 
   /**
    * A child SA negotiation starts; undefined when the IKE SA has too many under way (the peer
-   * gets no answer; the refusal is counted and logged at a bounded rate).
+   * gets no answer; the refusal is counted and logged at a bounded rate). `supersedes`: a
+   * protocol whose rekeys are not marked (IKEv1 quick mode) says that the child SA it makes
+   * replaces the others of this IKE SA with the same connection and selector pair: they are not
+   * rekeyed again and go with the peer's Delete or their lifetime, and the core keeps few such.
    */
   beginChild(
     sa: IkeSa,
@@ -139,6 +142,7 @@ export interface ProtocolContext {
       remoteTs: TrafficSelector;
       peerStarted?: boolean;
       keepReplaced?: boolean;
+      supersedes?: boolean;
     },
     rekeyOf?: number,
   ): ChildNegotiation | undefined;
@@ -225,6 +229,11 @@ export interface IkeProtocol {
   timer(ctx: ProtocolContext, sa: IkeSa, name: string): void;
   /** The IKE SA is gone from the core's tables: drop what the protocol keeps beside it. */
   forget?(ctx: ProtocolContext, sa: IkeSa): void;
+  /**
+   * A half-open SA ran out of time: why it got no further, when the protocol knows better than a
+   * timeout (its peer's messages failed their integrity check). It then fails with that cause.
+   */
+  stalled?(sa: IkeSa): Failure | undefined;
   /**
    * Connections with the same key share one IKE SA for their child SAs (IKEv1: main mode picks the
    * pre-shared key by address, so one ISAKMP SA authenticates siblings with the same ends,

@@ -34,6 +34,13 @@ export type IsakmpState =
 
 /** Informational message IDs remembered per SA, against replays. */
 const RECENT_INFORMATIONAL = 32;
+/**
+ * Quick mode message IDs remembered per SA, against replays: a quick mode's exchange is kept for a
+ * while only (DONE_EXCHANGE_LINGER), and a copy of its message 1 after that verifies again. An
+ * ISAKMP SA sees a few per child SA and lifetime; a peer that runs more than this may find its
+ * oldest IDs forgotten.
+ */
+const RECENT_QUICK_MODES = 256;
 
 /** A phase 1 SA and everything its exchanges share. */
 export class IsakmpSa extends IkeSa {
@@ -62,8 +69,12 @@ export class IsakmpSa extends IkeSa {
   exchanges: Map<number, QuickModeExchange> | undefined;
   /** RFC 3706: the sequence number of our last R-U-THERE. */
   dpdSeq = 0;
+  /** Main mode messages that failed their integrity check: how many, and the last one's reason. */
+  unverified: { count: number; reason: string } | undefined;
   /** Message IDs of the last informational exchanges received (none until one is). */
   #informational: number[] | undefined;
+  /** Message IDs of the last quick modes, either role (none until one is). */
+  #quickModes: number[] | undefined;
 
   readonly CKY_I: Uint8Array;
 
@@ -138,11 +149,23 @@ export class IsakmpSa extends IkeSa {
    * not cover) verifies again. The last few message IDs are remembered.
    */
   firstInformational(messageId: number): boolean {
-    const seen = (this.#informational ??= []);
-    if (seen.includes(messageId)) return false;
-    seen.push(messageId);
-    if (seen.length > RECENT_INFORMATIONAL) seen.shift();
+    if (this.#informational?.includes(messageId)) return false;
+    this.#informational = remember(this.#informational, messageId, RECENT_INFORMATIONAL);
     return true;
+  }
+
+  /**
+   * Whether a quick mode message ID was used under this SA: a message 1 with it and no exchange
+   * of ours to answer it from is a replay (RFC 2408 section 3.1: a message ID is unique to its
+   * exchange), and our own new exchanges never take one.
+   */
+  usedQuickMode(messageId: number): boolean {
+    return this.#quickModes?.includes(messageId) ?? false;
+  }
+
+  /** A quick mode took this message ID (ours, or the peer's once its message 1 verified). */
+  quickModeUsed(messageId: number): void {
+    this.#quickModes = remember(this.#quickModes, messageId, RECENT_QUICK_MODES);
   }
 
   transmit(ctx: ProtocolContext, data: Uint8Array): void {
@@ -180,8 +203,16 @@ export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
   for (;;) {
     const bytes = ctx.crypto.randomBytes(4);
     const id = readU32be(bytes);
-    if (id !== 0 && !sa.exchanges?.has(id)) return id;
+    if (id !== 0 && !sa.exchanges?.has(id) && !sa.usedQuickMode(id)) return id;
   }
+}
+
+/** Adds an ID to a short list of recent ones (made on first use), the oldest going beyond `max`. */
+function remember(list: number[] | undefined, id: number, max: number): number[] {
+  const ids = list ?? [];
+  ids.push(id);
+  if (ids.length > max) ids.shift();
+  return ids;
 }
 
 /** The ISAKMP SA's SPI in notifies and deletes: CKY-I | CKY-R (RFC 2408 section 3.14). */

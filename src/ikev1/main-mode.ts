@@ -5,7 +5,8 @@ import {
   type Identity,
   policyLabel,
 } from '../core/connection.js';
-import type { Endpoint } from '../core/endpoint.js';
+import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
+import type { Failure } from '../core/failure.js';
 import {
   explainMismatch,
   formatSuite,
@@ -25,7 +26,7 @@ import { DecodeError } from '../wire/errors.js';
 import { type DecodedMessage, type Payload, payloadBody } from './codec.js';
 import { ExchangeType, NotifyType } from './constants.js';
 import { computeDh } from './dh.js';
-import { ExchangeError, failureOf, notifyOf } from './errors.js';
+import { beforeVerification, ExchangeError, failureOf, notifyOf, type UnverifiedMessage } from './errors.js';
 import { clearNotify } from './informational.js';
 import { sameIdentity } from '../core/identity.js';
 import { identityFromIdPayload, idPayloadFromIdentity } from './identification.js';
@@ -34,6 +35,8 @@ import { detectNat, natDetectionHash } from './nat-t.js';
 import { parsePhase1Sa, phase1Sa } from './proposals.js';
 import { Phase1Protection } from './protection.js';
 import { OWN_VENDOR_ID, recognizeVendorIds, VendorId } from './vendor-ids.js';
+
+type IdPayload = Extract<Payload, { kind: 'id' }>;
 
 /**
  * Main mode with pre-shared keys (RFC 2409 section 5.4), both roles:
@@ -175,8 +178,8 @@ function onMessage4(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Paylo
   });
 }
 
-function onMessage6(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
-  const identity = verifyPeer(sa, payloads, 'responder');
+function onMessage6(ctx: ProtocolContext, sa: IsakmpSa, id: IdPayload): void {
+  const identity = identityOf(id);
   checkIdentity(sa, identity);
   ctx.authenticated(sa, identity);
   established(ctx, sa);
@@ -290,11 +293,12 @@ function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Paylo
 function onMessage5(
   ctx: ProtocolContext,
   sa: IsakmpSa,
+  id: IdPayload,
   payloads: readonly Payload[],
   local: Endpoint,
   remote: Endpoint,
 ): void {
-  const identity = verifyPeer(sa, payloads, 'initiator');
+  const identity = identityOf(id);
   chooseByIdentity(ctx, sa, identity);
   ctx.authenticated(sa, identity);
   // The initiator floats to the NAT-T port with message 5 (RFC 3947 section 4); the SA follows it
@@ -339,46 +343,97 @@ function chooseByIdentity(ctx: ProtocolContext, sa: IsakmpSa, identity: Identity
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
-/** Handles a main mode message for an existing SA (messages 2 to 6). */
+/**
+ * Handles a main mode message for an existing SA (messages 2 to 6), recorded for repeats once it
+ * is accepted. Messages 5 and 6 are the first that can be verified: nothing changes before their
+ * HASH_I or HASH_R does (a forged or garbled copy throws UnverifiedMessage and is dropped, and the
+ * genuine message or its retransmission still counts). Messages 2 to 4 have nothing to verify.
+ */
 export function continueMainMode(
   ctx: ProtocolContext,
   sa: IsakmpSa,
   message: DecodedMessage,
+  datagram: Uint8Array,
   local: Endpoint,
   remote: Endpoint,
 ): void {
-  let opened: ReturnType<IsakmpSa['open']>;
+  if (sa.state === 'MM_KE_R' || sa.state === 'MM_AUTH_I') {
+    const peerRole = sa.state === 'MM_KE_R' ? 'initiator' : 'responder';
+    const { payloads, accept, id } = beforeVerification(() => {
+      const opened = openAuthentication(sa, message);
+      return { ...opened, id: verifyPeer(sa, opened.payloads, peerRole) };
+    });
+    sa.mainMode.received(datagram);
+    // Our reply chains from this message's last block, so the IV advances before we answer.
+    accept();
+    if (peerRole === 'initiator') onMessage5(ctx, sa, id, payloads, local, remote);
+    else onMessage6(ctx, sa, id);
+    return;
+  }
+  const handler = { MM_SA_I: onMessage2, MM_KE_I: onMessage4, MM_SA_R: onMessage3 }[sa.state as 'MM_SA_I'];
+  if (!handler) {
+    ctx.log('debug', `main mode message in state ${sa.state} ignored`, sa);
+    return;
+  }
+  // An encrypted message here is a typed error (the keys do not exist yet).
+  const { payloads, accept } = sa.open(message);
+  sa.mainMode.received(datagram);
+  accept();
+  handler(ctx, sa, payloads);
+}
+
+/** Message 5 or 6 opened: garbage after decryption means the keys differ, in main mode the PSK. */
+function openAuthentication(sa: IsakmpSa, message: DecodedMessage): ReturnType<IsakmpSa['open']> {
   try {
-    opened = sa.open(message);
+    return sa.open(message);
   } catch (error) {
-    // Garbage after decryption: the keys differ, and in main mode that means the PSK does.
-    if (
-      !message.payloads &&
-      sa.protection &&
-      (error instanceof DecodeError || error instanceof ExchangeError)
-    )
+    if (!message.payloads && (error instanceof DecodeError || error instanceof ExchangeError))
       throw new ExchangeError(
         `message ${sa.role === 'responder' ? 5 : 6} does not decrypt to valid payloads: wrong pre-shared key?`,
         NotifyType.AUTHENTICATION_FAILED,
       );
     throw error;
   }
-  const { payloads, accept } = opened;
-  const handler = {
-    MM_SA_I: onMessage2,
-    MM_KE_I: onMessage4,
-    MM_AUTH_I: onMessage6,
-    MM_SA_R: onMessage3,
-    MM_KE_R: (c: ProtocolContext, s: IsakmpSa, p: readonly Payload[]) => onMessage5(c, s, p, local, remote),
-  }[sa.state as 'MM_SA_I'];
-  if (!handler) {
-    ctx.log('debug', `main mode message in state ${sa.state} ignored`, sa);
-    return;
+}
+
+/**
+ * A message that did not verify in main mode (a forged or garbled copy, or the keys differ): it
+ * changes nothing, and is remembered so that a main mode that then times out names the likely
+ * cause.
+ */
+export function unverifiedMainMode(ctx: ProtocolContext, sa: IsakmpSa, error: UnverifiedMessage): void {
+  sa.unverified = { count: (sa.unverified?.count ?? 0) + 1, reason: failureOf(error.error).reason };
+  ctx.logUnauthenticated(
+    'warn',
+    'main-mode-unverified',
+    `main mode message from ${formatEndpoint(sa.remote)} dropped: ${sa.unverified.reason}`,
+    sa.connection?.name,
+  );
+}
+
+/**
+ * Why a main mode got no further before its time ran out: messages that failed their integrity
+ * check say a pre-shared key mismatch most likely (an authentication failure, not a timeout);
+ * an initiator whose message 5 went unanswered may be one too (the responder drops what it
+ * cannot verify).
+ */
+export function mainModeTimeout(sa: IsakmpSa): Failure {
+  const peer = formatEndpoint(sa.remote);
+  const unverified = sa.unverified;
+  if (unverified) {
+    const message = sa.role === 'responder' ? 5 : 6;
+    return {
+      cause: 'authentication',
+      reason:
+        `no valid main mode message ${message} from ${peer} in time: ${unverified.count} failed their ` +
+        `integrity check (PSK mismatch?); the last: ${unverified.reason}`,
+    };
   }
-  // Our reply chains from this message's last block, so the IV advances before we answer. A
-  // message that then fails verification ends the SA anyway.
-  accept();
-  handler(ctx, sa, payloads);
+  const hint =
+    sa.state === 'MM_AUTH_I'
+      ? ': message 5 unanswered (a peer with another pre-shared key drops it: PSK mismatch?)'
+      : '';
+  return { cause: 'timeout', reason: `no answer from ${peer} in main mode (state ${sa.state})${hint}` };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,12 +596,12 @@ function authHash(sa: IsakmpSa, of: 'initiator' | 'responder', ID_b: Uint8Array)
   return sa.prf!.compute(sa.keys!.SKEYID!, ...parts, sa.SAi_b!, ID_b);
 }
 
-/** Checks HASH_I or HASH_R; returns the identity the peer authenticated. */
+/** Checks HASH_I or HASH_R; returns the ID payload it authenticated. */
 function verifyPeer(
   sa: IsakmpSa,
   payloads: readonly Payload[],
   peerRole: 'initiator' | 'responder',
-): Identity {
+): IdPayload {
   const id = find(payloads, 'id');
   const hash = find(payloads, 'hash');
   if (!id || !hash)
@@ -559,6 +614,11 @@ function verifyPeer(
       `HASH_${peerRole === 'initiator' ? 'I' : 'R'} mismatch: wrong pre-shared key?`,
       NotifyType.AUTHENTICATION_FAILED,
     );
+  return id;
+}
+
+/** The identity an authenticated ID payload names. */
+function identityOf(id: IdPayload): Identity {
   const identity = identityFromIdPayload(id);
   if (!identity)
     throw new ExchangeError(`ID type ${id.idType} is not supported`, NotifyType.INVALID_ID_INFORMATION);

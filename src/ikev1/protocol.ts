@@ -1,5 +1,6 @@
 import { type Connection, sameAuthenticationKey } from '../core/connection.js';
 import { type Endpoint, formatEndpoint } from '../core/endpoint.js';
+import type { Failure } from '../core/failure.js';
 import type { ChildEntry, IkeSa } from '../core/ike-sa.js';
 import type { IkeProtocol, ProtocolContext } from '../core/protocol.js';
 import type { ChildSa } from '../core/sa.js';
@@ -23,9 +24,11 @@ import {
   failMainMode,
   firstMessageKey,
   initiatorKey,
+  mainModeTimeout,
   pairKey,
   respondToMessage1,
   startMainMode,
+  unverifiedMainMode,
 } from './main-mode.js';
 import {
   continueQuickMode,
@@ -208,10 +211,7 @@ export class Ikev1Protocol implements IkeProtocol {
       });
       isakmp.transmit(ctx, isakmp.mainMode.lastSent);
     } else if (verdict === 'give-up') {
-      ctx.ikeFailed(sa, {
-        cause: 'timeout',
-        reason: `no answer from ${formatEndpoint(sa.remote)} in main mode (state ${isakmp.state})`,
-      });
+      ctx.ikeFailed(sa, mainModeTimeout(isakmp));
       return;
     }
     if (isakmp.mainMode.dueAt !== undefined) ctx.arm(sa, isakmp.mainMode.timer, isakmp.mainMode.dueAt);
@@ -221,6 +221,12 @@ export class Ikev1Protocol implements IkeProtocol {
     const isakmp = sa as IsakmpSa;
     for (const exchange of [...(isakmp.exchanges?.values() ?? [])]) dropExchange(ctx, isakmp, exchange);
     isakmp.state = 'DELETED';
+  }
+
+  /** A responder's main mode whose messages 5 failed their integrity check: a PSK mismatch, likely. */
+  stalled(sa: IkeSa): Failure | undefined {
+    const isakmp = sa as IsakmpSa;
+    return isakmp.unverified && mainModeTimeout(isakmp);
   }
 
   /** Main mode picks the pre-shared key by address: one ISAKMP SA serves every such sibling. */
@@ -296,8 +302,7 @@ export class Ikev1Protocol implements IkeProtocol {
         }
         // Up, gone, or computing its keys (the peer retransmits what we have not answered yet).
         if (sa.state === 'ESTABLISHED' || sa.state === 'DELETED' || sa.computing) return;
-        sa.mainMode.received(datagram);
-        continueMainMode(ctx, sa, message, local, remote);
+        continueMainMode(ctx, sa, message, datagram, local, remote);
         return;
       }
       case ExchangeType.QUICK_MODE: {
@@ -311,6 +316,15 @@ export class Ikev1Protocol implements IkeProtocol {
         }
         if (exchange) {
           continueQuickMode(ctx, sa, exchange, message, datagram, local, remote);
+        } else if (sa.usedQuickMode(header.messageId)) {
+          // An old message 1 whose exchange is over: it would verify again, move the peer to
+          // wherever the copy came from and make another child SA.
+          ctx.logUnauthenticated(
+            'debug',
+            'quick-mode-replay',
+            `quick mode ${header.messageId.toString(16).padStart(8, '0')} from ${formatEndpoint(remote)} again: dropped as a replay`,
+            sa.connection?.name,
+          );
         } else {
           respondToQuickMode(ctx, sa, message, datagram, local, remote);
         }
@@ -348,7 +362,9 @@ export class Ikev1Protocol implements IkeProtocol {
       );
       return;
     }
-    failMainMode(ctx, sa, error instanceof UnverifiedMessage ? error.error : error);
+    // Forged or garbled, or the keys differ: dropped, and named if main mode then times out.
+    if (error instanceof UnverifiedMessage) unverifiedMainMode(ctx, sa, error);
+    else failMainMode(ctx, sa, error);
   }
 }
 

@@ -122,7 +122,7 @@ export function startQuickMode(
   rekeyOf?: ChildEntry,
 ): void {
   const { ipsec } = connection;
-  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs }, rekeyOf?.id)!;
+  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs, supersedes: true }, rekeyOf?.id)!;
   const udp = udpEncapsulated(sa.nat) && sa.natT !== undefined;
   // A rekey asks for no more than the SA it replaces had: a peer that imposed a shorter lifetime
   // would otherwise enforce it silently.
@@ -150,6 +150,7 @@ export function startQuickMode(
     },
   };
   (sa.exchanges ??= new Map()).set(messageId, exchange);
+  sa.quickModeUsed(messageId);
   const send = () => {
     const payloads: Payload[] = [
       phase2Sa(exchange.offered, {
@@ -358,7 +359,13 @@ function answer(
   ids: readonly IdPayload[],
   saPayload: Extract<Payload, { kind: 'sa' }>,
 ): void {
-  const negotiation = ctx.beginChild(sa, connection, { localTs, remoteTs, peerStarted: true });
+  // IKEv1 does not mark a rekey: a quick mode for a pair we have a child SA for replaces it.
+  const negotiation = ctx.beginChild(sa, connection, {
+    localTs,
+    remoteTs,
+    peerStarted: true,
+    supersedes: true,
+  });
   if (!negotiation) {
     // Too many under way: no answer, no state (the IV this message would have started goes too).
     sa.protection?.forget(messageId);
@@ -394,6 +401,7 @@ function answer(
     computing: true,
   };
   addExchange(ctx, sa, exchange);
+  sa.quickModeUsed(messageId);
   exchange.flight.received(datagram, { alreadyAnswered: true });
   const reply = () => {
     const proposal = saPayload.proposals.find((p) => p.number === offer.proposalNumber)!;

@@ -362,11 +362,12 @@ function config(
   self: string,
   peer: string,
   start: 'initiate' | 'respond',
-  options: { psk?: string; ike?: string; metrics?: boolean } = {},
+  options: { psk?: string; ike?: string; metrics?: boolean; retransmit?: object } = {},
 ) {
   return parseConfig(
     JSON.stringify({
       listen: { addresses: [self], ...portsOf(self) },
+      ...(options.retransmit && { retransmit: options.retransmit }),
       control: { socket: join(dir, `${self}.sock`) },
       ...(options.metrics && { metrics: { listen: `${self}:${metricsPorts.get(self)}` } }),
       ikePolicies: { ike: { proposals: [options.ike ?? 'aes128-sha256-modp2048'] } },
@@ -405,8 +406,15 @@ t.test('real negotiations between loopback daemons move the counters', async (t)
     // A tunnel that comes up; the initiator serves metrics from its config.
     new Daemon(config(dir, '127.0.0.32', '127.0.0.31', 'respond'), { logger: logger() }),
     new Daemon(config(dir, '127.0.0.31', '127.0.0.32', 'initiate', { metrics: true }), { logger: logger() }),
-    // A wrong pre-shared key: the responder, serving metrics, fails to authenticate.
-    new Daemon(config(dir, '127.0.0.34', '127.0.0.33', 'respond', { metrics: true }), { logger: logger() }),
+    // A wrong pre-shared key: the responder, serving metrics, fails to authenticate. It drops the
+    // messages 5 it cannot verify and fails when its retransmissions run out (shortened here).
+    new Daemon(
+      config(dir, '127.0.0.34', '127.0.0.33', 'respond', {
+        metrics: true,
+        retransmit: { timeout: 0.2, backoff: 1, tries: 2 },
+      }),
+      { logger: logger() },
+    ),
     new Daemon(config(dir, '127.0.0.33', '127.0.0.34', 'initiate', { psk: 'not-the-same-psk' }), {
       logger: logger(),
     }),

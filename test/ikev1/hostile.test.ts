@@ -288,3 +288,154 @@ t.test(
     t.match(logsOf(replayed).join('\n'), /dropped as a replay/);
   },
 );
+
+t.test(
+  'a replayed quick mode message 1 (from another port) moves no peer and makes no child SA',
+  async (t) => {
+    const { pair, a, b } = sitePair({
+      b: { peerSubnets: ['198.51.0.0/16'] },
+      engines: { a: { forceEncapsulation: true } },
+    });
+    pair.initiate(a);
+    const quickMode = pair.sent.find(
+      (p) => p.from.address === A && decodeHeader(p.data).exchangeType === ExchangeType.QUICK_MODE,
+    )!;
+    const children = b.engine.children().map((c) => c.spiIn);
+    t.equal(children.length, 1, 'one child SA');
+    const replay = () =>
+      b.engine.receive(quickMode.data, { address: B, port: 4500 }, { address: A, port: 40226 }, pair.now);
+    // While the exchange lingers (done: message 3 came), a repeat is ignored by it.
+    const early = replay();
+    t.same(
+      early.filter((x) => x.type !== 'event'),
+      [],
+      'a repeat within the linger: nothing sent, installed or deleted',
+    );
+    // Once it is forgotten, the copy would verify again as a new quick mode.
+    pair.advance(60);
+    const late = replay();
+    t.equal(b.engine.status()[0]!.ikeSas[0]!.remote, `${A}:4500`, 'the SA still points at the real port');
+    t.same(
+      late.filter((x) => x.type !== 'event'),
+      [],
+      'nothing sent, installed or deleted for the replay',
+    );
+    t.same(
+      b.engine.children().map((c) => c.spiIn),
+      children,
+      'the child SAs are as they were',
+    );
+    t.match(logsOf(late).join('\n'), /dropped as a replay/);
+  },
+);
+
+t.test('child SAs of one selector pair stay few when the Deletes of rekeys are lost', async (t) => {
+  // Both ends rekey (IKEv1 marks no rekey): a quick mode the peer runs for a pair we have a child
+  // SA for replaces it. Before, each end went on rekeying its old copy as well, and with every
+  // Delete lost the children of the one pair doubled with each lifetime.
+  const { pair, a, b } = sitePair({ both: { childLifetime: 60 } });
+  pair.wire = (p) => (decodeHeader(p.data).exchangeType === ExchangeType.INFORMATIONAL ? undefined : p);
+  pair.initiate(a);
+  let most = 0;
+  for (let step = 0; step < 30; step++) {
+    pair.advance(20);
+    for (const side of [a, b]) {
+      const children = side.engine.children().length;
+      most = Math.max(most, children);
+      t.ok(children >= 1, `${side.name} at ${pair.now}: the tunnel is up`, { diagnostic: false });
+    }
+  }
+  t.ok(most <= 3, `at most 3 child SAs for the pair at either end over 10 lifetimes (${most})`);
+});
+
+t.test('a peer that rekeys often and never deletes leaves at most two replaced child SAs', async (t) => {
+  // a rekeys every ~50 s a child SA that lives 600 s, and its Deletes are lost: b keeps the SAs
+  // a replaced until a Delete or their expiry, so without a bound it would hold a dozen.
+  const { pair, a, b } = sitePair({
+    a: { childLifetime: 600, childRekeyMargin: 550 },
+    b: { childLifetime: 600 },
+  });
+  pair.wire = (p) => (decodeHeader(p.data).exchangeType === ExchangeType.INFORMATIONAL ? undefined : p);
+  pair.initiate(a);
+  let most = 0;
+  for (let step = 0; step < 30; step++) {
+    pair.advance(20);
+    most = Math.max(most, b.engine.children().length);
+  }
+  t.equal(a.engine.children().length, 1, 'a keeps its newest');
+  t.ok(most <= 3, `b: the newest and at most two it was not told to delete (${most})`);
+  t.ok(
+    b.logs.some((line) => line.includes('replaced by the peer, which did not delete it')),
+    'the oldest went, and said why',
+  );
+});
+
+/** Main mode messages 5 and 6: the first encrypted ones (E flag set, message ID 0). */
+const isMessage5or6 = (data: Uint8Array) => {
+  const header = decodeHeader(data);
+  return header.exchangeType === ExchangeType.IDENTITY_PROTECTION && (header.flags & 1) === 1;
+};
+
+for (const from of [A, B]) {
+  const which = from === A ? 'message 5' : 'message 6';
+  t.test(`a garbled or forged copy of main mode ${which} ahead of the real one ends nothing`, async (t) => {
+    const { pair, a, b } = tunnel();
+    let forged = 0;
+    pair.wire = (p) => {
+      if (p.from.address !== from || !isMessage5or6(p.data) || forged > 0) return p;
+      forged++;
+      const copy = p.data.slice();
+      copy[30]! ^= 0x41; // in the first block of the encrypted body: the ID payload garbled
+      return [{ ...p, data: copy }, p];
+    };
+    pair.initiate(a);
+    t.equal(forged, 1, `a forged ${which} went first`);
+    t.equal(a.engine.status()[0]!.status, 'Active', 'the initiator is up');
+    t.equal(b.engine.status()[0]!.status, 'Active', 'the responder is up');
+    t.equal(a.installed.size, 1);
+    t.equal(b.installed.size, 1);
+    const receiver = from === A ? b : a;
+    t.match(
+      receiver.logs.join('\n'),
+      /main mode message from .* dropped/,
+      'the copy was dropped, and said so',
+    );
+  });
+
+  t.test(`a forged ${which} alone: the genuine retransmission still completes main mode`, async (t) => {
+    const { pair, a, b } = tunnel();
+    let dropped = false;
+    pair.wire = (p) => {
+      if (p.from.address !== from || !isMessage5or6(p.data) || dropped) return p;
+      dropped = true;
+      const copy = p.data.slice();
+      copy[30]! ^= 0x41;
+      return { ...p, data: copy }; // the real one is lost: only the retransmission is genuine
+    };
+    pair.initiate(a);
+    pair.advance(30);
+    t.ok(dropped);
+    t.equal(a.engine.status()[0]!.status, 'Active', 'the initiator is up');
+    t.equal(b.engine.status()[0]!.status, 'Active', 'the responder is up');
+  });
+}
+
+t.test('a pre-shared key mismatch: messages 5 dropped, and the timeout names the likely cause', async (t) => {
+  const pair = new EnginePair();
+  const a = pair.add('a', A, [connection({ localAddress: A, peerAddress: B, start: 'initiate' })]);
+  const b = pair.add('b', B, [connection({ localAddress: B, peerAddress: A, psk: 'another key' })]);
+  pair.initiate(a);
+  t.equal(b.engine.status()[0]!.status, 'Pending', 'the responder waits: a forged message 5 looks the same');
+  pair.advance(120);
+  const responder = b.events.find((e) => e.type === 'failed');
+  t.match(responder, {
+    cause: 'authentication',
+    reason: /message 5 .* failed their integrity check \(PSK mismatch\?\)/,
+  });
+  t.equal(b.engine.status()[0]!.status, 'Error');
+  t.match(b.engine.status()[0]!.error, /PSK mismatch\?/);
+  const initiator = a.events.find((e) => e.type === 'failed');
+  t.match(initiator, { cause: 'timeout', reason: /message 5 unanswered.*PSK mismatch\?/ });
+  t.equal(a.installed.size + b.installed.size, 0, 'nothing installed');
+  t.equal(a.engine.status()[0]!.ikeSas.length + b.engine.status()[0]!.ikeSas.length, 0, 'no SA left');
+});
