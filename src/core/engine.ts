@@ -1162,16 +1162,8 @@ export class IkeEngine {
    * with the peer's Delete or their lifetime, and few kept.
    */
   #supersede(sa: IkeSa, latest: ChildEntry, except: number | undefined): void {
-    const { localTs, remoteTs } = latest.requested;
-    for (const entry of sa.children)
-      if (
-        entry !== latest &&
-        entry.id !== except &&
-        !entry.replaced &&
-        entry.child.connection === latest.child.connection &&
-        samePair(entry, localTs, remoteTs)
-      )
-        this.#markReplaced(entry);
+    for (const entry of pairSiblings(sa, latest))
+      if (entry.id !== except && !entry.replaced) this.#markReplaced(entry);
     this.#boundReplaced(sa, latest);
   }
 
@@ -1188,13 +1180,7 @@ export class IkeEngine {
    * pair the oldest go now.
    */
   #boundReplaced(sa: IkeSa, latest: ChildEntry): void {
-    const { localTs, remoteTs } = latest.requested;
-    const replaced = sa.children.filter(
-      (entry) =>
-        entry.replaced &&
-        entry.child.connection === latest.child.connection &&
-        samePair(entry, localTs, remoteTs),
-    );
+    const replaced = pairSiblings(sa, latest).filter((entry) => entry.replaced);
     for (const entry of replaced.slice(0, Math.max(0, replaced.length - MAX_REPLACED_PER_PAIR)))
       this.#removeChild(entry, 'replaced by the peer, which did not delete it', true);
   }
@@ -1695,6 +1681,17 @@ function samePair(entry: ChildEntry, localTs: TrafficSelector, remoteTs: Traffic
   return (
     sameTrafficSelector(entry.requested.localTs, localTs) &&
     sameTrafficSelector(entry.requested.remoteTs, remoteTs)
+  );
+}
+
+/** The other child SAs of `sa` for `latest`'s connection and selector pair. */
+function pairSiblings(sa: IkeSa, latest: ChildEntry): ChildEntry[] {
+  const { localTs, remoteTs } = latest.requested;
+  return sa.children.filter(
+    (entry) =>
+      entry !== latest &&
+      entry.child.connection === latest.child.connection &&
+      samePair(entry, localTs, remoteTs),
   );
 }
 

@@ -14,18 +14,13 @@ export function describeSecret(bytes: Uint8Array | undefined): string {
 /** Where a sealed record keeps its one buffer (a symbol: no enumeration, JSON or spread finds it). */
 const STORE = Symbol('sealed keys');
 
-interface SealedShape {
-  readonly proto: object;
-  readonly names: readonly string[];
-}
-
 /**
  * One prototype per label, key names and key lengths: it carries the redacting views and a
  * getter per key that cuts that key out of the record's buffer. The lengths follow from the
  * algorithms, so a daemon meets a few dozen shapes at most; past MAX_SHAPES (something
  * unforeseen) records fall back to views made at sealing.
  */
-const shapes = new Map<string, SealedShape>();
+const shapes = new Map<string, object>();
 const MAX_SHAPES = 512;
 
 function redactedView(names: readonly string[], record: Record<string, Uint8Array>): Record<string, string> {
@@ -52,14 +47,10 @@ function redactingMethods(
   };
 }
 
-function shapeOf(
-  label: string,
-  names: readonly string[],
-  lengths: readonly number[],
-): SealedShape | undefined {
+function shapeOf(label: string, names: readonly string[], lengths: readonly number[]): object | undefined {
   const key = `${label}\0${names.join(',')}\0${lengths.join(',')}`;
-  let shape = shapes.get(key);
-  if (shape || shapes.size >= MAX_SHAPES) return shape;
+  let proto = shapes.get(key);
+  if (proto || shapes.size >= MAX_SHAPES) return proto;
   const getters: PropertyDescriptorMap = redactingMethods(label, () => names);
   let offset = 0;
   names.forEach((name, i) => {
@@ -72,9 +63,9 @@ function shapeOf(
       },
     };
   });
-  shape = { proto: Object.create(Object.prototype, getters) as object, names };
-  shapes.set(key, shape);
-  return shape;
+  proto = Object.create(Object.prototype, getters) as object;
+  shapes.set(key, proto);
+  return proto;
 }
 
 /** The fallback's prototype: redacting views only, the keys being own properties. */
@@ -107,9 +98,9 @@ export function sealKeys<T extends KeyRecord>(label: string, keys: T): T {
     store.set(keys[name]!, offset);
     offset += keys[name]!.length;
   }
-  const shape = shapeOf(label, names, lengths);
-  if (shape) {
-    const sealed = Object.create(shape.proto) as { [STORE]: Uint8Array };
+  const proto = shapeOf(label, names, lengths);
+  if (proto) {
+    const sealed = Object.create(proto) as { [STORE]: Uint8Array };
     Object.defineProperty(sealed, STORE, { value: store });
     return Object.freeze(sealed) as unknown as T;
   }

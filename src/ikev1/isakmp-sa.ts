@@ -45,6 +45,7 @@ const RECENT_QUICK_MODES = 256;
 /** A phase 1 SA and everything its exchanges share. */
 export class IsakmpSa extends IkeSa {
   state: IsakmpState;
+  readonly CKY_I: Uint8Array;
   /** Zeros until the responder's cookie is known (then set in place). */
   readonly CKY_R: Uint8Array;
   /** The NAT-T flavour both sides announced, if any. */
@@ -75,8 +76,6 @@ export class IsakmpSa extends IkeSa {
   #informational: number[] | undefined;
   /** Message IDs of the last quick modes, either role (none until one is). */
   #quickModes: number[] | undefined;
-
-  readonly CKY_I: Uint8Array;
 
   constructor(
     id: number,
