@@ -381,6 +381,12 @@ t.test('a spoofed first-message flood: 50 legitimate peers up, memory and log bo
     counter(afterFlood, 'ike_node_half_open_evicted_total') -
     counter(beforeFlood, 'ike_node_half_open_evicted_total');
   t.ok(refused + evicted > 0, `the gateway's metrics: ${refused} refused, ${evicted} evicted half-open`);
+  // Unread first messages dropped by the daemon's queue (legitimate peers first): 0 unless the
+  // gateway falls behind the flood by a whole queue.
+  const queueDropped =
+    counter(afterFlood, 'ike_node_first_messages_dropped_total') -
+    counter(beforeFlood, 'ike_node_first_messages_dropped_total');
+  t.ok(queueDropped >= 0, `first messages the gateway's queue dropped unread: ${queueDropped}`);
   t.equal(counter(afterFlood, 'ike_node_internal_errors_total'), 0, 'no internal error in the gateway');
   // strongSwan drops its SAs of a round when the next loads; ike-node's initiators keep theirs.
   t.equal(
@@ -432,7 +438,7 @@ t.test('a spoofed first-message flood: 50 legitimate peers up, memory and log bo
   );
   t.comment(
     `gateway: ${answers.packets} answers to the flood (${answers.bytes} bytes); ${refused} refused, ` +
-      `${evicted} evicted half-open; ${cpuFlood.toFixed(1)} CPU s during the flood`,
+      `${evicted} evicted half-open, ${queueDropped} dropped unread; ${cpuFlood.toFixed(1)} CPU s during the flood`,
   );
   t.comment(
     `gateway's port 500 socket during the flooded round: up to ${(queue.peak / 1024).toFixed(0)} kB queued ` +

@@ -29,6 +29,13 @@ import { type ControlLock, lockControlSocket } from './control-lock.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { autoWorkers, ComputePool } from './compute-pool.js';
 import { refuseCoreDumps } from './core-dumps.js';
+import {
+  FIRST_MESSAGE_QUEUE,
+  FIRST_MESSAGES_PER_TURN,
+  FirstMessageQueue,
+  type FirstMessageStats,
+  isUnprovenFirstMessage,
+} from './first-messages.js';
 import { KeyLog } from './keylog.js';
 import { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -88,6 +95,12 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #pool: ComputePool | undefined;
   /** The one listen address connections without local.address use (none with wildcards only). */
   readonly #localDefault: string | undefined;
+  /** First messages wait here while the messages of exchanges under way go first (first-messages.ts). */
+  readonly #firstMessages = new FirstMessageQueue<Received>({
+    capacity: FIRST_MESSAGE_QUEUE,
+    perTurn: FIRST_MESSAGES_PER_TURN,
+    deliver: (received) => this.#toEngine(received),
+  });
 
   constructor(config: DaemonConfig, options: DaemonOptions = {}) {
     super();
@@ -466,6 +479,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     if (this.#stopping) return;
     this.#stopping = true;
     clearTimeout(this.#timer);
+    this.#firstMessages.clear();
     this.#apply(this.engine.shutdown(this.#clock()));
     this.#waits.abort();
     await this.#udp?.close(); // after the Deletes have left
@@ -492,8 +506,19 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       return;
     }
     if (received.kind === 'keepalive') return;
+    if (isUnprovenFirstMessage(received.data)) this.#firstMessages.push(received);
+    else this.#toEngine(received);
+  }
+
+  #toEngine(received: Received): void {
+    if (this.#stopping) return;
     this.#apply(this.engine.receive(received.data, received.local, received.remote, this.#clock()));
     this.#arm();
+  }
+
+  /** What the receive side has dropped before the engine saw it (metrics). */
+  get firstMessages(): FirstMessageStats {
+    return this.#firstMessages;
   }
 
   async #command(request: ControlRequest, session: ControlSession): Promise<unknown> {

@@ -9,6 +9,7 @@ import type { KernelBackend } from '../kernel/backend.js';
 import { bindHint } from '../net/udp.js';
 import { VERSION } from '../version.js';
 import type { DaemonEvent } from './events.js';
+import type { FirstMessageStats } from './first-messages.js';
 
 /**
  * Prometheus metrics (`metrics.listen` in peers.json): `GET /metrics` in the text exposition
@@ -27,6 +28,8 @@ export interface MetricsSource {
   status(): ConnectionStatus[];
   readonly engine: { readonly stats: EngineStats };
   readonly kernel: KernelBackend;
+  /** The daemon's queue of first messages (first-messages.ts); a source without one has none. */
+  readonly firstMessages?: FirstMessageStats;
 }
 
 /** A failure's typed cause as a label value: one fixed, small set, in snake_case. */
@@ -181,7 +184,7 @@ export class Metrics {
           return [{ kind, reason }, n];
         }),
       },
-      ...engineFamilies(this.#source.engine.stats),
+      ...engineFamilies(this.#source.engine.stats, this.#source.firstMessages?.dropped ?? 0),
       {
         name: 'ike_node_retransmissions_total',
         help: 'IKE messages sent again for lack of an answer.',
@@ -293,10 +296,11 @@ export class Metrics {
 
 /**
  * The engine's own counters: what a first-message flood shows as (first messages refused at the
- * half-open limits, half-open SAs dropped for a quieter source) and internal errors, which should
- * stay at zero whatever arrives.
+ * half-open limits, half-open SAs dropped for a quieter source, and those the daemon's queue
+ * dropped before the engine saw them) and internal errors, which should stay at zero whatever
+ * arrives.
  */
-function engineFamilies(stats: EngineStats): Family[] {
+function engineFamilies(stats: EngineStats, firstMessagesDropped: number): Family[] {
   const family = (name: string, help: string, value: number): Family => ({
     name,
     help,
@@ -308,6 +312,11 @@ function engineFamilies(stats: EngineStats): Family[] {
       'ike_node_half_open_refused_total',
       'First messages (main mode 1, IKE_SA_INIT) dropped at the half-open limits, in all or per address.',
       stats.refusedHalfOpen,
+    ),
+    family(
+      'ike_node_first_messages_dropped_total',
+      'First messages (main mode 1, IKE_SA_INIT) dropped unread by the engine: the queue they wait in while exchanges under way go first was full.',
+      firstMessagesDropped,
     ),
     family(
       'ike_node_half_open_evicted_total',

@@ -159,6 +159,7 @@ class FakeSource extends EventEmitter implements MetricsSource {
   readonly engine = {
     stats: { refusedHalfOpen: 9000, evictedHalfOpen: 1000, refusedNegotiations: 4, internalErrors: 0 },
   };
+  readonly firstMessages = { dropped: 250 };
   readonly kernel = new (class extends MemoryBackend {
     traffic = new Map<number, TrafficCounters>();
     async counters(child: ChildSa): Promise<TrafficCounters | undefined> {
@@ -289,10 +290,11 @@ t.test('counters from events, gauges from status, traffic from the kernel, label
     [
       value(f, 'ike_node_half_open_refused_total'),
       value(f, 'ike_node_half_open_evicted_total'),
+      value(f, 'ike_node_first_messages_dropped_total'),
       value(f, 'ike_node_internal_errors_total'),
     ],
-    [9000, 1000, 0],
-    "the engine's counters: first messages refused and half-open SAs evicted (a flood), internal errors",
+    [9000, 1000, 250, 0],
+    "the engine's counters: first messages refused and half-open SAs evicted (a flood), first messages the daemon's queue dropped, internal errors",
   );
   source.engine.stats.internalErrors = 2;
   t.equal(
