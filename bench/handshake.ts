@@ -269,13 +269,22 @@ async function ownLoad(
   writeFileSync(file, JSON.stringify(spec));
   const child = ns.spawn(
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'bench/lib/handshake-initiator.ts'), file],
+    [
+      // IKE_NODE_CPU_PROFILE_DIR (bench/lib/cpu-profile.mjs) profiles the generator too.
+      ...(process.env['IKE_NODE_CPU_PROFILE_DIR']
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env['IKE_NODE_CPU_PROFILE_DIR']]
+        : []),
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'bench/lib/handshake-initiator.ts'),
+      file,
+    ],
     {
       cwd: REPO_ROOT,
       stdio: ['pipe', 'pipe', 'inherit'],
     },
   );
-  const { stop } = processEnd(child, 5000);
+  const { exit, stop } = processEnd(child, 5000);
   const line = await new Promise<string>((resolve, reject) => {
     let text = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -296,7 +305,10 @@ async function ownLoad(
       loadCpuMs: result.cpuMs,
     },
     release: async () => {
+      // It exits by itself once told (or at once without `hold`); a signal only if it does not:
+      // a SIGTERM would cut short its exit, and with it a CPU profile being written.
       child.stdin!.end('exit\n');
+      await Promise.race([exit, delay(5000)]);
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
