@@ -73,6 +73,8 @@ export class Problems {
 
   /** Whether the schema rejected the value at `path` or at one of its ancestors. */
   rejected(path: JsonPath): boolean {
+    // Asked at every value read: a valid file (the usual case) answers without building a path.
+    if (this.#structural.size === 0) return false;
     for (let n = path.length; n >= 0; n--) {
       if (this.#structural.has(formatPath(path.slice(0, n)))) return true;
     }
