@@ -1522,6 +1522,7 @@ export class IkeEngine {
       emit: (action) => this.#out.push(action),
       event: (event) => this.#event(event),
       log: (level, message, sa, connection) => this.#log(level, message, sa, connection),
+      logs: (level) => LOG_RANK[level] <= this.#logRank,
       logUnauthenticated: (level, cause, message, connection) =>
         this.#logUnauthenticated(level, cause, message, connection),
       get connections() {

@@ -50,6 +50,8 @@ export interface ProtocolContext {
   emit(action: Action): void;
   event(event: EngineEvent): void;
   log(level: LogLevel, message: string, sa?: IkeSa, connection?: string): void;
+  /** Whether a line at this level is kept: text that costs to build (debug) is built only then. */
+  logs(level: LogLevel): boolean;
   /**
    * A line about input nobody has authenticated: at most one per cause per interval (the rest
    * counted into the next one), the message cut to a bounded length, so a flood of bad packets

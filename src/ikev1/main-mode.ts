@@ -34,7 +34,7 @@ import { find, findAll, IsakmpSa, isakmpSpi } from './isakmp-sa.js';
 import { detectNat, natDetectionHash } from './nat-t.js';
 import { parsePhase1Sa, phase1Sa } from './proposals.js';
 import { Phase1Protection } from './protection.js';
-import { OWN_VENDOR_ID, recognizeVendorIds, VendorId } from './vendor-ids.js';
+import { OWN_VENDOR_ID, recognizeVendorIds, VendorId, vendorIdNames } from './vendor-ids.js';
 
 type IdPayload = Extract<Payload, { kind: 'id' }>;
 
@@ -511,10 +511,12 @@ function ownIdPayload(sa: IsakmpSa): Extract<Payload, { kind: 'id' }> {
 }
 
 function learnVendorIds(ctx: ProtocolContext, sa: IsakmpSa, payloads: readonly Payload[]): void {
-  const { natT, dpd, names } = recognizeVendorIds(findAll(payloads, 'vendor').map((v) => v.data));
+  const vids = findAll(payloads, 'vendor').map((v) => v.data);
+  const { natT, dpd } = recognizeVendorIds(vids);
   sa.natT = natT;
   sa.probes = dpd;
-  if (names.length) ctx.log('debug', `peer vendor IDs: ${names.join(', ')}`, sa);
+  if (vids.length && ctx.logs('debug'))
+    ctx.log('debug', `peer vendor IDs: ${vendorIdNames(vids).join(', ')}`, sa);
 }
 
 /** The responder answers with the one NAT-T VID it picked, and DPD. */

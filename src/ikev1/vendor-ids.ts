@@ -25,26 +25,28 @@ export interface PeerVendorIds {
   readonly natT?: NatTVariant;
   readonly dpd: boolean;
   readonly fragmentation: boolean;
-  /** Everything we received, named where known, for the log. */
-  readonly names: readonly string[];
 }
 
 export function recognizeVendorIds(vids: readonly Uint8Array[]): PeerVendorIds {
-  const names: string[] = [];
   const has = (known: Uint8Array) => vids.some((vid) => equalBytes(vid, known));
   let natT: NatTVariant | undefined;
   // Prefer the RFC, then the newest draft, as RFC 3947 section 4 asks.
   if (has(VendorId.NAT_T_RFC3947)) natT = 'rfc3947';
   else if (has(VendorId.NAT_T_DRAFT_03)) natT = 'draft-03';
   else if (has(VendorId.NAT_T_DRAFT_02) || has(VendorId.NAT_T_DRAFT_02_N)) natT = 'draft-02';
-  for (const vid of vids) {
+  const dpd = vids.some(dpdLike);
+  return { ...(natT && { natT }), dpd, fragmentation: has(VendorId.FRAGMENTATION) };
+}
+
+/** Every VID received, named where known, for the log (only built when it is logged). */
+export function vendorIdNames(vids: readonly Uint8Array[]): string[] {
+  return vids.map((vid) => {
     const known = Object.entries(VendorId).find(([, value]) => equalBytes(value, vid));
-    // DPD's VID may carry a different minor version byte; the prefix identifies it.
-    const dpdLike = vid.length === 16 && equalBytes(vid.subarray(0, 14), VendorId.DPD.subarray(0, 14));
-    names.push(known ? known[0] : dpdLike ? 'DPD' : toHex(vid));
-  }
-  const dpd = vids.some(
-    (vid) => vid.length === 16 && equalBytes(vid.subarray(0, 14), VendorId.DPD.subarray(0, 14)),
-  );
-  return { ...(natT && { natT }), dpd, fragmentation: has(VendorId.FRAGMENTATION), names };
+    return known ? known[0] : dpdLike(vid) ? 'DPD' : toHex(vid);
+  });
+}
+
+/** DPD's VID may carry a different minor version byte; the prefix identifies it. */
+function dpdLike(vid: Uint8Array): boolean {
+  return vid.length === 16 && equalBytes(vid.subarray(0, 14), VendorId.DPD.subarray(0, 14));
 }
