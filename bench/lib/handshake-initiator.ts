@@ -128,6 +128,8 @@ async function main(): Promise<void> {
     natPort: spec.natPort,
     compute: 'deferred',
     retransmit: { timeout: 2, backoff: 1.8, tries: 5 },
+    // Nobody reads its log: lines below a warning would only be formatted and dropped.
+    logLevel: 'warn',
   });
   const clock = () => performance.now() / 1000;
   const startedAt = new Map<string, number>();
@@ -144,12 +146,18 @@ async function main(): Promise<void> {
     native = undefined;
   }
   let timer: NodeJS.Timeout | undefined;
+  let armedAt: number | undefined;
+  // One timer for the engine's next deadline, set again only when that comes earlier than the
+  // armed one (as the daemon does): not a clearTimeout and a setTimeout per datagram.
   const arm = () => {
-    clearTimeout(timer);
     const next = engine.nextTimeout();
     if (next === undefined) return;
+    if (timer !== undefined && armedAt !== undefined && armedAt <= next) return;
+    clearTimeout(timer);
+    armedAt = next;
     timer = setTimeout(
       () => {
+        timer = armedAt = undefined;
         apply(engine.tick(clock()));
         arm();
       },
