@@ -1,4 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +52,8 @@ const { values } = parseArgs({
     sweep: { type: 'string', default: '1000,10000,100000' },
     parts: { type: 'string', default: 'compare,pinning,sweep' },
     timeout: { type: 'string', default: '300' },
+    /** The sweep writes a heap snapshot of the responder at each size, once settled, into DIR. */
+    'heap-snapshots': { type: 'string' },
     version: { type: 'string', default: '1' },
   },
 });
@@ -161,7 +173,15 @@ async function startIkeNodeResponder(
   chmodSync(file, 0o600);
   const log = join(dir, 'ike-node.log');
   const command = options.cpus ? 'taskset' : process.execPath;
-  const args = [...(options.cpus ? ['-c', options.cpus, process.execPath] : []), CLI, '--config', file];
+  const snapshots = values['heap-snapshots'];
+  const node = snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : [];
+  const args = [
+    ...(options.cpus ? ['-c', options.cpus, process.execPath] : []),
+    ...node,
+    CLI,
+    '--config',
+    file,
+  ];
   const child = ns.spawn('sh', ['-c', `exec "$@" >"${log}" 2>&1`, 'sh', command, ...args]);
   const { exitCode, stop } = processEnd(child, 10_000);
   const socket = config.control.socket;
@@ -525,6 +545,19 @@ async function heapFigures(ns: Ns, port: number): Promise<string> {
   return `${mb('nodejs_heap_size_used_bytes')}/${mb('nodejs_heap_size_total_bytes')}, ${mb('nodejs_external_memory_bytes')}`;
 }
 
+/** SIGUSR2 to a responder started with --heapsnapshot-signal; waits until its snapshot is written. */
+async function heapSnapshot(pid: number, dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  for (let size = -1; ; await delay(1000)) {
+    const file = readdirSync(dir).find((name) => !before.has(name) && name.includes(`.${pid}.`));
+    if (!file) continue;
+    const now = statSync(join(dir, file)).size;
+    if (now > 0 && now === size) return;
+    size = now;
+  }
+}
+
 async function sweep(sizes: readonly number[]): Promise<void> {
   const extra = 500;
   const rows: string[][] = [];
@@ -546,6 +579,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       await delay(SETTLE_MS);
       const settled = rssKb(responder.pid);
       const heap = await heapFigures(topology.right, metricsPort);
+      if (values['heap-snapshots']) await heapSnapshot(responder.pid, values['heap-snapshots']);
       const timings: number[] = [];
       for (let i = 0; i < 7; i++) {
         const start = performance.now();
