@@ -2,12 +2,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type DhJob, runDhJob } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import type { ProviderName } from '../crypto/provider.js';
-import { createCryptoProvider } from '../crypto/providers/index.js';
+import { loadCryptoProvider } from '../crypto/providers/load.js';
 import type { WorkerAnswer } from './compute-pool.js';
 
 /** A thread of the ComputePool: runs Diffie-Hellman jobs with its own crypto provider. */
 
-const provider = createCryptoProvider((workerData as { provider: ProviderName }).provider);
+// Its own provider only: the jobs posted meanwhile wait in the port until the listener below is on.
+const provider = await loadCryptoProvider((workerData as { provider: ProviderName }).provider);
 
 /** A batch of jobs in, their answers out in one message. */
 parentPort!.on('message', (jobs: { id: number; job: DhJob }[]) => {
