@@ -7,6 +7,7 @@ import { encodeMessage, type Payload } from '../src/ikev1/codec.js';
 import { ExchangeType, NotifyType } from '../src/ikev1/constants.js';
 import { fromHex } from '../src/wire/bytes.js';
 import { mainModeSa } from '../test/helpers/isakmp-fixtures.js';
+import { isakmpSummary, tsharkProblems } from './lib/capture.js';
 import { pcapFile, type UdpDatagram } from '../test/helpers/pcap.js';
 
 /**
@@ -119,3 +120,69 @@ t.test('tshark dissects every payload kind cleanly', async (t) => {
     t.ok(types && types.split(',').length >= messages[i]!.length, `frame ${i + 1} payloads: ${types}`);
   });
 });
+
+t.test(
+  'IKE through a NAT that mapped port 500 to 53 and 4500 to 1194 is still dissected as IKE',
+  async (t) => {
+    // A masquerading router maps 500 to a random port of 1-511; tshark tries the lower port's
+    // dissector first, so without natDecodeAs main mode from port 53 is DNS and seems missing.
+    const dir = mkdtempSync(join(tmpdir(), 'ike-node-dissect-nat-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const message = (payloads: Payload[]) =>
+      encodeMessage(
+        {
+          CKY_I,
+          CKY_R: new Uint8Array(8),
+          exchangeType: ExchangeType.IDENTITY_PROTECTION,
+          flags: 0,
+          messageId: 0,
+        },
+        payloads,
+      );
+    const nonEspMarker = (data: Uint8Array) => Uint8Array.from([0, 0, 0, 0, ...data]);
+    const pcap = join(dir, 'nat.pcap');
+    writeFileSync(
+      pcap,
+      pcapFile([
+        {
+          source: '192.0.2.1',
+          destination: '192.0.2.2',
+          sourcePort: 53,
+          destinationPort: 500,
+          payload: message(messages[0]!),
+        },
+        {
+          source: '192.0.2.2',
+          destination: '192.0.2.1',
+          sourcePort: 500,
+          destinationPort: 53,
+          payload: message(messages[0]!),
+        },
+        {
+          source: '192.0.2.1',
+          destination: '192.0.2.2',
+          sourcePort: 1194,
+          destinationPort: 4500,
+          payload: nonEspMarker(message(messages[2]!)),
+        },
+      ]),
+    );
+    const plain = await isakmpSummary(pcap, { natDecodeAs: false });
+    t.same(
+      plain.map((f) => f.frame),
+      [],
+      'without it tshark finds none of the three: DNS and OpenVPN instead',
+    );
+    const frames = await isakmpSummary(pcap);
+    t.same(
+      frames.map((f) => [f.srcPort, f.dstPort, f.exchange]),
+      [
+        [53, 500, 'ID_PROT'],
+        [500, 53, 'ID_PROT'],
+        [1194, 4500, 'ID_PROT'],
+      ],
+      'with it, all three are main mode',
+    );
+    t.same(await tsharkProblems(pcap), [], 'and none is malformed');
+  },
+);

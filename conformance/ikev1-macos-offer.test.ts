@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { isakmpSummary, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, natDecodeAs, tsharkProblems } from './lib/capture.js';
 import { REPO_ROOT } from './lib/ike-node.js';
 import { kernelLabMissing, runInKernelLab } from './lib/kernel-lab.js';
 import { run } from './lib/netns.js';
@@ -86,6 +86,7 @@ const field = (node: { [key: string]: Json }, key: string): string | undefined =
 async function firstOffer(pcap: string): Promise<Offer> {
   const { stdout } = await run('tshark', [
     '-n',
+    ...(await natDecodeAs(pcap)),
     '-r',
     pcap,
     '-Y',
@@ -130,7 +131,18 @@ async function firstOffer(pcap: string): Promise<Offer> {
 
 /** ESP SPIs (hex, no 0x) of the ESP packets in a capture, plain or UDP-encapsulated. */
 async function espSpis(pcap: string): Promise<string[]> {
-  const { stdout } = await run('tshark', ['-n', '-r', pcap, '-Y', 'esp', '-T', 'fields', '-e', 'esp.spi']);
+  const { stdout } = await run('tshark', [
+    '-n',
+    ...(await natDecodeAs(pcap)),
+    '-r',
+    pcap,
+    '-Y',
+    'esp',
+    '-T',
+    'fields',
+    '-e',
+    'esp.spi',
+  ]);
   return stdout
     .split('\n')
     .filter(Boolean)

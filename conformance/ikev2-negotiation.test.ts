@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { isakmpSummary, startCapture, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, natDecodeAs, startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
 import { run } from './lib/netns.js';
 import {
@@ -189,6 +189,7 @@ t.test(
     t.equal(after.childSas[0]!.algorithms, 'aes128-sha256-modp4096', 'with its modp4096 Diffie-Hellman');
     const { stdout } = await run('tshark', [
       '-n',
+      ...(await natDecodeAs(s.pcap)),
       '-r',
       s.pcap,
       '-Y',

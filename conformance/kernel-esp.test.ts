@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import type { ChildSaStatus, ConnectionStatus } from '../src/core/status.js';
-import { isakmpSummary, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, natDecodeAs, tsharkProblems } from './lib/capture.js';
 import { REPO_ROOT } from './lib/ike-node.js';
 import { kernelLabMissing, runInKernelLab } from './lib/kernel-lab.js';
 import { LEFT_SUBNET, RIGHT_SUBNET, run } from './lib/netns.js';
@@ -160,6 +160,7 @@ interface Frame {
 async function frames(pcap: string): Promise<Frame[]> {
   const { stdout } = await run('tshark', [
     '-n',
+    ...(await natDecodeAs(pcap)),
     '-r',
     pcap,
     '-Y',

@@ -101,6 +101,45 @@ export async function startCapture(
   return { file, pid, stop };
 }
 
+/**
+ * `-d` options that make tshark dissect IKE through a NAT as IKE. A masquerading router maps port
+ * 500 to a random port of 1-511 (4500 to one of 1024-65535), and tshark picks a UDP datagram's
+ * dissector by the lower of its two ports first: a mapping to 53 or 123 made main mode DNS or
+ * NTP, and the capture seemed to miss it (main mode messages 1-4 of the NAT scenarios, now and
+ * then). The ports seen opposite 500 and 4500, where lower, are decoded as ISAKMP and as UDP
+ * encapsulation (RFC 3948), what their other end says they are.
+ */
+export async function natDecodeAs(file: string): Promise<string[]> {
+  const { stdout } = await run('tshark', [
+    '-n',
+    '-r',
+    file,
+    '-Y',
+    'udp.port == 500 || udp.port == 4500',
+    '-T',
+    'fields',
+    '-E',
+    'separator=\t',
+    '-e',
+    'udp.srcport',
+    '-e',
+    'udp.dstport',
+  ]);
+  const decodes = new Map<number, string>();
+  for (const line of stdout.split('\n')) {
+    const [src, dst] = line.split('\t').map(Number);
+    if (src === undefined || dst === undefined) continue;
+    for (const [ike, other] of [
+      [src, dst],
+      [dst, src],
+    ] as const) {
+      if ((ike === 500 || ike === 4500) && other !== 500 && other !== 4500 && other > 0 && other < ike)
+        decodes.set(other, ike === 500 ? 'isakmp' : 'udpencap');
+    }
+  }
+  return [...decodes].flatMap(([port, protocol]) => ['-d', `udp.port==${port},${protocol}`]);
+}
+
 export interface TsharkProblem {
   frame: number;
   protocols: string;
@@ -119,6 +158,7 @@ export async function tsharkProblems(
   const filter = opts.isakmpOnly === false ? problem : `isakmp && ${problem}`;
   const { stdout } = await run('tshark', [
     '-n',
+    ...(await natDecodeAs(file)),
     '-r',
     file,
     '-Y',
@@ -205,7 +245,11 @@ function flagNames(version: number, flags: number): string[] {
 }
 
 /** One entry per ISAKMP message in the capture. */
-export async function isakmpSummary(file: string): Promise<IsakmpFrame[]> {
+/** `natDecodeAs: false` shows what tshark makes of the file by its default port choices. */
+export async function isakmpSummary(
+  file: string,
+  options: { natDecodeAs?: boolean } = {},
+): Promise<IsakmpFrame[]> {
   const fields = [
     'frame.number',
     'frame.time_relative',
@@ -224,6 +268,7 @@ export async function isakmpSummary(file: string): Promise<IsakmpFrame[]> {
   ];
   const { stdout } = await run('tshark', [
     '-n',
+    ...(options.natDecodeAs === false ? [] : await natDecodeAs(file)),
     '-r',
     file,
     '-Y',
