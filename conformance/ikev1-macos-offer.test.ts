@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { isakmpSummary, natDecodeAs, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, readCapture, tsharkProblems } from './lib/capture.js';
 import { REPO_ROOT } from './lib/ike-node.js';
 import { kernelLabMissing, runInKernelLab } from './lib/kernel-lab.js';
-import { run } from './lib/netns.js';
 import { missing } from './lib/scenario.js';
 import {
   decodeGuestResult,
@@ -84,11 +83,7 @@ const field = (node: { [key: string]: Json }, key: string): string | undefined =
 };
 
 async function firstOffer(pcap: string): Promise<Offer> {
-  const { stdout } = await run('tshark', [
-    '-n',
-    ...(await natDecodeAs(pcap)),
-    '-r',
-    pcap,
+  const stdout = await readCapture(pcap, [
     '-Y',
     'frame.number == 1',
     '-T',
@@ -131,18 +126,7 @@ async function firstOffer(pcap: string): Promise<Offer> {
 
 /** ESP SPIs (hex, no 0x) of the ESP packets in a capture, plain or UDP-encapsulated. */
 async function espSpis(pcap: string): Promise<string[]> {
-  const { stdout } = await run('tshark', [
-    '-n',
-    ...(await natDecodeAs(pcap)),
-    '-r',
-    pcap,
-    '-Y',
-    'esp',
-    '-T',
-    'fields',
-    '-e',
-    'esp.spi',
-  ]);
+  const stdout = await readCapture(pcap, ['-Y', 'esp', '-T', 'fields', '-e', 'esp.spi']);
   return stdout
     .split('\n')
     .filter(Boolean)

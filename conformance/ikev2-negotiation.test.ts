@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { isakmpSummary, natDecodeAs, startCapture, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, readCapture, startCapture, tsharkProblems } from './lib/capture.js';
 import { startIkeNode } from './lib/ike-node.js';
-import { run } from './lib/netns.js';
 import {
   ends,
   type IkeNodeStatus,
@@ -187,11 +186,7 @@ t.test(
       'the rekeyed child SA at ike-node',
     );
     t.equal(after.childSas[0]!.algorithms, 'aes128-sha256-modp4096', 'with its modp4096 Diffie-Hellman');
-    const { stdout } = await run('tshark', [
-      '-n',
-      ...(await natDecodeAs(s.pcap)),
-      '-r',
-      s.pcap,
+    const stdout = await readCapture(s.pcap, [
       '-Y',
       'isakmp.nextpayload == 53',
       '-T',

@@ -4,10 +4,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import type { ChildSaStatus, ConnectionStatus } from '../src/core/status.js';
-import { isakmpSummary, natDecodeAs, tsharkProblems } from './lib/capture.js';
+import { isakmpSummary, readFields, tsharkProblems } from './lib/capture.js';
 import { REPO_ROOT } from './lib/ike-node.js';
 import { kernelLabMissing, runInKernelLab } from './lib/kernel-lab.js';
-import { LEFT_SUBNET, RIGHT_SUBNET, run } from './lib/netns.js';
+import { LEFT_SUBNET, RIGHT_SUBNET } from './lib/netns.js';
 import type { ParsedChildSa, ParsedSa } from './lib/strongswan.js';
 import { missing } from './lib/scenario.js';
 import {
@@ -158,38 +158,25 @@ interface Frame {
 }
 
 async function frames(pcap: string): Promise<Frame[]> {
-  const { stdout } = await run('tshark', [
-    '-n',
-    ...(await natDecodeAs(pcap)),
-    '-r',
-    pcap,
-    '-Y',
-    'ip',
-    '-T',
-    'fields',
-    '-E',
-    'separator=\t',
-    '-E',
-    'occurrence=f',
-    ...['frame.protocols', 'ip.src', 'ip.dst', 'udp.srcport', 'udp.dstport', 'esp.spi'].flatMap((f) => [
-      '-e',
-      f,
-    ]),
+  const rows = await readFields(pcap, 'ip', [
+    'frame.protocols',
+    'ip.src',
+    'ip.dst',
+    'udp.srcport',
+    'udp.dstport',
+    'esp.spi',
   ]);
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const [protocols = '', src = '', dst = '', srcPort, dstPort, spi] = line.split('\t');
-      return {
-        protocols: protocols.split(':'),
-        src,
-        dst,
-        srcPort: Number(srcPort || 0),
-        dstPort: Number(dstPort || 0),
-        ...(spi && { spi: Number(spi).toString(16).padStart(8, '0') }),
-      };
-    });
+  return rows.map((row) => {
+    const [protocols = '', src = '', dst = '', srcPort, dstPort, spi] = row;
+    return {
+      protocols: protocols.split(':'),
+      src,
+      dst,
+      srcPort: Number(srcPort || 0),
+      dstPort: Number(dstPort || 0),
+      ...(spi && { spi: Number(spi).toString(16).padStart(8, '0') }),
+    };
+  });
 }
 
 interface Wire {

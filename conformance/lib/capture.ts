@@ -110,24 +110,12 @@ export async function startCapture(
  * encapsulation (RFC 3948), what their other end says they are.
  */
 export async function natDecodeAs(file: string): Promise<string[]> {
-  const { stdout } = await run('tshark', [
-    '-n',
-    '-r',
-    file,
-    '-Y',
-    'udp.port == 500 || udp.port == 4500',
-    '-T',
-    'fields',
-    '-E',
-    'separator=\t',
-    '-e',
-    'udp.srcport',
-    '-e',
-    'udp.dstport',
-  ]);
+  const rows = await readFields(file, 'udp.port == 500 || udp.port == 4500', ['udp.srcport', 'udp.dstport'], {
+    natDecodeAs: false,
+  });
   const decodes = new Map<number, string>();
-  for (const line of stdout.split('\n')) {
-    const [src, dst] = line.split('\t').map(Number);
+  for (const row of rows) {
+    const [src, dst] = row.map(Number);
     if (src === undefined || dst === undefined) continue;
     for (const [ike, other] of [
       [src, dst],
@@ -138,6 +126,51 @@ export async function natDecodeAs(file: string): Promise<string[]> {
     }
   }
   return [...decodes].flatMap(([port, protocol]) => ['-d', `udp.port==${port},${protocol}`]);
+}
+
+/**
+ * tshark's reading of a capture: `-n`, the NAT-mapped IKE ports decoded as IKE (natDecodeAs,
+ * unless `natDecodeAs: false`), then `args`. Its standard output.
+ */
+export async function readCapture(
+  file: string,
+  args: readonly string[],
+  options: { natDecodeAs?: boolean } = {},
+): Promise<string> {
+  const decodes = options.natDecodeAs === false ? [] : await natDecodeAs(file);
+  const { stdout } = await run('tshark', ['-n', ...decodes, '-r', file, ...args]);
+  return stdout;
+}
+
+/**
+ * A row per frame that matches `filter`: each field's first value, or with `aggregator` all its
+ * values joined by it.
+ */
+export async function readFields(
+  file: string,
+  filter: string,
+  fields: readonly string[],
+  options: { natDecodeAs?: boolean; aggregator?: string } = {},
+): Promise<string[][]> {
+  const stdout = await readCapture(
+    file,
+    [
+      '-Y',
+      filter,
+      '-T',
+      'fields',
+      '-E',
+      'separator=\t',
+      '-E',
+      options.aggregator === undefined ? 'occurrence=f' : `aggregator=${options.aggregator}`,
+      ...fields.flatMap((f) => ['-e', f]),
+    ],
+    options,
+  );
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.split('\t'));
 }
 
 export interface TsharkProblem {
@@ -156,37 +189,17 @@ export async function tsharkProblems(
 ): Promise<TsharkProblem[]> {
   const problem = '(_ws.malformed || _ws.expert.severity >= "Warning")';
   const filter = opts.isakmpOnly === false ? problem : `isakmp && ${problem}`;
-  const { stdout } = await run('tshark', [
-    '-n',
-    ...(await natDecodeAs(file)),
-    '-r',
-    file,
-    '-Y',
-    filter,
-    '-T',
-    'fields',
-    '-E',
-    'separator=\t',
-    '-E',
-    'aggregator=\x1f',
-    '-e',
-    'frame.number',
-    '-e',
-    'frame.protocols',
-    '-e',
-    '_ws.expert.message',
-  ]);
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const [frame, protocols, messages] = line.split('\t');
-      return {
-        frame: Number(frame),
-        protocols: protocols ?? '',
-        messages: (messages ?? '').split('\x1f').filter(Boolean),
-      };
-    });
+  const rows = await readFields(file, filter, ['frame.number', 'frame.protocols', '_ws.expert.message'], {
+    aggregator: '\x1f',
+  });
+  return rows.map((row) => {
+    const [frame, protocols, messages] = row;
+    return {
+      frame: Number(frame),
+      protocols: protocols ?? '',
+      messages: (messages ?? '').split('\x1f').filter(Boolean),
+    };
+  });
 }
 
 export const EXCHANGE_NAMES: Readonly<Record<number, string>> = {
@@ -266,47 +279,29 @@ export async function isakmpSummary(
     'isakmp.length',
     'frame.protocols',
   ];
-  const { stdout } = await run('tshark', [
-    '-n',
-    ...(options.natDecodeAs === false ? [] : await natDecodeAs(file)),
-    '-r',
-    file,
-    '-Y',
-    'isakmp',
-    '-T',
-    'fields',
-    '-E',
-    'separator=\t',
-    '-E',
-    'occurrence=f',
-    ...fields.flatMap((f) => ['-e', f]),
-  ]);
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const v = line.split('\t');
-      const at = (i: number) => v[i] ?? '';
-      const version = Number(at(6)) >> 4;
-      const exchangeType = Number(at(7));
-      const flags = Number(at(8));
-      return {
-        frame: Number(at(0)),
-        time: Number(at(1)),
-        src: at(2),
-        srcPort: Number(at(3)),
-        dst: at(4),
-        dstPort: Number(at(5)),
-        version,
-        exchangeType,
-        exchange: EXCHANGE_NAMES[exchangeType] ?? `#${exchangeType}`,
-        flags,
-        flagNames: flagNames(version, flags),
-        messageId: Number(at(9)),
-        ispi: at(10),
-        rspi: at(11),
-        length: Number(at(12)),
-        natT: at(13).split(':').includes('udpencap'),
-      };
-    });
+  const rows = await readFields(file, 'isakmp', fields, options);
+  return rows.map((v) => {
+    const at = (i: number) => v[i] ?? '';
+    const version = Number(at(6)) >> 4;
+    const exchangeType = Number(at(7));
+    const flags = Number(at(8));
+    return {
+      frame: Number(at(0)),
+      time: Number(at(1)),
+      src: at(2),
+      srcPort: Number(at(3)),
+      dst: at(4),
+      dstPort: Number(at(5)),
+      version,
+      exchangeType,
+      exchange: EXCHANGE_NAMES[exchangeType] ?? `#${exchangeType}`,
+      flags,
+      flagNames: flagNames(version, flags),
+      messageId: Number(at(9)),
+      ispi: at(10),
+      rspi: at(11),
+      length: Number(at(12)),
+      natT: at(13).split(':').includes('udpencap'),
+    };
+  });
 }
