@@ -9,6 +9,7 @@ import { type DhJobResult, runDhJob } from '../../src/crypto/dh-job.js';
 import { createCryptoProvider } from '../../src/crypto/providers/index.js';
 import { algorithm } from '../../src/crypto/registry.js';
 import { ComputePool } from '../../src/daemon/compute-pool.js';
+import { DeadlineTimer } from '../../src/daemon/deadline-timer.js';
 import { createEngine } from '../../src/engine.js';
 import { loadNative, type Native } from '../../src/native/index.js';
 import { UdpEndpoints } from '../../src/net/udp.js';
@@ -145,25 +146,9 @@ async function main(): Promise<void> {
   } catch {
     native = undefined;
   }
-  let timer: NodeJS.Timeout | undefined;
-  let armedAt: number | undefined;
-  // One timer for the engine's next deadline, set again only when that comes earlier than the
-  // armed one (as the daemon does): not a clearTimeout and a setTimeout per datagram.
-  const arm = () => {
-    const next = engine.nextTimeout();
-    if (next === undefined) return;
-    if (timer !== undefined && armedAt !== undefined && armedAt <= next) return;
-    clearTimeout(timer);
-    armedAt = next;
-    timer = setTimeout(
-      () => {
-        timer = armedAt = undefined;
-        apply(engine.tick(clock()));
-        arm();
-      },
-      Math.max(0, (next - clock()) * 1000),
-    );
-  };
+  // After every input, as in the daemon: the timer is set again only when the deadline moved up.
+  const deadlines = new DeadlineTimer(engine, clock, (actions) => apply(actions));
+  const arm = () => deadlines.arm();
   const done = (name: string) => {
     if (!startedAt.has(name)) return;
     startedAt.delete(name);
@@ -280,7 +265,7 @@ async function main(): Promise<void> {
     // Keep the SAs (and answer the responder's DPD, if any) until told to go.
     for await (const line of createInterface({ input: process.stdin })) if (line.trim() === 'exit') break;
   }
-  clearTimeout(timer);
+  deadlines.stop();
   process.exit(0);
 }
 

@@ -29,6 +29,7 @@ import { type ControlLock, lockControlSocket } from './control-lock.js';
 import { type DaemonEvent, type DaemonEventBody, type DaemonEventMap, fromEngineEvent } from './events.js';
 import { autoWorkers, ComputePool } from './compute-pool.js';
 import { refuseCoreDumps } from './core-dumps.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import {
   FIRST_MESSAGE_QUEUE,
   FIRST_MESSAGES_PER_TURN,
@@ -79,9 +80,8 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   /** Held from the start to the stop: one daemon per control socket. */
   #controlLock: ControlLock | undefined;
   readonly #controlLimits: Partial<ControlLimits>;
-  #timer: NodeJS.Timeout | undefined;
-  /** The engine deadline #timer is set for. */
-  #armedAt: number | undefined;
+  /** Armed after every input (deadline-timer.ts). */
+  readonly #deadlines: DeadlineTimer;
   #stopping = false;
   /** Aborted at stop(): initiates and terminates still waiting settle as 'down'. */
   readonly #waits = new AbortController();
@@ -129,6 +129,11 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       maxHalfOpenPerAddress: config.ike.maxHalfOpenPerAddress,
       ikev2: { cookies: { threshold: config.ike.cookieThreshold } },
     });
+    this.#deadlines = new DeadlineTimer(
+      this.engine,
+      () => this.#clock(),
+      (actions) => this.#apply(actions),
+    );
   }
 
   /** Keys stay out of core dumps unless debug.coreDumps says otherwise; a failure is only logged. */
@@ -239,7 +244,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     for (const connection of this.#config.connections)
       if (connection.start === 'initiate') this.#initiateAtStart(connection.name);
     await this.#retrap([], this.#config.connections);
-    this.#arm();
+    this.#deadlines.arm();
   }
 
   /** A connection that starts on traffic: trap policies, or (a backend without them) initiate now. */
@@ -263,7 +268,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
       onEvent: (event) => {
         if (this.#stopping) return;
         this.#apply(this.engine.kernelEvent(event, this.#clock()));
-        this.#arm();
+        this.#deadlines.arm();
       },
       log: (level, message) => this.logger.log({ level, subsystem: 'knl', message }),
       sendDatagram: (from, to, data) => this.#udp?.send(from, to, data, false),
@@ -371,7 +376,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   #give(name: string, goal: Goal): void {
     const now = this.#clock();
     this.#apply(goal === 'up' ? this.engine.initiate(name, now) : this.engine.terminate(name, now));
-    this.#arm();
+    this.#deadlines.arm();
   }
 
   /** `await using node = createNode(...)`: stops the node when the scope ends. */
@@ -382,7 +387,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   /** Deletes one IKE SA (with its child SAs) or one child SA by id; CommandError for an unknown id. */
   terminateSa(kind: 'ike' | 'child', id: number): void {
     this.#apply(this.engine.terminateSa(kind, id, this.#clock()));
-    this.#arm();
+    this.#deadlines.arm();
   }
 
   get config(): DaemonConfig {
@@ -438,7 +443,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     const previous = this.#config;
     this.#config = next;
     this.#apply(this.engine.reconfigure(next.connections, this.#clock()));
-    this.#arm();
+    this.#deadlines.arm();
     void this.#retrap(previous.connections, next.connections).catch((error: Error) =>
       this.#kernelError(error),
     );
@@ -478,7 +483,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    clearTimeout(this.#timer);
+    this.#deadlines.stop();
     this.#firstMessages.clear();
     this.#apply(this.engine.shutdown(this.#clock()));
     this.#waits.abort();
@@ -510,10 +515,10 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     else this.#toEngine(received);
   }
 
+  /** Directly from #receive, or from the first-message queue (cleared at stop). */
   #toEngine(received: Received): void {
-    if (this.#stopping) return;
     this.#apply(this.engine.receive(received.data, received.local, received.remote, this.#clock()));
-    this.#arm();
+    this.#deadlines.arm();
   }
 
   /** What the receive side has dropped before the engine saw it (metrics). */
@@ -619,7 +624,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           const answer = (result: number | Error) => {
             if (this.#stopping) return;
             this.#apply(this.engine.spiReserved(id, result, this.#clock()));
-            this.#arm();
+            this.#deadlines.arm();
           };
           this.kernel.reserveSpi!(action.local, action.remote).then(answer, answer);
           break;
@@ -629,7 +634,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
           void this.#pool!.run(action.job).then((result) => {
             if (this.#stopping) return;
             this.#apply(this.engine.computed(id, result, this.#clock()));
-            this.#arm();
+            this.#deadlines.arm();
           });
           break;
         }
@@ -718,26 +723,6 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
         this.#clock(),
       ),
     );
-    this.#arm();
-  }
-
-  /**
-   * One timer for the engine's next deadline. It is set again only when the deadline comes
-   * earlier than the armed one: a timer that fires early ticks nothing and arms the next.
-   */
-  #arm(): void {
-    if (this.#stopping) return;
-    const next = this.engine.nextTimeout();
-    if (next === undefined) return;
-    if (this.#timer !== undefined && this.#armedAt !== undefined && this.#armedAt <= next) return;
-    clearTimeout(this.#timer);
-    this.#armedAt = next;
-    const delay = Math.max(0, Math.min((next - this.#clock()) * 1000, 2 ** 31 - 1));
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#armedAt = undefined;
-      this.#apply(this.engine.tick(this.#clock()));
-      this.#arm();
-    }, delay);
+    this.#deadlines.arm();
   }
 }

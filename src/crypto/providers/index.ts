@@ -1,8 +1,9 @@
 import type { CryptoProvider, ProviderName } from '../provider.js';
+import { PROVIDER_NAMES, unknownProvider } from './load.js';
 import { createNobleProvider } from './noble.js';
 import { createNodeProvider } from './node.js';
 
-export const PROVIDER_NAMES: readonly ProviderName[] = ['node', 'noble'];
+export { PROVIDER_NAMES };
 
 /** Providers by name; `node` (OpenSSL) is the default because it is an order of magnitude faster. */
 export function createCryptoProvider(name: ProviderName = 'node'): CryptoProvider {
@@ -12,8 +13,6 @@ export function createCryptoProvider(name: ProviderName = 'node'): CryptoProvide
     case 'noble':
       return createNobleProvider();
     default:
-      throw new RangeError(
-        `unknown crypto provider '${String(name)}' (expected one of: ${PROVIDER_NAMES.join(', ')})`,
-      );
+      throw unknownProvider(name);
   }
 }
