@@ -1,3 +1,5 @@
+import { appended, EMPTY, without } from './collections.js';
+
 /**
  * Deadlines keyed by (owner, name): a binary min-heap with lazy deletion. Setting a key again
  * replaces its deadline, clearing forgets it; the heap keeps stale entries until they surface or
@@ -7,8 +9,9 @@
  *
  * An owner's live entries are kept on the owner itself (`timers`), a short list searched by name:
  * no table of string keys beside it, an owner's deadlines go with it in one step, and an SA with
- * two or three timers pays for a small array rather than an object whose keys come and go (V8
- * keeps those as dictionaries, over 150 bytes each).
+ * two or three timers pays for a small array of exactly that length (replaced on change, see
+ * core/collections.ts) rather than an object whose keys come and go (V8 keeps those as
+ * dictionaries, over 150 bytes each).
  *
  * Deadlines that fall at the same time come out in the order they were armed: the heap orders by
  * (time, arming sequence), a total order, so what is popped never depends on the heap's shape,
@@ -27,7 +30,7 @@ export interface DeadlineEntry {
 export interface DeadlineOwner {
   readonly id: number;
   /** Written by Deadlines alone. */
-  timers: DeadlineEntry[] | undefined;
+  timers: readonly DeadlineEntry[] | undefined;
 }
 
 interface HeapEntry<O> extends DeadlineEntry {
@@ -48,16 +51,16 @@ export class Deadlines<O extends DeadlineOwner> {
 
   /** Arms `name` of `owner` at `at` (seconds), replacing its previous deadline. */
   set(owner: O, name: string, at: number): void {
-    const timers = (owner.timers ??= []);
+    const timers = owner.timers ?? EMPTY;
     const index = timers.findIndex((entry) => entry.name === name);
     if (index >= 0 && timers[index]!.at === at) return;
     const entry: HeapEntry<O> = { at, owner, name, live: true, seq: this.#armed++ };
     if (index >= 0) {
       timers[index]!.live = false;
       this.#live--;
-      timers[index] = entry;
+      owner.timers = timers.map((timer, i) => (i === index ? entry : timer));
     } else {
-      timers.push(entry);
+      owner.timers = appended(timers, entry);
     }
     this.#live++;
     this.#push(entry);
@@ -163,8 +166,6 @@ export class Deadlines<O extends DeadlineOwner> {
 
 /** Takes a cleared or fired entry off its owner's list (the list goes with its last entry). */
 function forget(owner: DeadlineOwner, entry: DeadlineEntry): void {
-  const timers = owner.timers!;
-  const index = timers.indexOf(entry);
-  if (index >= 0) timers.splice(index, 1);
-  if (timers.length === 0) owner.timers = undefined;
+  const timers = without(owner.timers!, entry);
+  owner.timers = timers.length ? timers : undefined;
 }

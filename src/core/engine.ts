@@ -1,13 +1,15 @@
 import type { Action, EngineEvent, LogLevel } from './actions.js';
 import {
+  appended,
   CountBuckets,
+  EMPTY,
   GroupIndex,
   isMember,
   join,
   leave,
   type Members,
   membersOf,
-  remove,
+  without,
 } from './collections.js';
 import { type Connection, diffConnections, formatIdentity, type Identity } from './connection.js';
 import { ConnectionIndex } from './connection-index.js';
@@ -617,7 +619,7 @@ export class IkeEngine {
     const underWay = this.#underWay(connection);
     if (underWay) {
       if (underWay.connection !== connection && !record.waitingOn) {
-        underWay.waiting.push(connection);
+        underWay.waiting = appended(underWay.waiting, connection);
         record.waitingOn = underWay;
         this.#touch(connection.name);
       }
@@ -644,9 +646,9 @@ export class IkeEngine {
     for (const sa of membersOf(record.ikeSas)) this.#deleteIkeSa(sa, reason, true);
     for (const entry of membersOf(record.children)) this.#removeChild(entry, reason, true);
     if (record.waitingOn) {
-      const waiting = record.waitingOn.waiting;
-      const at = waiting.findIndex((c) => c.name === name);
-      if (at >= 0) waiting.splice(at, 1);
+      const sa = record.waitingOn;
+      const connection = sa.waiting.find((c) => c.name === name);
+      if (connection) sa.waiting = without(sa.waiting, connection);
       record.waitingOn = undefined;
     }
     this.#clearError(name);
@@ -875,7 +877,8 @@ export class IkeEngine {
     const old = sa.replaces === undefined ? undefined : this.#sas.get(sa.replaces);
     if (this.#protocol(sa).adoptsChildren) this.#adoptChildren(sa);
     else if (old) this.#moveChildren(old, sa);
-    const waiting = sa.waiting.splice(0);
+    const waiting = sa.waiting;
+    sa.waiting = EMPTY;
     for (const other of waiting) {
       const otherRecord = this.#records.get(other.name);
       if (otherRecord?.waitingOn === sa) otherRecord.waitingOn = undefined;
@@ -891,7 +894,7 @@ export class IkeEngine {
     if (sa.role !== 'initiator') return;
     // A child SA that rides in the IKE SA's own exchange (IKEv2 IKE_AUTH) is not asked for again
     // here, whatever its answer: a refusal asked again at once is refused again.
-    const riding = [...sa.negotiations];
+    const riding = sa.negotiations;
     this.#after.push(() => this.#startChildren(sa, connection, riding));
   }
 
@@ -904,7 +907,7 @@ export class IkeEngine {
     for (const entry of this.#byPeer.get(peerKey(sa.connection!.name, sa.remote.address))) {
       if (entry.sa === sa || !this.#samePeer(entry.sa, sa)) continue;
       this.#log('debug', `child SA ${entry.child.id} moves over from ${saKind(sa)} ${entry.sa.id}`, sa);
-      remove(entry.sa.children, entry);
+      entry.sa.children = without(entry.sa.children, entry);
       this.#handOver(entry, sa);
       // A rekey that was waiting for (or lost with) the old SA starts again on this one.
       entry.rekeying = false;
@@ -915,13 +918,15 @@ export class IkeEngine {
 
   /** IKEv2: child SAs move to the IKE SA that rekeyed theirs, and are rekeyed from there. */
   #moveChildren(old: IkeSa, sa: IkeSa): void {
-    for (const entry of old.children.splice(0)) this.#handOver(entry, sa);
+    const moving = old.children;
+    old.children = EMPTY;
+    for (const entry of moving) this.#handOver(entry, sa);
   }
 
   /** A child SA (already off its old IKE SA's list) now belongs to `sa`. */
   #handOver(entry: ChildEntry, sa: IkeSa): void {
     entry.sa = sa;
-    sa.children.push(entry);
+    sa.children = appended(sa.children, entry);
     entry.child = changedChild(entry.child, { ikeSaId: sa.id });
   }
 
@@ -963,7 +968,7 @@ export class IkeEngine {
     // Where the IKE SA's Delete takes its children along, one Delete says it all.
     const independent = this.#protocol(sa).adoptsChildren;
     if (children === 'delete')
-      for (const entry of [...sa.children]) this.#removeChild(entry, reason, notifyPeer && independent);
+      for (const entry of sa.children) this.#removeChild(entry, reason, notifyPeer && independent);
     const awaiting = sa.established && notifyPeer && this.#protocol(sa).deleteIke(this.#ctx, sa);
     if (sa.established) {
       this.#log('info', `${saKind(sa)} deleted: ${reason}`, sa);
@@ -1000,7 +1005,7 @@ export class IkeEngine {
 
   /** Out of its connection and the core's indexes: what status and new negotiations see. */
   #retire(sa: IkeSa): void {
-    for (const negotiation of [...sa.negotiations]) this.#endNegotiation(negotiation);
+    for (const negotiation of sa.negotiations) this.#endNegotiation(negotiation);
     this.#endHalfOpen(sa);
     if (sa.connection) this.#detach(sa, sa.connection);
     if (sa.identityKey) this.#identities.delete(sa.identityKey, sa);
@@ -1009,7 +1014,7 @@ export class IkeEngine {
       if (record?.waitingOn === sa) record.waitingOn = undefined;
       this.#touch(waiting.name);
     }
-    sa.waiting.length = 0;
+    sa.waiting = EMPTY;
   }
 
   /**
@@ -1147,7 +1152,7 @@ export class IkeEngine {
       ...(rekeyOf !== undefined && { rekeyOf }),
       open: true,
     };
-    sa.negotiations.push(negotiation);
+    sa.negotiations = appended(sa.negotiations, negotiation);
     this.#childAwaited(sa);
     this.#record(connection.name).negotiations++;
     this.#touch(connection.name);
@@ -1200,7 +1205,7 @@ export class IkeEngine {
   #endNegotiation(negotiation: ChildNegotiation, succeeded = false): void {
     if (!negotiation.open) return;
     negotiation.open = false;
-    remove(negotiation.sa.negotiations, negotiation);
+    negotiation.sa.negotiations = without(negotiation.sa.negotiations, negotiation);
     const record = this.#records.get(negotiation.connection.name);
     if (record) record.negotiations--;
     this.#touch(negotiation.connection.name);
@@ -1266,7 +1271,7 @@ export class IkeEngine {
       timers: undefined,
     };
     this.#children.set(child.id, entry);
-    sa.children.push(entry);
+    sa.children = appended(sa.children, entry);
     const record = this.#record(child.connection);
     record.children = join(record.children, entry);
     this.#indexChild(entry);
@@ -1355,7 +1360,7 @@ export class IkeEngine {
   #removeChild(entry: ChildEntry, reason: string, notifyPeer: boolean, retire = false): void {
     if (this.#children.get(entry.id) !== entry) return;
     this.#children.delete(entry.id);
-    remove(entry.sa.children, entry);
+    entry.sa.children = without(entry.sa.children, entry);
     const record = this.#records.get(entry.child.connection);
     if (record) record.children = leave(record.children, entry);
     this.#unindexChild(entry);
@@ -1539,7 +1544,7 @@ export class IkeEngine {
       lookup: (key) => this.#keys.get(key),
       index: (sa, key) => {
         this.#keys.set(key, sa);
-        sa.lookupKeys.push(key);
+        sa.lookupKeys = appended(sa.lookupKeys, key);
       },
       halfOpenFrom: (address) => this.#halfOpenByAddress.get(address)?.size ?? 0,
       maxHalfOpenPerAddress: this.#limits.maxHalfOpenPerAddress,

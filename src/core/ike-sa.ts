@@ -1,3 +1,4 @@
+import { EMPTY } from './collections.js';
 import type { Connection } from './connection.js';
 import type { DeadlineEntry } from './deadlines.js';
 import { type Endpoint, formatEndpoint } from './endpoint.js';
@@ -47,14 +48,15 @@ export abstract class IkeSa {
    * follows in its own exchange, so its connection is still coming up (Pending, not Down).
    */
   awaitingChild = false;
-  // Short lists (a few entries at most): arrays, which cost far less than Sets per SA.
+  // Short lists (a few entries at most), replaced on change (core/collections.ts, appended and
+  // without): arrays of exactly their length, which cost far less than Sets per SA.
   /** Connections waiting for this SA to come up to negotiate their child SAs over it. */
-  readonly waiting: Connection[] = [];
+  waiting: readonly Connection[] = EMPTY;
   /** Child SAs this IKE SA manages (installed; see ChildNegotiation for those under way). */
-  readonly children: ChildEntry[] = [];
-  readonly negotiations: ChildNegotiation[] = [];
+  children: readonly ChildEntry[] = EMPTY;
+  negotiations: readonly ChildNegotiation[] = EMPTY;
   /** Lookup keys in the core's SA table, removed with the SA. */
-  readonly lookupKeys: string[] = [];
+  lookupKeys: readonly string[] = EMPTY;
   /** Counted as half-open by the core (a responder SA not yet authenticated). */
   halfOpen = false;
   /** The index key of its authenticated peer identity (INITIAL-CONTACT), once set. */
@@ -62,7 +64,7 @@ export abstract class IkeSa {
   /** Its connection's share group (IkeProtocol.shareKey), while indexed under it. */
   groupKey: string | undefined;
   /** Its armed deadlines (core/deadlines.ts keeps them here). */
-  timers: DeadlineEntry[] | undefined;
+  timers: readonly DeadlineEntry[] | undefined;
 
   constructor(
     readonly id: number,
@@ -122,7 +124,7 @@ export interface ChildEntry {
    */
   readonly requested: { readonly localTs: TrafficSelector; readonly remoteTs: TrafficSelector };
   /** Its armed deadlines (core/deadlines.ts keeps them here). */
-  timers: DeadlineEntry[] | undefined;
+  timers: readonly DeadlineEntry[] | undefined;
 }
 
 /**

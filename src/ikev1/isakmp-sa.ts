@@ -1,3 +1,4 @@
+import { appended, EMPTY } from '../core/collections.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { IkeSa } from '../core/ike-sa.js';
 import type { Suite } from '../core/proposal.js';
@@ -72,10 +73,10 @@ export class IsakmpSa extends IkeSa {
   dpdSeq = 0;
   /** Main mode messages that failed their integrity check: how many, and the last one's reason. */
   unverified: { count: number; reason: string } | undefined;
-  /** Message IDs of the last informational exchanges received (none until one is). */
-  #informational: number[] | undefined;
-  /** Message IDs of the last quick modes, either role (none until one is). */
-  #quickModes: number[] | undefined;
+  /** Message IDs of the last informational exchanges received. */
+  #informational: readonly number[] = EMPTY;
+  /** Message IDs of the last quick modes, either role. */
+  #quickModes: readonly number[] = EMPTY;
 
   constructor(
     id: number,
@@ -148,7 +149,7 @@ export class IsakmpSa extends IkeSa {
    * not cover) verifies again. The last few message IDs are remembered.
    */
   firstInformational(messageId: number): boolean {
-    if (this.#informational?.includes(messageId)) return false;
+    if (this.#informational.includes(messageId)) return false;
     this.#informational = remember(this.#informational, messageId, RECENT_INFORMATIONAL);
     return true;
   }
@@ -159,7 +160,7 @@ export class IsakmpSa extends IkeSa {
    * exchange), and our own new exchanges never take one.
    */
   usedQuickMode(messageId: number): boolean {
-    return this.#quickModes?.includes(messageId) ?? false;
+    return this.#quickModes.includes(messageId);
   }
 
   /** A quick mode took this message ID (ours, or the peer's once its message 1 verified). */
@@ -206,12 +207,10 @@ export function newMessageId(ctx: ProtocolContext, sa: IsakmpSa): number {
   }
 }
 
-/** Adds an ID to a short list of recent ones (made on first use), the oldest going beyond `max`. */
-function remember(list: number[] | undefined, id: number, max: number): number[] {
-  const ids = list ?? [];
-  ids.push(id);
-  if (ids.length > max) ids.shift();
-  return ids;
+/** Adds an ID to a short list of recent ones, the oldest going beyond `max`. */
+function remember(list: readonly number[], id: number, max: number): readonly number[] {
+  const ids = appended(list, id);
+  return ids.length > max ? ids.slice(1) : ids;
 }
 
 /** The ISAKMP SA's SPI in notifies and deletes: CKY-I | CKY-R (RFC 2408 section 3.14). */

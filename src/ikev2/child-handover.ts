@@ -1,4 +1,4 @@
-import { remove } from '../core/collections.js';
+import { without } from '../core/collections.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import type { Ikev2Sa } from './ike-sa.js';
 
@@ -26,11 +26,11 @@ export function settleAwaitingDelete(
   deletedSpisOut: readonly number[] = [],
   all = false,
 ): void {
-  for (const waiting of [...sa.awaitingDelete]) {
+  for (const waiting of sa.awaitingDelete) {
     const deletedItself = deletedSpisOut.includes(waiting.child.spiOut);
     if (!all && !deletedItself && !deletedSpisOut.includes(waiting.oldSpiOut) && waiting.until > ctx.now)
       continue;
-    remove(sa.awaitingDelete, waiting);
+    sa.awaitingDelete = without(sa.awaitingDelete, waiting);
     if (deletedItself) ctx.endChild(waiting.negotiation);
     else ctx.childUp(waiting.negotiation, waiting.child);
   }

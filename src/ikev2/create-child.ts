@@ -1,4 +1,4 @@
-import { remove } from '../core/collections.js';
+import { appended, without } from '../core/collections.js';
 import type { Connection } from '../core/connection.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
@@ -51,7 +51,7 @@ export function startCreateChild(
   ctx.allocateSpi(sa, (spiIn) => {
     const Ni = newNonce(ctx);
     const rekey: ChildRekey | undefined = rekeyOf && { oldId: rekeyOf.id, Ni };
-    if (rekey) sa.childRekeys.push(rekey);
+    if (rekey) sa.childRekeys = appended(sa.childRekeys, rekey);
     const send = (dh?: DhJobResult) => {
       const payloads: Payload[] = [
         ...(rekeyOf
@@ -66,7 +66,7 @@ export function startCreateChild(
         onResponse: (response) =>
           onResponse(ctx, sa, negotiation, { spiIn, Ni, dh, localTs, remoteTs, rekey }, response),
         onTimeout: () => {
-          if (rekey) remove(sa.childRekeys, rekey);
+          if (rekey) sa.childRekeys = without(sa.childRekeys, rekey);
           ctx.childFailed(negotiation, {
             cause: 'timeout',
             reason: `no answer from ${formatEndpoint(sa.remote)} to CREATE_CHILD_SA`,
@@ -108,7 +108,7 @@ function onResponse(
   const connection = negotiation.connection;
   const pfs = connection.ipsec.pfs;
   const { rekey } = exchange;
-  if (rekey) remove(sa.childRekeys, rekey);
+  if (rekey) sa.childRekeys = without(sa.childRekeys, rekey);
   const fail = (error: unknown) => {
     if (!isTyped(error)) throw error;
     const failure = failureOf(error);
@@ -243,7 +243,7 @@ export function respondToCreateChild(
         // Section 2.8: the rekey's initiator may not have the new SAs in place until it has our
         // answer; we receive on them at once, and send on them once it deletes the old pair.
         ctx.installInbound(negotiation, child);
-        sa.awaitingDelete.push({
+        sa.awaitingDelete = appended(sa.awaitingDelete, {
           negotiation,
           child,
           oldSpiOut: replaced.child.spiOut,

@@ -1,3 +1,4 @@
+import { EMPTY } from '../core/collections.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { type ChildNegotiation, IkeSa } from '../core/ike-sa.js';
 import type { ProtocolContext } from '../core/protocol.js';
@@ -90,14 +91,14 @@ export class Ikev2Sa extends IkeSa {
   /** Our rekey of this IKE SA, while it runs (section 2.18). */
   ikeRekey: IkeRekey | undefined;
   /** Our child SA rekeys in flight, and the peer's that crossed them (section 2.8.1). */
-  readonly childRekeys: ChildRekey[] = [];
+  childRekeys: readonly ChildRekey[] = EMPTY;
   /** Child SAs of the peer's rekeys, inbound only until the peer deletes the SAs they replace. */
-  readonly awaitingDelete: AwaitingDelete[] = [];
+  awaitingDelete: readonly AwaitingDelete[] = EMPTY;
 
   // --- the window (RFC 7296 section 2.3) ---------------------------------------------------------
   nextRequestId = 0;
   pending: PendingRequest | undefined;
-  readonly queue: QueuedRequest[] = [];
+  queue: readonly QueuedRequest[] = EMPTY;
   /** The message ID of the next request we expect from the peer. */
   peerNextId = 0;
   /** Our response to the peer's last request, resent when that request comes again. */

@@ -1,3 +1,4 @@
+import { appended, without } from '../core/collections.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { Retransmission } from '../core/retransmit.js';
@@ -104,7 +105,7 @@ export function sendRequest(
     ctx.arm(sa, REQUEST_TIMER, retransmission.dueAt);
     transmit(ctx, sa, datagrams);
   };
-  if (sa.pending) sa.queue.push({ send });
+  if (sa.pending) sa.queue = appended(sa.queue, { send });
   else send();
 }
 
@@ -135,7 +136,10 @@ export function responseArrived(ctx: ProtocolContext, sa: Ikev2Sa, payloads: rea
   sa.pending = undefined;
   ctx.disarm(sa, REQUEST_TIMER);
   pending.onResponse(payloads);
-  if (!sa.pending && !sa.deleted) sa.queue.shift()?.send();
+  const next = !sa.pending && !sa.deleted ? sa.queue[0] : undefined;
+  if (!next) return;
+  sa.queue = without(sa.queue, next);
+  next.send();
 }
 
 /** Answers the peer's request (message ID `messageId`) and caches the answer for its retransmissions. */

@@ -1,13 +1,31 @@
 import t from 'tap';
 import {
+  appended,
   CountBuckets,
+  EMPTY,
   GroupIndex,
   isMember,
   join,
   leave,
   type Members,
   membersOf,
+  without,
 } from '../../src/core/collections.js';
+
+t.test('short lists: appended and without make new arrays of exactly their length', async (t) => {
+  const [a, b, c] = [{ n: 1 }, { n: 2 }, { n: 3 }];
+  const one = appended(EMPTY, a);
+  t.same(one, [a]);
+  t.same(EMPTY, [], 'the shared empty list is never changed');
+  const three = appended(appended(one, b), c);
+  t.same(three, [a, b, c]);
+  t.same(one, [a], 'the list appended to is unchanged');
+  t.same(without(three, b), [a, c]);
+  t.same(three, [a, b, c], 'the list taken from is unchanged');
+  t.equal(without(three, { n: 2 }), three, 'an item it does not hold: the same list');
+  t.equal(without(one, a), EMPTY, 'the last item gone: the shared empty list');
+  t.ok(Object.isFrozen(EMPTY));
+});
 
 t.test('Members: one member held as itself, a Set from the second, back to itself at one', async (t) => {
   const [a, b, c] = [{ n: 1 }, { n: 2 }, { n: 3 }];
