@@ -58,6 +58,22 @@ export class Flight {
     this.#retransmission = undefined;
   }
 
+  /**
+   * The exchange is over and lingers a while for repeats. What it keeps must not point into the
+   * datagram it came in: received datagrams are views of the socket's whole batch, which a view
+   * held for the linger would keep alive (and promote into the old generation) with every other
+   * datagram in it. A flight whose last word was the peer's keeps nothing: there is no answer
+   * to give again.
+   */
+  linger(): void {
+    this.stop();
+    if (!this.#answered || !this.#lastReceived) {
+      this.forget();
+      return;
+    }
+    this.#lastReceived = new Uint8Array(this.#lastReceived);
+  }
+
   /** Drops the messages kept for repeats: nothing is answered again after this. */
   forget(): void {
     this.stop();

@@ -443,7 +443,7 @@ export function mainModeTimeout(sa: IsakmpSa): Failure {
 export const MAIN_MODE_LINGER = 30;
 
 function established(ctx: ProtocolContext, sa: IsakmpSa): void {
-  sa.mainMode.stop();
+  sa.mainMode.linger();
   // What only main mode needed goes: an SA is kept for hours, and there may be many.
   ctx.arm(sa, sa.mainMode.timer, ctx.now + MAIN_MODE_LINGER);
   const { SKEYID_d, SKEYID_a, encryptionKey } = sa.keys!;

@@ -222,14 +222,13 @@ function onMessage2(
       exchange.Ni_b,
       exchange.Nr_b!,
     );
-    done(ctx, sa, exchange);
     sa.send(ctx, ExchangeType.QUICK_MODE, exchange.messageId, [{ kind: 'hash', data: hash3 }], {
       encrypt: true,
       flight: exchange.flight,
       awaitReply: false,
     });
     ctx.childUp(exchange.negotiation, childSa(ctx, sa, exchange));
-    exchange.gqm = undefined; // it lingers for repeats: the flight, not the keys
+    done(ctx, sa, exchange);
   };
   if (exchange.dh) pfs(ctx, sa, exchange, find(payloads, 'ke')!.data, finish);
   else finish();
@@ -461,8 +460,14 @@ function natOaPayloads(sa: IsakmpSa, role: 'initiator' | 'responder'): Payload[]
   });
 }
 
+/**
+ * The responder's exchange ends with message 3 and does not linger: message 3 is the last word,
+ * so nothing of ours would answer a repeat of it, and a late copy of message 1 (which message 3
+ * shows the initiator had its answer to) is dropped as a replay (IsakmpSa.usedQuickMode). A
+ * gateway sees one of these per client and rekey; 30 s of each would pass into the old
+ * generation of the heap for nothing.
+ */
 function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
-  done(ctx, sa, exchange);
   const { negotiation } = exchange;
   const child = exchange.child!;
   if (negotiation.refused !== undefined) {
@@ -470,13 +475,12 @@ function onMessage3(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExcha
     sendInformational(ctx, sa, deletePayload(ProtocolId.IPSEC_ESP, [u32be(child.spiIn)]));
     ctx.log('warn', `quick mode done, child SA deleted: ${negotiation.refused}`, sa, child.connection);
     ctx.endChild(negotiation);
-    exchange.child = exchange.gqm = undefined;
-    return;
+  } else {
+    // The endpoints of now: a NAT mapping may have moved since message 2 (the kernel then
+    // installs the inbound SA again with them).
+    ctx.childUp(negotiation, { ...child, local: sa.local, remote: sa.remote });
   }
-  // The endpoints of now: a NAT mapping may have moved since message 2 (the kernel then installs
-  // the inbound SA again with them).
-  ctx.childUp(negotiation, { ...child, local: sa.local, remote: sa.remote });
-  exchange.child = exchange.gqm = undefined; // it lingers for repeats: the flight, not the keys
+  dropExchange(ctx, sa, exchange);
 }
 
 /**
@@ -611,12 +615,16 @@ function addExchange(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExch
   }
 }
 
-/** The exchange is complete: it lingers to answer repeats, then goes. */
+/**
+ * The initiator's exchange is complete (message 3 sent): it lingers to send message 3 again for
+ * a repeated message 2, then goes. It keeps the flight, not the keys, nor what points into the
+ * datagram of message 2.
+ */
 function done(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): void {
-  exchange.flight.stop();
+  exchange.flight.linger();
   exchange.state = 'DONE';
   exchange.doneAt = ctx.now;
-  exchange.dh = undefined;
+  exchange.dh = exchange.gqm = exchange.Nr_b = exchange.ids = exchange.child = undefined;
   ctx.arm(sa, exchange.flight.timer, exchange.doneAt + DONE_EXCHANGE_LINGER);
 }
 
