@@ -1,3 +1,4 @@
+import { join, type Members, membersOf } from './collections.js';
 import { type Connection, formatIdentity, type Identity } from './connection.js';
 import type { Endpoint } from './endpoint.js';
 
@@ -13,11 +14,13 @@ export class ConnectionIndex {
   readonly #byPeer = new Map<string, Connection[]>();
   readonly #anyPeer = new Map<number, Connection[]>();
   readonly #anyByLocal = new Map<string, readonly Connection[]>();
+  // A gateway with a connection per client has as many identities and share groups as
+  // connections, each with one member: Members holds such a one as itself, not in an array.
   /** Per version: connections by the peer identity they require. */
-  readonly #byPeerId = new Map<string, Connection[]>();
+  readonly #byPeerId = new Map<string, Members<Connection>>();
   /** Share groups (ProtocolContext.siblings): connections one IKE SA carries, by group key. */
   readonly #groupOf = new Map<Connection, string>();
-  readonly #groups = new Map<string, Connection[]>();
+  readonly #groups = new Map<string, Members<Connection>>();
 
   constructor(connections: readonly Connection[], groupKey: (connection: Connection) => string) {
     this.list = connections;
@@ -25,11 +28,14 @@ export class ConnectionIndex {
       this.#byName.set(connection.name, connection);
       const key = groupKey(connection);
       this.#groupOf.set(connection, key);
-      push(this.#groups, key, connection);
+      this.#groups.set(key, join(this.#groups.get(key), connection));
       const version = connection.ike.version;
       if (connection.peer.address === 'any') push(this.#anyPeer, version, connection);
       else push(this.#byPeer, `${version}/${connection.peer.address}`, connection);
-      if (connection.peer.id) push(this.#byPeerId, identityKey(version, connection.peer.id), connection);
+      if (connection.peer.id) {
+        const id = identityKey(version, connection.peer.id);
+        this.#byPeerId.set(id, join(this.#byPeerId.get(id), connection));
+      }
     }
   }
 
@@ -44,7 +50,7 @@ export class ConnectionIndex {
 
   /** The connections of `connection`'s share group, itself first. */
   siblings(connection: Connection): Connection[] {
-    const group = this.#groups.get(this.#groupOf.get(connection) ?? '') ?? [];
+    const group = membersOf(this.#groups.get(this.#groupOf.get(connection) ?? ''));
     return [connection, ...group.filter((c) => c !== connection)];
   }
 
@@ -72,7 +78,7 @@ export class ConnectionIndex {
    * (the peer's address, or "any"): a gateway with a key or policy per client picks by identity.
    */
   forPeerIdentity(version: 1 | 2, identity: Identity, local: Endpoint, remote: Endpoint): Connection[] {
-    return (this.#byPeerId.get(identityKey(version, identity)) ?? []).filter(
+    return membersOf(this.#byPeerId.get(identityKey(version, identity))).filter(
       (c) => fitsLocal(c, local) && (c.peer.address === 'any' || c.peer.address === remote.address),
     );
   }
@@ -82,8 +88,9 @@ function fitsLocal(connection: Connection, local: Endpoint): boolean {
   return connection.local.address === undefined || connection.local.address === local.address;
 }
 
+/** Joined, not a template literal: one flat string per key rather than a tree of its parts. */
 function identityKey(version: number, identity: Identity): string {
-  return `${version}/${identity.type}/${formatIdentity(identity).toLowerCase()}`;
+  return [version, identity.type, formatIdentity(identity).toLowerCase()].join('/');
 }
 
 function push<K>(map: Map<K, Connection[]>, key: K, connection: Connection): void {
