@@ -392,21 +392,24 @@ function unfinishedQuickMode(t: Test) {
   return { pair, b };
 }
 
-t.test('a lost message 3: the responder sends message 2 again and the initiator answers it again', async (t) => {
-  const { pair, a, b } = tunnelPair();
-  let dropped = 0;
-  watchQuickMode(
-    pair,
-    () => {},
-    () => dropped++ === 0,
-  );
-  pair.initiate(a);
-  t.equal(dropped, 1, 'the first message 3 was lost');
-  t.equal(b.installed.size, 0, 'the responder waits for it');
-  pair.advance(5);
-  t.equal(b.installed.size, 1, 'the lingering exchange of the initiator answered the repeat');
-  assertMatchingChildren(t, a, b);
-});
+t.test(
+  'a lost message 3: the responder sends message 2 again and the initiator answers it again',
+  async (t) => {
+    const { pair, a, b } = tunnelPair();
+    let dropped = 0;
+    watchQuickMode(
+      pair,
+      () => {},
+      () => dropped++ === 0,
+    );
+    pair.initiate(a);
+    t.equal(dropped, 1, 'the first message 3 was lost');
+    t.equal(b.installed.size, 0, 'the responder waits for it');
+    pair.advance(5);
+    t.equal(b.installed.size, 1, 'the lingering exchange of the initiator answered the repeat');
+    assertMatchingChildren(t, a, b);
+  },
+);
 
 t.test('a quick mode that never gets message 3 takes its inbound SA away', async (t) => {
   const { pair, b } = unfinishedQuickMode(t);

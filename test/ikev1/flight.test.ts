@@ -18,7 +18,7 @@ t.test('a lingering flight keeps a copy of what it answers, not a view of the ba
   t.equal(flight.dueAt, undefined, 'no retransmission runs while it lingers');
 });
 
-t.test('a flight whose last word was the peer\'s keeps nothing to linger with', async (t) => {
+t.test("a flight whose last word was the peer's keeps nothing to linger with", async (t) => {
   const flight = new Flight('qm:1');
   flight.sent(new Uint8Array([1]), 0, POLICY, true);
   flight.received(new Uint8Array([9, 9]));
