@@ -59,19 +59,13 @@ export class Flight {
   }
 
   /**
-   * The exchange is over and lingers a while for repeats. What it keeps must not point into the
-   * datagram it came in: received datagrams are views of the socket's whole batch, which a view
-   * held for the linger would keep alive (and promote into the old generation) with every other
-   * datagram in it. A flight whose last word was the peer's keeps nothing: there is no answer
-   * to give again.
+   * The exchange is over and lingers a while for repeats. A flight whose last word was the
+   * peer's keeps nothing: there is no answer to give again, and what is kept for 30 s ends up in
+   * the old generation of the heap.
    */
   linger(): void {
     this.stop();
-    if (!this.#answered || !this.#lastReceived) {
-      this.forget();
-      return;
-    }
-    this.#lastReceived = new Uint8Array(this.#lastReceived);
+    if (!this.#answered) this.forget();
   }
 
   /** Drops the messages kept for repeats: nothing is answered again after this. */
