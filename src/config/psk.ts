@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { describeSecret } from '../crypto/secret.js';
@@ -104,9 +104,17 @@ class SealedKey extends Uint8Array {
 
 /**
  * Equal keys are one object: a gateway with a hundred thousand connections sharing a key holds it
- * once. Looked up by a digest, so the table holds no copy of a key in another form.
+ * once. The table is keyed by an HMAC under a secret of this process, as the engine's share-group
+ * tags are: a plain digest of every key would sit in the heap for whoever reads a core dump to
+ * test guesses against. An entry goes when its key does (a daemon reloaded with new keys for
+ * years would otherwise keep one for every key it ever had).
  */
 const keys = new Map<string, WeakRef<SealedKey>>();
+let tagSecret: Buffer | undefined;
+const forgotten = new FinalizationRegistry<string>((tag) => {
+  // A newer key with the same tag may have taken the entry since.
+  if (keys.get(tag)?.deref() === undefined) keys.delete(tag);
+});
 
 /**
  * Makes a key render as `<secret N bytes>` in String(), JSON.stringify and util.inspect, even when
@@ -114,10 +122,12 @@ const keys = new Map<string, WeakRef<SealedKey>>();
  */
 export function sealPsk(bytes: Uint8Array): Uint8Array {
   if (bytes instanceof SealedKey) return bytes;
-  const digest = createHash('sha256').update(bytes).digest('base64');
-  const known = keys.get(digest)?.deref();
+  tagSecret ??= randomBytes(32);
+  const tag = createHmac('sha256', tagSecret).update(bytes).digest('base64');
+  const known = keys.get(tag)?.deref();
   if (known) return known;
   const sealed = new SealedKey(bytes);
-  keys.set(digest, new WeakRef(sealed));
+  keys.set(tag, new WeakRef(sealed));
+  forgotten.register(sealed, tag);
   return sealed;
 }

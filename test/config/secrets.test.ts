@@ -1,3 +1,8 @@
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { format, inspect } from 'node:util';
 import t, { type Test } from 'tap';
 import { ConfigErrors, parseConfig } from '../../src/config/index.js';
@@ -119,4 +124,41 @@ t.test('JSON syntax errors near the key do not quote it', async (t) => {
     t.equal(error.errors.length, 1);
     t.match(error.message, /^\/etc\/ike-node\/peers\.json:\d+:\d+: invalid JSON: expected /);
   }
+});
+
+t.test('equal keys are one object, and no plain digest of a key stays in the heap', async (t) => {
+  const first = parseConfig(JSON.stringify(baseConfig()), FILE);
+  const second = parseConfig(JSON.stringify(baseConfig()), FILE);
+  t.equal(second.connections[0]!.psk, first.connections[0]!.psk, 'the same key from two loads: one object');
+  // A process of its own loads the configuration and writes its heap out (a snapshot of the test
+  // runner's own process, with its instrumentation, does not finish in time). A digest anyone can
+  // compute from a guess would let a reader of that heap test guesses.
+  const dir = mkdtempSync(join(tmpdir(), 'ike-node-secrets-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const program = join(dir, 'load.mts');
+  writeFileSync(
+    program,
+    [
+      `import { writeHeapSnapshot } from 'node:v8';`,
+      `import { parseConfig } from ${JSON.stringify(resolve('src/config/index.ts'))};`,
+      `const config = parseConfig(${JSON.stringify(JSON.stringify(baseConfig()))}, 'peers.json');`,
+      `writeHeapSnapshot(${JSON.stringify(join(dir, 'heap.heapsnapshot'))});`,
+      `if (!config.connections[0].psk.length) process.exit(1);`,
+    ].join('\n'),
+  );
+  const child = spawnSync(process.execPath, ['--import', 'tsx', program], { encoding: 'utf8' });
+  t.equal(child.status, 0, `the loading process ran: ${child.stderr.slice(0, 300)}`);
+  const heap = readFileSync(join(dir, 'heap.heapsnapshot'), 'latin1');
+  const digests = ['base64', 'hex', 'base64url'].flatMap((encoding) =>
+    ['sha256', 'sha1', 'sha512'].map((hash) =>
+      createHash(hash)
+        .update(pskBytes)
+        .digest(encoding as 'base64' | 'hex' | 'base64url'),
+    ),
+  );
+  t.same(
+    digests.filter((digest) => heap.includes(digest)),
+    [],
+    'no SHA digest of the key among the strings of its heap',
+  );
 });
