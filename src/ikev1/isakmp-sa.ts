@@ -36,8 +36,9 @@ export type IsakmpState =
 /** Informational message IDs remembered per SA, against replays. */
 const RECENT_INFORMATIONAL = 32;
 /**
- * Quick mode message IDs remembered per SA, against replays: a quick mode's exchange is kept for a
- * while only (DONE_EXCHANGE_LINGER), and a copy of its message 1 after that verifies again. An
+ * Quick mode message IDs remembered per SA, against replays: a finished quick mode's exchange is
+ * kept for a while only (the initiator's, DONE_EXCHANGE_LINGER) or not at all (the responder's),
+ * and a copy of its message 1 after that verifies again. An
  * ISAKMP SA sees a few per child SA and lifetime; a peer that runs more than this may find its
  * oldest IDs forgotten.
  */

@@ -63,7 +63,7 @@ import {
 
 const NONCE_LENGTH = 32;
 const DEFAULT_PHASE2_LIFETIME = 28800; // RFC 2407 section 4.5
-/** Finished exchanges are kept this long, to answer a repeated message 1 or 2 with our reply again. */
+/** An initiator's finished exchange is kept this long, to answer a repeated message 2 with message 3 again. */
 export const DONE_EXCHANGE_LINGER = 30;
 /** Finished exchanges kept per ISAKMP SA at most (a peer that runs many quick modes fast). */
 const MAX_LINGERING = 32;
@@ -624,7 +624,7 @@ function done(ctx: ProtocolContext, sa: IsakmpSa, exchange: QuickModeExchange): 
   exchange.flight.linger();
   exchange.state = 'DONE';
   exchange.doneAt = ctx.now;
-  exchange.dh = exchange.gqm = exchange.Nr_b = exchange.ids = exchange.child = undefined;
+  exchange.dh = exchange.gqm = exchange.Nr_b = exchange.ids = undefined;
   ctx.arm(sa, exchange.flight.timer, exchange.doneAt + DONE_EXCHANGE_LINGER);
 }
 
