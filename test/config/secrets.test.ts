@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { format, inspect } from 'node:util';
 import t, { type Test } from 'tap';
 import { ConfigErrors, parseConfig } from '../../src/config/index.js';
@@ -140,7 +141,7 @@ t.test('equal keys are one object, and no plain digest of a key stays in the hea
     program,
     [
       `import { writeHeapSnapshot } from 'node:v8';`,
-      `import { parseConfig } from ${JSON.stringify(resolve('src/config/index.ts'))};`,
+      `import { parseConfig } from ${JSON.stringify(fileURLToPath(new URL('../../src/config/index.ts', import.meta.url)))};`,
       `const config = parseConfig(${JSON.stringify(JSON.stringify(baseConfig()))}, 'peers.json');`,
       `writeHeapSnapshot(${JSON.stringify(join(dir, 'heap.heapsnapshot'))});`,
       `if (!config.connections[0].psk.length) process.exit(1);`,
