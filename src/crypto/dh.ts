@@ -11,13 +11,16 @@ import { type DhAlgorithm, type DhGroupName, dhGroup } from './registry.js';
  */
 export class KeyExchange {
   readonly group: DhAlgorithm;
-  readonly publicKey: Uint8Array;
   readonly #pair: RawKeyPair;
 
   constructor(provider: CryptoProvider, group: DhGroupName | DhAlgorithm, privateKey?: Uint8Array) {
     this.group = typeof group === 'string' ? dhGroup(group) : group;
     this.#pair = provider.keyPair(this.group, privateKey);
-    this.publicKey = this.#pair.publicKey;
+  }
+
+  /** Our value for the KE payload (read from the provider: it may make it only when asked). */
+  get publicKey(): Uint8Array {
+    return this.#pair.publicKey;
   }
 
   /** The private value, for a computation finished elsewhere (dh-job.ts); never logged. */

@@ -38,7 +38,10 @@ export interface CryptoProvider {
     sealed: Uint8Array,
     tagLength: number,
   ): Uint8Array;
-  /** A key pair for `group`, fresh or (for known-answer tests) from a given private key. */
+  /**
+   * A key pair for `group`, fresh, or from a given private key (known-answer tests; a computation
+   * finishing on another thread, dh-job.ts), whose public value may then be computed only if read.
+   */
   keyPair(group: DhAlgorithm, privateKey?: Uint8Array): RawKeyPair;
   /** Whether the provider implements a primitive at all; callers get UnsupportedAlgorithmError otherwise. */
   supports(primitive: CipherPrimitive | HashName | DhGroupName): boolean;

@@ -17,7 +17,7 @@ import {
 } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { udpEncapsulated } from '../core/sa.js';
-import type { DhJobResult } from '../crypto/dh-job.js';
+import { type DhJobResult, madeBefore } from '../crypto/dh-job.js';
 import { derivePhase1PskKeys } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
 import { encryptionOf, prfOf } from '../crypto/transforms.js';
@@ -464,7 +464,7 @@ function compute(
 ): void {
   const job = {
     group: sa.suite!.dh!.name,
-    ...(sa.dh && { privateKey: sa.dh.privateKey }),
+    ...(sa.dh && madeBefore(sa.dh)),
     ...(peerPublic && { peerPublic }),
   };
   sa.computing = true;

@@ -11,7 +11,7 @@ import {
   parseTrafficSelector,
   type TrafficSelector,
 } from '../core/traffic-selector.js';
-import type { DhJobResult } from '../crypto/dh-job.js';
+import { type DhJobResult, madeBefore } from '../crypto/dh-job.js';
 import { quickModeKeymat } from '../crypto/kdf-ikev1.js';
 import { sealKeys } from '../crypto/secret.js';
 import { encryptionOf, integrityOf } from '../crypto/transforms.js';
@@ -664,7 +664,7 @@ function pfs(
   computeDh(
     ctx,
     sa,
-    { group, ...(exchange.dh && { privateKey: exchange.dh.privateKey }), ...(peerPublic && { peerPublic }) },
+    { group, ...(exchange.dh && madeBefore(exchange.dh)), ...(peerPublic && { peerPublic }) },
     (error) => {
       finish();
       failQuickMode(ctx, sa, exchange.messageId, error);

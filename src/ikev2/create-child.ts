@@ -5,7 +5,7 @@ import type { ChildEntry, ChildNegotiation } from '../core/ike-sa.js';
 import { formatSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { formatTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
-import type { DhJobResult } from '../crypto/dh-job.js';
+import { type DhJobResult, madeBefore } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { readU32be, u16be, u32be } from '../wire/bytes.js';
 import { find, findNotify, notify, type Payload } from './codec.js';
@@ -151,7 +151,7 @@ function onResponse(
   }
   ctx.compute(
     sa,
-    { group: pfs.name, privateKey: exchange.dh!.privateKey, peerPublic: ke!.data },
+    { group: pfs.name, ...madeBefore(exchange.dh!), peerPublic: ke!.data },
     (result) => {
       if (result instanceof InvalidPublicValueError) {
         fail(new Ikev2Error(result.message, NotifyType.INVALID_SYNTAX));

@@ -5,7 +5,7 @@ import { formatSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
 import { policyLabel } from '../core/connection.js';
 import { udpEncapsulated } from '../core/sa.js';
-import type { DhJob } from '../crypto/dh-job.js';
+import { type DhJob, madeBefore } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { findIkev2 } from '../crypto/registry.js';
 import { equalBytes, toHex, u16be } from '../wire/bytes.js';
@@ -204,7 +204,7 @@ function onInitResponse(
     sa.local = { address: sa.local.address, port: ctx.settings.natPort };
     sa.remote = { address: sa.remote.address, port: sa.connection!.peer.natPort ?? 4500 };
   }
-  const job = { group: chosen.suite.dh!.name, privateKey: sa.dh!.privateKey, peerPublic: ke.data };
+  const job = { group: chosen.suite.dh!.name, ...madeBefore(sa.dh!), peerPublic: ke.data };
   deriveKeys(ctx, sa, chosen.suite, job, () => {
     sa.dh = undefined;
     sa.state = 'IKE_AUTH_I';

@@ -1,7 +1,7 @@
 import { formatEndpoint } from '../core/endpoint.js';
 import { formatSuite } from '../core/proposal.js';
 import type { ProtocolContext } from '../core/protocol.js';
-import type { DhJobResult } from '../crypto/dh-job.js';
+import { type DhJobResult, madeBefore } from '../crypto/dh-job.js';
 import { InvalidPublicValueError } from '../crypto/errors.js';
 import { type DhAlgorithm, findIkev2 } from '../crypto/registry.js';
 import { u16be } from '../wire/bytes.js';
@@ -137,7 +137,7 @@ function onResponse(
   const Nr = nonce.data;
   ctx.compute(
     old,
-    { group: ours.group.name, privateKey: ours.dh.privateKey, peerPublic: ke.data },
+    { group: ours.group.name, ...madeBefore(ours.dh), peerPublic: ke.data },
     (result) => {
       if (result instanceof InvalidPublicValueError) {
         ctx.log('warn', `IKE SA rekey failed: ${result.message}`, old);

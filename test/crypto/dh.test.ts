@@ -1,4 +1,6 @@
+import { DiffieHellman } from 'node:crypto';
 import t from 'tap';
+import { madeBefore, runDhJob } from '../../src/crypto/dh-job.js';
 import {
   algorithmsOf,
   createCryptoProvider,
@@ -98,4 +100,49 @@ t.test('X25519 low-order points give an all-zero secret and are rejected (RFC 77
       );
     }
   }
+});
+
+t.test('a job that finishes a key pair made before computes the shared secret only', async (t) => {
+  // An initiator's second job: recomputing g^x from x would cost a modular exponentiation as
+  // dear as g^xy, for a value it sent already.
+  const node = createCryptoProvider('node');
+  for (const group of ['modp2048', 'ecp256', 'curve25519'] as const) {
+    const ours = runDhJob(node, { group });
+    const theirs = runDhJob(node, { group, peerPublic: ours.publicKey });
+    let reads = 0;
+    const counting = {
+      ...node,
+      keyPair: (g: Parameters<typeof node.keyPair>[0], x?: Uint8Array) => {
+        const pair = node.keyPair(g, x);
+        return {
+          get publicKey() {
+            reads++;
+            return pair.publicKey;
+          },
+          privateKey: pair.privateKey,
+          sharedSecret: (peer: Uint8Array) => pair.sharedSecret(peer),
+        };
+      },
+    };
+    const done = runDhJob(counting, { group, ...madeBefore(ours), peerPublic: theirs.publicKey });
+    t.equal(reads, 0, `${group}: our public value is not computed again`);
+    t.equal(toHex(done.publicKey), toHex(ours.publicKey), `${group}: it comes back as given`);
+    t.equal(toHex(done.sharedSecret!), toHex(theirs.sharedSecret!), `${group}: both sides agree`);
+  }
+  // And the node provider makes g^x from a given exponent only when it is read.
+  const generate = DiffieHellman.prototype.generateKeys;
+  let exponentiations = 0;
+  DiffieHellman.prototype.generateKeys = function (this: DiffieHellman) {
+    exponentiations++;
+    return (generate as () => Buffer).call(this);
+  } as typeof generate;
+  t.teardown(() => {
+    DiffieHellman.prototype.generateKeys = generate;
+  });
+  const fresh = node.keyPair(algorithmsOf('dh').find((a) => a.name === 'modp2048')!);
+  t.equal(exponentiations, 1, 'a fresh pair: g^x at once');
+  const given = node.keyPair(algorithmsOf('dh').find((a) => a.name === 'modp2048')!, fresh.privateKey);
+  t.equal(exponentiations, 1, 'a given exponent: not yet');
+  t.equal(toHex(given.publicKey), toHex(fresh.publicKey), 'read: the same g^x');
+  t.equal(exponentiations, 2);
 });

@@ -137,11 +137,19 @@ function modpEngine(group: DhAlgorithm): crypto.DiffieHellman {
 function modpKeyPair(group: DhAlgorithm, given?: Uint8Array): RawKeyPair {
   const engine = modpEngine(group);
   const privateKey = asBuffer(given ?? randomExponent(group.exponentBits!, crypto.randomBytes));
-  engine.setPrivateKey(privateKey);
-  engine.generateKeys();
-  const publicKey = pad(engine.getPublicKey(), group.publicLength);
+  let publicKey: Uint8Array | undefined;
+  // g^x is a modular exponentiation as costly as the shared secret: made at once for a fresh pair,
+  // for a given private key only if read (an initiator finishing its exchange already sent it).
+  const g_x = () => {
+    engine.setPrivateKey(privateKey);
+    engine.generateKeys();
+    return pad(engine.getPublicKey(), group.publicLength);
+  };
+  if (!given) publicKey = g_x();
   return {
-    publicKey,
+    get publicKey() {
+      return (publicKey ??= g_x());
+    },
     privateKey,
     sharedSecret(peerPublic) {
       engine.setPrivateKey(privateKey);
