@@ -3,7 +3,7 @@ import { asBuffer, bigIntToBytes, bytesToBigInt, concat } from '../../wire/bytes
 import { IntegrityCheckError, InvalidLengthError } from '../errors.js';
 import { MODP_PRIMES, type ModpGroupName, randomExponent } from '../modp.js';
 import type { AeadCipher, CryptoProvider, RawCipher, RawKeyPair } from '../provider.js';
-import type { DhAlgorithm, DhGroupName } from '../registry.js';
+import type { DhAlgorithm, DhGroupName, HashName } from '../registry.js';
 
 /**
  * Random bytes for the many small values a handshake needs (cookies, nonces, SPIs, message IDs),
@@ -29,21 +29,44 @@ function pooledRandom(poolSize = 4096): (length: number) => Uint8Array {
   };
 }
 
+/** Input block sizes of the hash functions (FIPS 180-4 section 1; RFC 1321): HMAC's B. */
+const BLOCK: Readonly<Record<HashName, number>> = { md5: 64, sha1: 64, sha256: 64, sha384: 128, sha512: 128 };
+
+/**
+ * HMAC as RFC 2104 section 2 defines it, H(K ^ opad, H(K ^ ipad, text)), from two one-shot hashes:
+ * a handshake takes a dozen HMACs under as many keys, and a node:crypto Hmac object per call
+ * (constructed, then finalized by the garbage collector) costs more than the hashing itself.
+ * The padded key blocks are wiped once hashed.
+ */
+function hmac(alg: HashName, key: Uint8Array, ...data: readonly Uint8Array[]): Uint8Array {
+  const B = BLOCK[alg];
+  const K = key.length > B ? crypto.hash(alg, key, 'buffer') : key;
+  let length = B;
+  for (const part of data) length += part.length;
+  const inner = Buffer.allocUnsafe(length);
+  for (let i = 0; i < B; i++) inner[i] = (K[i] ?? 0) ^ 0x36;
+  let at = B;
+  for (const part of data) {
+    inner.set(part, at);
+    at += part.length;
+  }
+  const innerHash = crypto.hash(alg, inner, 'buffer');
+  inner.fill(0, 0, B);
+  const outer = Buffer.allocUnsafe(B + innerHash.length);
+  for (let i = 0; i < B; i++) outer[i] = (K[i] ?? 0) ^ 0x5c;
+  outer.set(innerHash, B);
+  const mac = crypto.hash(alg, outer, 'buffer');
+  outer.fill(0);
+  return mac;
+}
+
 /** OpenSSL through node:crypto: the default provider. */
 export function createNodeProvider(): CryptoProvider {
   return {
     name: 'node',
     randomBytes: pooledRandom(),
-    hash(alg, ...data) {
-      const h = crypto.createHash(alg);
-      for (const part of data) h.update(part);
-      return h.digest();
-    },
-    hmac(alg, key, ...data) {
-      const h = crypto.createHmac(alg, key);
-      for (const part of data) h.update(part);
-      return h.digest();
-    },
+    hash: (alg, ...data) => crypto.hash(alg, data.length === 1 ? data[0]! : concat(...data), 'buffer'),
+    hmac,
     cipher(alg, direction, key, iv, data) {
       const name = rawCipherName(alg, key.length);
       const c =
