@@ -141,7 +141,10 @@ t.test('a job that finishes a key pair made before computes the shared secret on
   });
   const fresh = node.keyPair(algorithmsOf('dh').find((a) => a.name === 'modp2048')!);
   t.equal(exponentiations, 1, 'a fresh pair: g^x at once');
-  const given = node.keyPair(algorithmsOf('dh').find((a) => a.name === 'modp2048')!, fresh.privateKey);
+  const given = node.keyPair(
+    algorithmsOf('dh').find((a) => a.name === 'modp2048')!,
+    fresh.privateKey,
+  );
   t.equal(exponentiations, 1, 'a given exponent: not yet');
   t.equal(toHex(given.publicKey), toHex(fresh.publicKey), 'read: the same g^x');
   t.equal(exponentiations, 2);
