@@ -62,6 +62,7 @@ export function checkDocument(
     ipsecPolicies,
     endpointGroups,
     addressIdentities: new Map(),
+    shared: new Map(),
   };
   const entries = root.key('connections').entries();
   for (const at of entries) {

@@ -1,8 +1,15 @@
 import { isIP } from 'node:net';
 import { formatAddress, parseAddress } from '../core/address.js';
 import { equalBytes } from '../wire/bytes.js';
-import type { Connection, Identity, IkePolicy, IpsecPolicy, LocalEnd } from '../core/connection.js';
-import type { TrafficSelector } from '../core/traffic-selector.js';
+import {
+  type Connection,
+  formatIdentity,
+  type Identity,
+  type IkePolicy,
+  type IpsecPolicy,
+  type LocalEnd,
+} from '../core/connection.js';
+import { formatTrafficSelector, type TrafficSelector } from '../core/traffic-selector.js';
 import type { ProviderName } from '../crypto/provider.js';
 import type { Cursor } from './cursor.js';
 import { entryName } from './describe.js';
@@ -39,6 +46,12 @@ export interface ConnectionContext {
    * gateway's hundred thousand connections share their local address.
    */
   readonly addressIdentities: Map<string, Identity>;
+  /**
+   * Local ends and selector lists by what they say, so that equal ones are one object: a
+   * gateway's clients usually share all of the local end and their selectors (the configuration
+   * is frozen, so sharing is safe). Hundreds of bytes per connection at a hundred thousand.
+   */
+  readonly shared: Map<string, LocalEnd | readonly TrafficSelector[]>;
 }
 
 interface EndSpec {
@@ -117,13 +130,13 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
     name,
     ike,
     ipsec,
-    local: localEnd(local.address, localId, localSelectors),
+    local: sharedLocalEnd(context.shared, local.address, localId, localSelectors),
     peer: {
       address: peer.address ?? 'any',
       port: peer.port ?? 500,
       ...(peer.natPort !== undefined && { natPort: peer.natPort }),
       ...(peerId && { id: peerId }),
-      trafficSelectors: peerSelectors,
+      trafficSelectors: sharedSelectors(context.shared, peerSelectors),
     },
     psk,
     start,
@@ -135,6 +148,38 @@ export function readConnection(at: Cursor, context: ConnectionContext): Connecti
     });
   }
   return connection;
+}
+
+/** One list for equal selector lists (see ConnectionContext.shared). */
+function sharedSelectors(
+  shared: ConnectionContext['shared'],
+  list: readonly TrafficSelector[],
+  written = list.map(formatTrafficSelector),
+): readonly TrafficSelector[] {
+  const key = JSON.stringify(['selectors', ...written]);
+  let known = shared.get(key) as readonly TrafficSelector[] | undefined;
+  if (!known) shared.set(key, (known = list));
+  return known;
+}
+
+/** One object for equal local ends (see ConnectionContext.shared). */
+function sharedLocalEnd(
+  shared: ConnectionContext['shared'],
+  address: string | undefined,
+  id: Identity | undefined,
+  list: readonly TrafficSelector[],
+): LocalEnd {
+  const written = list.map(formatTrafficSelector);
+  const key = JSON.stringify([
+    'end',
+    address ?? null,
+    id?.type ?? null,
+    id ? formatIdentity(id) : null,
+    ...written,
+  ]);
+  let end = shared.get(key) as LocalEnd | undefined;
+  if (!end) shared.set(key, (end = localEnd(address, id, sharedSelectors(shared, list, written))));
+  return end;
 }
 
 /**

@@ -494,3 +494,37 @@ t.test("ESP proposals with groups, in strongSwan's syntax, mean PFS (either IKE 
     'a responder accepts every group written, and no PFS for the proposal without one',
   );
 });
+
+t.test(
+  "connections with equal local ends or selectors share one object (a gateway's hundred thousand clients)",
+  async (t) => {
+    const client = (id: string, subnets = ['10.0.0.0/8'], peerSubnets?: string[]) => ({
+      ikePolicy: 'ike',
+      ipsecPolicy: 'esp',
+      local: { address: '192.0.2.1', subnets },
+      peer: { address: 'any', id, ...(peerSubnets && { subnets: peerSubnets }) },
+      psk: PSK,
+    });
+    const { connections } = parseConfig(
+      JSON.stringify({
+        listen: { addresses: ['192.0.2.1'] },
+        ikePolicies: { ike: { version: 1, proposals: ['aes128-sha1-modp2048'] } },
+        ipsecPolicies: { esp: { proposals: ['aes128-sha1'] } },
+        connections: {
+          a: client('a.example', ['10.0.0.0/8'], ['198.51.100.0/24']),
+          b: client('b.example', ['10.0.0.0/8'], ['198.51.100.0/24']),
+          c: client('c.example', ['10.1.0.0/16'], ['198.51.100.0/25']),
+        },
+      }),
+      FILE,
+    );
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => connections.find((x) => x.name === name)!);
+    t.equal(a!.local, b!.local, 'equal local ends: one object');
+    t.equal(a!.peer.trafficSelectors, b!.peer.trafficSelectors, 'equal peer selectors: one list');
+    t.not(a!.peer, b!.peer, 'the peers differ (their identities)');
+    t.not(a!.local, c!.local, 'another local subnet: its own end');
+    t.same(c!.local.trafficSelectors.map(formatTrafficSelector), ['10.1.0.0/16']);
+    t.same(c!.peer.trafficSelectors.map(formatTrafficSelector), ['198.51.100.0/25']);
+    t.ok(Object.isFrozen(a!.local) && Object.isFrozen(a!.peer.trafficSelectors), 'shared, and frozen');
+  },
+);
