@@ -93,3 +93,25 @@ t.test('sealed keys are copies held in one buffer, each view its own length', as
   t.ok(Object.isFrozen(sealed));
   t.notMatch(String(sealed), /1,2,3|010203/, 'still redacted');
 });
+
+t.test("HMAC leaves no copy of its key or text in Node's shared buffer pool", async (t) => {
+  // The node provider builds HMAC from one-shot hashes over buffers from the pool; the text may
+  // hold a secret (g^xy goes into SKEYID_d), so what was hashed must not stay there.
+  const text = new Uint8Array(48).fill(0xa7);
+  for (const length of [20, 64, 200]) {
+    const key = new Uint8Array(length).fill(0x5b);
+    // The pool is the same before and after the call: its buffers came from that pool.
+    let pool: ArrayBufferLike;
+    do {
+      pool = Buffer.allocUnsafe(1).buffer;
+      provider.hmac('sha1', key, text);
+    } while (Buffer.allocUnsafe(1).buffer !== pool);
+    // Searched in place: a Buffer made of the needle would itself come from the pool.
+    const haystack = new Uint8Array(pool);
+    const holds = (bytes: Uint8Array) =>
+      haystack.some((_, at) => bytes.every((byte, i) => haystack[at + i] === byte));
+    t.notOk(holds(text), `${length}-byte key: the text is not left in the pool`);
+    // A key longer than the block is hashed first (RFC 2104 section 2): no K XOR ipad to look for.
+    if (length <= 64) t.notOk(holds(key.map((b) => b ^ 0x36)), `${length}-byte key: nor K XOR ipad`);
+  }
+});

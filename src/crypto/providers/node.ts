@@ -36,11 +36,13 @@ const BLOCK: Readonly<Record<HashName, number>> = { md5: 64, sha1: 64, sha256: 6
  * HMAC as RFC 2104 section 2 defines it, H(K ^ opad, H(K ^ ipad, text)), from two one-shot hashes:
  * a handshake takes a dozen HMACs under as many keys, and a node:crypto Hmac object per call
  * (constructed, then finalized by the garbage collector) costs more than the hashing itself.
- * The padded key blocks are wiped once hashed.
+ * What was hashed is wiped at once: the padded key blocks, and the text, which may hold a secret
+ * (g^xy goes into SKEYID_d) and sits in Node's shared buffer pool until overwritten otherwise.
  */
 function hmac(alg: HashName, key: Uint8Array, ...data: readonly Uint8Array[]): Uint8Array {
   const B = BLOCK[alg];
-  const K = key.length > B ? crypto.hash(alg, key, 'buffer') : key;
+  const hashedKey = key.length > B ? crypto.hash(alg, key, 'buffer') : undefined;
+  const K = hashedKey ?? key;
   let length = B;
   for (const part of data) length += part.length;
   const inner = Buffer.allocUnsafe(length);
@@ -51,12 +53,13 @@ function hmac(alg: HashName, key: Uint8Array, ...data: readonly Uint8Array[]): U
     at += part.length;
   }
   const innerHash = crypto.hash(alg, inner, 'buffer');
-  inner.fill(0, 0, B);
+  inner.fill(0);
   const outer = Buffer.allocUnsafe(B + innerHash.length);
   for (let i = 0; i < B; i++) outer[i] = (K[i] ?? 0) ^ 0x5c;
   outer.set(innerHash, B);
   const mac = crypto.hash(alg, outer, 'buffer');
   outer.fill(0);
+  hashedKey?.fill(0);
   return mac;
 }
 
