@@ -149,18 +149,14 @@ function onResponse(
     finish();
     return;
   }
-  ctx.compute(
-    sa,
-    { group: pfs.name, ...madeBefore(exchange.dh!), peerPublic: ke!.data },
-    (result) => {
-      if (result instanceof InvalidPublicValueError) {
-        fail(new Ikev2Error(result.message, NotifyType.INVALID_SYNTAX));
-        return;
-      }
-      if (result instanceof Error) throw result;
-      finish(result.sharedSecret);
-    },
-  );
+  ctx.compute(sa, { group: pfs.name, ...madeBefore(exchange.dh!), peerPublic: ke!.data }, (result) => {
+    if (result instanceof InvalidPublicValueError) {
+      fail(new Ikev2Error(result.message, NotifyType.INVALID_SYNTAX));
+      return;
+    }
+    if (result instanceof Error) throw result;
+    finish(result.sharedSecret);
+  });
 }
 
 /** The peer's CREATE_CHILD_SA for a child SA (verified): answer it, or refuse with a notify. */

@@ -135,38 +135,34 @@ function onResponse(
       NotifyType.NO_PROPOSAL_CHOSEN,
     );
   const Nr = nonce.data;
-  ctx.compute(
-    old,
-    { group: ours.group.name, ...madeBefore(ours.dh), peerPublic: ke.data },
-    (result) => {
-      if (result instanceof InvalidPublicValueError) {
-        ctx.log('warn', `IKE SA rekey failed: ${result.message}`, old);
-        rekeyOver(ctx, old);
-        return;
-      }
-      if (result instanceof Error) throw result;
-      const next = successor(ctx, old, 'initiator', ours.spiI, chosen.spi);
-      rekeyed(ctx, old, next, chosen.suite, { gir: result.sharedSecret!, Ni: ours.Ni, Nr });
-      const collision = old.ikeRekey?.collision;
-      old.ikeRekey = undefined;
-      if (
-        collision &&
-        !collision.next.deleted &&
-        oursIsRedundant({ ours: { Ni: ours.Ni, Nr }, theirs: collision })
-      ) {
-        // Ours holds the lowest nonce: ours goes, theirs takes over (section 2.8.2).
-        ctx.addSa(next);
-        ctx.log('info', 'simultaneous IKE SA rekey: the peer’s new IKE SA wins, deleting ours', next);
-        rekeyedTo(ctx, old, collision.next);
-        sendDeleteIke(ctx, next, () => ctx.discardIke(next, 'redundant after a simultaneous rekey'));
-        return;
-      }
-      // Ours wins: the peer deletes the one it started, kept aside here until it does.
-      if (collision && !collision.next.deleted) ctx.setAside(collision.next);
-      rekeyedTo(ctx, old, next);
-      ctx.log('info', `IKE SA rekeyed: ${formatSuite(chosen.suite)}`, next);
-    },
-  );
+  ctx.compute(old, { group: ours.group.name, ...madeBefore(ours.dh), peerPublic: ke.data }, (result) => {
+    if (result instanceof InvalidPublicValueError) {
+      ctx.log('warn', `IKE SA rekey failed: ${result.message}`, old);
+      rekeyOver(ctx, old);
+      return;
+    }
+    if (result instanceof Error) throw result;
+    const next = successor(ctx, old, 'initiator', ours.spiI, chosen.spi);
+    rekeyed(ctx, old, next, chosen.suite, { gir: result.sharedSecret!, Ni: ours.Ni, Nr });
+    const collision = old.ikeRekey?.collision;
+    old.ikeRekey = undefined;
+    if (
+      collision &&
+      !collision.next.deleted &&
+      oursIsRedundant({ ours: { Ni: ours.Ni, Nr }, theirs: collision })
+    ) {
+      // Ours holds the lowest nonce: ours goes, theirs takes over (section 2.8.2).
+      ctx.addSa(next);
+      ctx.log('info', 'simultaneous IKE SA rekey: the peer’s new IKE SA wins, deleting ours', next);
+      rekeyedTo(ctx, old, collision.next);
+      sendDeleteIke(ctx, next, () => ctx.discardIke(next, 'redundant after a simultaneous rekey'));
+      return;
+    }
+    // Ours wins: the peer deletes the one it started, kept aside here until it does.
+    if (collision && !collision.next.deleted) ctx.setAside(collision.next);
+    rekeyedTo(ctx, old, next);
+    ctx.log('info', `IKE SA rekeyed: ${formatSuite(chosen.suite)}`, next);
+  });
 }
 
 /** The new IKE SA, on the old one's addresses, NAT state and connection. */
