@@ -189,7 +189,10 @@ async function startIkeNodeResponder(
   while (!existsSync(socket)) {
     if (exitCode() !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`ike-node did not start:\n${readFileSync(log, 'utf8').slice(-2000)}`);
+      const tail = readFileSync(log, 'utf8').slice(-2000);
+      // Its configuration holds the pre-shared key: nothing of a failed start stays behind.
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`ike-node did not start:\n${tail}`);
     }
     await delay(50);
   }
