@@ -38,6 +38,8 @@ const BLOCK: Readonly<Record<HashName, number>> = { md5: 64, sha1: 64, sha256: 6
  * (constructed, then finalized by the garbage collector) costs more than the hashing itself.
  * What was hashed is wiped at once: the padded key blocks, and the text, which may hold a secret
  * (g^xy goes into SKEYID_d) and sits in Node's shared buffer pool until overwritten otherwise.
+ * Each hash input is one buffer from that pool, the key block written in place, rather than
+ * `concat` of a padded block and the text: fresh buffers made that 5.3 µs per HMAC, this 3.5.
  */
 function hmac(alg: HashName, key: Uint8Array, ...data: readonly Uint8Array[]): Uint8Array {
   const B = BLOCK[alg];
