@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { EngineStats } from '../core/engine.js';
 import { FAILURE_CAUSES, type FailureCause } from '../core/failure.js';
 import type { ChildSa } from '../core/sa.js';
@@ -357,12 +358,45 @@ function processFamilies(): Family[] {
     ...gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', heap.heapUsed),
     ...gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', heap.heapTotal),
     ...gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', heap.external),
+    ...heapSpaceFamilies(),
     ...gauge('process_open_fds', 'Number of open file descriptors.', openFds()),
     ...gauge('process_max_fds', 'Maximum number of open file descriptors.', maxFds()),
     ...gauge(
       'process_start_time_seconds',
       'Start time of the process since unix epoch in seconds.',
       PROCESS_START,
+    ),
+  ];
+}
+
+/**
+ * V8's heap per space (prom-client's names, `space` without its `_space` suffix). With many SAs
+ * the reserved heap can exceed the live one by a fifth; these say which space holds the slack
+ * (a young generation sized for bursts, or an old space not yet compacted).
+ */
+function heapSpaceFamilies(): Family[] {
+  const spaces = getHeapSpaceStatistics();
+  const family = (name: string, help: string, value: (s: (typeof spaces)[number]) => number): Family => ({
+    name,
+    help,
+    type: 'gauge',
+    samples: spaces.map((s) => [{ space: s.space_name.replace(/_space$/, '') }, value(s)] as const),
+  });
+  return [
+    family(
+      'nodejs_heap_space_size_total_bytes',
+      'Process heap space size total from Node.js in bytes.',
+      (s) => s.space_size,
+    ),
+    family(
+      'nodejs_heap_space_size_used_bytes',
+      'Process heap space size used from Node.js in bytes.',
+      (s) => s.space_used_size,
+    ),
+    family(
+      'nodejs_heap_space_size_available_bytes',
+      'Process heap space size available from Node.js in bytes.',
+      (s) => s.space_available_size,
     ),
   ];
 }

@@ -617,6 +617,17 @@ t.test('build info and the process metrics of the Prometheus client libraries', 
   t.ok(used > 1024 * 1024 && used <= reserved, `heap used ${used} of ${reserved} bytes`);
   t.ok(reserved < value(f, 'process_resident_memory_bytes')! * 2, 'the heap is part of the process');
   t.ok(value(f, 'nodejs_external_memory_bytes')! > 0, 'memory outside the heap, in bytes');
+  // Per space: the old space holds most of what is live, and the spaces add up to the heap.
+  const spaces = f.get('nodejs_heap_space_size_used_bytes')!.samples;
+  t.ok(
+    spaces.some((sample) => sample.labels.space === 'old'),
+    'the old space is named without its suffix',
+  );
+  t.ok(value(f, 'nodejs_heap_space_size_used_bytes', { space: 'old' })! > 0, 'old space used, in bytes');
+  const sum = (name: string) => f.get(name)!.samples.reduce((total, sample) => total + sample.value, 0);
+  t.ok(sum('nodejs_heap_space_size_total_bytes') <= reserved * 1.05, 'spaces within the reserved heap');
+  t.ok(sum('nodejs_heap_space_size_used_bytes') >= used * 0.9, 'spaces hold the used heap');
+  t.ok(value(f, 'nodejs_heap_space_size_available_bytes', { space: 'new' })! >= 0, 'young generation room');
   const fds = value(f, 'process_open_fds')!;
   t.ok(fds >= 3 && fds < (value(f, 'process_max_fds') ?? Infinity), `open descriptors: ${fds}`);
   const started = value(f, 'process_start_time_seconds')!;
