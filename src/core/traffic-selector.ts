@@ -1,3 +1,4 @@
+import { keptBytes, keptCopy } from '../wire/kept-bytes.js';
 import { compareAddresses, formatAddress, maskPrefix, parseAddress, prefixMask } from './address.js';
 
 /**
@@ -58,9 +59,11 @@ function parseUncached(text: string, protocol: number, port: number | undefined)
 }
 
 /**
- * A selector holding both ends of its range in one small buffer (one allocation instead of two),
- * written field by field: in V8 an object literal that begins with a spread gets a hidden class
- * of its own, about 250 bytes more for every child SA that holds one.
+ * A selector holding both ends of its range in kept bytes (wire/kept-bytes.ts): a copy, since
+ * `start` is often a view of a decoded message (a Buffer, whose slice() is another view) that
+ * would keep the whole message alive. Written field by field: in V8 an object literal that begins
+ * with a spread gets a hidden class of its own, about 250 bytes more for every child SA that
+ * holds one.
  */
 function compactSelector(
   start: Uint8Array,
@@ -70,13 +73,11 @@ function compactSelector(
   endPort: number,
 ): TrafficSelector {
   if (compareAddresses(start, end) === 0) {
-    // One address (a client's /32): both ends are the same bytes, and one array holds them. A
-    // copy through the Uint8Array constructor: `start` is often a Buffer (a view of a decoded
-    // message), whose slice() is another view that would keep the whole message alive.
-    const address = new Uint8Array(start);
+    // One address (a client's /32): both ends are the same bytes.
+    const address = keptCopy(start);
     return { start: address, end: address, protocol, startPort, endPort };
   }
-  const store = new Uint8Array(start.length + end.length);
+  const store = keptBytes(start.length + end.length);
   store.set(start);
   store.set(end, start.length);
   return {

@@ -8,6 +8,7 @@ import type { DhJobResult } from '../crypto/dh-job.js';
 import type { Phase1Keys } from '../crypto/kdf-ikev1.js';
 import type { Prf } from '../crypto/transforms.js';
 import { concat, readU32be, toHex } from '../wire/bytes.js';
+import { keptBytes } from '../wire/kept-bytes.js';
 import {
   type DecodedMessage,
   decodePayloads,
@@ -88,10 +89,10 @@ export class IsakmpSa extends IkeSa {
     createdAt: number,
   ) {
     super(id, 1, role, local, remote, createdAt);
-    // Both cookies in one allocation of our own (CKY_R is filled in place when it is known): a
-    // separate ArrayBuffer each costs about 250 bytes of bookkeeping per SA, and the responder's
-    // CKY_I would otherwise be a view that keeps the whole first datagram alive.
-    const cookies = new Uint8Array(16);
+    // Both cookies copied into kept bytes (wire/kept-bytes.ts; CKY_R is filled in place when it is
+    // known): the responder's CKY_I would otherwise be a view that keeps the whole first datagram
+    // alive.
+    const cookies = keptBytes(16);
     cookies.set(CKY_I);
     this.CKY_I = cookies.subarray(0, 8);
     this.CKY_R = cookies.subarray(8);

@@ -8,6 +8,7 @@ import type { DhJobResult } from '../crypto/dh-job.js';
 import type { IkeSaKeys } from '../crypto/kdf-ikev2.js';
 import type { Prf } from '../crypto/transforms.js';
 import { toHex } from '../wire/bytes.js';
+import { keptBytes } from '../wire/kept-bytes.js';
 import type { Payload } from './codec.js';
 import type { IkeRekey } from './ike-rekey.js';
 import type { IkeKeys } from './keys.js';
@@ -113,10 +114,9 @@ export class Ikev2Sa extends IkeSa {
     createdAt: number,
   ) {
     super(id, 2, role, local, remote, createdAt);
-    // Both SPIs in one allocation of our own: a separate ArrayBuffer each costs about 250 bytes of
-    // bookkeeping per SA, and the responder's spiI would otherwise be a view that keeps the whole
-    // IKE_SA_INIT request alive.
-    const spis = new Uint8Array(16);
+    // Both SPIs copied into kept bytes (wire/kept-bytes.ts): the responder's spiI would otherwise
+    // be a view that keeps the whole IKE_SA_INIT request alive.
+    const spis = keptBytes(16);
     spis.set(spiI);
     this.spiI = spis.subarray(0, 8);
     this.spiR = spis.subarray(8);

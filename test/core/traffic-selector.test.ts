@@ -119,7 +119,7 @@ t.test('sharedTrafficSelector: the connection’s own when equal, else a compact
     configured,
   );
   t.not(fromBuffer.start.buffer, datagram.buffer, 'not a view of a decoded Buffer either');
-  t.equal(fromBuffer.start.byteLength, fromBuffer.start.buffer.byteLength, 'an allocation of its own');
+  t.ok(fromBuffer.start.buffer.byteLength <= 2048, 'kept bytes (wire/kept-bytes.ts): a small slab');
   const range = sharedTrafficSelector(parseTrafficSelector('198.51.100.0/25'), configured);
   t.same([formatTrafficSelector(range)], ['198.51.100.0/25'], 'a range keeps both ends');
   t.equal(range.start.buffer, range.end.buffer, 'in one buffer');

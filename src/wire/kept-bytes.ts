@@ -1,0 +1,46 @@
+/**
+ * Small byte strings that state keeps for an SA's lifetime (its cookies or SPIs, the addresses of
+ * its child SAs' selectors), as views into shared slabs.
+ *
+ * Why: in V8 every ArrayBuffer of its own costs about 250 bytes beyond its data (the
+ * JSArrayBuffer, a BackingStore and two malloc chunks of bookkeeping), and a small typed array
+ * that V8 keeps on its heap gets such a buffer as soon as anything reads its `.buffer` (a hex
+ * dump, a Buffer view, a DataView). With 100,000 SAs holding a cookie pair and two selectors
+ * each, that was about 90 MB. A view into a slab costs its typed array alone (about 100 bytes).
+ *
+ * A slab stays alive while any view into it does, so one long-lived view can hold the rest of
+ * its slab after the others are gone; SAs come and go in waves (a burst of clients, rekeys
+ * spread over a lifetime), so a slab's views mostly go together, and a slab is small.
+ *
+ * Not for secrets (nothing wipes a slab), nor for bytes handed to postMessage (a structured
+ * clone copies the whole slab). A view may be written by its owner only (CKY_R is filled in
+ * place once known).
+ */
+
+/** Bytes per slab; anything larger than an eighth of it gets an allocation of its own. */
+const SLAB = 2048;
+
+let slab = new ArrayBuffer(0);
+let used = 0;
+
+/** `length` zero bytes, kept. */
+export function keptBytes(length: number): Uint8Array {
+  if (length > SLAB / 8) return new Uint8Array(length);
+  if (used + length > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB);
+    used = 0;
+  }
+  const view = new Uint8Array(slab, used, length);
+  used += length;
+  return view;
+}
+
+/**
+ * A kept copy of `bytes`. Also what keeps a decoded field from holding its whole datagram alive,
+ * as a subarray of it would.
+ */
+export function keptCopy(bytes: Uint8Array): Uint8Array {
+  const copy = keptBytes(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
