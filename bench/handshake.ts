@@ -55,6 +55,10 @@ const { values } = parseArgs({
     /** The sweep writes a heap snapshot of the responder at each size, once settled, into DIR. */
     'heap-snapshots': { type: 'string' },
     version: { type: 'string', default: '1' },
+    /** Seconds the sweep waits after a burst before it reads the settled RSS. */
+    settle: { type: 'string', default: '40' },
+    /** Node or V8 flags for ike-node responders (space-separated: --trace-gc, say). */
+    'responder-node-flags': { type: 'string', default: '' },
   },
 });
 
@@ -175,6 +179,7 @@ async function startIkeNodeResponder(
   const command = options.cpus ? 'taskset' : process.execPath;
   const snapshots = values['heap-snapshots'];
   const node = snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : [];
+  node.push(...values['responder-node-flags']!.split(' ').filter(Boolean));
   const args = [
     ...(options.cpus ? ['-c', options.cpus, process.execPath] : []),
     ...node,
@@ -536,7 +541,7 @@ function dhCeiling(): number {
 // ---------------------------------------------------------------------------------------------
 // Scale sweep: CPU per new SA, status time and RSS with 1k, 10k, 100k SAs up
 
-const SETTLE_MS = 40_000;
+const SETTLE_MS = Number(values.settle) * 1000;
 
 /** The responder's Node heap, used/reserved, and external memory, in MB, from its metrics. */
 async function heapFigures(ns: Ns, port: number): Promise<string> {
@@ -545,7 +550,14 @@ async function heapFigures(ns: Ns, port: number): Promise<string> {
     const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(stdout)?.[1];
     return value === undefined ? '?' : String(Math.round(Number(value) / 1048576));
   };
-  return `${mb('nodejs_heap_size_used_bytes')}/${mb('nodejs_heap_size_total_bytes')}, ${mb('nodejs_external_memory_bytes')}`;
+  // Per space, where the reserve beyond the live heap sits (see the metric's help).
+  const spaces = ['new', 'old', 'large_object', 'code']
+    .map((space) => {
+      const of = (name: string) => mb(`nodejs_heap_space_size_${name}_bytes\\{space="${space}"\\}`);
+      return `${space} ${of('used')}/${of('total')}`;
+    })
+    .join(' ');
+  return `${mb('nodejs_heap_size_used_bytes')}/${mb('nodejs_heap_size_total_bytes')}, ${mb('nodejs_external_memory_bytes')} (${spaces})`;
 }
 
 /** SIGUSR2 to a responder started with --heapsnapshot-signal; waits until its snapshot is written. */
@@ -596,6 +608,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       rows.push([
         String(size),
         `${bulk.result.established}/${size}`,
+        String(bulk.result.retransmits),
         ((cpu * 1000) / TICK / Math.max(1, more.result.established)).toFixed(2),
         median(timings).toFixed(1),
         String(Math.round(rss / 1024)),
@@ -615,6 +628,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         [
           'SAs up',
           'established',
+          'retransmitted',
           `cpu ms/new SA (next ${extra})`,
           'status ms',
           'RSS MB',
