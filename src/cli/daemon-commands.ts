@@ -10,7 +10,6 @@ import type { ConnectionStatus } from '../core/status.js';
 import { controlEvents, controlRequest } from '../daemon/control.js';
 import { Daemon, type ReloadResult } from '../daemon/daemon.js';
 import { type DaemonEvent, describeEvent } from '../daemon/events.js';
-import { compactHeapOnFullGc } from '../daemon/heap.js';
 import { nativeAvailability } from '../native/index.js';
 import { batchedWriter, Logger, type LoggerOptions, type LogLine, parseLogLevels } from '../daemon/logger.js';
 import { DEFAULT_OUTCOME_TIMEOUT, type Goal, type Outcome, type OutcomeState } from '../daemon/outcome.js';
@@ -51,8 +50,6 @@ function reported<T>(io: CliIo, read: () => T): T | undefined {
 const STOP_BOUND_MS = 5000;
 
 export async function runDaemon(options: CommandOptions, io: CliIo): Promise<number> {
-  // Before the configuration is read: a large one is the first thing the heap holds.
-  compactHeapOnFullGc();
   const config = load(options, io);
   if (!config) return 1;
   let logger: Logger;
