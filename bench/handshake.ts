@@ -596,9 +596,9 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       const bulk = await ownLoad(topology.left, 0, size, { hold: true });
       const rss = rssKb(responder.pid);
       // Main and quick mode messages are kept 30 s for repeats, and garbage waits for the
-      // collector: what holding the SAs costs shows once that has passed. A full GC moves what is
-      // live (daemon/heap.ts) and for a few seconds holds both copies, so one reading could land
-      // on that: the median of the last ten seconds' readings, once a second, and the peak.
+      // collector: what holding the SAs costs shows once that has passed. A full GC under way
+      // (V8's memory reducer, say) moves the RSS for a few seconds, so one reading could land on
+      // that: the median of the last ten seconds' readings, once a second, and the peak.
       const samples: number[] = [];
       for (const end = Date.now() + SETTLE_MS; Date.now() < end; await delay(1000)) {
         samples.push(rssKb(responder.pid));
