@@ -10,6 +10,7 @@ import type { ConnectionStatus } from '../core/status.js';
 import { controlEvents, controlRequest } from '../daemon/control.js';
 import { Daemon, type ReloadResult } from '../daemon/daemon.js';
 import { type DaemonEvent, describeEvent } from '../daemon/events.js';
+import { HeapMode, type HeapModeName } from '../daemon/heap-mode.js';
 import { nativeAvailability } from '../native/index.js';
 import { batchedWriter, Logger, type LoggerOptions, type LogLine, parseLogLevels } from '../daemon/logger.js';
 import { DEFAULT_OUTCOME_TIMEOUT, type Goal, type Outcome, type OutcomeState } from '../daemon/outcome.js';
@@ -46,6 +47,13 @@ function reported<T>(io: CliIo, read: () => T): T | undefined {
   }
 }
 
+/** What the daemon's log says of each heap mode (heap-mode.ts). */
+const HEAP_MODES: Readonly<Record<HeapModeName, string>> = {
+  speed: 'negotiations under way, V8 defaults',
+  memory: 'quiet, giving memory back (--optimize-for-size)',
+  rest: 'memory given back, V8 defaults',
+};
+
 /** SIGTERM/SIGINT: after this long the process exits even if a Delete or the kernel hangs. */
 const STOP_BOUND_MS = 5000;
 
@@ -59,10 +67,21 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
     io.stderr(`ike-node: ${(error as Error).message}\n`);
     return 2;
   }
-  const daemon = new Daemon(config, { logger });
+  // The daemon's process is ours to tune (heap-mode.ts), once the configuration is read (its parse
+  // is a burst of its own, left to V8's defaults).
+  const heapMode = new HeapMode({
+    onSwitch: (mode) =>
+      logger.log({
+        level: 'info',
+        subsystem: 'ike',
+        message: `V8 heap: ${HEAP_MODES[mode]}`,
+      }),
+  });
+  const daemon = new Daemon(config, { logger, load: heapMode });
   try {
     await daemon.start();
   } catch (error) {
+    heapMode.close();
     // Said once, on stderr, whatever the log format: the daemon did not start.
     io.stderr(`ike-node: ${(error as Error).message}\n`);
     return 1;
@@ -91,6 +110,7 @@ export async function runDaemon(options: CommandOptions, io: CliIo): Promise<num
         setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
         resolve();
       }, STOP_BOUND_MS);
+      heapMode.close();
       void daemon.stop().then(() => {
         clearTimeout(bound);
         resolve();

@@ -60,6 +60,8 @@ export interface DaemonOptions {
   readonly control?: boolean;
   /** Bounds of the control socket (CONTROL_LIMITS by default). */
   readonly controlLimits?: Partial<ControlLimits>;
+  /** Told of every negotiation started (IKE or child SA, either role): the CLI's HeapMode. */
+  readonly load?: { negotiationStarted(): void };
 }
 
 /** What a reload did, by connection name. */
@@ -89,6 +91,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
   readonly #keyLog: KeyLog | undefined;
   #metrics: Metrics | undefined;
   readonly #serveControl: boolean;
+  readonly #load: DaemonOptions['load'];
   readonly #crypto: CryptoProvider;
   /** Threads for Diffie-Hellman; none (inline) with an embedder's own provider, which cannot move. */
   readonly #workers: number;
@@ -110,6 +113,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
     this.#kernel = options.kernel ?? (config.kernel === 'memory' ? new MemoryBackend() : undefined);
     this.#serveControl = options.control ?? true;
     this.#controlLimits = options.controlLimits ?? {};
+    this.#load = options.load;
     this.#localDefault = config.listen.addresses.find((address) => address !== '0.0.0.0' && address !== '::');
     this.#keyLog = config.debug.keyLog === undefined ? undefined : new KeyLog(config.debug.keyLog);
     this.#crypto = options.crypto ?? createCryptoProvider(config.crypto);
@@ -645,6 +649,7 @@ export class Daemon extends EventEmitter<DaemonEventMap> {
             this.#logKeys(() => this.#keyLog?.ikeKeys(engineEvent));
             break;
           }
+          if (engineEvent.type === 'negotiation-started') this.#load?.negotiationStarted();
           if (engineEvent.type === 'connection') {
             this.logger.log({
               level: engineEvent.status === 'Error' ? 'warn' : 'info',

@@ -117,10 +117,20 @@ t.test('key exchange on worker threads or on the event loop: the same tunnel eit
   const said: string[] = [];
   const logger = (name: string) =>
     new Logger({ level: 'info', write: (line) => said.push(`${name} ${line}`) });
-  const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond', 2), { logger: logger('R') });
-  const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate', 0), { logger: logger('I') });
+  // What the CLI's HeapMode is told: every negotiation started, in either role.
+  const started = { R: 0, I: 0 };
+  const load = (name: 'R' | 'I') => ({ negotiationStarted: () => started[name]++ });
+  const responder = new Daemon(config(dir, '127.0.0.2', '127.0.0.1', 'respond', 2), {
+    logger: logger('R'),
+    load: load('R'),
+  });
+  const initiator = new Daemon(config(dir, '127.0.0.1', '127.0.0.2', 'initiate', 0), {
+    logger: logger('I'),
+    load: load('I'),
+  });
   await startDaemonPair(t, dir, responder, initiator);
   await until(() => responder.status()[0]!.status === 'Active' && initiator.status()[0]!.status === 'Active');
+  t.same(started, { R: 2, I: 2 }, 'each side told of its IKE SA and its child SA');
   t.match(said.join(''), /R .*Diffie-Hellman on 2 worker threads/, 'the responder computes on two threads');
   t.match(said.join(''), /I .*Diffie-Hellman on the event loop/, 'the initiator on its event loop');
   t.equal(responder.kernel.installed()[0]!.spiIn, initiator.kernel.installed()[0]!.spiOut, 'one tunnel');

@@ -233,6 +233,12 @@ t.test('the daemon process: SIGHUP reloads, SIGTERM deletes and exits 0, JSON lo
     'net=warn hides net info lines',
   );
   t.ok(lines.some((line) => line['subsystem'] === 'cfg' && /SIGHUP/.test(String(line['message']))));
+  // The daemon's heap (heap-mode.ts): quiet once started, then V8's defaults once memory is given back.
+  t.match(
+    lines.map((line) => line['message']).filter((message) => /^V8 heap/.test(String(message))),
+    [/^V8 heap: quiet, giving memory back/],
+    'the heap mode is logged from the start',
+  );
   const engineLines = lines.filter(
     (line) => line['subsystem'] === 'ike' && /established|installed/.test(String(line['message'])),
   );
