@@ -9,6 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -744,18 +745,30 @@ async function main(): Promise<void> {
  */
 async function pinning(): Promise<void> {
   if (availableParallelism() < 2) return;
-  // The load generator has the second core in both cases, so that the responder's share of the
-  // machine is what changes: one core without workers, or both with them.
+  // The load generator has the second core in every case, so that the responder's share of the
+  // machine is what changes: one core without workers, or both with them. charon with short
+  // exponents on one core beside it: each responder with a core of its own, which the shared
+  // layout of the comparison above cannot give (there the generator takes CPU from whichever
+  // responder is measured).
+  const layouts = [
+    { kind: 'ike-node', cpus: '0', workers: 0 },
+    { kind: 'ike-node', cpus: '0,1', workers: 2 },
+    { kind: 'charon-short', cpus: '0', workers: 0 },
+  ] as const;
   const rows: string[][] = [];
+  const rates = new Map<string, number[]>();
   for (let run = 0; run < RUNS; run++) {
-    for (const [cpus, workers] of [
-      ['0', 0],
-      ['0,1', 2],
-    ] as const) {
+    for (const { kind, cpus, workers } of layouts) {
       const topology = await createTopology('direct');
       try {
         await addSources(topology);
-        const responder = await startIkeNodeResponder(topology.right, 'ike-node', N, { cpus, workers });
+        const charon = kind === 'charon-short';
+        const responder = charon
+          ? await startCharonResponder(topology.right, kind)
+          : await startIkeNodeResponder(topology.right, kind, N, { cpus, workers });
+        // charon's threads, all of them (it has a pool), onto the core.
+        if (charon)
+          execFileSync('taskset', ['-a', '-p', '-c', cpus, String(responder.pid)], { stdio: 'ignore' });
         await delay(500);
         const cpu0 = cpuTicks(responder.pid);
         const main0 = cpuTicks(responder.pid, responder.pid, false);
@@ -763,12 +776,15 @@ async function pinning(): Promise<void> {
         await release();
         const cpu = cpuTicks(responder.pid) - cpu0;
         const main = cpuTicks(responder.pid, responder.pid, false) - main0;
+        const label = charon ? `charon-short, core ${cpus}` : `ike-node, cores ${cpus}, ${workers} workers`;
+        const rate = result.established / result.seconds;
+        rates.set(label, [...(rates.get(label) ?? []), rate]);
         rows.push([
-          `cores ${cpus}, ${workers} workers`,
+          label,
           `${result.established}/${N}`,
-          (result.established / result.seconds).toFixed(0),
+          rate.toFixed(0),
           ((cpu * 1000) / TICK / Math.max(1, result.established)).toFixed(2),
-          ((main * 1000) / TICK / Math.max(1, result.established)).toFixed(2),
+          charon ? '-' : ((main * 1000) / TICK / Math.max(1, result.established)).toFixed(2),
         ]);
         await responder.stop();
       } finally {
@@ -776,8 +792,15 @@ async function pinning(): Promise<void> {
       }
     }
   }
-  console.log('ike-node responder pinned (taskset), own load:');
+  console.log('responders pinned (taskset), own load on core 1:');
   console.log(table(['responder', 'up', 'SAs/s', 'cpu ms/SA', 'main ms/SA'], rows));
+  const medianOf = (label: string) => median(rates.get(label) ?? [0]);
+  const oneCore = medianOf('ike-node, cores 0, 0 workers');
+  const charonOneCore = medianOf('charon-short, core 0');
+  console.log(
+    `one core each, medians of ${RUNS}: ike-node ${oneCore.toFixed(0)} SAs/s, charon-short ` +
+      `${charonOneCore.toFixed(0)}: ${(oneCore / Math.max(1, charonOneCore)).toFixed(2)} times`,
+  );
   console.log();
 }
 
