@@ -594,7 +594,9 @@ async function sweep(sizes: readonly number[]): Promise<void> {
       });
       await delay(500);
       const rss0 = rssKb(responder.pid);
+      const burstCpu0 = cpuTicks(responder.pid);
       const bulk = await ownLoad(topology.left, 0, size, { hold: true });
+      const burstCpu = cpuTicks(responder.pid) - burstCpu0;
       const rss = rssKb(responder.pid);
       // CPU per new SA at this size, twice: at once, the burst's state still in the heap; and after
       // the settle, when the daemon has given memory back (src/daemon/heap-mode.ts) and the first
@@ -630,6 +632,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         String(size),
         `${bulk.result.established}/${size}`,
         String(bulk.result.retransmits),
+        ((burstCpu * 1000) / TICK / Math.max(1, bulk.result.established)).toFixed(2),
         atOnce.msPerSa.toFixed(2),
         afterSettle.msPerSa.toFixed(2),
         median(timings).toFixed(1),
@@ -653,6 +656,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
           'SAs up',
           'established',
           'retransmitted',
+          'cpu ms/SA in the burst',
           `cpu ms/new SA (next ${extra}, at once)`,
           '(after the settle)',
           'status ms',

@@ -12,13 +12,17 @@ import { until } from '../helpers/daemon-pair.js';
 const WINDOW = 5000;
 const SETTLE = 3000;
 const BOUND = 60000;
+const MB = 1024 * 1024;
 
 function watched() {
   const flags: string[] = [];
   const switches: HeapModeName[] = [];
   const timers: { callback: () => void; ms: number; cancelled: boolean }[] = [];
   const gcWatchers: { callback: () => void; cancelled: boolean }[] = [];
+  const heap = { used: 10 * MB };
   const mode = new HeapMode({
+    largeHeap: 256 * MB,
+    heapUsed: () => heap.used,
     threshold: 2,
     window: WINDOW / 1000,
     settle: SETTLE / 1000,
@@ -53,7 +57,7 @@ function watched() {
   const started = (count: number) => {
     for (let i = 0; i < count; i++) mode.negotiationStarted();
   };
-  return { flags, switches, pending, fire, fullGc, watching, started, mode };
+  return { flags, switches, pending, fire, fullGc, watching, started, mode, heap };
 }
 
 t.test('a daemon that has just started gives memory back, then rests at the defaults', async (t) => {
@@ -174,4 +178,28 @@ t.test('a real full GC, as perf_hooks reports it, ends memory mode after the set
   // Within the helper's 5 s, far inside the 60 s bound: the full GC was seen.
   await until(() => mode.mode === 'rest');
   t.same(switches, ['memory', 'rest']);
+});
+
+t.test("a large heap's growth is bounded at a window's end, and unbounded below half the mark", async (t) => {
+  const { flags, mode, started, fire, heap } = watched();
+  fire(BOUND);
+  const growth = () => flags.filter((flag) => flag.startsWith('--heap-growing-percent'));
+  started(10);
+  heap.used = 300 * MB;
+  t.same(growth(), [], 'checked at the end of a window, not per negotiation');
+  fire(WINDOW);
+  t.ok(mode.bounded);
+  t.same(growth(), ['--heap-growing-percent=50']);
+  heap.used = 200 * MB;
+  started(10);
+  fire(WINDOW);
+  t.ok(mode.bounded, 'still above half the mark (a full GC has just freed garbage, say)');
+  heap.used = 100 * MB;
+  started(10);
+  fire(WINDOW);
+  t.notOk(mode.bounded);
+  t.same(growth(), ['--heap-growing-percent=50', '--heap-growing-percent=0'], "back to V8's own factor");
+  started(10);
+  fire(WINDOW);
+  t.equal(growth().length, 2, 'no flag set again while nothing changes');
 });
