@@ -13,8 +13,9 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
  * and had not come 40 s after a burst to 100,000 IKEv1 SAs (`bench:handshake --parts sweep`: 594
  * MB of heap in 842 MB reserved, 1,060 MiB RSS). V8's `--optimize-for-size` starts the memory
  * reducer without that wait, and its full GCs give free page ranges back to the system and
- * compact sparse pages: 877 MiB. It stays on only until that is done. Left on, every full GC
- * reduces memory and the heap grows by small steps, so a large heap is marked again and again:
+ * compact sparse pages: 877 MiB (before the bound on growth below). It stays on only until that
+ * is done. Left on, every full GC reduces memory and the heap grows by small steps, so a large
+ * heap is marked again and again:
  * on from the start, CPU per new SA at 100,000 SAs was 3.3 ms against 1.4; on after the burst,
  * the first 500 new SAs after it cost 3.6 ms each (a trickle of DPD or rekeys would pay the same
  * way); back at the defaults once the memory is given back, 2.0 ms, as at 1,000 SAs.
