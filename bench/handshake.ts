@@ -81,6 +81,11 @@ const INITIATOR = '192.0.2.1';
 const SOURCES = Array.from({ length: 200 }, (_, i) => `192.0.2.${10 + i}`);
 const TICK = 100; // clock ticks per second (sysconf CLK_TCK on Linux)
 
+/** Milliseconds of CPU per SA from clock ticks over `count` SAs (none counted: as if one). */
+function msPerSa(ticks: number, count: number): number {
+  return (ticks * 1000) / TICK / Math.max(1, count);
+}
+
 type ResponderKind = 'ike-node' | 'ike-node-userspace' | 'charon-short' | 'charon-default';
 type InitiatorKind = 'own' | 'charon';
 
@@ -493,7 +498,7 @@ const quantile = (sorted: readonly number[], q: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]! : NaN;
 
 function row(m: Measured): string[] {
-  const per = (ticks: number) => ((ticks * 1000) / TICK / Math.max(1, m.established)).toFixed(2);
+  const per = (ticks: number) => msPerSa(ticks, m.established).toFixed(2);
   return [
     m.responder,
     m.initiator,
@@ -606,7 +611,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         const cpu0 = cpuTicks(responder.pid);
         const load = await ownLoad(topology.left, first, extra, { port });
         const cpu = cpuTicks(responder.pid) - cpu0;
-        return { load, msPerSa: (cpu * 1000) / TICK / Math.max(1, load.result.established) };
+        return { load, msPerSa: msPerSa(cpu, load.result.established) };
       };
       const atOnce = await probe(size, 600);
       // Main and quick mode messages are kept 30 s for repeats, and garbage waits for the
@@ -632,7 +637,7 @@ async function sweep(sizes: readonly number[]): Promise<void> {
         String(size),
         `${bulk.result.established}/${size}`,
         String(bulk.result.retransmits),
-        ((burstCpu * 1000) / TICK / Math.max(1, bulk.result.established)).toFixed(2),
+        msPerSa(burstCpu, bulk.result.established).toFixed(2),
         atOnce.msPerSa.toFixed(2),
         afterSettle.msPerSa.toFixed(2),
         median(timings).toFixed(1),
@@ -709,7 +714,7 @@ async function main(): Promise<void> {
     // Medians per responder, then the ratios against charon with the same exponents and its defaults.
     const med = (kind: string, f: (m: Measured) => number) =>
       median(results.filter((m) => m.responder === kind).map(f));
-    const cpuPerSa = (m: Measured) => m.cpuTicks / TICK / Math.max(1, m.established);
+    const cpuPerSa = (m: Measured) => msPerSa(m.cpuTicks, m.established);
     const rate = (m: Measured) => m.established / m.seconds;
     console.log(`\n${initiator} load, medians of ${RUNS}:`);
     console.log(
@@ -718,7 +723,7 @@ async function main(): Promise<void> {
         responders.map((kind) => [
           kind,
           med(kind, rate).toFixed(0),
-          (med(kind, cpuPerSa) * 1000).toFixed(2),
+          med(kind, cpuPerSa).toFixed(2),
           kind.startsWith('ike-node')
             ? med(kind, (m) => (m.mainTicks ?? 0) / Math.max(1, m.cpuTicks)).toFixed(2)
             : '-',
@@ -787,8 +792,8 @@ async function pinning(): Promise<void> {
           label,
           `${result.established}/${N}`,
           rate.toFixed(0),
-          ((cpu * 1000) / TICK / Math.max(1, result.established)).toFixed(2),
-          charon ? '-' : ((main * 1000) / TICK / Math.max(1, result.established)).toFixed(2),
+          msPerSa(cpu, result.established).toFixed(2),
+          charon ? '-' : msPerSa(main, result.established).toFixed(2),
         ]);
         await responder.stop();
       } finally {
