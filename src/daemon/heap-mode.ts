@@ -15,10 +15,10 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
  * reducer without that wait, and its full GCs give free page ranges back to the system and
  * compact sparse pages: 877 MiB (before the bound on growth below). It stays on only until that
  * is done. Left on, every full GC reduces memory and the heap grows by small steps, so a large
- * heap is marked again and again:
- * on from the start, CPU per new SA at 100,000 SAs was 3.3 ms against 1.4; on after the burst,
- * the first 500 new SAs after it cost 3.6 ms each (a trickle of DPD or rekeys would pay the same
- * way); back at the defaults once the memory is given back, 2.0 ms, as at 1,000 SAs.
+ * heap is marked again and again: on from the start, CPU per new SA at 100,000 SAs was 3.3 ms
+ * against 1.4; on after the burst, the first 500 new SAs after it cost 3.6 ms each (a trickle of
+ * DPD or rekeys would pay the same way); back at the defaults once the memory is given back, 2.0
+ * ms, as at 1,000 SAs.
  *
  * - `speed` (V8's defaults): while the rate of new negotiations (IKE and child SAs, either role)
  *   is at least `threshold` per second, counted over windows of `window` seconds. Entered as soon
@@ -29,16 +29,18 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
  * - `rest` (V8's defaults): what was given back stays given back, and a trickle of negotiations
  *   costs what it costs under V8's defaults.
  *
- * Under load, once the heap is large (`largeHeap` bytes in use at a window's end), V8's heap may
- * grow by half of what is in use before its next full GC instead of by V8's own factor (up to 4
- * times), so the garbage a burst promotes no longer piles up to a limit set for a heap four times
- * as large. Bursts to 100,000 IKEv1 SAs, alternated with runs that ignored the flag: peak RSS
+ * While negotiations arrive, once the heap is large (`largeHeap` bytes in use at the end of a
+ * window; windows run only while negotiations arrive, so a quiet daemon reads nothing), V8's heap
+ * may grow by half of what is in use before its next full GC instead of by V8's own factor (up to
+ * 4 times), so the garbage a burst promotes no longer piles up to a limit set for a heap four
+ * times as large. Bursts to 100,000 IKEv1 SAs, alternated with runs that ignored the flag: peak RSS
  * 823-833 MiB against 938-1,127, for 1.31-1.34 ms of CPU per SA in the burst against 1.21-1.25.
  * Set from the start instead, for small heaps too, it cost 7% more CPU per handshake at N = 3000
  * (small heaps then collect often). It comes off below half of `largeHeap`.
  *
- * Node warns that flags set after start may do nothing or worse; V8 reads this one each time it
- * plans a GC (the sweep above is the evidence that it does), and the daemon sets no other.
+ * Node warns that flags set after start may do nothing or worse; V8 reads both of these
+ * (`optimize_for_size`, `heap_growing_percent`) each time it plans a GC (the sweeps above are the
+ * evidence that it does), and the daemon sets no others.
  */
 export type HeapModeName = 'speed' | 'memory' | 'rest';
 
