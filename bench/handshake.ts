@@ -301,7 +301,6 @@ async function ownLoad(
     ike: [IKE],
     esp: [ESP],
     psk: PSK,
-    workers: 1,
     hold: options.hold ?? false,
     timeout: TIMEOUT,
   };
