@@ -289,7 +289,7 @@ export function encodeEncryptedMessage(
   if (encrypted.fragment) w.u16(encrypted.fragment.number).u16(encrypted.fragment.total);
   w.patchU32(lengthAt, total);
   // What comes before the body, with the final length in the header: what AEADs and ICVs cover.
-  const before = w.finish();
+  const before = w.copy();
   const sealed = body(before);
   if (sealed.length !== encrypted.bodyLength) throw new RangeError('encrypted body of an unexpected length');
   w.bytes(sealed);

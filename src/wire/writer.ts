@@ -1,10 +1,22 @@
+/**
+ * Scratch buffers that finished writers hand back. Every message is built in one and copied out
+ * at `finish()`, so a scratch buffer of its own per writer (an ArrayBuffer, each a malloc block
+ * and a backing store for V8 to sweep) would be pure churn: a handshake builds dozens of them.
+ * Writers that are never finished simply keep theirs; no two live writers share one.
+ */
+const scratch: Uint8Array[] = [];
+const SCRATCH_KEPT = 8;
+const SCRATCH_SIZE = 2048;
+const EMPTY = new Uint8Array(0);
+
 /** An append-only byte builder with back-patching of length fields. */
 export class Writer {
   private buffer: Uint8Array;
   private length = 0;
 
   constructor(initialCapacity = 256) {
-    this.buffer = new Uint8Array(initialCapacity);
+    const reused = initialCapacity <= SCRATCH_SIZE ? scratch.pop() : undefined;
+    this.buffer = reused ?? new Uint8Array(Math.max(initialCapacity, SCRATCH_SIZE));
   }
 
   get offset(): number {
@@ -13,7 +25,7 @@ export class Writer {
 
   private reserve(extra: number): void {
     if (this.length + extra <= this.buffer.length) return;
-    let capacity = this.buffer.length * 2;
+    let capacity = Math.max(this.buffer.length * 2, 64);
     while (capacity < this.length + extra) capacity *= 2;
     const grown = new Uint8Array(capacity);
     grown.set(this.buffer.subarray(0, this.length));
@@ -41,7 +53,7 @@ export class Writer {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
       throw new RangeError(`u32 out of range: ${value}`);
     this.reserve(4);
-    new DataView(this.buffer.buffer).setUint32(this.length, value);
+    this.patchU32(this.length, value);
     this.length += 4;
     return this;
   }
@@ -61,14 +73,36 @@ export class Writer {
   }
 
   patchU32(at: number, value: number): void {
-    new DataView(this.buffer.buffer).setUint32(at, value);
+    const b = this.buffer;
+    b[at] = value >>> 24;
+    b[at + 1] = (value >>> 16) & 0xff;
+    b[at + 2] = (value >>> 8) & 0xff;
+    b[at + 3] = value & 0xff;
   }
 
   patchU8(at: number, value: number): void {
     this.buffer[at] = value;
   }
 
-  finish(): Uint8Array {
+  /** The bytes written so far, in a buffer of their own; writing goes on (what a MAC covers). */
+  copy(): Uint8Array {
     return this.buffer.slice(0, this.length);
+  }
+
+  /**
+   * The bytes written, in a buffer of their own, and the end of this writer's message: the
+   * scratch buffer goes back to the pool wiped (a message may carry an identity or a hash), and
+   * this writer starts again from nothing.
+   */
+  finish(): Uint8Array {
+    const { buffer, length } = this;
+    const out = buffer.slice(0, length);
+    this.buffer = EMPTY;
+    this.length = 0;
+    if (buffer.length === SCRATCH_SIZE && scratch.length < SCRATCH_KEPT) {
+      buffer.fill(0, 0, length);
+      scratch.push(buffer);
+    }
+    return out;
   }
 }
