@@ -95,8 +95,8 @@ export class Writer {
    * this writer starts again from nothing.
    */
   finish(): Uint8Array {
+    const out = this.copy();
     const { buffer, length } = this;
-    const out = buffer.slice(0, length);
     this.buffer = EMPTY;
     this.length = 0;
     if (buffer.length === SCRATCH_SIZE && scratch.length < SCRATCH_KEPT) {
