@@ -764,9 +764,10 @@ async function pinning(): Promise<void> {
     { kind: 'charon-short', cpus: '0', workers: 0 },
   ] as const;
   const rows: string[][] = [];
-  const rates = new Map<string, number[]>();
+  const rates = new Map<(typeof layouts)[number], number[]>();
   for (let run = 0; run < RUNS; run++) {
-    for (const { kind, cpus, workers } of layouts) {
+    for (const layout of layouts) {
+      const { kind, cpus, workers } = layout;
       const topology = await createTopology('direct');
       try {
         await addSources(topology);
@@ -786,7 +787,7 @@ async function pinning(): Promise<void> {
         const main = cpuTicks(responder.pid, responder.pid, false) - main0;
         const label = charon ? `charon-short, core ${cpus}` : `ike-node, cores ${cpus}, ${workers} workers`;
         const rate = result.established / result.seconds;
-        rates.set(label, [...(rates.get(label) ?? []), rate]);
+        rates.set(layout, [...(rates.get(layout) ?? []), rate]);
         rows.push([
           label,
           `${result.established}/${N}`,
@@ -802,9 +803,9 @@ async function pinning(): Promise<void> {
   }
   console.log('responders pinned (taskset), own load on core 1:');
   console.log(table(['responder', 'up', 'SAs/s', 'cpu ms/SA', 'main ms/SA'], rows));
-  const medianOf = (label: string) => median(rates.get(label) ?? [0]);
-  const oneCore = medianOf('ike-node, cores 0, 0 workers');
-  const charonOneCore = medianOf('charon-short, core 0');
+  const [ikeNodeOneCore, , charonShortOneCore] = layouts;
+  const oneCore = median(rates.get(ikeNodeOneCore) ?? [0]);
+  const charonOneCore = median(rates.get(charonShortOneCore) ?? [0]);
   console.log(
     `one core each, medians of ${RUNS}: ike-node ${oneCore.toFixed(0)} SAs/s, charon-short ` +
       `${charonOneCore.toFixed(0)}: ${(oneCore / Math.max(1, charonOneCore)).toFixed(2)} times`,
